@@ -1,0 +1,171 @@
+/**
+ * The one error type of the platform. Every error that crosses the bus or HTTP is a PlatformError with a
+ * stable `code` (CHAT_ERR_<AREA>_<WHAT>), an HTTP `status`, optional `details`, and `toJSON()` so it
+ * survives serialisation. Every code is listed in docs/errors.md (a test checks that).
+ */
+
+/** Every stable error code, with the HTTP status it maps to and a one-line meaning. */
+export const ERROR_CODES = {
+  CHAT_ERR_INTERNAL: {
+    status: 500,
+    meaning: 'An unexpected failure inside parley; the log has the details.',
+  },
+  CHAT_ERR_VALIDATION_INVALID: { status: 400, meaning: 'The input does not match the expected shape.' },
+  CHAT_ERR_NOT_FOUND: { status: 404, meaning: 'The resource does not exist, or is not yours.' },
+  CHAT_ERR_BUS_TIMEOUT: { status: 504, meaning: 'No reply arrived within the request timeout.' },
+  CHAT_ERR_BUS_NO_HANDLER: { status: 503, meaning: 'No handler is subscribed to the requested event type.' },
+  CHAT_ERR_BUS_HANDLER_FAILED: { status: 500, meaning: 'A handler threw while handling an event.' },
+  CHAT_ERR_BUS_CLOSED: { status: 503, meaning: 'The bus has been closed (the node is shutting down).' },
+  CHAT_ERR_SECURITY_ACCESS_DENIED: {
+    status: 403,
+    meaning: 'A module called something outside the capabilities it was granted.',
+  },
+  CHAT_ERR_CONFIG_INVALID: { status: 500, meaning: 'A configuration value failed schema validation.' },
+  CHAT_ERR_CONFIG_UNREADABLE: {
+    status: 500,
+    meaning: 'A configuration file is not valid JSON or not readable.',
+  },
+  CHAT_ERR_CONFIG_MISSING_ENV: { status: 500, meaning: 'A ${ENV_VAR} reference names an unset variable.' },
+  CHAT_ERR_MODULE_NOT_FOUND: { status: 500, meaning: 'A configured module has no implementation.' },
+  CHAT_ERR_MODULE_MISSING_DEPENDENCY: {
+    status: 500,
+    meaning: 'An enabled module requires a module that is not enabled.',
+  },
+  CHAT_ERR_MODULE_DEPENDENCY_CYCLE: { status: 500, meaning: 'Module dependencies form a cycle.' },
+  CHAT_ERR_MODULE_SETUP_TIMEOUT: {
+    status: 500,
+    meaning: 'A module did not finish setup within its timeout.',
+  },
+  CHAT_ERR_MODULE_SETUP_FAILED: { status: 500, meaning: 'A module threw during setup.' },
+  CHAT_ERR_STORAGE_INVALID_KEY: {
+    status: 400,
+    meaning: 'A storage key is empty, absolute, or contains "..", NUL or a backslash.',
+  },
+  CHAT_ERR_STORAGE_UNAVAILABLE: { status: 503, meaning: 'The storage backend cannot be reached right now.' },
+  CHAT_ERR_STORAGE_FAILED: { status: 500, meaning: 'The storage backend failed an operation.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface PlatformErrorOptions {
+  details?: Record<string, unknown>;
+  cause?: unknown;
+  status?: number;
+}
+
+/** The serialised form of a PlatformError, as it travels over the bus and HTTP. */
+export interface PlatformErrorJSON {
+  code: string;
+  message: string;
+  status: number;
+  details?: Record<string, unknown>;
+}
+
+/** Base error of the platform: stable code, HTTP status, details, cause. */
+export class PlatformError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: PlatformErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PlatformError';
+    this.code = code;
+    this.status = options.status ?? ERROR_CODES[code].status;
+    this.details = options.details;
+  }
+
+  toJSON(): PlatformErrorJSON {
+    const json: PlatformErrorJSON = { code: this.code, message: this.message, status: this.status };
+    if (this.details !== undefined) json.details = this.details;
+    return json;
+  }
+}
+
+/** No reply within the timeout of a `request`. */
+export class TimeoutError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_BUS_TIMEOUT', message, options);
+    this.name = 'TimeoutError';
+  }
+}
+
+/** Nobody handles the requested event type. */
+export class NoHandlerError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_BUS_NO_HANDLER', message, options);
+    this.name = 'NoHandlerError';
+  }
+}
+
+/** A module called something outside its granted capabilities. */
+export class AccessDeniedError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_SECURITY_ACCESS_DENIED', message, options);
+    this.name = 'AccessDeniedError';
+  }
+}
+
+/** Input that does not match the expected shape. */
+export class ValidationError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_VALIDATION_INVALID', message, options);
+    this.name = 'ValidationError';
+  }
+}
+
+/** A missing resource, or one the caller may not see (the two are indistinguishable on purpose). */
+export class NotFoundError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_NOT_FOUND', message, options);
+    this.name = 'NotFoundError';
+  }
+}
+
+/** The storage backend cannot be reached. */
+export class StorageUnavailableError extends PlatformError {
+  constructor(message: string, options: PlatformErrorOptions = {}) {
+    super('CHAT_ERR_STORAGE_UNAVAILABLE', message, options);
+    this.name = 'StorageUnavailableError';
+  }
+}
+
+/** True when `error` is a PlatformError (optionally with the given code). */
+export function isPlatformError(error: unknown, code?: ErrorCode): error is PlatformError {
+  return error instanceof PlatformError && (code === undefined || error.code === code);
+}
+
+/** True when `error` is an AccessDeniedError. */
+export function isAccessDenied(error: unknown): error is AccessDeniedError {
+  return isPlatformError(error, 'CHAT_ERR_SECURITY_ACCESS_DENIED');
+}
+
+/** Rebuilds a PlatformError from its JSON form (an error that crossed the bus or HTTP). */
+export function errorFromJSON(json: PlatformErrorJSON): PlatformError {
+  const code = (json.code in ERROR_CODES ? json.code : 'CHAT_ERR_INTERNAL') as ErrorCode;
+  const options: PlatformErrorOptions = { status: json.status };
+  if (json.details !== undefined) options.details = json.details;
+  switch (code) {
+    case 'CHAT_ERR_BUS_TIMEOUT':
+      return new TimeoutError(json.message, options);
+    case 'CHAT_ERR_BUS_NO_HANDLER':
+      return new NoHandlerError(json.message, options);
+    case 'CHAT_ERR_SECURITY_ACCESS_DENIED':
+      return new AccessDeniedError(json.message, options);
+    case 'CHAT_ERR_VALIDATION_INVALID':
+      return new ValidationError(json.message, options);
+    case 'CHAT_ERR_NOT_FOUND':
+      return new NotFoundError(json.message, options);
+    case 'CHAT_ERR_STORAGE_UNAVAILABLE':
+      return new StorageUnavailableError(json.message, options);
+    default:
+      return new PlatformError(code, json.message, options);
+  }
+}
+
+/** Wraps any thrown value as a PlatformError, keeping the original as `cause`. */
+export function toPlatformError(error: unknown): PlatformError {
+  if (error instanceof PlatformError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new PlatformError('CHAT_ERR_INTERNAL', message, { cause: error });
+}

@@ -1,0 +1,30 @@
+/**
+ * The storage contract every driver and wrapper implements (the seed's StorageBackend plus `append`).
+ * Keys are `/`-separated relative paths such as `sessions/u1/s1/messages.jsonl`. A key that is empty, starts
+ * with `/`, contains a `..` segment, a NUL or a backslash is rejected with CHAT_ERR_STORAGE_INVALID_KEY.
+ */
+export interface Storage {
+  /** The bytes stored at `key`, or `undefined` when there are none. */
+  read(key: string): Promise<Uint8Array | undefined>;
+  /** Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. */
+  write(key: string, data: Uint8Array): Promise<boolean>;
+  /** Removes `key`; `false` when it did not exist. */
+  delete(key: string): Promise<boolean>;
+  /**
+   * Every key that starts with `prefix`, sorted. A prefix ending in `/` (or empty) lists a folder
+   * recursively; `list('sessions/u1/')` returns full keys like `sessions/u1/s1/metadata.json`.
+   */
+  list(prefix: string): Promise<string[]>;
+  /** Whether `key` holds a value. */
+  exists(key: string): Promise<boolean>;
+  /**
+   * Appends `data` to `key` (created when missing). Durable before the promise resolves; concurrent
+   * appends to one key never interleave their bytes.
+   */
+  append(key: string, data: Uint8Array): Promise<void>;
+  /** Releases connections and flushes pending work. */
+  close(): Promise<void>;
+}
+
+/** The name of a storage driver, as `storage.backend` in config. */
+export type StorageBackendName = 'memory' | 'flatfile' | 'redis' | 's3';
