@@ -1,0 +1,40 @@
+import { ValidationError } from '../../core/errors.ts';
+import type { ModuleStorage } from '../../core/module.ts';
+import type { PresenceRecord, UserStatusChanged } from './types.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The storage key of a user's presence, relative to the module's root. */
+function presenceKey(userId: string): string {
+  return `${encodeURIComponent(userId)}.json`;
+}
+
+/** Records a status change; rejects statuses outside `allowedStatuses`. */
+export async function recordStatus(
+  storage: ModuleStorage,
+  change: UserStatusChanged,
+  allowedStatuses: readonly string[],
+  now: Date = new Date(),
+): Promise<PresenceRecord> {
+  if (typeof change?.userId !== 'string' || change.userId === '') {
+    throw new ValidationError('user.status_changed needs a non-empty userId');
+  }
+  if (!allowedStatuses.includes(change.status)) {
+    throw new ValidationError(`status "${change.status}" is not one of ${allowedStatuses.join(', ')}`, {
+      details: { status: change.status, allowed: allowedStatuses },
+    });
+  }
+  const record: PresenceRecord = { userId: change.userId, status: change.status, since: now.toISOString() };
+  await storage.write(presenceKey(change.userId), encoder.encode(JSON.stringify(record)));
+  return record;
+}
+
+/** The user's stored presence, or `undefined`. */
+export async function readStatus(
+  storage: ModuleStorage,
+  userId: string,
+): Promise<PresenceRecord | undefined> {
+  const bytes = await storage.read(presenceKey(userId));
+  return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as PresenceRecord);
+}
