@@ -45,13 +45,27 @@ export type EnvelopeOptions = Partial<Omit<EventEnvelope, 'type' | 'data'>>;
 /** Event types are lowercase and dotted, noun before verb (`chat.message`, `user.status_changed`). */
 export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
 
+// Formatting a Date costs about a microsecond; events come many per millisecond, so reuse the last one.
+let lastTimeMillis = -1;
+let lastTime = '';
+
+/** The current time as ISO-8601, formatted at most once per millisecond. */
+function currentTime(): string {
+  const now = Date.now();
+  if (now !== lastTimeMillis) {
+    lastTimeMillis = now;
+    lastTime = new Date(now).toISOString();
+  }
+  return lastTime;
+}
+
 /** Builds an envelope with a fresh sortable id and the current time. */
 export function createEnvelope<T>(type: string, data: T, options?: EnvelopeOptions): EventEnvelope<T> {
   const envelope: EventEnvelope<T> = {
     id: options?.id ?? newId(),
     type,
     source: options?.source ?? 'parley',
-    time: options?.time ?? new Date().toISOString(),
+    time: options?.time ?? currentTime(),
     data,
   };
   // Only the attributes given are set: absent ones stay absent on the wire (exactOptionalPropertyTypes).
