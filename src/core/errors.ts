@@ -43,6 +43,27 @@ export const ERROR_CODES = {
   },
   CHAT_ERR_STORAGE_UNAVAILABLE: { status: 503, meaning: 'The storage backend cannot be reached right now.' },
   CHAT_ERR_STORAGE_FAILED: { status: 500, meaning: 'The storage backend failed an operation.' },
+  CHAT_ERR_LLM_PROVIDER_FAILED: {
+    status: 502,
+    meaning: 'The model provider returned an error or an unusable response.',
+  },
+  CHAT_ERR_LLM_RATE_LIMITED: {
+    status: 429,
+    meaning: 'The model provider kept answering 429 (rate limit or quota) after the configured retries.',
+  },
+  CHAT_ERR_LLM_AUTH: {
+    status: 502,
+    meaning: 'The model provider rejected the API key, or no key is configured for it.',
+  },
+  CHAT_ERR_LLM_TIMEOUT: { status: 504, meaning: 'The model did not answer within llm.request_timeout_ms.' },
+  CHAT_ERR_LLM_UNAVAILABLE: {
+    status: 503,
+    meaning: 'The model provider cannot be reached, or the local runtime or model file is missing.',
+  },
+  CHAT_ERR_LLM_UNKNOWN_MODEL: {
+    status: 400,
+    meaning: 'The "provider:model" name names no configured provider or model.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
