@@ -1,0 +1,111 @@
+/**
+ * The shape of parley's effective configuration. Platform sections are typed here; each module's slice
+ * sits at the top level under the module's name and is typed by the module itself.
+ * config/schemas/platform.schema.json is the source of truth for defaults and rules.
+ */
+
+import type { JsonSchema } from './module.ts';
+
+/** The top-level keys that belong to the platform rather than to a module. */
+export const PLATFORM_SECTIONS = [
+  'data_dir',
+  'server',
+  'storage',
+  'bus',
+  'security',
+  'resource_limits',
+  'logging',
+  'llm',
+  'observability',
+] as const;
+
+export type PlatformSection = (typeof PLATFORM_SECTIONS)[number];
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface ServerConfig {
+  host: string;
+  port: number;
+  body_limit_bytes: number;
+}
+
+export interface StorageConfig {
+  backend: 'memory' | 'flatfile' | 'redis' | 's3';
+  /** `root` is always set in the effective config: it defaults to `data_dir`. */
+  flatfile: { root: string };
+  cache: { enabled: boolean; ttl_ms: number; max_entries: number };
+  redis: { url: string; prefix: string };
+  s3: {
+    endpoint?: string;
+    region: string;
+    bucket: string;
+    prefix: string;
+    force_path_style: boolean;
+    access_key_id?: string;
+    secret_access_key?: string;
+  };
+}
+
+export interface BusConfig {
+  transport: 'local' | 'nats';
+  request_timeout_ms: number;
+  gather_timeout_ms: number;
+  nats: { servers: string | string[]; stream_prefix: string };
+}
+
+export interface SecurityConfig {
+  /** The grant table: capability → names of the modules granted it. */
+  capabilities: Record<string, string[]>;
+  [key: string]: unknown;
+}
+
+export interface ResourceLimitsConfig {
+  /** A size such as "512MB"; read it with `parseByteSize`. */
+  max_memory_per_module: string;
+  max_concurrent_requests: number;
+  /** A size such as "100MB"; read it with `parseByteSize`. */
+  max_storage_per_user: string;
+}
+
+export interface LoggingConfig {
+  level: LogLevel;
+}
+
+export interface ObservabilityConfig {
+  metrics: { enabled: boolean; [key: string]: unknown };
+  tracing: { enabled: boolean; service_name: string; [key: string]: unknown };
+  [key: string]: unknown;
+}
+
+/** The keys every module slice has (config/schemas/module.schema.json), defaults filled in. */
+export interface ModuleConfig {
+  enabled: boolean;
+  lazy: boolean;
+  setup_timeout_ms: number;
+  /** Capabilities granted to the module in addition to the security.capabilities table. */
+  capabilities: string[];
+  [key: string]: unknown;
+}
+
+/** The effective configuration: platform sections, plus one slice per known module under its name. */
+export interface PlatformConfig {
+  data_dir: string;
+  server: ServerConfig;
+  storage: StorageConfig;
+  bus: BusConfig;
+  security: SecurityConfig;
+  resource_limits: ResourceLimitsConfig;
+  logging: LoggingConfig;
+  llm: Record<string, unknown>;
+  observability: ObservabilityConfig;
+  [moduleName: string]: unknown;
+}
+
+/** What `loadConfig` needs to know about one module (core never imports modules). */
+export interface ModuleConfigDescriptor {
+  name: string;
+  /** The module's own defaults: the lowest-priority layer of its slice. */
+  defaults?: Record<string, unknown>;
+  /** JSON Schema (draft 2020-12 or draft-07) of the module's slice; the common shape is checked too. */
+  schema?: JsonSchema;
+}
