@@ -1,3 +1,4 @@
+import type { PlatformErrorJSON } from './errors.ts';
 import type { EnvelopeOptions, EventData, EventEnvelope } from './events.ts';
 
 /**
@@ -48,9 +49,12 @@ export interface GatherReply<R = unknown> {
 /** What `gather` collected. */
 export interface GatherResult<R = unknown> {
   replies: GatherReply<R>[];
-  /** Responders that failed (threw), with their error message. */
-  failed: { responder: string; error: string }[];
-  /** True when fewer than `expected` replies arrived before the timeout. */
+  /** Responders that failed (threw), with their error message and code. */
+  failed: { responder: string; error: string; code: string }[];
+  /**
+   * True when the timeout ended the gathering: fewer than `expected` replies had come (or, without
+   * `expected`, some responder had not answered yet).
+   */
   timedOut: boolean;
   /** Subscribed responders that had not answered when gathering stopped (late or missing). */
   missing: string[];
@@ -62,9 +66,45 @@ export interface PipelineOptions extends EnvelopeOptions {
   signal?: AbortSignal;
 }
 
+/** Payload of `bus.handler.error`, emitted when a handler throws (never for a failing handler of it). */
+export interface BusHandlerErrorEvent {
+  /** The type of the event whose handler failed. */
+  type: string;
+  /** The failing handler's group (the module name). */
+  group: string;
+  eventId: string;
+  error: PlatformErrorJSON;
+}
+
+declare module './events.ts' {
+  interface EventMap {
+    'bus.handler.error': BusHandlerErrorEvent;
+  }
+}
+
+/** Where the bus logs failing handlers; pino's `logger.error(object, message)` fits. */
+export interface BusLogger {
+  error(object: Record<string, unknown>, message: string): void;
+}
+
+/** Counters and timings the bus reports; every method is optional (prom-client adapters live elsewhere). */
+export interface BusMetrics {
+  /** One event was emitted. */
+  eventEmitted?(type: string): void;
+  /** A handler finished (successfully or not) after `seconds`; handlers are timed only when this is set. */
+  handlerCompleted?(type: string, group: string, seconds: number): void;
+  /** A handler threw. */
+  handlerError?(type: string, group: string): void;
+}
+
 /** The message bus. */
 export interface Bus {
-  /** Broadcasts an event to every subscriber of its type (and matching wildcards). */
+  /**
+   * Broadcasts an event to every subscriber of its type (and matching wildcards). Resolves once the
+   * transport accepted it: in-process, after every handler settled; over NATS, once JetStream stored it.
+   * Never rejects because a handler failed; rejects with ValidationError for a malformed type and with
+   * CHAT_ERR_BUS_CLOSED after `close()`.
+   */
   emit<K extends string>(type: K, data: EventData<K>, options?: EnvelopeOptions): Promise<void>;
   /**
    * Subscribes to a type or pattern: `chat.*` matches one segment, `chat.>` one or more. Returns the
