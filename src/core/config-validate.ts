@@ -20,6 +20,11 @@ export const PLATFORM_SCHEMA = platformSchema as JsonSchema;
 /** The shipped schema of the keys every module slice has. */
 export const MODULE_SCHEMA = moduleSchema as JsonSchema;
 
+/** The keys module.schema.json defines for every module; a module's own schema never sees them. */
+export const COMMON_MODULE_KEYS: ReadonlySet<string> = new Set(
+  Object.keys((moduleSchema as { properties: object }).properties),
+);
+
 /** What the validator needs to know about each module. */
 export interface ModuleSchemaEntry {
   name: string;
@@ -65,7 +70,12 @@ export function validateConfig(
       );
       continue;
     }
-    validateModule(slice);
+    // The module's schema sees only its own keys, so it may say `additionalProperties: false` (catching
+    // typos in its keys) without repeating the common ones; its defaults are copied back.
+    const ownKeys: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(slice)) if (!COMMON_MODULE_KEYS.has(key)) ownKeys[key] = value;
+    validateModule(ownKeys);
+    Object.assign(slice, ownKeys);
     const known = new Set(problems.map((problem) => `${problem.path} ${problem.rule}`));
     for (const problem of toProblems(validateModule.errors, prefix, sources)) {
       if (!known.has(`${problem.path} ${problem.rule}`)) problems.push(problem);

@@ -150,6 +150,32 @@ describe('layers', () => {
     expect(getModuleConfig(config, 'rag')).toBeUndefined();
   });
 
+  it('lets a module schema forbid unknown keys without listing the common ones', () => {
+    const strict = (): ModuleConfigDescriptor => ({
+      name: 'memory',
+      schema: {
+        $id: 'urn:test:memory',
+        type: 'object',
+        properties: { window: { type: 'integer', default: 20 } },
+        additionalProperties: false,
+      },
+    });
+    const directory = configDir({ 'modules/memory.json': { memory: { enabled: false, lazy: true } } });
+    const config = loadConfig({ configDir: directory, env: {}, modules: [strict()] });
+    expect(config.memory).toEqual({
+      enabled: false,
+      lazy: true,
+      setup_timeout_ms: 10000,
+      capabilities: [],
+      window: 20,
+    });
+    // A second load with a new schema object of the same $id (a reloaded module) works too.
+    const error = configError(() =>
+      loadConfig({ configDir: directory, env: { CHAT_MEMORY__WINDOE: '5' }, modules: [strict()] }),
+    );
+    expect(error.message).toContain('env CHAT_MEMORY__WINDOE at /memory/windoe: unknown key "windoe"');
+  });
+
   it('works with no config files at all, more than once', () => {
     for (let round = 0; round < 2; round++) {
       const config = loadConfig({ configDir: join(configDir(), 'missing'), env: {} });
