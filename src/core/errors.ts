@@ -64,6 +64,10 @@ export const ERROR_CODES = {
     status: 400,
     meaning: 'The "provider:model" name names no configured provider or model.',
   },
+  CHAT_ERR_LLM_CANCELLED: {
+    status: 499,
+    meaning: 'The caller cancelled the model call (the client went away or stopped the reply).',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
