@@ -1,0 +1,83 @@
+/**
+ * Builds the platform's storage from the `storage` section of config: the driver named by `backend`, the
+ * caller's wrappers around it (encryption, metering), and the read cache on top when enabled.
+ */
+
+import { PlatformError, StorageUnavailableError } from '../core/errors.ts';
+import { cacheStorage } from './cached.ts';
+import { createFlatfileStorage } from './drivers/flatfile.ts';
+import { createMemoryStorage } from './drivers/memory.ts';
+import type { Storage, StorageBackendName } from './types.ts';
+
+/** The `storage` config section as createStorage reads it (snake_case, as in the JSON config). */
+export interface StorageFactoryConfig {
+  backend: StorageBackendName;
+  flatfile?: { root?: string };
+  cache?: { enabled: boolean; ttl_ms: number; max_entries: number };
+  redis?: Record<string, unknown>;
+  s3?: Record<string, unknown>;
+}
+
+export interface CreateStorageOptions {
+  /**
+   * Wraps the bare driver before the cache goes on top — where the encrypted and metered wrappers slot in,
+   * so the cache holds plaintext and the meter sees only real driver calls.
+   */
+  wrapDriver?: (driver: Storage, backend: StorageBackendName) => Storage;
+}
+
+/** Builds one driver from the storage config. */
+export type StorageDriverFactory = (config: StorageFactoryConfig) => Storage | Promise<Storage>;
+
+function notAvailableYet(backend: StorageBackendName): StorageDriverFactory {
+  return () => {
+    throw new StorageUnavailableError(
+      `the "${backend}" storage backend is not available yet; set storage.backend to "flatfile" or "memory"`,
+      { details: { backend } },
+    );
+  };
+}
+
+/** Every storage driver by backend name; adding a backend is one line here. */
+export const STORAGE_DRIVERS: Record<StorageBackendName, StorageDriverFactory> = {
+  memory: () => createMemoryStorage(),
+  flatfile: (config) => {
+    const root = config.flatfile?.root;
+    if (root === undefined || root === '') {
+      throw new PlatformError(
+        'CHAT_ERR_CONFIG_INVALID',
+        'storage.flatfile.root is required for the flatfile backend',
+        {
+          details: { path: 'storage.flatfile.root' },
+        },
+      );
+    }
+    return createFlatfileStorage({ root });
+  },
+  redis: notAvailableYet('redis'),
+  s3: notAvailableYet('s3'),
+};
+
+/** Creates the storage described by `config`: driver, then `wrapDriver`, then the cache if enabled. */
+export async function createStorage(
+  config: StorageFactoryConfig,
+  options: CreateStorageOptions = {},
+): Promise<Storage> {
+  const factory = Object.hasOwn(STORAGE_DRIVERS, config.backend)
+    ? STORAGE_DRIVERS[config.backend]
+    : undefined;
+  if (factory === undefined) {
+    throw new PlatformError(
+      'CHAT_ERR_CONFIG_INVALID',
+      `unknown storage backend "${String(config.backend)}"`,
+      {
+        details: { path: 'storage.backend', value: config.backend, allowed: Object.keys(STORAGE_DRIVERS) },
+      },
+    );
+  }
+  const driver = await factory(config);
+  const wrapped = options.wrapDriver === undefined ? driver : options.wrapDriver(driver, config.backend);
+  const cache = config.cache;
+  if (cache === undefined || !cache.enabled) return wrapped;
+  return cacheStorage(wrapped, { ttlMs: cache.ttl_ms, maxEntries: cache.max_entries });
+}

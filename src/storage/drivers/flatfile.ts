@@ -1,0 +1,415 @@
+/**
+ * The flatfile driver, parley's default: one file per key under a root directory, nothing to install.
+ *
+ * Durability (DESIGN.md §1.7, "nothing acknowledged is lost"):
+ * - `write` replaces atomically: a temporary file in the same directory is written and fsynced, renamed
+ *   over the key's file, then the directory is fsynced, so after a crash the key holds the old bytes or
+ *   the new, never a mix.
+ * - `append` resolves only after its bytes are fsynced. Appends to one key queue in a per-key lane; all
+ *   appends that arrive while a batch is being written and fsynced go out together as the next batch and
+ *   share its fsync (group commit), in one write, so the bytes of two appends never interleave.
+ * - Operations on one key (write, delete, append) run one at a time in call order, so an append never
+ *   lands in a file that a concurrent write is replacing.
+ * - A `.jsonl` key holds whole lines only (see json-lines.ts). When such a file ends in a partial line —
+ *   a write torn by a crash, never acknowledged — the next append cuts it off before writing, so a new
+ *   line is never glued onto a fragment.
+ *
+ * One process owns a root: two processes appending to the same files are not coordinated.
+ */
+
+import { randomBytes } from 'node:crypto';
+import { constants, type Dirent } from 'node:fs';
+import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
+import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
+import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
+import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
+import type { Storage } from '../types.ts';
+
+export interface FlatfileStorageOptions {
+  /** The directory that holds the files; created when missing. */
+  root: string;
+  /** Permission bits of new files (default 0o600: stored data is private to the server's user). */
+  fileMode?: number;
+  /** Permission bits of new directories (default 0o700). */
+  directoryMode?: number;
+}
+
+/** Diagnostic counters since the storage was created (for tests and benchmarks, not for logic). */
+export interface FlatfileStats {
+  /** `append` calls that reached the disk queue. */
+  appends: number;
+  /** Batches written: several concurrent appends to one key share one batch. */
+  appendBatches: number;
+  /** fsync/fdatasync calls on files (one per append batch, one per write). */
+  fileSyncs: number;
+  /** fsync calls on directories (after a file or directory was created, renamed or removed). */
+  directorySyncs: number;
+  writes: number;
+  deletes: number;
+  /** Partial last lines of `.jsonl` files cut off before an append (each one a write torn by a crash). */
+  tornTailsCut: number;
+}
+
+/** The flatfile storage: the contract plus its diagnostics. */
+export interface FlatfileStorage extends Storage {
+  /** The absolute root directory. */
+  readonly root: string;
+  /** Diagnostic counters (a copy). */
+  stats(): FlatfileStats;
+}
+
+type Task =
+  | { kind: 'append'; data: Uint8Array; resolve: () => void; reject: (error: unknown) => void }
+  | {
+      kind: 'exclusive';
+      run: () => Promise<boolean>;
+      resolve: (value: boolean) => void;
+      reject: (error: unknown) => void;
+    };
+
+interface Lane {
+  tasks: Task[];
+  done: Promise<void>;
+}
+
+const NEWLINE = 0x0a;
+const TAIL_SCAN_CHUNK = 64 * 1024;
+const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND;
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | undefined)?.code;
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  return Buffer.concat(chunks);
+}
+
+async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+  let offset = 0;
+  while (offset < data.length) {
+    const { bytesWritten } = await handle.write(data, offset, data.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Creates a storage that keeps each key in a file under `options.root`. */
+export function createFlatfileStorage(options: FlatfileStorageOptions): FlatfileStorage {
+  const root = resolve(options.root);
+  const fileMode = options.fileMode ?? 0o600;
+  const directoryMode = options.directoryMode ?? 0o700;
+  const lanes = new Map<string, Lane>();
+  const counters: FlatfileStats = {
+    appends: 0,
+    appendBatches: 0,
+    fileSyncs: 0,
+    directorySyncs: 0,
+    writes: 0,
+    deletes: 0,
+    tornTailsCut: 0,
+  };
+  let closed = false;
+
+  function assertOpen(): void {
+    if (closed) throw new StorageUnavailableError('the flatfile storage is closed', { details: { root } });
+  }
+
+  function pathOf(key: string): string {
+    const path = join(root, ...key.split('/'));
+    // Validation already rules out escapes; this guards the guard.
+    if (!path.startsWith(root + sep))
+      throw new PlatformError('CHAT_ERR_STORAGE_INVALID_KEY', 'key escapes root');
+    return path;
+  }
+
+  function failure(operation: string, key: string, error: unknown): PlatformError {
+    if (error instanceof PlatformError) return error;
+    const code = errorCode(error);
+    const conflict = code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST';
+    const reason = conflict
+      ? 'the key conflicts with a folder of other keys, or a key on its path is a file'
+      : error instanceof Error
+        ? error.message
+        : String(error);
+    return new PlatformError(
+      'CHAT_ERR_STORAGE_FAILED',
+      `flatfile ${operation} of "${key}" failed: ${reason}`,
+      {
+        details: { key, operation, code },
+        cause: error,
+      },
+    );
+  }
+
+  async function syncDirectory(path: string): Promise<void> {
+    const handle = await open(path, constants.O_RDONLY);
+    try {
+      await handle.sync();
+      counters.directorySyncs += 1;
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Makes `directory` exist; returns the directories whose entries must be fsynced to make it durable. */
+  async function ensureDirectory(directory: string): Promise<string[]> {
+    const firstCreated = await mkdir(directory, { recursive: true, mode: directoryMode });
+    if (firstCreated === undefined) return [];
+    const parents = [dirname(firstCreated)];
+    for (let current = directory; current !== dirname(firstCreated); current = dirname(current)) {
+      if (current !== directory) parents.push(current);
+    }
+    return parents;
+  }
+
+  /** fsyncs `directory` (where a name was added or removed) and every parent of a directory just created. */
+  async function syncEntries(directory: string, createdParents: string[]): Promise<void> {
+    for (const path of new Set([...createdParents, directory])) await syncDirectory(path);
+  }
+
+  /** Cuts a partial last line (a torn write) off a `.jsonl` file, so the next line starts cleanly. */
+  async function cutTornTail(handle: FileHandle, size: number): Promise<number> {
+    if (size === 0) return 0;
+    const last = Buffer.alloc(1);
+    await handle.read(last, 0, 1, size - 1);
+    if (last[0] === NEWLINE) return size;
+    let end = size;
+    let keep = 0;
+    while (end > 0) {
+      const start = Math.max(0, end - TAIL_SCAN_CHUNK);
+      const chunk = Buffer.alloc(end - start);
+      await handle.read(chunk, 0, chunk.length, start);
+      const index = chunk.lastIndexOf(NEWLINE);
+      if (index >= 0) {
+        keep = start + index + 1;
+        break;
+      }
+      end = start;
+    }
+    await handle.truncate(keep);
+    counters.tornTailsCut += 1;
+    return keep;
+  }
+
+  async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
+    const path = pathOf(key);
+    const directory = dirname(path);
+    let createdParents: string[] | undefined;
+    let handle: FileHandle;
+    try {
+      handle = await open(path, APPEND_FLAGS);
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+      createdParents = await ensureDirectory(directory);
+      handle = await open(path, APPEND_FLAGS | constants.O_CREAT, fileMode);
+    }
+    counters.appendBatches += 1;
+    try {
+      let size = (await handle.stat()).size;
+      if (isJsonLinesKey(key)) size = await cutTornTail(handle, size);
+      try {
+        await writeAll(handle, concat(chunks));
+      } catch (error) {
+        // Take back a partial batch so the rejected appends leave nothing behind (best effort).
+        await handle.truncate(size).catch(() => undefined);
+        throw error;
+      }
+      await handle.datasync();
+      counters.fileSyncs += 1;
+    } finally {
+      await handle.close();
+    }
+    // A new file is durable only once its directory entry is.
+    if (createdParents !== undefined) await syncEntries(directory, createdParents);
+  }
+
+  async function writeFile(key: string, data: Uint8Array): Promise<boolean> {
+    const path = pathOf(key);
+    const directory = dirname(path);
+    const createdParents = await ensureDirectory(directory);
+    const temporary = join(directory, `${RESERVED_SEGMENT_PREFIX}${randomBytes(8).toString('hex')}`);
+    try {
+      const handle = await open(
+        temporary,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
+        fileMode,
+      );
+      try {
+        await writeAll(handle, data);
+        await handle.datasync();
+        counters.fileSyncs += 1;
+      } finally {
+        await handle.close();
+      }
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true }).catch(() => undefined);
+      throw error;
+    }
+    await syncEntries(directory, createdParents);
+    counters.writes += 1;
+    return true;
+  }
+
+  async function deleteFile(key: string): Promise<boolean> {
+    const path = pathOf(key);
+    try {
+      await unlink(path);
+    } catch (error) {
+      const code = errorCode(error);
+      // Missing, or a folder of other keys: either way no value is stored at this key.
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'EPERM') return false;
+      throw error;
+    }
+    await syncDirectory(dirname(path));
+    counters.deletes += 1;
+    return true;
+  }
+
+  async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
+    // Yield once so appends issued in the same tick join the first batch.
+    await Promise.resolve();
+    while (lane.tasks.length > 0) {
+      const head = lane.tasks[0]!;
+      if (head.kind === 'exclusive') {
+        lane.tasks.shift();
+        try {
+          head.resolve(await head.run());
+        } catch (error) {
+          head.reject(error);
+        }
+        continue;
+      }
+      let count = 0;
+      while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
+      const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
+      try {
+        await appendBatch(
+          key,
+          batch.map((task) => task.data),
+        );
+        for (const task of batch) task.resolve();
+      } catch (error) {
+        const wrapped = failure('append', key, error);
+        for (const task of batch) task.reject(wrapped);
+      }
+    }
+    lanes.delete(key);
+    finish();
+  }
+
+  function enqueue(key: string, task: Task): void {
+    const existing = lanes.get(key);
+    if (existing !== undefined) {
+      existing.tasks.push(task);
+      return;
+    }
+    const { promise: done, resolve: finish } = Promise.withResolvers<void>();
+    const lane: Lane = { tasks: [task], done };
+    lanes.set(key, lane);
+    void drain(key, lane, finish);
+  }
+
+  function exclusive(key: string, operation: string, run: () => Promise<boolean>): Promise<boolean> {
+    return new Promise((resolveTask, rejectTask) => {
+      enqueue(key, {
+        kind: 'exclusive',
+        run,
+        resolve: resolveTask,
+        reject: (error) => rejectTask(failure(operation, key, error)),
+      });
+    });
+  }
+
+  async function walk(directory: string, keyPrefix: string, partial: string, keys: string[]): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(directory, { withFileTypes: true });
+    } catch (error) {
+      const code = errorCode(error);
+      // The folder does not exist (or vanished while we walked): it holds no keys.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return;
+      throw error;
+    }
+    for (const entry of entries) {
+      const name = entry.name;
+      if (!name.startsWith(partial) || name.startsWith(RESERVED_SEGMENT_PREFIX)) continue;
+      const key = keyPrefix + name;
+      if (entry.isDirectory()) await walk(join(directory, name), `${key}/`, '', keys);
+      else if (entry.isFile() && isValidKey(key)) keys.push(key);
+    }
+  }
+
+  return {
+    root,
+    async read(key) {
+      assertValidKey(key);
+      assertOpen();
+      try {
+        const buffer = await readFile(pathOf(key));
+        // A plain Uint8Array, like every driver returns; a view when the Buffer owns its whole memory.
+        const ownsMemory = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength;
+        return ownsMemory ? new Uint8Array(buffer.buffer, 0, buffer.byteLength) : new Uint8Array(buffer);
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+        throw failure('read', key, error);
+      }
+    },
+    async write(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'write');
+      assertOpen();
+      // Copy now: the caller may reuse its buffer before the queued write runs.
+      const copy = data.slice();
+      return exclusive(key, 'write', () => writeFile(key, copy));
+    },
+    async delete(key) {
+      assertValidKey(key);
+      assertOpen();
+      return exclusive(key, 'delete', () => deleteFile(key));
+    },
+    async list(prefix) {
+      assertValidPrefix(prefix);
+      assertOpen();
+      const folder = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+      const partial = prefix.slice(folder.length);
+      const keys: string[] = [];
+      try {
+        await walk(folder === '' ? root : pathOf(folder.slice(0, -1)), folder, partial, keys);
+      } catch (error) {
+        throw failure('list', prefix, error);
+      }
+      return keys.sort();
+    },
+    async exists(key) {
+      assertValidKey(key);
+      assertOpen();
+      try {
+        return (await stat(pathOf(key))).isFile();
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+        throw failure('exists', key, error);
+      }
+    },
+    async append(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'append');
+      assertOpen();
+      counters.appends += 1;
+      const copy = data.slice();
+      return new Promise<void>((resolveTask, rejectTask) => {
+        enqueue(key, { kind: 'append', data: copy, resolve: resolveTask, reject: rejectTask });
+      });
+    },
+    async close() {
+      closed = true;
+      await Promise.all([...lanes.values()].map((lane) => lane.done));
+    },
+    stats() {
+      return { ...counters };
+    },
+  };
+}

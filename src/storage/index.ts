@@ -1,0 +1,20 @@
+/** The storage layer: the contract, its drivers, wrappers and helpers (see README.md). */
+
+export type { CachedStorage, CacheOptions, CacheStats } from './cached.ts';
+export { cacheStorage } from './cached.ts';
+export type { CreateStorageOptions, StorageDriverFactory, StorageFactoryConfig } from './create-storage.ts';
+export { createStorage, STORAGE_DRIVERS } from './create-storage.ts';
+export type { FlatfileStats, FlatfileStorage, FlatfileStorageOptions } from './drivers/flatfile.ts';
+export { createFlatfileStorage } from './drivers/flatfile.ts';
+export { createMemoryStorage } from './drivers/memory.ts';
+export {
+  appendJsonLine,
+  assertWholeLines,
+  encodeJsonLine,
+  isJsonLinesKey,
+  parseJsonLines,
+  readJsonLines,
+} from './json-lines.ts';
+export { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from './keys.ts';
+export { scopeStorage } from './scoped.ts';
+export type { Storage, StorageBackendName } from './types.ts';
