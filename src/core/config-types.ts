@@ -56,6 +56,8 @@ export interface BusConfig {
 export interface SecurityConfig {
   /** The grant table: capability → names of the modules granted it. */
   capabilities: Record<string, string[]>;
+  /** Event type or pattern → the capability needed to emit, request or handle it. */
+  event_capabilities: Record<string, string>;
   [key: string]: unknown;
 }
 
@@ -84,6 +86,8 @@ export interface ModuleConfig {
   setup_timeout_ms: number;
   /** Capabilities granted to the module in addition to the security.capabilities table. */
   capabilities: string[];
+  /** The storage folder the module sees as its root (default: the module's name). */
+  storage_root?: string;
   [key: string]: unknown;
 }
 

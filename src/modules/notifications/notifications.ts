@@ -1,0 +1,46 @@
+import { ValidationError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import type { ModuleStorage } from '../../core/module.ts';
+import { appendJsonLine, readJsonLines } from '../../storage/json-lines.ts';
+import type { Notification } from './types.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const watchersKey = (userId: string) => `watchers/${encodeURIComponent(userId)}.json`;
+const inboxKey = (userId: string) => `inbox/${encodeURIComponent(userId)}.jsonl`;
+
+/** The users told when `userId`'s status changes. */
+export async function readWatchers(storage: ModuleStorage, userId: string): Promise<string[]> {
+  const bytes = await storage.read(watchersKey(userId));
+  return bytes === undefined ? [] : (JSON.parse(decoder.decode(bytes)) as string[]);
+}
+
+/** Adds `watcherId` to the users told of `userId`'s status changes (idempotent). */
+export async function addWatcher(storage: ModuleStorage, watcherId: string, userId: string): Promise<void> {
+  if (watcherId === '' || userId === '') throw new ValidationError('watch needs two non-empty user ids');
+  const watchers = await readWatchers(storage, userId);
+  if (watchers.includes(watcherId)) return;
+  await storage.write(watchersKey(userId), encoder.encode(JSON.stringify([...watchers, watcherId])));
+}
+
+/** Appends a notification to its user's inbox (durable before it resolves). */
+export async function deliver(
+  storage: ModuleStorage,
+  notification: Omit<Notification, 'id' | 'time'>,
+  now: Date = new Date(),
+): Promise<Notification> {
+  const stored: Notification = { id: newId(), time: now.toISOString(), ...notification };
+  await appendJsonLine(storage, inboxKey(notification.userId), stored);
+  return stored;
+}
+
+/** The newest `limit` notifications of a user, oldest first. */
+export async function readInbox(
+  storage: ModuleStorage,
+  userId: string,
+  limit: number,
+): Promise<Notification[]> {
+  const all = await readJsonLines<Notification>(storage, inboxKey(userId));
+  return all.slice(-limit);
+}

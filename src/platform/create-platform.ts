@@ -1,0 +1,110 @@
+import { createLocalTransport } from '../bus/local.ts';
+import { createBus } from '../core/bus.ts';
+import type { Bus } from '../core/bus-types.ts';
+import { getModuleConfig, loadConfig, type ModuleConfig, type PlatformConfig } from '../core/config.ts';
+import type { ModuleDefinition } from '../core/module.ts';
+import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
+import { matchesPattern } from '../core/pattern.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import { createAccessPolicy } from '../security/access-control.ts';
+import { createStorage } from '../storage/create-storage.ts';
+import { scopeStorage } from '../storage/scoped.ts';
+import type { Storage } from '../storage/types.ts';
+import { discoverModules } from './discover-modules.ts';
+
+export interface CreatePlatformOptions {
+  /** Where config/ lives. Default `./config`. */
+  configDir?: string;
+  env?: NodeJS.ProcessEnv;
+  nodeEnv?: string;
+  /** The modules to offer; default: every folder under src/modules. */
+  definitions?: ReadonlyMap<string, ModuleDefinition<never, unknown>>;
+  /** Where logs go (a stream or path); default stdout. */
+  logDestination?: NodeJS.WritableStream | string;
+}
+
+/** A running platform: config, storage, bus and the loaded modules, and the way to stop them. */
+export interface Platform {
+  config: Readonly<PlatformConfig>;
+  log: Logger;
+  storage: Storage;
+  bus: Bus;
+  modules: ModuleRegistry;
+  /**
+   * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
+   * disposed (reverse load order), then storage is flushed and closed.
+   */
+  close(): Promise<void>;
+}
+
+/** Builds the platform from config: the one composition root that the server and the CLI share. */
+export async function createPlatform(options: CreatePlatformOptions = {}): Promise<Platform> {
+  const definitions = options.definitions ?? (await discoverModules());
+  const config = loadConfig({
+    ...(options.configDir === undefined ? {} : { configDir: options.configDir }),
+    ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.nodeEnv === undefined ? {} : { nodeEnv: options.nodeEnv }),
+    modules: [...definitions.values()].map((definition) => ({
+      name: definition.info.name,
+      ...(definition.defaults === undefined ? {} : { defaults: definition.defaults }),
+      schema: definition.configSchema,
+    })),
+  });
+  const log = createLogger({
+    level: config.logging.level,
+    name: 'parley',
+    ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
+  });
+  const moduleConfig = (name: string) => getModuleConfig(config, name) as Readonly<ModuleConfig> | undefined;
+
+  const storage = await createStorage(config.storage);
+  const bus = createBus({
+    transport: createLocalTransport(),
+    source: 'parley',
+    requestTimeoutMs: config.bus.request_timeout_ms,
+    gatherTimeoutMs: config.bus.gather_timeout_ms,
+    log,
+  });
+  const audit = log.child({ audit: true });
+  const policy = createAccessPolicy({
+    grants: config.security.capabilities,
+    eventCapabilities: config.security.event_capabilities,
+    declared: new Map([...definitions].map(([name, definition]) => [name, definition.info.capabilities])),
+    moduleGrants: (name) => moduleConfig(name)?.capabilities ?? [],
+    matches: matchesPattern,
+    onDenied: (module, capability, action) => audit.warn({ module, capability, action }, 'access denied'),
+  });
+
+  let modules: ModuleRegistry;
+  try {
+    modules = await loadModules({
+      definitions,
+      moduleConfig,
+      bus,
+      storageFor: (name) => scopeStorage(storage, moduleConfig(name)?.storage_root ?? name),
+      log,
+      policy,
+    });
+  } catch (error) {
+    await bus.close();
+    await storage.close();
+    throw error;
+  }
+  log.info(
+    { modules: modules.list().map((m) => `${m.name}@${m.version}${m.lazy ? ' (lazy)' : ''}`) },
+    'modules loaded',
+  );
+
+  return {
+    config,
+    log,
+    storage,
+    bus,
+    modules,
+    async close() {
+      await bus.close();
+      await modules.dispose();
+      await storage.close();
+    },
+  };
+}
