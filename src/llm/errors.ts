@@ -53,6 +53,15 @@ function networkErrorCode(error: unknown, depth = 0): string | undefined {
   return networkErrorCode(cause, depth + 1);
 }
 
+/** The message of the innermost cause (fetch's "bad port", a DNS failure …). */
+function rootMessage(error: unknown): string | undefined {
+  let current = error;
+  for (let depth = 0; depth < 5 && current instanceof Error && current.cause instanceof Error; depth++) {
+    current = current.cause;
+  }
+  return current instanceof Error && current !== error ? current.message : undefined;
+}
+
 function isAbort(error: unknown): boolean {
   return error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError');
 }
@@ -129,7 +138,8 @@ export function toLlmError(error: unknown, context: LlmErrorContext): PlatformEr
   if (networkCode !== undefined || APICallError.isInstance(last)) {
     if (networkCode !== undefined) details.networkCode = networkCode;
     const where = context.baseUrl === undefined ? '' : ` at ${context.baseUrl}`;
-    const why = networkCode === undefined ? '' : ` (${networkCode})`;
+    const reason = networkCode ?? rootMessage(last);
+    const why = reason === undefined ? '' : ` (${reason})`;
     return make(
       'CHAT_ERR_LLM_UNAVAILABLE',
       `cannot reach ${who}${where}${why}${tries}; check that it is running and that the network and llm.providers.${context.provider}.base_url are right`,

@@ -1,0 +1,103 @@
+import type { LanguageModelV3StreamPart } from '@ai-sdk/provider';
+import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
+import { describe, expect, it } from 'vitest';
+import { isPlatformError, PlatformError } from '../core/errors.ts';
+import { generateWithModel, streamModel } from './call.ts';
+
+const messages = [{ role: 'user' as const, content: 'Hi' }];
+const settings = { maxRetries: 2, requestTimeoutMs: 2000 };
+const context = { model: 'mock:model', provider: 'mock' };
+
+function textParts(words: string[]): LanguageModelV3StreamPart[] {
+  return [
+    { type: 'stream-start', warnings: [] },
+    { type: 'text-start', id: 't' },
+    ...words.map((delta): LanguageModelV3StreamPart => ({ type: 'text-delta', id: 't', delta })),
+    { type: 'text-end', id: 't' },
+    {
+      type: 'finish',
+      finishReason: { unified: 'stop', raw: 'stop' },
+      usage: {
+        inputTokens: { total: 3, noCache: 3, cacheRead: 0, cacheWrite: 0 },
+        outputTokens: { total: words.length, text: words.length, reasoning: 0 },
+      },
+    },
+  ];
+}
+
+describe('streamModel', () => {
+  it('yields each text delta, then the finish with text and usage', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b', 'c']) }) }),
+    });
+    const parts = [];
+    for await (const part of streamModel(model, { messages }, settings, context)) parts.push(part);
+    expect(parts).toEqual([
+      { type: 'text-delta', text: 'a' },
+      { type: 'text-delta', text: 'b' },
+      { type: 'text-delta', text: 'c' },
+      {
+        type: 'finish',
+        model: 'mock:model',
+        text: 'abc',
+        finishReason: 'stop',
+        usage: { inputTokens: 3, outputTokens: 3, totalTokens: 6 },
+      },
+    ]);
+  });
+
+  it('aborts the model call when the consumer stops reading', async () => {
+    let signal: AbortSignal | undefined;
+    const model = new MockLanguageModelV3({
+      doStream: async (options) => {
+        signal = options.abortSignal;
+        const chunks = textParts(Array.from({ length: 50 }, (_, index) => `${index} `));
+        return { stream: simulateReadableStream({ chunks, chunkDelayInMs: 5 }) };
+      },
+    });
+    for await (const part of streamModel(model, { messages }, settings, context)) {
+      if (part.type === 'text-delta') break;
+    }
+    expect(signal?.aborted).toBe(true);
+  });
+
+  it('passes a PlatformError thrown by the model through unchanged', async () => {
+    const original = new PlatformError('CHAT_ERR_LLM_UNAVAILABLE', 'runtime missing');
+    const model = new MockLanguageModelV3({
+      doStream: async () => {
+        throw original;
+      },
+    });
+    const error = await generateWithModel(model, { messages }, settings, context).catch((caught) => caught);
+    expect(error).toBe(original);
+  });
+
+  it('wraps an unexpected model error as a provider failure naming the model', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => {
+        throw new Error('tokenizer exploded');
+      },
+    });
+    const error = await generateWithModel(model, { messages }, settings, context).catch((caught) => caught);
+    expect(isPlatformError(error, 'CHAT_ERR_LLM_PROVIDER_FAILED')).toBe(true);
+    expect(error.message).toContain('mock:model');
+    expect(error.message).toContain('tokenizer exploded');
+  });
+
+  it('passes the request settings to the model', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['x']) }) }),
+    });
+    await generateWithModel(
+      model,
+      { messages, system: 'Be brief.', maxOutputTokens: 12, temperature: 0.2, stopSequences: ['\n'] },
+      settings,
+      context,
+    );
+    const call = model.doStreamCalls[0];
+    expect(call?.maxOutputTokens).toBe(12);
+    expect(call?.temperature).toBe(0.2);
+    expect(call?.stopSequences).toEqual(['\n']);
+    expect(call?.prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
+  });
+});
