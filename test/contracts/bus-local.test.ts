@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest';
+import { createLocalNetwork, createLocalTransport } from '../../src/bus/local.ts';
+import { createBus } from '../../src/core/bus.ts';
+import { describeBusContract } from './bus-contract.ts';
+
+describeBusContract('in-process transport', async (count) => {
+  const network = createLocalNetwork();
+  return Array.from({ length: count }, () => network.createTransport());
+});
+
+describe('in-process transport, beyond the contract', () => {
+  it('resolves emit only after every async handler has finished', async () => {
+    const bus = createBus({ transport: createLocalTransport() });
+    const finished: string[] = [];
+    bus.on(
+      'job.created',
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        finished.push('work');
+      },
+      { mode: 'work', group: 'worker' },
+    );
+    bus.on('job.created', async () => {
+      await Promise.resolve();
+      finished.push('listener');
+    });
+    await bus.emit('job.created', {});
+    expect(finished.sort()).toEqual(['listener', 'work']);
+    await bus.close();
+  });
+
+  it('keeps only the newest ids of its dedup window', async () => {
+    const bus = createBus({ transport: createLocalTransport({ dedupWindow: 2 }) });
+    const handled: string[] = [];
+    bus.on('job.created', (event) => void handled.push(event.data as string), { mode: 'work', group: 'w' });
+    const ids = ['01900000-0000-7000-8000-000000000001', '01900000-0000-7000-8000-000000000002'];
+    await bus.emit('job.created', 'a', { id: ids[0]! });
+    await bus.emit('job.created', 'b', { id: ids[1]! });
+    await bus.emit('job.created', 'a again', { id: ids[0]! });
+    for (let index = 0; index < 5; index++) await bus.emit('job.created', `fill ${index}`);
+    // Forgotten by now: a window of 2 ids no longer holds the first one.
+    await bus.emit('job.created', 'a much later', { id: ids[0]! });
+    expect(handled).toEqual(['a', 'b', 'fill 0', 'fill 1', 'fill 2', 'fill 3', 'fill 4', 'a much later']);
+    await bus.close();
+  });
+});
