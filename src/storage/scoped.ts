@@ -4,46 +4,51 @@
  * are rejected before the root is prepended.
  */
 
+import { StorageUnavailableError } from '../core/errors.ts';
 import { assertValidKey, assertValidPrefix } from './keys.ts';
 import type { Storage } from './types.ts';
 
 /**
  * Returns a storage that sees only the keys under `root/` of `storage`: `read('a.json')` reads
- * `root/a.json`, and `list` returns keys relative to the root. Closing the view does not close `storage`,
- * which other views share; whoever created `storage` closes it.
+ * `root/a.json`, and `list` returns keys relative to the root. Closing the view waits for the operations
+ * it started and refuses new ones, but leaves `storage` open: other views share it, and whoever created it
+ * closes it.
  */
 export function scopeStorage(storage: Storage, root: string): Storage {
   const folder = root.endsWith('/') ? root.slice(0, -1) : root;
   assertValidKey(folder);
   const base = `${folder}/`;
+  const inFlight = new Set<Promise<unknown>>();
+  let closed = false;
 
-  function inside(key: string): string {
+  // async, so a rejected key arrives as a rejection like every other storage error.
+  async function run<T>(key: string, operation: (fullKey: string) => Promise<T>): Promise<T> {
     assertValidKey(key);
-    return base + key;
+    if (closed) throw new StorageUnavailableError(`the storage view of "${folder}" is closed`);
+    const promise = operation(base + key);
+    inFlight.add(promise);
+    try {
+      return await promise;
+    } finally {
+      inFlight.delete(promise);
+    }
   }
 
   return {
-    // async, so a rejected key arrives as a rejection like every other storage error.
-    async read(key) {
-      return storage.read(inside(key));
-    },
-    async write(key, data) {
-      return storage.write(inside(key), data);
-    },
-    async delete(key) {
-      return storage.delete(inside(key));
-    },
-    async exists(key) {
-      return storage.exists(inside(key));
-    },
-    async append(key, data) {
-      return storage.append(inside(key), data);
-    },
+    read: (key) => run(key, (fullKey) => storage.read(fullKey)),
+    write: (key, data) => run(key, (fullKey) => storage.write(fullKey, data)),
+    delete: (key) => run(key, (fullKey) => storage.delete(fullKey)),
+    exists: (key) => run(key, (fullKey) => storage.exists(fullKey)),
+    append: (key, data) => run(key, (fullKey) => storage.append(fullKey, data)),
     async list(prefix) {
       assertValidPrefix(prefix);
+      if (closed) throw new StorageUnavailableError(`the storage view of "${folder}" is closed`);
       const keys = await storage.list(base + prefix);
       return keys.map((key) => key.slice(base.length));
     },
-    async close() {},
+    async close() {
+      closed = true;
+      await Promise.allSettled([...inFlight]);
+    },
   };
 }
