@@ -1,6 +1,6 @@
 import type { Bus, EventHandler, SubscribeOptions } from './bus-types.ts';
 import { AccessDeniedError } from './errors.ts';
-import type { ModuleContext, ModuleLogger, ModuleStorage } from './module.ts';
+import type { ModuleContext, ModuleLogger, ModuleStorage, PlatformServices } from './module.ts';
 import type { Capability } from './types.ts';
 
 /**
@@ -31,6 +31,7 @@ export interface CreateContextOptions<Config> {
   policy: AccessPolicy;
   missingOptionalDependencies: readonly string[];
   getModule<Api>(name: string): Promise<Api | undefined>;
+  services: PlatformServices;
 }
 
 /** Builds the context one module sees: its name as event source, its scoped storage, checked calls. */
@@ -54,6 +55,7 @@ export function createContext<Config>(options: CreateContextOptions<Config>): Mo
   }
 
   return {
+    ...options.services,
     name,
     config: options.config,
     storage: options.storage,

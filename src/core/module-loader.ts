@@ -8,6 +8,7 @@ import type {
   ModuleInstance,
   ModuleLogger,
   ModuleStorage,
+  PlatformServices,
 } from './module.ts';
 
 /** The common config keys every module slice has (config/schemas/module.schema.json). */
@@ -27,6 +28,8 @@ export interface LoadModulesOptions {
   storageFor: (name: string) => ModuleStorage;
   log: ModuleLogger;
   policy: AccessPolicy;
+  /** Shared services every context carries (`llm`, …). */
+  services?: PlatformServices;
   /** Used when a module's config does not set `setup_timeout_ms`. */
   defaultSetupTimeoutMs?: number;
 }
@@ -122,6 +125,7 @@ export async function loadModules(options: LoadModulesOptions): Promise<ModuleRe
       policy: options.policy,
       missingOptionalDependencies: slot.missingOptional,
       getModule: registry.getModule,
+      services: options.services ?? ({} as PlatformServices),
     });
     const timeoutMs =
       (slot.config as CommonModuleConfig).setup_timeout_ms ?? options.defaultSetupTimeoutMs ?? 10_000;

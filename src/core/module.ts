@@ -34,10 +34,18 @@ export interface ModuleStorage {
 }
 
 /**
+ * Shared services the platform hands every module (`ctx.llm`, …). Empty in core, which must not import the
+ * layers above it: each layer adds its service by declaration merging, e.g. src/llm adds
+ * `llm: ModelRegistry`, and the platform passes the instances to the loader.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: extended by declaration merging
+export interface PlatformServices {}
+
+/**
  * The only door a module has to the platform (DESIGN.md §4). Bus calls carry the module's name as the
  * event `source` and pass the access-control check of its granted capabilities.
  */
-export interface ModuleContext<Config = Record<string, unknown>> {
+export interface ModuleContext<Config = Record<string, unknown>> extends PlatformServices {
   /** The module's name (also its config key, event namespace and storage root). */
   readonly name: string;
   /** The module's own validated, frozen config slice. */

@@ -303,3 +303,10 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
     },
   };
 }
+
+declare module '../core/module.ts' {
+  interface PlatformServices {
+    /** The model registry built from the `llm` config section. */
+    llm: ModelRegistry;
+  }
+}

@@ -5,6 +5,7 @@ import { getModuleConfig, loadConfig, type ModuleConfig, type PlatformConfig } f
 import type { ModuleDefinition } from '../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
 import { matchesPattern } from '../core/pattern.ts';
+import { createModelRegistry, type ModelRegistry } from '../llm/registry.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { createStorage } from '../storage/create-storage.ts';
@@ -29,6 +30,7 @@ export interface Platform {
   log: Logger;
   storage: Storage;
   bus: Bus;
+  llm: ModelRegistry;
   modules: ModuleRegistry;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
@@ -75,6 +77,8 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     onDenied: (module, capability, action) => audit.warn({ module, capability, action }, 'access denied'),
   });
 
+  const llm = createModelRegistry(config.llm, { ...(options.env === undefined ? {} : { env: options.env }) });
+
   let modules: ModuleRegistry;
   try {
     modules = await loadModules({
@@ -84,9 +88,11 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
       storageFor: (name) => scopeStorage(storage, moduleConfig(name)?.storage_root ?? name),
       log,
       policy,
+      services: { llm },
     });
   } catch (error) {
     await bus.close();
+    await llm.dispose();
     await storage.close();
     throw error;
   }
@@ -100,10 +106,12 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     log,
     storage,
     bus,
+    llm,
     modules,
     async close() {
       await bus.close();
       await modules.dispose();
+      await llm.dispose();
       await storage.close();
     },
   };
