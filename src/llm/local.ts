@@ -17,6 +17,7 @@ import type {
 } from '@ai-sdk/provider';
 import type {
   ChatHistoryItem,
+  ChatWrapper,
   Llama,
   LlamaChatResponseChunk,
   LlamaContext,
@@ -53,6 +54,8 @@ interface LoadedModel {
   model: LlamaModel;
   context: LlamaContext;
   runtime: NodeLlamaCpp;
+  /** The chat template, resolved by the first call and reused: resolving it takes most of a second. */
+  chatWrapper: ChatWrapper | undefined;
   /** Callers waiting for a free sequence (the context has `parallel` of them). */
   waiting: Array<() => void>;
 }
@@ -202,7 +205,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
       sequences: settings.parallel,
       threads: settings.maxThreads,
     });
-    return { model, context, runtime, waiting: [] };
+    return { model, context, runtime, chatWrapper: undefined, waiting: [] };
   }
 
   function loaded(provider: string, modelName: string, settings: LocalModelSettings): Promise<LoadedModel> {
@@ -261,7 +264,12 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
         const stop = new AbortController();
         const forwardAbort = () => stop.abort(callOptions.abortSignal?.reason);
         callOptions.abortSignal?.addEventListener('abort', forwardAbort, { once: true });
-        const chat = new target.runtime.LlamaChat({ contextSequence: sequence, autoDisposeSequence: false });
+        const chat = new target.runtime.LlamaChat({
+          contextSequence: sequence,
+          autoDisposeSequence: false,
+          ...(target.chatWrapper === undefined ? {} : { chatWrapper: target.chatWrapper }),
+        });
+        target.chatWrapper ??= chat.chatWrapper;
         let open = true;
         let textStarted = false;
         let reasoningStarted = false;
