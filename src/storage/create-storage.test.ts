@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { StorageConfig } from '../core/config-types.ts';
+import { createStorage } from './create-storage.ts';
+import type { Storage } from './types.ts';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+
+describe('createStorage', () => {
+  it('builds the memory driver', async () => {
+    const storage = await createStorage({ backend: 'memory' });
+    await storage.write('a.json', bytes('1'));
+    expect(await storage.list('')).toEqual(['a.json']);
+    await storage.close();
+  });
+
+  it('builds the flatfile driver from the effective config, with the cache on top', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'parley-create-storage-'));
+    const config: StorageConfig = {
+      backend: 'flatfile',
+      flatfile: { root },
+      cache: { enabled: true, ttl_ms: 60_000, max_entries: 10 },
+      redis: { url: 'redis://127.0.0.1:6379', prefix: 'parley:' },
+      s3: { region: 'us-east-1', bucket: 'parley', prefix: '', force_path_style: false },
+    };
+    const storage = await createStorage(config);
+    await storage.write('a.json', bytes('1'));
+    expect(await storage.read('a.json')).toEqual(bytes('1'));
+    expect((storage as Storage & { stats(): { misses: number } }).stats().misses).toBe(1);
+    await storage.close();
+    const reopened = await createStorage({ backend: 'flatfile', flatfile: { root } });
+    expect(await reopened.list('')).toEqual(['a.json']);
+    await reopened.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('requires a flatfile root', async () => {
+    await expect(createStorage({ backend: 'flatfile' })).rejects.toMatchObject({
+      code: 'CHAT_ERR_CONFIG_INVALID',
+      details: { path: 'storage.flatfile.root' },
+    });
+  });
+
+  it.each(['redis', 's3'] as const)('says plainly that %s is not available yet', async (backend) => {
+    await expect(createStorage({ backend })).rejects.toMatchObject({
+      code: 'CHAT_ERR_STORAGE_UNAVAILABLE',
+      message: expect.stringContaining('not available yet'),
+    });
+  });
+
+  it('rejects an unknown backend', async () => {
+    await expect(createStorage({ backend: 'floppy' as 'memory' })).rejects.toMatchObject({
+      code: 'CHAT_ERR_CONFIG_INVALID',
+    });
+  });
+
+  it('puts wrapDriver between the driver and the cache', async () => {
+    const seen: string[] = [];
+    const storage = await createStorage(
+      { backend: 'memory', cache: { enabled: true, ttl_ms: 60_000, max_entries: 10 } },
+      {
+        wrapDriver: (driver, backend) => ({
+          ...driver,
+          read(key) {
+            seen.push(`${backend}:${key}`);
+            return driver.read(key);
+          },
+        }),
+      },
+    );
+    await storage.write('a.json', bytes('1'));
+    await storage.read('a.json');
+    await storage.read('a.json');
+    expect(seen).toEqual(['memory:a.json']);
+    await storage.close();
+  });
+});

@@ -1,0 +1,199 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isPlatformError } from '../../core/errors.ts';
+import { appendJsonLine, readJsonLines } from '../json-lines.ts';
+import { createFlatfileStorage, type FlatfileStorage } from './flatfile.ts';
+
+const encoder = new TextEncoder();
+const bytes = (text: string) => encoder.encode(text);
+
+let root: string;
+let storage: FlatfileStorage;
+
+beforeEach(async () => {
+  root = await mkdtemp(join(tmpdir(), 'parley-flatfile-'));
+  storage = createFlatfileStorage({ root });
+});
+
+afterEach(async () => {
+  await storage.close();
+  await rm(root, { recursive: true, force: true });
+});
+
+describe('layout on disk', () => {
+  it('stores a key as the file at the same relative path, private to its owner', async () => {
+    await storage.write('sessions/u1/s1/metadata.json', bytes('{"a":1}'));
+    await storage.append('sessions/u1/s1/messages.jsonl', bytes('{"n":1}\n'));
+    expect(await readFile(join(root, 'sessions/u1/s1/metadata.json'), 'utf8')).toBe('{"a":1}');
+    expect(await readFile(join(root, 'sessions/u1/s1/messages.jsonl'), 'utf8')).toBe('{"n":1}\n');
+    expect((await stat(join(root, 'sessions/u1/s1/metadata.json'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(root, 'sessions/u1/s1/messages.jsonl'))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(root, 'sessions/u1'))).mode & 0o777).toBe(0o700);
+  });
+
+  it('keeps what it stored across instances on the same root', async () => {
+    await storage.write('a.json', bytes('1'));
+    await appendJsonLine(storage, 'log.jsonl', { n: 1 });
+    const reopened = createFlatfileStorage({ root });
+    expect(new TextDecoder().decode(await reopened.read('a.json'))).toBe('1');
+    expect(await readJsonLines(reopened, 'log.jsonl')).toEqual([{ n: 1 }]);
+    await reopened.close();
+  });
+
+  it('creates the root when missing', async () => {
+    const nested = createFlatfileStorage({ root: join(root, 'not', 'yet') });
+    await nested.write('x.json', bytes('1'));
+    expect(await nested.list('')).toEqual(['x.json']);
+    await nested.close();
+  });
+});
+
+describe('atomic write', () => {
+  it('leaves no temporary file behind', async () => {
+    await Promise.all(Array.from({ length: 10 }, (_, index) => storage.write('doc.json', bytes(`${index}`))));
+    expect(await readdir(root)).toEqual(['doc.json']);
+    expect(storage.stats().writes).toBe(10);
+  });
+
+  it('never lists or serves a temporary file left by a crash mid-write', async () => {
+    await storage.write('docs/a.json', bytes('1'));
+    await writeFile(join(root, 'docs', '.parley-tmp-deadbeefdeadbeef'), 'half a wri');
+    expect(await storage.list('')).toEqual(['docs/a.json']);
+    expect(await storage.list('docs/.')).toEqual([]);
+  });
+
+  it('fails clearly, and cleans up, when the key is a folder of other keys', async () => {
+    await storage.write('a/b.json', bytes('1'));
+    const error = await storage.write('a', bytes('x')).catch((caught: unknown) => caught);
+    expect(isPlatformError(error, 'CHAT_ERR_STORAGE_FAILED')).toBe(true);
+    expect(String((error as Error).message)).toContain('conflicts');
+    expect(await readdir(root)).toEqual(['a']);
+    expect(await readdir(join(root, 'a'))).toEqual(['b.json']);
+  });
+
+  it('fails clearly when a key on the path is a file', async () => {
+    await storage.write('a', bytes('x'));
+    await expect(storage.write('a/b.json', bytes('1'))).rejects.toMatchObject({
+      code: 'CHAT_ERR_STORAGE_FAILED',
+    });
+    await expect(storage.append('a/b.log', bytes('1'))).rejects.toMatchObject({
+      code: 'CHAT_ERR_STORAGE_FAILED',
+    });
+    expect(await storage.list('')).toEqual(['a']);
+  });
+});
+
+describe('append: group commit', () => {
+  it('shares fsyncs between concurrent appends, and resolves each only after its batch is synced', async () => {
+    const statsAtResolve: Array<{ appendBatches: number; fileSyncs: number }> = [];
+    const appends = Array.from({ length: 100 }, (_, index) =>
+      appendJsonLine(storage, 'log.jsonl', { index }).then(() => statsAtResolve.push(storage.stats())),
+    );
+    await Promise.all(appends);
+    const stats = storage.stats();
+    expect(stats.appends).toBe(100);
+    expect(stats.appendBatches).toBeLessThan(100);
+    expect(stats.fileSyncs).toBeLessThan(100);
+    for (const at of statsAtResolve) expect(at.fileSyncs).toBe(at.appendBatches);
+    expect(await readJsonLines(storage, 'log.jsonl')).toHaveLength(100);
+  });
+
+  it('batches the appends that arrive while an fsync is in flight', async () => {
+    const waves: Promise<void>[] = [];
+    const first = appendJsonLine(storage, 'log.jsonl', { wave: 0 });
+    // Queue 50 more while the first batch is being written and synced.
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let index = 0; index < 50; index += 1)
+      waves.push(appendJsonLine(storage, 'log.jsonl', { wave: 1, index }));
+    await Promise.all([first, ...waves]);
+    expect(storage.stats().appendBatches).toBeLessThanOrEqual(3);
+    expect(await readJsonLines(storage, 'log.jsonl')).toHaveLength(51);
+  });
+
+  it('keeps appends to different keys independent', async () => {
+    await Promise.all(
+      Array.from({ length: 40 }, (_, index) => appendJsonLine(storage, `logs/${index % 4}.jsonl`, { index })),
+    );
+    for (let key = 0; key < 4; key += 1) {
+      const lines = await readJsonLines<{ index: number }>(storage, `logs/${key}.jsonl`);
+      expect(lines.map((line) => line.index % 4)).toEqual(Array(10).fill(key));
+    }
+  });
+
+  it('rejects every append of a failing batch and keeps serving other keys', async () => {
+    await mkdir(join(root, 'folder.log'));
+    const results = await Promise.allSettled(
+      Array.from({ length: 5 }, () => storage.append('folder.log', bytes('x'))),
+    );
+    for (const result of results) {
+      expect(result.status).toBe('rejected');
+      expect((result as PromiseRejectedResult).reason).toMatchObject({ code: 'CHAT_ERR_STORAGE_FAILED' });
+    }
+    await storage.append('other.log', bytes('fine'));
+    expect(new TextDecoder().decode(await storage.read('other.log'))).toBe('fine');
+  });
+
+  it('applies concurrent writes, appends and deletes to one key in call order', async () => {
+    const operation = fc.oneof(
+      fc.nat(99).map((value) => ({ kind: 'write' as const, value })),
+      fc.nat(99).map((value) => ({ kind: 'append' as const, value })),
+      fc.constant({ kind: 'delete' as const, value: 0 }),
+    );
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { minLength: 1, maxLength: 15 }), async (operations) => {
+        run += 1;
+        const key = `ordered/${run}.jsonl`;
+        let model: string | undefined;
+        const pending: Promise<unknown>[] = [];
+        for (const { kind, value } of operations) {
+          const line = `{"v":${value}}\n`;
+          if (kind === 'write') {
+            pending.push(storage.write(key, bytes(line)));
+            model = line;
+          } else if (kind === 'append') {
+            pending.push(storage.append(key, bytes(line)));
+            model = (model ?? '') + line;
+          } else {
+            pending.push(storage.delete(key));
+            model = undefined;
+          }
+        }
+        await Promise.all(pending);
+        const stored = await storage.read(key);
+        expect(stored === undefined ? undefined : new TextDecoder().decode(stored)).toBe(model);
+      }),
+      { numRuns: 30 },
+    );
+  });
+});
+
+describe('append: torn last line', () => {
+  it('reads a .jsonl file with a torn last line without it, and cuts it before the next append', async () => {
+    await mkdir(join(root, 'logs'));
+    await writeFile(join(root, 'logs/chat.jsonl'), '{"n":1}\n{"n":2}\n{"n":3,"te');
+    expect(await readJsonLines(storage, 'logs/chat.jsonl')).toEqual([{ n: 1 }, { n: 2 }]);
+    await appendJsonLine(storage, 'logs/chat.jsonl', { n: 4 });
+    expect(await readFile(join(root, 'logs/chat.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":2}\n{"n":4}\n');
+    expect(storage.stats().tornTailsCut).toBe(1);
+  });
+
+  it('cuts a torn line longer than one scan chunk, and a file that is all one torn line', async () => {
+    const long = `{"text":"${'y'.repeat(200_000)}`;
+    await writeFile(join(root, 'long.jsonl'), `{"n":1}\n${long}`);
+    await writeFile(join(root, 'only.jsonl'), long);
+    await appendJsonLine(storage, 'long.jsonl', { n: 2 });
+    await appendJsonLine(storage, 'only.jsonl', { n: 2 });
+    expect(await readFile(join(root, 'long.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":2}\n');
+    expect(await readFile(join(root, 'only.jsonl'), 'utf8')).toBe('{"n":2}\n');
+  });
+
+  it('leaves the bytes of other keys exactly as appended', async () => {
+    await writeFile(join(root, 'raw.log'), 'no newline');
+    await storage.append('raw.log', bytes(' and more'));
+    expect(await readFile(join(root, 'raw.log'), 'utf8')).toBe('no newline and more');
+  });
+});
