@@ -54,6 +54,16 @@ export function createContext<Config>(options: CreateContextOptions<Config>): Mo
     if (capability !== undefined) requireCapability(capability, `${verb} "${eventType}"`);
   }
 
+  /** Runs a bus call after the access check; a denial rejects the returned promise like any bus failure. */
+  function checked<T>(eventType: string, verb: string, call: () => Promise<T>): Promise<T> {
+    try {
+      checkEvent(eventType, verb);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return call();
+  }
+
   return {
     ...options.services,
     name,
@@ -62,20 +72,18 @@ export function createContext<Config>(options: CreateContextOptions<Config>): Mo
     log: options.log,
     missingOptionalDependencies: options.missingOptionalDependencies,
     emit(type, data, envelope) {
-      checkEvent(type, 'emit');
-      return bus.emit(type, data, { source: name, ...envelope });
+      return checked(type, 'emit', () => bus.emit(type, data, { source: name, ...envelope }));
     },
     on<K extends string>(pattern: K, handler: EventHandler<never>, subscribe?: SubscribeOptions) {
       checkEvent(pattern, 'handle');
-      return bus.on(pattern, handler as EventHandler, subscribe);
+      // A module's work subscriptions belong to its own group unless it names another.
+      return bus.on(pattern, handler as EventHandler, { group: name, ...subscribe });
     },
     request(type, data, requestOptions) {
-      checkEvent(type, 'request');
-      return bus.request(type, data, { source: name, ...requestOptions });
+      return checked(type, 'request', () => bus.request(type, data, { source: name, ...requestOptions }));
     },
     gather(type, data, gatherOptions) {
-      checkEvent(type, 'gather');
-      return bus.gather(type, data, { source: name, ...gatherOptions });
+      return checked(type, 'gather', () => bus.gather(type, data, { source: name, ...gatherOptions }));
     },
     pipeline(stages, data, pipelineOptions) {
       return bus.pipeline(stages, data, { source: name, ...pipelineOptions });
