@@ -1,0 +1,675 @@
+/**
+ * An in-memory BM25 index of chunks that needs no model. Each owner has a shard of its own — postings,
+ * document lengths and document frequencies — so a query is scored only against the asking owner's chunks,
+ * and one owner's documents do not even shift the IDF of another owner's terms.
+ *
+ * Scoring is Lucene's BM25: idf = ln(1 + (N − df + 0.5) / (df + 0.5)), always positive, and
+ * tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avgLen)), summed over query terms (a repeated query term counts
+ * once per repetition).
+ */
+import { ValidationError } from '../../core/errors.ts';
+import { createTokenizer, type Tokenizer } from './tokenize.ts';
+
+/** BM25 parameters and the analyser settings the index is built with. */
+export interface Bm25Options {
+  /** Term-frequency saturation. Default 1.2. */
+  k1?: number;
+  /** Length normalisation, 0 (none) to 1 (full). Default 0.75. */
+  b?: number;
+  /** Drop English stopwords. Default true. */
+  stopwords?: boolean;
+  /** Porter-stem English words. Default true. */
+  stemming?: boolean;
+}
+
+/** The defaults behind the `bm25.k1` and `bm25.b` config keys (Lucene's). */
+export const DEFAULT_BM25: Readonly<Required<Bm25Options>> = Object.freeze({
+  k1: 1.2,
+  b: 0.75,
+  stopwords: true,
+  stemming: true,
+});
+
+/** A value a metadata filter can compare with. */
+export type MetadataValue = string | number | boolean | null;
+
+/** Metadata stored with a chunk; it must survive JSON (it is persisted with the index). */
+export type ChunkMetadata = Record<string, unknown>;
+
+/**
+ * Equality filter on metadata, all keys must match. A list means "any of these". A metadata value that is a
+ * list (tags, say) matches when it contains the wanted value.
+ */
+export type MetadataFilter = Record<string, MetadataValue | readonly MetadataValue[]>;
+
+/** What the index needs of a chunk (a `Chunk` from the chunker fits). */
+export interface IndexableChunk {
+  id: string;
+  docId: string;
+  text: string;
+  /** Indexed with the text, so a chunk is found by the section it sits in. */
+  heading?: string;
+}
+
+/** Who owns the chunk, and what to filter it by. */
+export interface Bm25AddOptions {
+  ownerId: string;
+  metadata?: ChunkMetadata;
+}
+
+/** A query's scope: always one owner. */
+export interface Bm25SearchOptions {
+  ownerId: string;
+  /** How many hits at most. Default 10. */
+  topK?: number;
+  filter?: MetadataFilter;
+  /** Pseudo-relevance feedback (RM3): `true` for the defaults, or the settings. Off by default. */
+  feedback?: boolean | Bm25Feedback;
+}
+
+/**
+ * RM3 pseudo-relevance feedback: the query is run, the terms that weigh most in its best chunks (each
+ * chunk's term distribution weighted by its score) are added to it, and the expanded query is run again.
+ * It finds relevant chunks that use other words than the query, at the cost of a second pass.
+ */
+export interface Bm25Feedback {
+  /** First-pass chunks to learn from. Default 10. */
+  documents?: number;
+  /** Expansion terms kept. Default 10. */
+  terms?: number;
+  /** Share of the original query in the expanded one, 0 to 1. Default 0.5. */
+  originalWeight?: number;
+}
+
+/** Anserini's RM3 defaults (fbDocs 10, fbTerms 10, originalQueryWeight 0.5). */
+export const DEFAULT_FEEDBACK: Readonly<Required<Bm25Feedback>> = Object.freeze({
+  documents: 10,
+  terms: 10,
+  originalWeight: 0.5,
+});
+
+/** One ranked chunk. */
+export interface Bm25Hit {
+  chunkId: string;
+  docId: string;
+  score: number;
+}
+
+/** The persisted form of an index (plain JSON). */
+export interface Bm25IndexJSON {
+  format: 'parley-bm25';
+  version: 1;
+  options: Required<Bm25Options>;
+  owners: Array<{
+    ownerId: string;
+    chunks: Array<{ id: string; docId: string; length: number; metadata?: ChunkMetadata }>;
+    /** Per term: chunk position and term frequency, interleaved. */
+    postings: Array<[term: string, entries: number[]]>;
+  }>;
+}
+
+/** A BM25 index partitioned by owner. */
+export interface Bm25Index {
+  /** Indexes a chunk for an owner; a chunk with an id already indexed replaces it. */
+  add(chunk: IndexableChunk, options: Bm25AddOptions): void;
+  /** Removes every chunk of a document; returns how many were removed. */
+  remove(docId: string): number;
+  /** Removes everything an owner has; returns how many chunks were removed. */
+  removeOwner(ownerId: string): number;
+  /** The owner's best chunks for the query, best first. Another owner's chunks are never scored. */
+  search(query: string, options: Bm25SearchOptions): Bm25Hit[];
+  /** Number of chunks indexed, for one owner or for all. */
+  size(ownerId?: string): number;
+  /** The options the index was built with. */
+  readonly options: Readonly<Required<Bm25Options>>;
+  /** A JSON-ready snapshot; `bm25IndexFromJSON` turns it back into an index. */
+  toJSON(): Bm25IndexJSON;
+}
+
+/** One owner's part of the index. Chunks live in slots; a removed chunk leaves a dead slot until compaction. */
+interface Shard {
+  termIds: Map<string, number>;
+  terms: string[];
+  /** Per term id: slot and term frequency, interleaved. Dead slots stay until compaction. */
+  postings: number[][];
+  /** Per term id: how many live chunks contain it. */
+  documentFrequency: number[];
+  chunkIds: string[];
+  docIds: string[];
+  lengths: number[];
+  metadata: Array<ChunkMetadata | undefined>;
+  alive: boolean[];
+  /** Per slot: term id and term frequency, interleaved (document frequencies on removal, RM3 feedback). */
+  slotTerms: Int32Array[];
+  slotByChunkId: Map<string, number>;
+  slotsByDocId: Map<string, Set<number>>;
+  liveCount: number;
+  deadCount: number;
+  totalLength: number;
+  /** Score accumulator reused across queries (search is synchronous, so one per shard is enough). */
+  scores: Float64Array;
+}
+
+/** A chunk and its score during ranking. */
+interface RankedSlot {
+  slot: number;
+  score: number;
+}
+
+const EMPTY_TERMS = new Int32Array(0);
+/** Dead slots are reclaimed once they outnumber live ones (and are more than a handful). */
+const COMPACT_MIN_DEAD = 256;
+
+/** Creates an empty BM25 index. */
+export function createBm25Index(options: Bm25Options = {}): Bm25Index {
+  return buildIndex(options);
+}
+
+/** Rebuilds an index from `toJSON()` output (for example one read back from storage). */
+export function bm25IndexFromJSON(json: Bm25IndexJSON): Bm25Index {
+  if (json?.format !== 'parley-bm25' || json.version !== 1 || !Array.isArray(json.owners)) {
+    throw new ValidationError('not a parley BM25 index (format parley-bm25, version 1)');
+  }
+  return buildIndex(json.options, json);
+}
+
+function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
+  const settings = resolveOptions(options);
+  const { k1, b } = settings;
+  const tokenize: Tokenizer = createTokenizer(settings);
+  const shards = new Map<string, Shard>();
+  const docOwners = new Map<string, string>();
+
+  const removeSlot = (shard: Shard, slot: number): void => {
+    if (!shard.alive[slot]) return;
+    shard.alive[slot] = false;
+    shard.liveCount--;
+    shard.deadCount++;
+    shard.totalLength -= shard.lengths[slot]!;
+    const slotTerms = shard.slotTerms[slot]!;
+    for (let entry = 0; entry < slotTerms.length; entry += 2) shard.documentFrequency[slotTerms[entry]!]!--;
+    shard.slotTerms[slot] = EMPTY_TERMS;
+    shard.metadata[slot] = undefined;
+    shard.slotByChunkId.delete(shard.chunkIds[slot]!);
+    const docId = shard.docIds[slot]!;
+    const slots = shard.slotsByDocId.get(docId);
+    slots?.delete(slot);
+    if (slots?.size === 0) {
+      shard.slotsByDocId.delete(docId);
+      docOwners.delete(docId);
+    }
+  };
+
+  const tidy = (ownerId: string, shard: Shard): void => {
+    if (shard.liveCount === 0) shards.delete(ownerId);
+    else if (shard.deadCount >= COMPACT_MIN_DEAD && shard.deadCount > shard.liveCount) compact(shard);
+  };
+
+  /** BM25 scores of the shard's live chunks for weighted query terms; the best `topK`, best first. */
+  const rank = (
+    shard: Shard,
+    weights: ReadonlyMap<number, number>,
+    filter: MetadataFilter | undefined,
+    topK: number,
+  ): RankedSlot[] => {
+    const chunkCount = shard.liveCount;
+    const averageLength = shard.totalLength / chunkCount || 1;
+    const lengthFree = k1 * (1 - b);
+    const lengthScaled = (k1 * b) / averageLength;
+    if (shard.scores.length < shard.chunkIds.length)
+      shard.scores = new Float64Array(shard.chunkIds.length * 2);
+    const { scores, alive, lengths } = shard;
+    const touched: number[] = [];
+    try {
+      for (const [termId, queryWeight] of weights) {
+        const frequency = shard.documentFrequency[termId]!;
+        if (frequency === 0 || queryWeight <= 0) continue;
+        const idf = Math.log(1 + (chunkCount - frequency + 0.5) / (frequency + 0.5));
+        const weight = idf * queryWeight * (k1 + 1);
+        const postings: number[] = shard.postings[termId]!;
+        for (let entry = 0; entry < postings.length; entry += 2) {
+          const slot = postings[entry]!;
+          if (!alive[slot]) continue;
+          const termFrequency = postings[entry + 1]!;
+          if (scores[slot] === 0) touched.push(slot);
+          scores[slot]! +=
+            (weight * termFrequency) / (termFrequency + lengthFree + lengthScaled * lengths[slot]!);
+        }
+      }
+      const candidates =
+        filter === undefined
+          ? touched
+          : touched.filter((slot) => matchesFilter(shard.metadata[slot], filter));
+      return selectTop(candidates, scores, topK).map((slot) => ({ slot, score: scores[slot]! }));
+    } finally {
+      for (const slot of touched) scores[slot] = 0;
+    }
+  };
+
+  const index: Bm25Index = {
+    options: settings,
+
+    add(chunk, addOptions) {
+      const ownerId = addOptions?.ownerId;
+      requireString(ownerId, 'ownerId');
+      requireString(chunk?.id, 'chunk.id');
+      requireString(chunk.docId, 'chunk.docId');
+      if (typeof chunk.text !== 'string') throw new ValidationError('chunk.text must be a string');
+      const owner = docOwners.get(chunk.docId);
+      if (owner !== undefined && owner !== ownerId) {
+        // A document has one owner; letting two share it would let one remove the other's chunks.
+        throw new ValidationError('the document belongs to another owner', {
+          details: { docId: chunk.docId },
+        });
+      }
+      let shard = shards.get(ownerId);
+      if (shard === undefined) {
+        shard = createShard();
+        shards.set(ownerId, shard);
+      }
+      const existing = shard.slotByChunkId.get(chunk.id);
+      if (existing !== undefined) removeSlot(shard, existing);
+
+      const terms = tokenize(chunk.heading === undefined ? chunk.text : `${chunk.heading}\n${chunk.text}`);
+      const frequencies = new Map<string, number>();
+      for (const term of terms) frequencies.set(term, (frequencies.get(term) ?? 0) + 1);
+
+      const slot = shard.chunkIds.length;
+      const slotTerms = new Int32Array(frequencies.size * 2);
+      let position = 0;
+      for (const [term, frequency] of frequencies) {
+        const termId = internTerm(shard, term);
+        shard.postings[termId]!.push(slot, frequency);
+        shard.documentFrequency[termId]!++;
+        slotTerms[position++] = termId;
+        slotTerms[position++] = frequency;
+      }
+      pushSlot(shard, chunk.id, chunk.docId, terms.length, copyMetadata(addOptions.metadata), slotTerms);
+      docOwners.set(chunk.docId, ownerId);
+    },
+
+    remove(docId) {
+      const ownerId = docOwners.get(docId);
+      if (ownerId === undefined) return 0;
+      const shard = shards.get(ownerId)!;
+      const slots = [...(shard.slotsByDocId.get(docId) ?? [])];
+      for (const slot of slots) removeSlot(shard, slot);
+      tidy(ownerId, shard);
+      return slots.length;
+    },
+
+    removeOwner(ownerId) {
+      const shard = shards.get(ownerId);
+      if (shard === undefined) return 0;
+      for (const docId of shard.slotsByDocId.keys()) docOwners.delete(docId);
+      shards.delete(ownerId);
+      return shard.liveCount;
+    },
+
+    search(query, searchOptions) {
+      const ownerId = searchOptions?.ownerId;
+      requireString(ownerId, 'ownerId');
+      if (typeof query !== 'string') throw new ValidationError('query must be a string');
+      const topK = searchOptions.topK ?? 10;
+      if (!Number.isInteger(topK) || topK < 1) throw new ValidationError('topK must be a positive integer');
+      const filter = searchOptions.filter;
+      if (filter !== undefined) validateFilter(filter);
+
+      const feedback = resolveFeedback(searchOptions.feedback);
+
+      const shard = shards.get(ownerId);
+      if (shard === undefined || shard.liveCount === 0) return [];
+      const queryTokens = tokenize(query);
+      const queryWeights = new Map<number, number>();
+      for (const term of queryTokens) {
+        const termId = shard.termIds.get(term);
+        if (termId !== undefined) queryWeights.set(termId, (queryWeights.get(termId) ?? 0) + 1);
+      }
+      if (queryWeights.size === 0) return [];
+
+      let ranked = rank(
+        shard,
+        queryWeights,
+        filter,
+        feedback === undefined ? topK : Math.max(topK, feedback.documents),
+      );
+      if (feedback !== undefined && ranked.length > 0) {
+        const expanded = expandQuery(shard, queryWeights, queryTokens.length, ranked, feedback);
+        ranked = rank(shard, expanded, filter, topK);
+      }
+      return ranked.slice(0, topK).map(({ slot, score }) => ({
+        chunkId: shard.chunkIds[slot]!,
+        docId: shard.docIds[slot]!,
+        score,
+      }));
+    },
+
+    size(ownerId) {
+      if (ownerId !== undefined) return shards.get(ownerId)?.liveCount ?? 0;
+      let total = 0;
+      for (const shard of shards.values()) total += shard.liveCount;
+      return total;
+    },
+
+    toJSON() {
+      const owners: Bm25IndexJSON['owners'] = [];
+      for (const [ownerId, shard] of shards) {
+        if (shard.deadCount > 0) compact(shard);
+        owners.push({
+          ownerId,
+          chunks: shard.chunkIds.map((id, slot) => {
+            const metadata = shard.metadata[slot];
+            const entry: Bm25IndexJSON['owners'][number]['chunks'][number] = {
+              id,
+              docId: shard.docIds[slot]!,
+              length: shard.lengths[slot]!,
+            };
+            if (metadata !== undefined) entry.metadata = metadata;
+            return entry;
+          }),
+          postings: shard.terms.map((term, termId) => [term, [...shard.postings[termId]!]]),
+        });
+      }
+      return { format: 'parley-bm25', version: 1, options: { ...settings }, owners };
+    },
+  };
+
+  if (snapshot !== undefined) {
+    for (const owner of snapshot.owners) {
+      requireString(owner.ownerId, 'ownerId');
+      const shard = createShard();
+      const slotTerms: number[][] = owner.chunks.map(() => []);
+      for (const chunk of owner.chunks) {
+        const holder = docOwners.get(chunk.docId);
+        if (holder !== undefined && holder !== owner.ownerId) {
+          throw new ValidationError('the index holds one document under two owners', {
+            details: { docId: chunk.docId },
+          });
+        }
+        docOwners.set(chunk.docId, owner.ownerId);
+        pushSlot(shard, chunk.id, chunk.docId, chunk.length, chunk.metadata, EMPTY_TERMS);
+      }
+      for (const [term, entries] of owner.postings) {
+        const termId = internTerm(shard, term);
+        for (let entry = 0; entry < entries.length; entry += 2) {
+          const slot = entries[entry]!;
+          const list = slotTerms[slot];
+          if (list === undefined)
+            throw new ValidationError('a posting names a chunk the index does not hold');
+          list.push(termId);
+        }
+        shard.postings[termId] = [...entries];
+        shard.documentFrequency[termId] = entries.length / 2;
+      }
+      slotTerms.forEach((list, slot) => {
+        shard.slotTerms[slot] = Int32Array.from(list);
+      });
+      if (shard.liveCount > 0) shards.set(owner.ownerId, shard);
+    }
+  }
+  return index;
+}
+
+function resolveOptions(options: Bm25Options): Required<Bm25Options> {
+  const resolved = { ...DEFAULT_BM25, ...stripUndefined(options) };
+  if (!Number.isFinite(resolved.k1) || resolved.k1 < 0) {
+    throw new ValidationError('bm25.k1 must be a number ≥ 0', { details: { k1: resolved.k1 } });
+  }
+  if (!Number.isFinite(resolved.b) || resolved.b < 0 || resolved.b > 1) {
+    throw new ValidationError('bm25.b must be a number from 0 to 1', { details: { b: resolved.b } });
+  }
+  return Object.freeze(resolved);
+}
+
+/** The options without keys set to `undefined`, so spreading them over defaults keeps the defaults. */
+function stripUndefined<Value extends object>(options: Value): Partial<Value> {
+  const entries = Object.entries(options ?? {}).filter(([, value]) => value !== undefined);
+  return Object.fromEntries(entries) as Partial<Value>;
+}
+
+function createShard(): Shard {
+  return {
+    termIds: new Map(),
+    terms: [],
+    postings: [],
+    documentFrequency: [],
+    chunkIds: [],
+    docIds: [],
+    lengths: [],
+    metadata: [],
+    alive: [],
+    slotTerms: [],
+    slotByChunkId: new Map(),
+    slotsByDocId: new Map(),
+    liveCount: 0,
+    deadCount: 0,
+    totalLength: 0,
+    scores: new Float64Array(64),
+  };
+}
+
+function internTerm(shard: Shard, term: string): number {
+  let termId = shard.termIds.get(term);
+  if (termId === undefined) {
+    termId = shard.terms.length;
+    shard.termIds.set(term, termId);
+    shard.terms.push(term);
+    shard.postings.push([]);
+    shard.documentFrequency.push(0);
+  }
+  return termId;
+}
+
+function pushSlot(
+  shard: Shard,
+  chunkId: string,
+  docId: string,
+  length: number,
+  metadata: ChunkMetadata | undefined,
+  slotTerms: Int32Array,
+): void {
+  const slot = shard.chunkIds.length;
+  shard.chunkIds.push(chunkId);
+  shard.docIds.push(docId);
+  shard.lengths.push(length);
+  shard.metadata.push(metadata);
+  shard.alive.push(true);
+  shard.slotTerms.push(slotTerms);
+  shard.slotByChunkId.set(chunkId, slot);
+  let slots = shard.slotsByDocId.get(docId);
+  if (slots === undefined) {
+    slots = new Set();
+    shard.slotsByDocId.set(docId, slots);
+  }
+  slots.add(slot);
+  shard.liveCount++;
+  shard.totalLength += length;
+}
+
+/** Drops dead slots and terms no live chunk uses, renumbering both. */
+function compact(shard: Shard): void {
+  const slotMap = new Int32Array(shard.chunkIds.length).fill(-1);
+  const live: number[] = [];
+  shard.alive.forEach((isAlive, slot) => {
+    if (isAlive) {
+      slotMap[slot] = live.length;
+      live.push(slot);
+    }
+  });
+  const termMap = new Int32Array(shard.terms.length).fill(-1);
+  const terms: string[] = [];
+  const postings: number[][] = [];
+  const documentFrequency: number[] = [];
+  shard.terms.forEach((term, termId) => {
+    if (shard.documentFrequency[termId] === 0) return;
+    termMap[termId] = terms.length;
+    terms.push(term);
+    documentFrequency.push(shard.documentFrequency[termId]!);
+    const old = shard.postings[termId]!;
+    const kept: number[] = [];
+    for (let entry = 0; entry < old.length; entry += 2) {
+      const slot = slotMap[old[entry]!]!;
+      if (slot !== -1) kept.push(slot, old[entry + 1]!);
+    }
+    postings.push(kept);
+  });
+  shard.terms = terms;
+  shard.termIds = new Map(terms.map((term, termId) => [term, termId]));
+  shard.postings = postings;
+  shard.documentFrequency = documentFrequency;
+  shard.chunkIds = live.map((slot) => shard.chunkIds[slot]!);
+  shard.docIds = live.map((slot) => shard.docIds[slot]!);
+  shard.lengths = live.map((slot) => shard.lengths[slot]!);
+  shard.metadata = live.map((slot) => shard.metadata[slot]);
+  shard.alive = live.map(() => true);
+  shard.slotTerms = live.map((slot) =>
+    shard.slotTerms[slot]!.map((value, position) => (position % 2 === 0 ? termMap[value]! : value)),
+  );
+  shard.slotByChunkId = new Map(shard.chunkIds.map((chunkId, slot) => [chunkId, slot]));
+  shard.slotsByDocId = new Map();
+  shard.docIds.forEach((docId, slot) => {
+    const slots = shard.slotsByDocId.get(docId) ?? new Set<number>();
+    slots.add(slot);
+    shard.slotsByDocId.set(docId, slots);
+  });
+  shard.deadCount = 0;
+  shard.scores = new Float64Array(Math.max(64, live.length));
+}
+
+function resolveFeedback(feedback: boolean | Bm25Feedback | undefined): Required<Bm25Feedback> | undefined {
+  if (feedback === undefined || feedback === false) return undefined;
+  const resolved = { ...DEFAULT_FEEDBACK, ...(feedback === true ? {} : stripUndefined(feedback)) };
+  if (!Number.isInteger(resolved.documents) || resolved.documents < 1) {
+    throw new ValidationError('feedback.documents must be a positive integer');
+  }
+  if (!Number.isInteger(resolved.terms) || resolved.terms < 1) {
+    throw new ValidationError('feedback.terms must be a positive integer');
+  }
+  if (!(resolved.originalWeight >= 0 && resolved.originalWeight <= 1)) {
+    throw new ValidationError('feedback.originalWeight must be a number from 0 to 1');
+  }
+  return resolved;
+}
+
+/**
+ * RM3: the relevance model P(w|R) = Σ P(w|chunk)·weight(chunk) over the first-pass chunks (weights are their
+ * normalised scores), cut to its best terms and mixed with the original query's term distribution.
+ */
+function expandQuery(
+  shard: Shard,
+  queryWeights: ReadonlyMap<number, number>,
+  queryLength: number,
+  ranked: readonly RankedSlot[],
+  feedback: Required<Bm25Feedback>,
+): Map<number, number> {
+  const sources = ranked.slice(0, feedback.documents);
+  const totalScore = sources.reduce((sum, { score }) => sum + score, 0);
+  const relevance = new Map<number, number>();
+  for (const { slot, score } of sources) {
+    const length = shard.lengths[slot]!;
+    if (length === 0) continue;
+    const slotTerms = shard.slotTerms[slot]!;
+    const share = score / totalScore / length;
+    for (let entry = 0; entry < slotTerms.length; entry += 2) {
+      const termId = slotTerms[entry]!;
+      relevance.set(termId, (relevance.get(termId) ?? 0) + share * slotTerms[entry + 1]!);
+    }
+  }
+  const best = [...relevance]
+    .sort((left, right) => right[1] - left[1] || left[0] - right[0])
+    .slice(0, feedback.terms);
+  const bestTotal = best.reduce((sum, [, weight]) => sum + weight, 0);
+  const expanded = new Map<number, number>();
+  for (const [termId, count] of queryWeights) {
+    expanded.set(termId, (feedback.originalWeight * count) / queryLength);
+  }
+  if (bestTotal > 0) {
+    for (const [termId, weight] of best) {
+      const added = ((1 - feedback.originalWeight) * weight) / bestTotal;
+      expanded.set(termId, (expanded.get(termId) ?? 0) + added);
+    }
+  }
+  return expanded;
+}
+
+/** The `topK` best slots by score (ties: the earlier-indexed chunk first), best first. */
+function selectTop(slots: number[], scores: Float64Array, topK: number): number[] {
+  const better = (left: number, right: number): boolean =>
+    scores[left]! > scores[right]! || (scores[left] === scores[right] && left < right);
+  if (slots.length <= topK * 4)
+    return slots.sort((left, right) => (better(left, right) ? -1 : 1)).slice(0, topK);
+  // A bounded heap whose root is the worst slot kept: O(n log k) instead of sorting every match.
+  const heap: number[] = [];
+  const siftDown = (from: number): void => {
+    let parent = from;
+    for (;;) {
+      const left = parent * 2 + 1;
+      const right = left + 1;
+      let worst = parent;
+      if (left < heap.length && better(heap[worst]!, heap[left]!)) worst = left;
+      if (right < heap.length && better(heap[worst]!, heap[right]!)) worst = right;
+      if (worst === parent) return;
+      [heap[parent], heap[worst]] = [heap[worst]!, heap[parent]!];
+      parent = worst;
+    }
+  };
+  for (const slot of slots) {
+    if (heap.length < topK) {
+      heap.push(slot);
+      let child = heap.length - 1;
+      while (child > 0) {
+        const parent = (child - 1) >> 1;
+        if (!better(heap[parent]!, heap[child]!)) break;
+        [heap[parent], heap[child]] = [heap[child]!, heap[parent]!];
+        child = parent;
+      }
+    } else if (better(slot, heap[0]!)) {
+      heap[0] = slot;
+      siftDown(0);
+    }
+  }
+  return heap.sort((left, right) => (better(left, right) ? -1 : 1));
+}
+
+function matchesFilter(metadata: ChunkMetadata | undefined, filter: MetadataFilter): boolean {
+  for (const key of Object.keys(filter)) {
+    const wanted = filter[key]!;
+    if (metadata === undefined || !Object.hasOwn(metadata, key)) return false;
+    const actual = metadata[key];
+    const accepted: readonly MetadataValue[] = Array.isArray(wanted) ? wanted : [wanted as MetadataValue];
+    const found = Array.isArray(actual)
+      ? accepted.some((value) => actual.includes(value))
+      : accepted.includes(actual as MetadataValue);
+    if (!found) return false;
+  }
+  return true;
+}
+
+function validateFilter(filter: MetadataFilter): void {
+  if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
+    throw new ValidationError('filter must be an object of metadata keys and values');
+  }
+  const isScalar = (value: unknown): boolean =>
+    value === null || ['string', 'number', 'boolean'].includes(typeof value);
+  for (const [key, value] of Object.entries(filter)) {
+    const ok = Array.isArray(value) ? value.every(isScalar) : isScalar(value);
+    if (!ok) {
+      throw new ValidationError('a filter value must be a string, number, boolean, null, or a list of them', {
+        details: { key },
+      });
+    }
+  }
+}
+
+function copyMetadata(metadata: ChunkMetadata | undefined): ChunkMetadata | undefined {
+  if (metadata === undefined) return undefined;
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) {
+    throw new ValidationError('metadata must be an object');
+  }
+  return { ...metadata };
+}
+
+function requireString(value: unknown, name: string): asserts value is string {
+  if (typeof value !== 'string' || value === '')
+    throw new ValidationError(`${name} must be a non-empty string`);
+}
