@@ -15,6 +15,7 @@ import type {
   TransportRequestOptions,
   TransportSubscribeOptions,
 } from '../core/transport.ts';
+import { createDeadlines } from './deadlines.ts';
 
 /**
  * The in-process transport: the default on one node, and — several transports on one `LocalNetwork` —
@@ -92,6 +93,7 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
   const wildcardWork: WorkSet[] = [];
   const wildcardListeners: Subscriber[] = [];
   const routes = new Map<string, Route>();
+  const deadlines = createDeadlines();
 
   function routeFor(type: string): Route {
     const cached = routes.get(type);
@@ -202,7 +204,18 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
     return members[set.next];
   }
 
-  /** Who answers a request or gather: one member per work set, or the local listeners when no work set matches. */
+  /** The one handler a request goes to: a member of the first matching work set, else a local listener. */
+  function firstResponder(type: string): Subscriber | undefined {
+    const route = routeFor(type);
+    for (const set of route.work) {
+      const member = pick(set);
+      if (member !== undefined) return member;
+    }
+    for (const listener of route.local) if (listener.active) return listener;
+    return undefined;
+  }
+
+  /** Who answers a gather: one member per work set, or the local listeners when no work set matches. */
   function respondersFor(type: string): Responder[] {
     const route = routeFor(type);
     const responders: Responder[] = [];
@@ -293,7 +306,7 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
   function request(envelope: EventEnvelope, options: TransportRequestOptions): Promise<unknown> {
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const [responder] = respondersFor(envelope.type);
+    const responder = firstResponder(envelope.type);
     if (responder === undefined) {
       return Promise.reject(
         new NoHandlerError(`no handler for "${envelope.type}"`, { details: { type: envelope.type } }),
@@ -302,27 +315,27 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
     const result = responder.deliver(envelope);
     if (!(result instanceof Promise)) return Promise.resolve(result);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const deadline = deadlines.add(options.timeout, () => {
         signal?.removeEventListener('abort', onAbort);
         reject(
           new TimeoutError(`no reply to "${envelope.type}" within ${options.timeout} ms`, {
             details: { type: envelope.type, timeoutMs: options.timeout },
           }),
         );
-      }, options.timeout);
+      });
       function onAbort() {
-        clearTimeout(timer);
+        deadlines.cancel(deadline);
         reject(signal?.reason);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
       result.then(
         (value) => {
-          clearTimeout(timer);
+          deadlines.cancel(deadline);
           signal?.removeEventListener('abort', onAbort);
           resolve(value);
         },
         (error: unknown) => {
-          clearTimeout(timer);
+          deadlines.cancel(deadline);
           signal?.removeEventListener('abort', onAbort);
           reject(overTheWire(error));
         },
@@ -340,13 +353,21 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
     let outstanding = responders.length;
     return new Promise((resolve, reject) => {
       let done = false;
+      const stop = () => {
+        done = true;
+        deadlines.cancel(deadline);
+        signal?.removeEventListener('abort', onAbort);
+      };
       const finish = (timedOut: boolean) => {
         if (done) return;
-        done = true;
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        stop();
         const missing = responders.filter((_, index) => !answered[index]).map((responder) => responder.name);
         resolve({ replies: [...replies], failed: [...failed], timedOut, missing });
+      };
+      const onAbort = () => {
+        if (done) return;
+        stop();
+        reject(signal?.reason);
       };
       const enough = () => expected !== undefined && replies.length >= expected;
       const settle = (index: number) => {
@@ -354,13 +375,7 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
         outstanding--;
         if (enough() || outstanding === 0) finish(false);
       };
-      const onAbort = () => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
-      const timer = setTimeout(() => finish(true), options.timeout);
+      const deadline = deadlines.add(options.timeout, () => finish(true));
       signal?.addEventListener('abort', onAbort, { once: true });
       if (outstanding === 0 || enough()) finish(false);
       responders.forEach((responder, index) => {
