@@ -27,6 +27,10 @@ export interface ServerConfig {
   host: string;
   port: number;
   body_limit_bytes: number;
+  sse_heartbeat_ms: number;
+  /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
+  completions_per_minute: number;
+  auth: { bootstrap_admin: boolean };
 }
 
 export interface StorageConfig {

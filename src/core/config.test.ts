@@ -66,7 +66,14 @@ function configError(run: () => unknown): ConfigError {
 describe('the shipped config/', () => {
   it('loads with no env at all, with the documented defaults', () => {
     const config = loadConfig({ configDir: shippedConfigDir, env: {} });
-    expect(config.server).toEqual({ host: '127.0.0.1', port: 3000, body_limit_bytes: 1048576 });
+    expect(config.server).toEqual({
+      host: '127.0.0.1',
+      port: 3000,
+      body_limit_bytes: 1048576,
+      sse_heartbeat_ms: 15000,
+      completions_per_minute: 60,
+      auth: { bootstrap_admin: true },
+    });
     expect(config.storage.backend).toBe('flatfile');
     expect(config.storage.flatfile.root).toBe('./data');
     expect(config.bus.transport).toBe('local');

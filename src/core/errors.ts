@@ -68,6 +68,20 @@ export const ERROR_CODES = {
     status: 499,
     meaning: 'The caller cancelled the model call (the client went away or stopped the reply).',
   },
+  CHAT_ERR_AUTH_UNAUTHENTICATED: {
+    status: 401,
+    meaning: 'No API key was sent, or the key is unknown or revoked.',
+  },
+  CHAT_ERR_AUTH_FORBIDDEN: { status: 403, meaning: 'The API key is valid but its user lacks the role (admin).' },
+  CHAT_ERR_PAYLOAD_TOO_LARGE: {
+    status: 413,
+    meaning: 'The request body (or WebSocket frame) is larger than server.body_limit_bytes.',
+  },
+  CHAT_ERR_CONFLICT: { status: 409, meaning: 'The resource already exists (a user name that is taken).' },
+  CHAT_ERR_SERVER_BUSY: {
+    status: 503,
+    meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
