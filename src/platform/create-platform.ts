@@ -22,6 +22,8 @@ export interface CreatePlatformOptions {
   definitions?: ReadonlyMap<string, ModuleDefinition<never, unknown>>;
   /** Where logs go (a stream or path); default stdout. */
   logDestination?: NodeJS.WritableStream | string;
+  /** A model registry to use instead of the one built from the `llm` config (tests and benchmarks). */
+  llm?: ModelRegistry;
 }
 
 /** A running platform: config, storage, bus and the loaded modules, and the way to stop them. */
@@ -77,7 +79,9 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     onDenied: (module, capability, action) => audit.warn({ module, capability, action }, 'access denied'),
   });
 
-  const llm = createModelRegistry(config.llm, { ...(options.env === undefined ? {} : { env: options.env }) });
+  const llm =
+    options.llm ??
+    createModelRegistry(config.llm, { ...(options.env === undefined ? {} : { env: options.env }) });
 
   let modules: ModuleRegistry;
   try {
