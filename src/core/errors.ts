@@ -68,6 +68,10 @@ export const ERROR_CODES = {
     status: 499,
     meaning: 'The caller cancelled the model call (the client went away or stopped the reply).',
   },
+  CHAT_ERR_RATE_LIMITED: {
+    status: 429,
+    meaning: 'Too many messages from one user in the last minute; details.retryAfterSeconds says when to retry.',
+  },
   CHAT_ERR_AUTH_UNAUTHENTICATED: {
     status: 401,
     meaning: 'No API key was sent, or the key is unknown or revoked.',
