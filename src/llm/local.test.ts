@@ -39,6 +39,7 @@ afterAll(async () => {
 
 describe.skipIf(!canRun && !inCi)('local provider on a real GGUF model', () => {
   it('streams real tokens through streamText, then a finish', async () => {
+    expect(existsSync(modelPath), `the test model is missing: ${modelPath}`).toBe(true);
     const result = streamText({
       model: registry.resolve('local:stories'),
       messages,
@@ -103,14 +104,19 @@ describe('local provider failures', () => {
     expect((error as Error).message).toContain(LOCAL_RUNTIME_INSTALL);
   });
 
-  it('names the config key when the GGUF file does not exist', async () => {
-    const broken = createModelRegistry(
-      { providers: { local: { models: { gone: { path: '/nonexistent/model.gguf', max_threads: 1 } } } } },
-      { env: {} },
-    );
-    const error = await broken.generate({ model: 'local:gone', messages }).catch((caught: unknown) => caught);
-    expect(isPlatformError(error, 'CHAT_ERR_LLM_UNAVAILABLE')).toBe(true);
-    expect((error as Error).message).toContain('llm.providers.local.models.gone.path');
-    expect((error as Error).message).toContain('/nonexistent/model.gguf');
-  });
+  it.skipIf(!runtimeInstalled && !inCi)(
+    'names the config key when the GGUF file does not exist',
+    async () => {
+      const broken = createModelRegistry(
+        { providers: { local: { models: { gone: { path: '/nonexistent/model.gguf', max_threads: 1 } } } } },
+        { env: {} },
+      );
+      const error = await broken
+        .generate({ model: 'local:gone', messages })
+        .catch((caught: unknown) => caught);
+      expect(isPlatformError(error, 'CHAT_ERR_LLM_UNAVAILABLE')).toBe(true);
+      expect((error as Error).message).toContain('llm.providers.local.models.gone.path');
+      expect((error as Error).message).toContain('/nonexistent/model.gguf');
+    },
+  );
 });

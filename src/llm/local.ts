@@ -178,6 +178,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
     settings: LocalModelSettings,
   ): Promise<LoadedModel> {
     const where = `llm.providers.${provider}.models.${modelName}.path`;
+    const runtime = await loadRuntime();
     try {
       await access(settings.path);
     } catch (error) {
@@ -189,7 +190,6 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
         },
       );
     }
-    const runtime = await loadRuntime();
     const llama = await loadLlama(runtime, settings);
     let model: LlamaModel;
     try {
