@@ -261,15 +261,21 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
         const history = toChatHistory(callOptions, warnings);
         const target = await loaded(provider, modelName, settings);
         const sequence = await acquireSequence(target, callOptions.abortSignal);
+        let chat: InstanceType<NodeLlamaCpp['LlamaChat']>;
+        try {
+          chat = new target.runtime.LlamaChat({
+            contextSequence: sequence,
+            autoDisposeSequence: false,
+            ...(target.chatWrapper === undefined ? {} : { chatWrapper: target.chatWrapper }),
+          });
+        } catch (error) {
+          releaseSequence(target, sequence);
+          throw error;
+        }
+        target.chatWrapper ??= chat.chatWrapper;
         const stop = new AbortController();
         const forwardAbort = () => stop.abort(callOptions.abortSignal?.reason);
         callOptions.abortSignal?.addEventListener('abort', forwardAbort, { once: true });
-        const chat = new target.runtime.LlamaChat({
-          contextSequence: sequence,
-          autoDisposeSequence: false,
-          ...(target.chatWrapper === undefined ? {} : { chatWrapper: target.chatWrapper }),
-        });
-        target.chatWrapper ??= chat.chatWrapper;
         let open = true;
         let textStarted = false;
         let reasoningStarted = false;
