@@ -2,6 +2,10 @@
  * The storage contract every driver and wrapper implements (the seed's StorageBackend plus `append`).
  * Keys are `/`-separated relative paths such as `sessions/u1/s1/messages.jsonl`. A key that is empty, starts
  * with `/`, contains a `..` segment, a NUL or a backslash is rejected with CHAT_ERR_STORAGE_INVALID_KEY.
+ * So are empty and `.` segments and segments starting with `.parley-tmp-` (see keys.ts, the one validator).
+ * A key ending in `.jsonl` holds whole lines: `write`/`append` data for it must end in `\n` (json-lines.ts).
+ * A key that is also a folder of other keys (`a` and `a/b`) is driver-dependent: flatfile refuses it.
+ * test/contracts/storage-contract.ts is the executable form of this contract.
  */
 export interface Storage {
   /** The bytes stored at `key`, or `undefined` when there are none. */
@@ -22,7 +26,10 @@ export interface Storage {
    * appends to one key never interleave their bytes.
    */
   append(key: string, data: Uint8Array): Promise<void>;
-  /** Releases connections and flushes pending work. */
+  /**
+   * Releases connections and flushes pending work (pending appends resolve first). Later calls reject
+   * with CHAT_ERR_STORAGE_UNAVAILABLE; closing twice is harmless.
+   */
   close(): Promise<void>;
 }
 
