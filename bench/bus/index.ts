@@ -20,7 +20,7 @@ import { createBus } from '../../src/core/bus.ts';
 import type { Bus } from '../../src/core/bus-types.ts';
 import type { EventEnvelope } from '../../src/core/events.ts';
 
-/** Sizes of one run; the defaults keep the whole benchmark near 20 s on a small machine. */
+/** Sizes of one run; the defaults keep the whole benchmark near 15 s on a small machine. */
 export interface BusBenchOptions {
   /** Operations per round. */
   batch?: number;
@@ -232,7 +232,7 @@ async function measure(
 /** Measures emit throughput and request latency and formats the tables. */
 export async function run(options: BusBenchOptions = {}): Promise<BusBenchResult> {
   const settings: Required<BusBenchOptions> = {
-    batch: options.batch ?? 20_000,
+    batch: options.batch ?? 50_000,
     rounds: options.rounds ?? 15,
     warmupRounds: options.warmupRounds ?? 3,
   };

@@ -120,16 +120,44 @@ export function createBus(options: BusOptions): Bus {
     return failure;
   }
 
-  /** Wraps a handler into what the transport calls: tracks it in flight, times it, reports failures. */
+  /** Settles an untimed async handler; shared, so the common path allocates no closure for success. */
+  function passValue(value: unknown): unknown {
+    handlerSettled();
+    return value;
+  }
+
+  /** Wraps a handler into what the transport calls: tracks it in flight, reports failures. */
   function wrapHandler(handler: EventHandler, group: string): TransportDeliver {
+    if (timeHandlers) return wrapTimedHandler(handler, group);
     return (envelope) => {
       if (state === 'closed') return Promise.reject(closedError());
       inFlight++;
-      const started = timeHandlers ? performance.now() : 0;
+      let result: unknown;
+      try {
+        result = handler(envelope);
+      } catch (error) {
+        handlerSettled();
+        return Promise.reject(reportFailure(error, envelope, group));
+      }
+      if (!isThenable(result)) {
+        handlerSettled();
+        return result;
+      }
+      return Promise.resolve(result).then(passValue, (error: unknown) => {
+        handlerSettled();
+        throw reportFailure(error, envelope, group);
+      });
+    };
+  }
+
+  /** `wrapHandler` that also reports each handler's duration (only when a metrics sink wants it). */
+  function wrapTimedHandler(handler: EventHandler, group: string): TransportDeliver {
+    return (envelope) => {
+      if (state === 'closed') return Promise.reject(closedError());
+      inFlight++;
+      const started = performance.now();
       const finish = () => {
-        if (timeHandlers) {
-          metrics.handlerCompleted?.(envelope.type, group, (performance.now() - started) / 1000);
-        }
+        metrics.handlerCompleted?.(envelope.type, group, (performance.now() - started) / 1000);
         handlerSettled();
       };
       let result: unknown;

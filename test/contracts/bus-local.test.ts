@@ -29,6 +29,37 @@ describe('in-process transport, beyond the contract', () => {
     await bus.close();
   });
 
+  it('reports emitted events, handler durations and failures to the injected metrics and callback', async () => {
+    const emitted: string[] = [];
+    const completed: { type: string; group: string; seconds: number }[] = [];
+    const failedGroups: string[] = [];
+    const callbackCodes: string[] = [];
+    const bus = createBus({
+      transport: createLocalTransport(),
+      metrics: {
+        eventEmitted: (type) => emitted.push(type),
+        handlerCompleted: (type, group, seconds) => completed.push({ type, group, seconds }),
+        handlerError: (_type, group) => failedGroups.push(group),
+      },
+      onHandlerError: (error) => callbackCodes.push(error.code),
+    });
+    bus.on('job.created', async () => {}, { mode: 'work', group: 'fine' });
+    bus.on(
+      'job.created',
+      () => {
+        throw new Error('no');
+      },
+      { mode: 'work', group: 'broken' },
+    );
+    await bus.emit('job.created', {});
+    expect(emitted).toEqual(['job.created']);
+    expect(completed.map((entry) => entry.group).sort()).toEqual(['broken', 'fine']);
+    expect(completed.every((entry) => entry.type === 'job.created' && entry.seconds >= 0)).toBe(true);
+    expect(failedGroups).toEqual(['broken']);
+    expect(callbackCodes).toEqual(['CHAT_ERR_BUS_HANDLER_FAILED']);
+    await bus.close();
+  });
+
   it('keeps only the newest ids of its dedup window', async () => {
     const bus = createBus({ transport: createLocalTransport({ dedupWindow: 2 }) });
     const handled: string[] = [];
