@@ -394,9 +394,10 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
         for (let entry = 0; entry < entries.length; entry += 2) {
           const slot = entries[entry]!;
           const list = slotTerms[slot];
-          if (list === undefined)
+          if (list === undefined) {
             throw new ValidationError('a posting names a chunk the index does not hold');
-          list.push(termId);
+          }
+          list.push(termId, entries[entry + 1]!);
         }
         shard.postings[termId] = [...entries];
         shard.documentFrequency[termId] = entries.length / 2;
