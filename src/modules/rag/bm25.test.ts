@@ -157,6 +157,13 @@ describe('createBm25Index', () => {
       expect(shared.search(query, { ownerId: 'alice' })).toEqual(alone.search(query, { ownerId: 'alice' }));
     });
 
+    it("does not remove another owner's document when the remover is named", () => {
+      const index = indexOf(AERO, 'alice');
+      expect(index.remove('heat', { ownerId: 'bob' })).toBe(0);
+      expect(ids(index.search('heat', { ownerId: 'alice' }))).toEqual(['heat']);
+      expect(index.remove('heat', { ownerId: 'alice' })).toBe(1);
+    });
+
     it('refuses to let a second owner add chunks to a document', () => {
       const index = createBm25Index();
       index.add({ id: 'a-1', docId: 'doc', text: 'wing' }, { ownerId: 'alice' });

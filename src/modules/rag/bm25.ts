@@ -112,8 +112,11 @@ export interface Bm25IndexJSON {
 export interface Bm25Index {
   /** Indexes a chunk for an owner; a chunk with an id already indexed replaces it. */
   add(chunk: IndexableChunk, options: Bm25AddOptions): void;
-  /** Removes every chunk of a document; returns how many were removed. */
-  remove(docId: string): number;
+  /**
+   * Removes every chunk of a document; returns how many were removed. With `ownerId`, a document of
+   * another owner is left alone (0 is returned), so a caller can pass a user's request straight through.
+   */
+  remove(docId: string, options?: { ownerId?: string }): number;
   /** Removes everything an owner has; returns how many chunks were removed. */
   removeOwner(ownerId: string): number;
   /** The owner's best chunks for the query, best first. Another owner's chunks are never scored. */
@@ -288,9 +291,10 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
       docOwners.set(chunk.docId, ownerId);
     },
 
-    remove(docId) {
+    remove(docId, removeOptions) {
       const ownerId = docOwners.get(docId);
       if (ownerId === undefined) return 0;
+      if (removeOptions?.ownerId !== undefined && removeOptions.ownerId !== ownerId) return 0;
       const shard = shards.get(ownerId)!;
       const slots = [...(shard.slotsByDocId.get(docId) ?? [])];
       for (const slot of slots) removeSlot(shard, slot);

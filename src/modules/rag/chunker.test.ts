@@ -37,14 +37,12 @@ describe('chunkDocument', () => {
       '\t',
     );
     const text = fc.array(piece, { maxLength: 120 }).map((pieces) => pieces.join(''));
-    const sizes = fc
-      .integer({ min: 1, max: 80 })
-      .chain((chunkSize) =>
-        fc.record({
-          chunkSize: fc.constant(chunkSize),
-          chunkOverlap: fc.integer({ min: 0, max: chunkSize - 1 }),
-        }),
-      );
+    const sizes = fc.integer({ min: 1, max: 80 }).chain((chunkSize) =>
+      fc.record({
+        chunkSize: fc.constant(chunkSize),
+        chunkOverlap: fc.integer({ min: 0, max: chunkSize - 1 }),
+      }),
+    );
     fc.assert(
       fc.property(
         text,
