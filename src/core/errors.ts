@@ -25,7 +25,10 @@ export const ERROR_CODES = {
     status: 500,
     meaning: 'A configuration file is not valid JSON or not readable.',
   },
-  CHAT_ERR_CONFIG_MISSING_ENV: { status: 500, meaning: 'A ${ENV_VAR} reference names an unset variable.' },
+  CHAT_ERR_CONFIG_MISSING_ENV: {
+    status: 500,
+    meaning: 'A config value references an environment variable that is not set.',
+  },
   CHAT_ERR_MODULE_NOT_FOUND: { status: 500, meaning: 'A configured module has no implementation.' },
   CHAT_ERR_MODULE_MISSING_DEPENDENCY: {
     status: 500,
@@ -70,13 +73,17 @@ export const ERROR_CODES = {
   },
   CHAT_ERR_RATE_LIMITED: {
     status: 429,
-    meaning: 'Too many messages from one user in the last minute; details.retryAfterSeconds says when to retry.',
+    meaning:
+      'Too many messages from one user in the last minute; details.retryAfterSeconds says when to retry.',
   },
   CHAT_ERR_AUTH_UNAUTHENTICATED: {
     status: 401,
     meaning: 'No API key was sent, or the key is unknown or revoked.',
   },
-  CHAT_ERR_AUTH_FORBIDDEN: { status: 403, meaning: 'The API key is valid but its user lacks the role (admin).' },
+  CHAT_ERR_AUTH_FORBIDDEN: {
+    status: 403,
+    meaning: 'The API key is valid but its user lacks the role (admin).',
+  },
   CHAT_ERR_PAYLOAD_TOO_LARGE: {
     status: 413,
     meaning: 'The request body (or WebSocket frame) is larger than server.body_limit_bytes.',
