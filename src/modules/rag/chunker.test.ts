@@ -118,6 +118,15 @@ describe('chunkDocument', () => {
     }
   });
 
+  it('overlaps the pieces of a run-on sentence too', () => {
+    const text = 'word '.repeat(500).trim();
+    const chunks = chunkDocument({ docId: 'doc', text }, { chunkSize: 100, chunkOverlap: 20 });
+    for (let index = 1; index < chunks.length; index++) {
+      expect(chunks[index - 1]!.end - chunks[index]!.start).toBeGreaterThan(10);
+      expect(chunks[index - 1]!.end - chunks[index]!.start).toBeLessThanOrEqual(20);
+    }
+  });
+
   it('splits at Markdown headings and records the heading path of each chunk', () => {
     const text = [
       'Preface text.',

@@ -209,7 +209,7 @@ function packSection(text: string, paragraphs: Range[], options: ChunkingOptions
       units.push({ ...paragraph, breakBefore: false });
       continue;
     }
-    const pieces = splitOversize(text, paragraph, chunkSize);
+    const pieces = splitOversize(text, paragraph, options);
     pieces.forEach((piece, position) => {
       units.push({ ...piece, breakBefore: position === 0 });
     });
@@ -268,7 +268,10 @@ function overlapFor(
 }
 
 /** Cuts a paragraph larger than a chunk into sentences, long sentences into words, long words hard. */
-function splitOversize(text: string, paragraph: Range, chunkSize: number): Range[] {
+function splitOversize(text: string, paragraph: Range, options: ChunkingOptions): Range[] {
+  const { chunkSize, chunkOverlap } = options;
+  // Pieces cut from a run-on sentence leave room for the overlap, or consecutive chunks would share nothing.
+  const wordPieceSize = Math.max(1, chunkSize - chunkOverlap);
   const pieces: Range[] = [];
   const slice = text.slice(paragraph.start, paragraph.end);
   for (const segment of sentenceSegmenter.segment(slice)) {
@@ -276,7 +279,7 @@ function splitOversize(text: string, paragraph: Range, chunkSize: number): Range
     const end = paragraph.start + segment.index + segment.segment.trimEnd().length;
     if (end <= start) continue;
     if (end - start <= chunkSize) pieces.push({ start, end });
-    else pieces.push(...splitWords(text, { start, end }, chunkSize));
+    else pieces.push(...splitWords(text, { start, end }, wordPieceSize));
   }
   return pieces;
 }
