@@ -1,0 +1,91 @@
+import type { EventEnvelope } from '../../core/events.ts';
+import { defineModule } from '../../core/module.ts';
+import defaults from './config.json' with { type: 'json' };
+import configSchema from './config.schema.json' with { type: 'json' };
+import { loadTokenCounter } from './history.ts';
+import { createRateLimiter } from './rate-limiter.ts';
+import { createSessionRequests } from './session-requests.ts';
+import { createSessionStore } from './sessions.ts';
+import { runTurn, type TurnDependencies } from './turn.ts';
+import { createTurnRegistry } from './turn-registry.ts';
+import type { ChatCancel, MessageSendRequest, TextChatApi, TextChatConfig } from './types.ts';
+
+/** One minute: the window of `rate_limiting.max_messages_per_minute`. */
+const RATE_WINDOW_MS = 60_000;
+
+/**
+ * Text chat (the seed's `text_chat`): sessions, chat turns streamed as `chat.response.*` events, and the
+ * message log `sessions/{user_id}/{session_id}/messages.jsonl`. The HTTP server talks to it only through the
+ * bus (docs: this folder's README and the chat contract), so a turn may run on any node.
+ */
+export default defineModule<TextChatConfig, TextChatApi>({
+  info: {
+    name: 'text_chat',
+    version: '1.0.0',
+    capabilities: ['read_messages', 'write_messages'],
+    dependencies: [],
+    optionalDependencies: ['persona'],
+  },
+  configSchema,
+  defaults,
+  handles: [
+    'session.start',
+    'session.list',
+    'session.get',
+    'session.update',
+    'session.delete',
+    'messages.list',
+    'message.send',
+    'chat.message',
+  ],
+  setup(ctx) {
+    const config = ctx.config;
+    const sessions = createSessionStore(ctx.storage);
+    const requests = createSessionRequests(ctx, sessions);
+    const turns = createTurnRegistry({ rememberMs: config.turn_timeout_ms });
+    const deps: TurnDependencies = {
+      ctx,
+      sessions,
+      turns,
+      rateLimiter: config.rate_limiting.enabled
+        ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
+        : undefined,
+    };
+    // The tokenizer's ranks take about a second to load: start now, without holding up startup.
+    loadTokenCounter().catch((error: unknown) =>
+      ctx.log.error({ err: error }, 'could not load gpt-tokenizer'),
+    );
+
+    const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
+    const api: TextChatApi = {
+      listSessions: (userId) => requests.list({ userId }),
+      getSession: (userId, sessionId) => requests.get({ userId, sessionId }),
+      listMessages: (request) => requests.listMessages(request),
+    };
+
+    return {
+      api,
+      handlers: {
+        'session.start': (event) => requests.start(event.data),
+        'session.list': (event) => requests.list(event.data),
+        'session.get': (event) => requests.get(event.data),
+        'session.update': (event) => requests.update(event.data),
+        'session.delete': (event) => requests.delete(event.data),
+        'messages.list': (event) => requests.listMessages(event.data),
+        'message.send': turn,
+        'chat.message': turn,
+        // Every node listens: the turn runs wherever its work subscription picked it up.
+        'chat.cancel': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatCancel>) => {
+            const turnId = event.data?.turnId;
+            if (typeof turnId !== 'string' || turnId === '') return;
+            if (turns.cancel(turnId, event.userId)) ctx.log.debug({ turnId }, 'turn cancel requested');
+          },
+        },
+      },
+      health: () => ({ healthy: true }),
+      dispose: () => turns.abortAll(new DOMException('text_chat is shutting down', 'AbortError')),
+    };
+  },
+});

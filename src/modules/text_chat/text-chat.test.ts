@@ -1,0 +1,499 @@
+import { countTokens } from 'gpt-tokenizer';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isPlatformError, type PlatformError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import type { ModuleDefinition } from '../../core/module.ts';
+import type { Message, Session } from '../../core/types.ts';
+import persona from '../persona/index.ts';
+import textChat from './index.ts';
+import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
+import type { ChatResponseDelta, ChatResponseEnd, ChatResponseError, MessagesPage } from './types.ts';
+
+const withPersona = new Map<string, ModuleDefinition<never, unknown>>([
+  ['text_chat', textChat as never],
+  ['persona', persona as never],
+]);
+const alone = new Map<string, ModuleDefinition<never, unknown>>([['text_chat', textChat as never]]);
+
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  for (const harness of harnesses.splice(0)) await harness.close();
+});
+
+async function start(
+  modules: HarnessOptions['modules'] = {},
+  definitions: HarnessOptions['definitions'] = withPersona,
+): Promise<Harness> {
+  const harness = await startHarness({ modules, definitions });
+  harnesses.push(harness);
+  return harness;
+}
+
+/** Sends a turn as the server does: a fresh turn id as the correlation id, the long turn timeout. */
+function send(harness: Harness, data: Record<string, unknown>, turnId = newId()): Promise<Message> {
+  return harness.bus.request<Message>('message.send', data, { correlationId: turnId, timeout: 10_000 });
+}
+
+function failure(promise: Promise<unknown>): Promise<PlatformError> {
+  return promise.then(
+    () => {
+      throw new Error('expected a rejection');
+    },
+    (error: unknown) => error as PlatformError,
+  );
+}
+
+async function newSession(harness: Harness, data: Record<string, unknown> = {}): Promise<Session> {
+  return harness.bus.request<Session>('session.start', { userId: 'u1', ...data });
+}
+
+/** The text of every prompt message of a model call, by role. */
+function promptOf(harness: Harness, call = -1): Array<{ role: string; text: string }> {
+  const options = harness.calls.at(call)!;
+  return options.prompt.map((message) => ({
+    role: message.role,
+    text:
+      typeof message.content === 'string'
+        ? message.content
+        : message.content.map((part) => ('text' in part ? part.text : '')).join(''),
+  }));
+}
+
+describe('text_chat sessions', () => {
+  it('creates, lists (newest first), updates and deletes sessions in sessions/{user_id}/{session_id}/', async () => {
+    const harness = await start();
+    const first = await newSession(harness, { title: 'First' });
+    const second = await newSession(harness);
+    expect(first).toMatchObject({ userId: 'u1', metadata: { title: 'First' } });
+    expect(second.metadata.title).toBe('New chat');
+    expect(JSON.parse(await harness.readDataFile(`sessions/u1/${first.id}/metadata.json`))).toEqual(first);
+
+    const listed = await harness.bus.request<Session[]>('session.list', { userId: 'u1' });
+    expect(listed.map((session) => session.id)).toEqual([second.id, first.id]);
+    expect(await harness.bus.request('session.get', { userId: 'u1', sessionId: first.id })).toEqual(first);
+
+    const updated = await harness.bus.request<Session>('session.update', {
+      userId: 'u1',
+      sessionId: first.id,
+      title: 'Renamed',
+      personaId: 'assistant',
+    });
+    expect(updated.metadata).toMatchObject({ title: 'Renamed', personaId: 'assistant' });
+    const cleared = await harness.bus.request<Session>('session.update', {
+      userId: 'u1',
+      sessionId: first.id,
+      personaId: null,
+    });
+    expect(cleared.metadata.personaId).toBeUndefined();
+
+    await send(harness, { userId: 'u1', sessionId: first.id, content: 'Hi' });
+    expect(await harness.bus.request('session.delete', { userId: 'u1', sessionId: first.id })).toEqual({
+      deleted: true,
+    });
+    expect(await harness.storage.list(`sessions/u1/${first.id}/`)).toEqual([]);
+    expect(harness.events('session.deleted').map((event) => event.data)).toEqual([
+      { userId: 'u1', sessionId: first.id },
+    ]);
+    const gone = await failure(harness.bus.request('session.get', { userId: 'u1', sessionId: first.id }));
+    expect(gone.code).toBe('CHAT_ERR_NOT_FOUND');
+  });
+
+  it("treats another user's session exactly like a missing one", async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    const intruder = { userId: 'u2', sessionId: session.id };
+    // Each wrapped at once, so no rejection is left unhandled while the others are awaited.
+    const attempts = [
+      harness.bus.request('session.get', intruder),
+      harness.bus.request('session.update', { ...intruder, title: 'mine' }),
+      harness.bus.request('session.delete', intruder),
+      harness.bus.request('messages.list', intruder),
+      send(harness, { ...intruder, content: 'hello' }),
+    ].map(failure);
+    const missing = await failure(harness.bus.request('session.get', { userId: 'u2', sessionId: newId() }));
+    for (const attempt of attempts) {
+      const error = await attempt;
+      expect(error.code).toBe('CHAT_ERR_NOT_FOUND');
+      expect(error.status).toBe(404);
+      expect(error.message).toBe(missing.message.replace(/"[^"]+"/, `"${session.id}"`));
+    }
+    expect(await harness.bus.request('session.list', { userId: 'u2' })).toEqual([]);
+    expect(harness.calls).toHaveLength(0);
+    expect(await harness.bus.request('session.get', { userId: 'u1', sessionId: session.id })).toEqual(
+      session,
+    );
+  });
+
+  it('rejects bad payloads, unknown personas and unknown models with 400s', async () => {
+    const harness = await start();
+    const cases: Array<[string, Record<string, unknown>, string]> = [
+      ['session.start', {}, 'CHAT_ERR_VALIDATION_INVALID'],
+      ['session.start', { userId: 'u1', title: 42 }, 'CHAT_ERR_VALIDATION_INVALID'],
+      ['session.start', { userId: 'u1', personaId: 'nobody' }, 'CHAT_ERR_VALIDATION_INVALID'],
+      ['session.start', { userId: 'u1', model: 'gpt-4o' }, 'CHAT_ERR_VALIDATION_INVALID'],
+      ['session.start', { userId: 'u1', model: 'nowhere:model' }, 'CHAT_ERR_LLM_UNKNOWN_MODEL'],
+      ['message.send', { userId: 'u1', sessionId: 's', content: '   ' }, 'CHAT_ERR_VALIDATION_INVALID'],
+      ['messages.list', { userId: 'u1', sessionId: 's', limit: 0 }, 'CHAT_ERR_VALIDATION_INVALID'],
+    ];
+    for (const [type, data, code] of cases) {
+      const error = await failure(harness.bus.request(type, data));
+      expect(error.code, `${type} ${JSON.stringify(data)}`).toBe(code);
+      expect(error.status).toBe(400);
+    }
+  });
+});
+
+describe('text_chat turns', () => {
+  it('streams chunk_size deltas, then the end event with the stored message, and replies with it', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 5 } } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'reply', chunks: ['Hello', ' wor', 'ld', '!'] });
+    const turnId = newId();
+    const reply = await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi there' }, turnId);
+
+    expect(reply).toMatchObject({
+      role: 'assistant',
+      content: 'Hello world!',
+      metadata: {
+        sessionId: session.id,
+        turnId,
+        model: 'mock:default',
+        finishReason: 'stop',
+        usage: { inputTokens: 11, outputTokens: 4 },
+        personaId: 'assistant',
+      },
+    });
+    const deltas = harness.events('chat.response.delta');
+    expect(deltas.map((event) => (event.data as ChatResponseDelta).text)).toEqual(['Hello', ' world', '!']);
+    for (const event of harness.events('chat.response.*')) {
+      expect(event).toMatchObject({ correlationId: turnId, userId: 'u1', sessionId: session.id });
+    }
+    const end = harness.events('chat.response.end');
+    expect(end).toHaveLength(1);
+    expect((end[0]!.data as ChatResponseEnd).message).toEqual(reply);
+    expect(harness.events('chat.response').map((event) => event.data)).toEqual([
+      { sessionId: session.id, content: 'Hello world!', messageId: reply.id },
+    ]);
+    expect(harness.events('message.received')).toHaveLength(1);
+  });
+
+  it('keeps the history in messages.jsonl (seed layout) and pages it with messages.list', async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    for (const content of ['one', 'two', 'three']) {
+      harness.script({ kind: 'reply', chunks: [`re: ${content}`] });
+      await send(harness, { userId: 'u1', sessionId: session.id, content });
+    }
+    const lines = (await harness.readDataFile(`sessions/u1/${session.id}/messages.jsonl`))
+      .trimEnd()
+      .split('\n');
+    const stored = lines.map((line) => JSON.parse(line) as Message);
+    expect(stored.map((message) => [message.role, message.content])).toEqual([
+      ['user', 'one'],
+      ['assistant', 're: one'],
+      ['user', 'two'],
+      ['assistant', 're: two'],
+      ['user', 'three'],
+      ['assistant', 're: three'],
+    ]);
+    for (const message of stored) {
+      expect(message).toMatchObject({ id: expect.any(String), timestamp: expect.any(String) });
+      expect(message.metadata.sessionId).toBe(session.id);
+    }
+    // The model saw the earlier turns.
+    expect(
+      promptOf(harness)
+        .filter((m) => m.role !== 'system')
+        .map((m) => m.text),
+    ).toEqual(['one', 're: one', 'two', 're: two', 'three']);
+
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+      limit: 4,
+    });
+    expect(page.messages.map((message) => message.content)).toEqual(['two', 're: two', 'three', 're: three']);
+    expect(page.nextCursor).toBe(stored[2]!.id);
+    const older = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+      limit: 4,
+      before: page.nextCursor,
+    });
+    expect(older).toEqual({ messages: stored.slice(0, 2) });
+    const refreshed = await harness.bus.request<Session>('session.get', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(refreshed.metadata.updatedAt).toBe(stored[5]!.timestamp);
+  });
+
+  it('accepts chat.message as an alias, and sends one delta when streaming is off for the turn', async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    harness.script({ kind: 'reply', chunks: ['a', 'b', 'c'] });
+    const reply = await harness.bus.request<Message>(
+      'chat.message',
+      { userId: 'u1', sessionId: session.id, content: 'Hi', stream: false },
+      { correlationId: newId() },
+    );
+    expect(reply.content).toBe('abc');
+    expect(
+      harness.events('chat.response.delta').map((event) => (event.data as ChatResponseDelta).text),
+    ).toEqual(['abc']);
+  });
+
+  it('rejects a message over max_message_length with a ValidationError naming the limit', async () => {
+    const harness = await start({ text_chat: { max_message_length: 10 } });
+    const session = await newSession(harness);
+    // Ten emoji are ten characters (code points), although twenty UTF-16 units.
+    await send(harness, { userId: 'u1', sessionId: session.id, content: '😀'.repeat(10) });
+    const error = await failure(
+      send(harness, { userId: 'u1', sessionId: session.id, content: 'x'.repeat(11) }),
+    );
+    expect(error.code).toBe('CHAT_ERR_VALIDATION_INVALID');
+    expect(error.status).toBe(400);
+    expect(error.message).toContain('text_chat.max_message_length');
+    expect(error.details).toMatchObject({ limit: 10, length: 11 });
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages).toHaveLength(2);
+  });
+
+  it('rate-limits a user with a 429 and retryAfterSeconds, leaving other users alone', async () => {
+    const harness = await start({ text_chat: { rate_limiting: { max_messages_per_minute: 2 } } });
+    const session = await newSession(harness);
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'one' });
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'two' });
+    const error = await failure(send(harness, { userId: 'u1', sessionId: session.id, content: 'three' }));
+    expect(isPlatformError(error, 'CHAT_ERR_RATE_LIMITED')).toBe(true);
+    expect(error.status).toBe(429);
+    const retryAfter = error.details?.retryAfterSeconds as number;
+    expect(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60).toBe(true);
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages.map((message) => message.content)).not.toContain('three');
+
+    const other = await newSession(harness, { userId: 'u2' });
+    await expect(send(harness, { userId: 'u2', sessionId: other.id, content: 'hi' })).resolves.toMatchObject({
+      role: 'assistant',
+    });
+  });
+
+  it('turns a provider failure into chat.response.error and an error reply, keeping the user message', async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    harness.script({ kind: 'fail', error: new Error('upstream exploded') });
+    const turnId = newId();
+    const error = await failure(
+      send(harness, { userId: 'u1', sessionId: session.id, content: 'Are you there?' }, turnId),
+    );
+    expect(error.code).toBe('CHAT_ERR_LLM_PROVIDER_FAILED');
+
+    const errors = harness.events('chat.response.error');
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ correlationId: turnId, userId: 'u1', sessionId: session.id });
+    expect((errors[0]!.data as ChatResponseError).error).toMatchObject({
+      code: 'CHAT_ERR_LLM_PROVIDER_FAILED',
+    });
+    expect(harness.events('chat.response.end')).toHaveLength(0);
+
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages.map((message) => [message.role, message.content])).toEqual([
+      ['user', 'Are you there?'],
+    ]);
+
+    // The next turn works and carries the unanswered message in its history.
+    harness.script({ kind: 'reply', chunks: ['Yes.'] });
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hello?' });
+    expect(
+      promptOf(harness)
+        .filter((m) => m.role === 'user')
+        .map((m) => m.text),
+    ).toEqual(['Are you there?', 'Hello?']);
+  });
+
+  it('stops generating on chat.cancel and stores the partial reply as cancelled', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 1 } } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'hang', chunks: ['Once', ' upon'] });
+    const turnId = newId();
+    // The server's single listener: cancels when the "client" has seen the first delta.
+    harness.bus.on(
+      'chat.response.delta',
+      (event) => {
+        if (event.correlationId === turnId)
+          void harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
+      },
+      { mode: 'local' },
+    );
+    const reply = await send(
+      harness,
+      { userId: 'u1', sessionId: session.id, content: 'Tell a story' },
+      turnId,
+    );
+    expect(reply.content).toBe('Once upon');
+    expect(reply.metadata.finishReason).toBe('cancelled');
+    expect(harness.calls.at(-1)!.abortSignal?.aborted).toBe(true);
+    expect((harness.events('chat.response.end')[0]!.data as ChatResponseEnd).message).toEqual(reply);
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages.at(-1)).toEqual(reply);
+  });
+
+  it('cancels a turn whose cancel arrived before it started, and ignores cancels from another user', async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    harness.script({ kind: 'hang', chunks: ['never shown'] });
+    const early = newId();
+    await harness.bus.emit('chat.cancel', { turnId: early });
+    const reply = await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi' }, early);
+    expect(reply.metadata.finishReason).toBe('cancelled');
+
+    harness.script({ kind: 'reply', chunks: ['fine'] });
+    const other = newId();
+    await harness.bus.emit('chat.cancel', { turnId: other }, { userId: 'u2' });
+    expect(
+      (await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi' }, other)).metadata
+        .finishReason,
+    ).toBe('stop');
+  });
+
+  it('aborts a turn that outlives turn_timeout_ms with a timeout error', async () => {
+    const harness = await start({ text_chat: { turn_timeout_ms: 1000 } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'hang', chunks: ['still', ' thinking'] });
+    const error = await failure(send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi' }));
+    expect(error.code).toBe('CHAT_ERR_LLM_TIMEOUT');
+    expect(error.message).toContain('text_chat.turn_timeout_ms');
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    // The partial reply is kept, marked with the error, and left out of later history.
+    expect(page.messages.at(-1)).toMatchObject({
+      content: 'still thinking',
+      metadata: { finishReason: 'error', error: { code: 'CHAT_ERR_LLM_TIMEOUT' } },
+    });
+    harness.script({ kind: 'reply', chunks: ['ok'] });
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Again' });
+    expect(promptOf(harness).map((m) => m.text)).not.toContain('still thinking');
+  });
+
+  it('sends only the newest history that fits history_token_budget', async () => {
+    const budget = 120;
+    const harness = await start({
+      text_chat: { history_token_budget: budget },
+      persona: { default_persona: null },
+    });
+    const session = await newSession(harness);
+    const sentences = Array.from(
+      { length: 8 },
+      (_, index) => `Message number ${index}: ${'lorem ipsum '.repeat(6)}`,
+    );
+    for (const content of sentences) {
+      harness.script({ kind: 'reply', chunks: [`ok ${content.slice(0, 16)}`] });
+      await send(harness, { userId: 'u1', sessionId: session.id, content });
+    }
+    const prompt = promptOf(harness);
+    const texts = prompt.map((message) => message.text);
+    expect(texts.at(-1)).toBe(sentences[7]);
+    expect(texts).not.toContain(sentences[0]);
+    expect(prompt[0]!.role).toBe('user');
+    const used = 3 + prompt.reduce((sum, message) => sum + countTokens(message.text) + 4, 0);
+    expect(used).toBeLessThanOrEqual(budget);
+    // …and it is the longest such suffix: one more (older) message would not have fit.
+    const all = (
+      await harness.bus.request<MessagesPage>('messages.list', { userId: 'u1', sessionId: session.id })
+    ).messages;
+    const firstSent = all.findIndex((message) => message.content === texts[0]);
+    const previous = all[firstSent - 1]!;
+    expect(used + countTokens(previous.content) + 4).toBeGreaterThan(budget);
+  });
+
+  it("applies the session's persona: system prompt and temperature reach the model", async () => {
+    const harness = await start({
+      persona: {
+        personas: { pirate: { name: 'Pirate', system_prompt: 'Talk like a pirate.', temperature: 1.3 } },
+      },
+    });
+    const session = await newSession(harness, { personaId: 'pirate' });
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hello' });
+    expect(promptOf(harness)[0]).toEqual({ role: 'system', text: 'Talk like a pirate.' });
+    expect(harness.calls.at(-1)!.temperature).toBe(1.3);
+
+    // The request's own temperature wins; the default persona applies to sessions that chose none.
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Again', temperature: 0.2 });
+    expect(harness.calls.at(-1)!.temperature).toBe(0.2);
+    const plain = await newSession(harness);
+    await send(harness, { userId: 'u1', sessionId: plain.id, content: 'Hi' });
+    expect(promptOf(harness)[0]!.text).toContain('helpful assistant');
+  });
+
+  it('works without the persona module: no system prompt, and personas are refused', async () => {
+    const harness = await start({}, alone);
+    const session = await newSession(harness);
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hello' });
+    expect(promptOf(harness).map((message) => message.role)).toEqual(['user']);
+    const error = await failure(newSession(harness, { personaId: 'pirate' }));
+    expect(error.code).toBe('CHAT_ERR_VALIDATION_INVALID');
+  });
+
+  it('keeps the log whole when two turns of one session run at once', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 1 } } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'reply', chunks: ['x', 'y', 'z'] });
+    const [first, second] = await Promise.all([
+      send(harness, { userId: 'u1', sessionId: session.id, content: 'first' }),
+      send(harness, { userId: 'u1', sessionId: session.id, content: 'second' }),
+    ]);
+    const lines = (await harness.readDataFile(`sessions/u1/${session.id}/messages.jsonl`))
+      .trimEnd()
+      .split('\n');
+    const stored = lines.map((line) => JSON.parse(line) as Message);
+    expect(stored).toHaveLength(4);
+    expect(
+      stored
+        .filter((m) => m.role === 'user')
+        .map((m) => m.content)
+        .sort(),
+    ).toEqual(['first', 'second']);
+    expect(
+      stored
+        .filter((m) => m.role === 'assistant')
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual([first.id, second.id].sort());
+    // Each reply follows its own user message in the log.
+    for (const reply of [first, second]) {
+      const userIndex = stored.findIndex(
+        (m) => m.role === 'user' && m.metadata.turnId === reply.metadata.turnId,
+      );
+      expect(stored.findIndex((m) => m.id === reply.id)).toBeGreaterThan(userIndex);
+    }
+  });
+
+  it('does not store a turn twice when its request is delivered again', async () => {
+    const harness = await start();
+    const session = await newSession(harness);
+    const turnId = newId();
+    const first = await send(harness, { userId: 'u1', sessionId: session.id, content: 'Once' }, turnId);
+    const again = await send(harness, { userId: 'u1', sessionId: session.id, content: 'Once' }, turnId);
+    expect(again).toEqual(first);
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages).toHaveLength(2);
+    expect(harness.calls).toHaveLength(1);
+  });
+});

@@ -1,0 +1,310 @@
+import { PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
+import type { EnvelopeOptions, EventData, EventEnvelope } from '../../core/events.ts';
+import { newId } from '../../core/ids.ts';
+import type { ModuleContext } from '../../core/module.ts';
+import type { Message } from '../../core/types.ts';
+import type { LlmRequest } from '../../llm/call.ts';
+import { createDeltaChunker } from './delta-chunker.ts';
+import { loadTokenCounter, selectHistory } from './history.ts';
+import { appendMessage, readMessages } from './messages.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import type { SessionStore } from './sessions.ts';
+import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
+import type {
+  MessageMetadata,
+  MessageSendRequest,
+  PersonaReply,
+  ReplyFinishReason,
+  SessionMetadata,
+  TextChatConfig,
+} from './types.ts';
+import {
+  codePointLength,
+  optionalModelName,
+  optionalTemperature,
+  payloadOf,
+  requiredString,
+} from './validate.ts';
+
+/** What a turn needs from the module. */
+export interface TurnDependencies {
+  ctx: ModuleContext<TextChatConfig>;
+  sessions: SessionStore;
+  /** Undefined when rate limiting is off. */
+  rateLimiter: RateLimiter | undefined;
+  turns: TurnRegistry;
+}
+
+/** A checked `message.send` payload. */
+interface SendInput {
+  userId: string;
+  sessionId: string;
+  content: string;
+  model: string | undefined;
+  temperature: number | undefined;
+  stream: boolean;
+}
+
+/** How generation ended. */
+interface Outcome {
+  text: string;
+  finishReason: ReplyFinishReason;
+  usage: MessageMetadata['usage'];
+  error: PlatformError | undefined;
+}
+
+/** The reason the abort carries when the turn's deadline fired (not a cancel). */
+const TURN_TIMED_OUT = new DOMException(
+  'the turn took longer than text_chat.turn_timeout_ms',
+  'TimeoutError',
+);
+
+function parseSendInput(data: unknown, eventType: string, config: Readonly<TextChatConfig>): SendInput {
+  const payload = payloadOf(data, eventType);
+  const userId = requiredString(payload, 'userId', eventType);
+  const sessionId = requiredString(payload, 'sessionId', eventType);
+  const content = payload.content;
+  if (typeof content !== 'string' || content.trim() === '') {
+    throw new ValidationError(`${eventType}: "content" must be a non-empty string`, {
+      details: { field: 'content' },
+    });
+  }
+  const length = codePointLength(content);
+  if (length > config.max_message_length) {
+    throw new ValidationError(
+      `the message is ${length} characters long; the limit is ${config.max_message_length} (text_chat.max_message_length)`,
+      { details: { field: 'content', length, limit: config.max_message_length } },
+    );
+  }
+  const stream = payload.stream;
+  if (stream !== undefined && typeof stream !== 'boolean') {
+    throw new ValidationError(`${eventType}: "stream" must be a boolean`, { details: { field: 'stream' } });
+  }
+  return {
+    userId,
+    sessionId,
+    content,
+    model: optionalModelName(payload, 'model', eventType),
+    temperature: optionalTemperature(payload, eventType),
+    stream: stream ?? true,
+  };
+}
+
+/**
+ * One chat turn (`message.send` / `chat.message`): checks the message and the user's rate, stores the user
+ * message, asks the session's persona, sends the history that fits the token budget to the model, emits
+ * the reply as `chat.response.delta` chunks, stores it and emits `chat.response.end` and `chat.response`.
+ * Resolves with the stored assistant message. A failure after the user message was stored is emitted as
+ * `chat.response.error` and thrown; earlier ones (bad input, unknown session, rate limit) are only thrown.
+ */
+export async function runTurn(
+  deps: TurnDependencies,
+  event: EventEnvelope<MessageSendRequest>,
+): Promise<Message> {
+  const { ctx, sessions } = deps;
+  const config = ctx.config;
+  const input = parseSendInput(event.data, event.type, config);
+  const { userId, sessionId } = input;
+  const turnId = event.correlationId ?? newId();
+
+  if (deps.rateLimiter !== undefined) {
+    const decision = deps.rateLimiter.take(userId);
+    if (!decision.allowed) {
+      const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+      const limit = config.rate_limiting.max_messages_per_minute;
+      throw new PlatformError(
+        'CHAT_ERR_RATE_LIMITED',
+        `too many messages: at most ${limit} per minute (text_chat.rate_limiting.max_messages_per_minute); retry in ${retryAfterSeconds} s`,
+        { details: { retryAfterSeconds, limit } },
+      );
+    }
+  }
+
+  const session = await sessions.get(userId, sessionId);
+  const log = await readMessages(ctx.storage, userId, sessionId);
+  const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
+
+  // At-least-once delivery may hand a turn over again (its node died): reuse what it already stored.
+  const earlierReply = log.find(
+    (message) => message.role === 'assistant' && message.metadata.turnId === turnId,
+  );
+  if (earlierReply !== undefined) {
+    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: earlierReply }, envelope);
+    return earlierReply;
+  }
+  let userMessage = log.find((message) => message.role === 'user' && message.metadata.turnId === turnId);
+  if (userMessage === undefined) {
+    const metadata: MessageMetadata = { sessionId, turnId };
+    userMessage = {
+      id: newId(),
+      content: input.content,
+      role: 'user',
+      timestamp: new Date().toISOString(),
+      metadata: { ...metadata },
+    };
+    await appendMessage(ctx.storage, userId, sessionId, userMessage);
+    log.push(userMessage);
+    await safeEmit(ctx, 'message.received', { userId, sessionId, message: userMessage }, envelope);
+  }
+  const history = log.slice(0, log.indexOf(userMessage) + 1);
+
+  try {
+    const metadata = session.metadata as unknown as SessionMetadata;
+    const persona = await personaFor(ctx, metadata.personaId);
+    const model =
+      input.model ?? metadata.model ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
+    const temperature = input.temperature ?? persona?.temperature;
+    const selected = selectHistory({
+      messages: history,
+      system: persona?.systemPrompt,
+      budget: config.history_token_budget,
+      countTokens: await loadTokenCounter(),
+    });
+    ctx.log.debug(
+      { turnId, sessionId, model, tokens: selected.tokens, omitted: selected.omitted },
+      'turn started',
+    );
+
+    const request: LlmRequest = { model, messages: selected.messages };
+    if (persona !== undefined) request.system = persona.systemPrompt;
+    if (temperature !== undefined) request.temperature = temperature;
+    if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
+    const chunkSize =
+      config.streaming.enabled && input.stream ? config.streaming.chunk_size : Number.POSITIVE_INFINITY;
+    const outcome = await generate(deps, request, turnId, userId, chunkSize, (text) =>
+      safeEmit(ctx, 'chat.response.delta', { turnId, sessionId, text }, envelope),
+    );
+
+    const replyMetadata: MessageMetadata = { sessionId, turnId, model, finishReason: outcome.finishReason };
+    if (persona !== undefined) replyMetadata.personaId = persona.id;
+    if (outcome.usage !== undefined) replyMetadata.usage = outcome.usage;
+    if (outcome.error !== undefined) replyMetadata.error = outcome.error.toJSON();
+    const reply: Message = {
+      id: newId(),
+      content: outcome.text,
+      role: 'assistant',
+      timestamp: new Date().toISOString(),
+      metadata: { ...replyMetadata },
+    };
+    // Touching the session first also finds out whether it was deleted during the turn (NotFoundError):
+    // then the reply is not written, which would recreate the deleted folder.
+    await sessions.update(userId, sessionId, (current) => ({ ...current, updatedAt: reply.timestamp }));
+    // A failed generation keeps its partial text (marked with the error); an empty one is not a message.
+    if (outcome.error === undefined || outcome.text !== '') {
+      await appendMessage(ctx.storage, userId, sessionId, reply);
+    }
+    if (outcome.error !== undefined) throw outcome.error;
+
+    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: reply }, envelope);
+    await safeEmit(
+      ctx,
+      'chat.response',
+      { sessionId, content: reply.content, messageId: reply.id },
+      envelope,
+    );
+    return reply;
+  } catch (caught) {
+    const error = toPlatformError(caught);
+    ctx.log.warn({ turnId, sessionId, code: error.code, err: caught }, 'turn failed');
+    await safeEmit(ctx, 'chat.response.error', { turnId, sessionId, error: error.toJSON() }, envelope);
+    throw error;
+  }
+}
+
+/**
+ * Streams the reply through the chunker. A cancel ends it as `cancelled` with the text so far; a model
+ * failure or the turn deadline returns the text so far with the error.
+ */
+async function generate(
+  deps: TurnDependencies,
+  request: LlmRequest,
+  turnId: string,
+  userId: string,
+  chunkSize: number,
+  emitDelta: (text: string) => Promise<void>,
+): Promise<Outcome> {
+  const { ctx, turns } = deps;
+  const timeoutMs = ctx.config.turn_timeout_ms;
+  const controller = turns.start(turnId, userId);
+  const deadline = setTimeout(() => controller.abort(TURN_TIMED_OUT), timeoutMs);
+  const chunker = createDeltaChunker(chunkSize, emitDelta);
+  let text = '';
+  try {
+    for await (const part of ctx.llm.stream({ ...request, signal: controller.signal })) {
+      if (part.type === 'text-delta') {
+        text += part.text;
+        await chunker.push(part.text);
+      } else {
+        await chunker.end();
+        const usage: NonNullable<MessageMetadata['usage']> = {};
+        if (part.usage.inputTokens !== undefined) usage.inputTokens = part.usage.inputTokens;
+        if (part.usage.outputTokens !== undefined) usage.outputTokens = part.usage.outputTokens;
+        return {
+          text,
+          finishReason: part.finishReason === 'error' ? 'error' : (part.finishReason as ReplyFinishReason),
+          usage: Object.keys(usage).length === 0 ? undefined : usage,
+          error: undefined,
+        };
+      }
+    }
+    throw new PlatformError('CHAT_ERR_LLM_PROVIDER_FAILED', 'the model stream ended without a finish');
+  } catch (caught) {
+    // What was generated before the stop is shown and stored, so flush it.
+    await chunker.end();
+    if (controller.signal.reason === CANCELLED) {
+      ctx.log.info({ turnId, characters: text.length }, 'turn cancelled');
+      return { text, finishReason: 'cancelled', usage: undefined, error: undefined };
+    }
+    const error =
+      controller.signal.reason === TURN_TIMED_OUT
+        ? new PlatformError(
+            'CHAT_ERR_LLM_TIMEOUT',
+            `the reply was still generating after ${timeoutMs} ms (text_chat.turn_timeout_ms)`,
+            { details: { timeoutMs } },
+          )
+        : toPlatformError(caught);
+    return { text, finishReason: 'error', usage: undefined, error };
+  } finally {
+    clearTimeout(deadline);
+    turns.finish(turnId);
+  }
+}
+
+/** The session's persona (or the default one) from the persona module; none when it is not loaded. */
+async function personaFor(
+  ctx: ModuleContext<TextChatConfig>,
+  personaId: string | undefined,
+): Promise<PersonaReply | undefined> {
+  if (ctx.missingOptionalDependencies.includes('persona')) return undefined;
+  const persona = await ctx.request<PersonaReply | null>(
+    'persona.get',
+    personaId === undefined ? {} : { personaId },
+  );
+  if (persona === null) {
+    if (personaId !== undefined) {
+      ctx.log.warn(
+        { personaId },
+        "the session's persona no longer exists; answering without a system prompt",
+      );
+    }
+    return undefined;
+  }
+  return persona;
+}
+
+/**
+ * Emits without failing the turn: a stream event that cannot be sent (the bus is closing) must not lose
+ * the reply, which is stored either way.
+ */
+async function safeEmit<K extends string>(
+  ctx: ModuleContext<TextChatConfig>,
+  type: K,
+  data: EventData<K>,
+  envelope: EnvelopeOptions,
+): Promise<void> {
+  try {
+    await ctx.emit(type, data, envelope);
+  } catch (error) {
+    ctx.log.warn({ err: error, type, correlationId: envelope.correlationId }, 'could not emit a chat event');
+  }
+}

@@ -1,0 +1,214 @@
+import type { PlatformErrorJSON } from '../../core/errors.ts';
+import type { Message, Session } from '../../core/types.ts';
+
+/** text_chat's config slice (defaults in config.json, schema in config.schema.json). */
+export interface TextChatConfig {
+  /** Longest user message, in characters (Unicode code points). */
+  max_message_length: number;
+  streaming: {
+    /** False: the reply comes as one delta when generation ended. */
+    enabled: boolean;
+    /** Characters buffered before a `chat.response.delta` is emitted (model tokens are never split). */
+    chunk_size: number;
+  };
+  rate_limiting: {
+    enabled: boolean;
+    /** Messages one user may send per sliding minute, per node. */
+    max_messages_per_minute: number;
+  };
+  /** Tokens of history (system prompt included) sent to the model per turn. */
+  history_token_budget: number;
+  /** A turn still generating after this long is aborted (also the server's request timeout). */
+  turn_timeout_ms: number;
+  /** The model when neither request, session nor persona names one; else `llm.default_model`. */
+  default_model?: string;
+  /** Cap on the reply length, in tokens; unset leaves it to the model. */
+  max_output_tokens?: number;
+  /** Longest session title, in characters. */
+  max_title_length: number;
+  messages_page: {
+    /** Messages per `messages.list` page when the request sets no limit. */
+    default_limit: number;
+    /** Largest `limit` a `messages.list` request may ask for. */
+    max_limit: number;
+  };
+}
+
+/** What text_chat keeps in a session's `metadata`. */
+export interface SessionMetadata {
+  title: string;
+  personaId?: string;
+  model?: string;
+  /** ISO-8601; changes on update and after every turn. */
+  updatedAt: string;
+}
+
+/** Why a reply ended: the AI SDK's finish reasons, or `cancelled` when the client stopped it. */
+export type ReplyFinishReason =
+  | 'stop'
+  | 'length'
+  | 'content-filter'
+  | 'tool-calls'
+  | 'error'
+  | 'other'
+  | 'cancelled';
+
+/** What text_chat keeps in a message's `metadata`. */
+export interface MessageMetadata {
+  sessionId: string;
+  /** The turn the message belongs to (the envelope correlationId of `message.send`). */
+  turnId?: string;
+  /** "provider:model" that wrote an assistant message. */
+  model?: string;
+  personaId?: string;
+  usage?: { inputTokens?: number; outputTokens?: number };
+  finishReason?: ReplyFinishReason;
+  /** Set on a partial reply whose generation failed; such messages are left out of later history. */
+  error?: PlatformErrorJSON;
+}
+
+/** `session.start` (seed name): creates a session. Reply: Session. */
+export interface SessionStartRequest {
+  userId: string;
+  title?: string;
+  personaId?: string;
+  model?: string;
+}
+
+/** `session.list`: the user's sessions, newest first. Reply: Session[]. */
+export interface SessionListRequest {
+  userId: string;
+}
+
+/** `session.get`. Reply: Session, or NotFoundError (also for another user's session). */
+export interface SessionGetRequest {
+  userId: string;
+  sessionId: string;
+}
+
+/** `session.update`. `personaId: null` / `model: null` go back to the defaults. Reply: Session. */
+export interface SessionUpdateRequest {
+  userId: string;
+  sessionId: string;
+  title?: string;
+  personaId?: string | null;
+  model?: string | null;
+}
+
+/** `session.delete`. Reply: `{ deleted: true }`, or NotFoundError. */
+export interface SessionDeleteRequest {
+  userId: string;
+  sessionId: string;
+}
+
+/** `messages.list`: a page of the session's messages, oldest first. */
+export interface MessagesListRequest {
+  userId: string;
+  sessionId: string;
+  limit?: number;
+  /** A message id: the page ends just before it. */
+  before?: string;
+}
+
+/** Reply of `messages.list`; `nextCursor` (pass as `before`) is set when older messages remain. */
+export interface MessagesPage {
+  messages: Message[];
+  nextCursor?: string;
+}
+
+/**
+ * `message.send` (and its seed alias `chat.message`): one chat turn. The envelope `correlationId` is the
+ * turn id. Reply: the stored assistant Message, once generation ended.
+ */
+export interface MessageSendRequest {
+  userId: string;
+  sessionId: string;
+  content: string;
+  model?: string;
+  temperature?: number;
+  /** False: no streaming for this turn (one delta at the end). */
+  stream?: boolean;
+}
+
+/** `chat.response.delta`: the next piece of the reply. */
+export interface ChatResponseDelta {
+  turnId: string;
+  sessionId: string;
+  text: string;
+}
+
+/** `chat.response.end`: the stored assistant message (finishReason `cancelled` when stopped). */
+export interface ChatResponseEnd {
+  turnId: string;
+  sessionId: string;
+  message: Message;
+}
+
+/** `chat.response.error`: generation failed; the user message is stored anyway. */
+export interface ChatResponseError {
+  turnId: string;
+  sessionId: string;
+  error: PlatformErrorJSON;
+}
+
+/** `chat.response` (seed name): once per finished turn, for other modules. */
+export interface ChatResponse {
+  sessionId: string;
+  content: string;
+  messageId: string;
+}
+
+/** `chat.cancel`: stop the generation of a turn (broadcast; every node checks its own turns). */
+export interface ChatCancel {
+  turnId: string;
+}
+
+/** `message.received` (seed name): a user message was stored. */
+export interface MessageReceived {
+  userId: string;
+  sessionId: string;
+  message: Message;
+}
+
+/** `session.deleted`: a session and its messages are gone (other modules drop what they keep of it). */
+export interface SessionDeleted {
+  userId: string;
+  sessionId: string;
+}
+
+/** The persona as text_chat reads it from `persona.get` (modules share events, not types). */
+export interface PersonaReply {
+  id: string;
+  name: string;
+  systemPrompt: string;
+  model?: string;
+  temperature?: number;
+}
+
+/** What other modules and the server get from `ctx.getModule('text_chat')`: read-only listing. */
+export interface TextChatApi {
+  listSessions(userId: string): Promise<Session[]>;
+  /** The session, or NotFoundError (also for another user's session). */
+  getSession(userId: string, sessionId: string): Promise<Session>;
+  listMessages(request: MessagesListRequest): Promise<MessagesPage>;
+}
+
+declare module '../../core/events.ts' {
+  interface EventMap {
+    'session.start': SessionStartRequest;
+    'session.list': SessionListRequest;
+    'session.get': SessionGetRequest;
+    'session.update': SessionUpdateRequest;
+    'session.delete': SessionDeleteRequest;
+    'session.deleted': SessionDeleted;
+    'messages.list': MessagesListRequest;
+    'message.send': MessageSendRequest;
+    'chat.message': MessageSendRequest;
+    'message.received': MessageReceived;
+    'chat.response.delta': ChatResponseDelta;
+    'chat.response.end': ChatResponseEnd;
+    'chat.response.error': ChatResponseError;
+    'chat.response': ChatResponse;
+    'chat.cancel': ChatCancel;
+  }
+}
