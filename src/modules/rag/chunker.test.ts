@@ -13,6 +13,16 @@ function expectExactSlices(text: string, chunks: Chunk[]): void {
 }
 
 describe('chunkDocument', () => {
+  it('never starts an overlapping chunk on whitespace (fast-check counterexample)', () => {
+    const body = '~~~Boundary\n\n\n\n# # # \r\n# ';
+    const chunks = chunkDocument(
+      { docId: 'doc', text: body, format: 'markdown' },
+      { chunkSize: 22, chunkOverlap: 6 },
+    );
+    expectExactSlices(body, chunks);
+    for (const chunk of chunks) expect(chunk.text).toBe(chunk.text.trim());
+  });
+
   it('gives offsets that slice the original text to the chunk, for any text and sizes', () => {
     // The alphabet leans on what the chunker reacts to: headings, fences, blank lines, sentence ends,
     // CRLF, non-BMP characters and Unicode spaces.

@@ -258,7 +258,10 @@ function overlapFor(
   const slice = text.slice(previous.start, previous.end);
   for (const segment of sentenceSegmenter.segment(slice)) {
     const position = previous.start + segment.index + leadingWhitespace(segment.segment);
-    if (position >= earliest && position < previous.end) return position;
+    // A whitespace-only segment yields the position after it, which may still be whitespace.
+    if (position >= earliest && position < previous.end && !isWhitespace(text.charCodeAt(position))) {
+      return position;
+    }
   }
   for (let position = earliest; position < previous.end; position++) {
     if (isWhitespace(text.charCodeAt(position - 1)) && !isWhitespace(text.charCodeAt(position)))
