@@ -1,5 +1,7 @@
 import { createPlatform } from '../platform/create-platform.ts';
+import { bootstrapAdmin, createAuth } from '../security/auth.ts';
 import { createServer } from '../server/create-server.ts';
+import { formatBootstrapNotice } from './bootstrap-notice.ts';
 
 export interface ServeOptions {
   configDir?: string;
@@ -13,13 +15,22 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const platform = await createPlatform(
     options.configDir === undefined ? {} : { configDir: options.configDir },
   );
-  const app = await createServer(platform);
+  const auth = createAuth(platform.storage);
+  const app = await createServer(platform, { auth });
   const { host, port } = platform.config.server;
   const address = await app.listen({ host, port });
   platform.log.info(
     { address, storage: platform.config.storage.backend },
     `parley is listening on ${address}`,
   );
+  // First start on an empty data folder: an admin and its key, printed once so the API is usable at once.
+  if (platform.config.server.auth.bootstrap_admin) {
+    const created = await bootstrapAdmin(auth);
+    if (created !== undefined) {
+      process.stdout.write(formatBootstrapNotice(created.user.name, created.apiKey.key, address));
+      platform.log.info({ userId: created.user.id }, 'created the admin user (first start)');
+    }
+  }
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {

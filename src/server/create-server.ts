@@ -1,39 +1,128 @@
-import Fastify, { type FastifyError, LogController } from 'fastify';
-import { toPlatformError } from '../core/errors.ts';
+import swagger from '@fastify/swagger';
+import websocket from '@fastify/websocket';
+import { Ajv } from 'ajv';
+import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import { NotFoundError, PlatformError } from '../core/errors.ts';
 import type { Platform } from '../platform/create-platform.ts';
+import { type Auth, createAuth } from '../security/auth.ts';
+import { registerAuthHook } from './auth-hook.ts';
+import { type ChatGateway, createChatGateway } from './chat-gateway.ts';
+import { formatSchemaErrors, toHttpError } from './http-errors.ts';
+import { registerHealthRoutes } from './routes/health.ts';
+import { registerMessageRoutes } from './routes/messages.ts';
+import { registerOpenAIRoutes } from './routes/openai.ts';
+import { registerSessionRoutes } from './routes/sessions.ts';
+import { registerUserRoutes } from './routes/users.ts';
+import { registerWebSocketRoutes } from './routes/websocket.ts';
+import { addSharedSchemas } from './schemas.ts';
+import type { ServerContext } from './server-context.ts';
 
-/** Builds the HTTP app over a running platform (routes are added by the server layer's route files). */
-export async function createServer(platform: Platform) {
+/** Options of createServer besides the platform. */
+export interface CreateServerOptions {
+  /** Users and keys; by default those in the platform storage (`users/`, `keys/`). */
+  auth?: Auth;
+}
+
+/** text_chat's turn timeout when the module (or its key) is absent: its own default. */
+const DEFAULT_TURN_TIMEOUT_MS = 120_000;
+
+function turnTimeoutOf(platform: Platform): number {
+  const slice = platform.config.text_chat as { turn_timeout_ms?: unknown } | undefined;
+  return typeof slice?.turn_timeout_ms === 'number' ? slice.turn_timeout_ms : DEFAULT_TURN_TIMEOUT_MS;
+}
+
+/**
+ * Builds the HTTP app over a running platform: REST sessions and messages, SSE and WebSocket streaming,
+ * the OpenAI-compatible API, users and keys, health, and /openapi.json. Every route but health and the
+ * OpenAPI document needs `Authorization: Bearer <key>`. Closing the app stops its bus subscription; the
+ * platform is the caller's to close.
+ */
+export async function createServer(
+  platform: Platform,
+  options: CreateServerOptions = {},
+): Promise<FastifyInstance> {
+  const { server } = platform.config;
   const app = Fastify({
     loggerInstance: platform.log.child({ component: 'http' }),
-    bodyLimit: platform.config.server.body_limit_bytes,
+    bodyLimit: server.body_limit_bytes,
     // Per-request info lines would double the log volume of a chat turn; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
-  });
+    schemaErrorFormatter: formatSchemaErrors,
+  }) as unknown as FastifyInstance;
+
+  // Bodies are validated as sent: `{ "content": 5 }` is a 400, not the string "5" (Fastify's default
+  // coerces types). Query strings and path parameters are text on the wire, so they are coerced.
+  const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
+  const textAjv = new Ajv({ coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
+  );
+
+  const auth = options.auth ?? createAuth(platform.storage);
+  const chat: ChatGateway = createChatGateway(platform.bus, { turnTimeoutMs: turnTimeoutOf(platform) });
+  const context: ServerContext = {
+    platform,
+    auth,
+    chat,
+    bodyLimitBytes: server.body_limit_bytes,
+    sseHeartbeatMs: server.sse_heartbeat_ms,
+  };
+  app.addHook('onClose', async () => chat.close());
 
   // One error shape everywhere: { error: { code, message } }, with the PlatformError's HTTP status.
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    // Fastify's own 4xx (bad JSON, body too large, schema mismatch) keep their status, in our shape.
-    const fastifyStatus = error.statusCode;
-    if (fastifyStatus !== undefined && fastifyStatus < 500 && !String(error.code).startsWith('CHAT_ERR_')) {
-      return reply
-        .status(fastifyStatus)
-        .send({ error: { code: 'CHAT_ERR_VALIDATION_INVALID', message: error.message } });
+    const failure = toHttpError(error, context);
+    if (failure.status >= 500) request.log.error({ err: error }, 'request failed');
+    return reply.status(failure.status).headers(failure.headers).send(failure.body);
+  });
+  app.setNotFoundHandler((request) => {
+    throw new NotFoundError(`no route ${request.method} ${request.url.split('?', 1)[0]}`);
+  });
+
+  // Beyond resource_limits.max_concurrent_requests, a request is turned away at once with 503 and
+  // Retry-After rather than queued behind the others (health checks are always answered).
+  const maxConcurrent = platform.config.resource_limits.max_concurrent_requests;
+  let inFlight = 0;
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config.auth === 'public') return;
+    if (inFlight >= maxConcurrent) {
+      throw new PlatformError(
+        'CHAT_ERR_SERVER_BUSY',
+        `the server is handling ${maxConcurrent} requests (resource_limits.max_concurrent_requests); retry shortly`,
+      );
     }
-    const platformError = toPlatformError(error);
-    if (platformError.status >= 500) request.log.error({ err: error }, 'request failed');
-    return reply
-      .status(platformError.status)
-      .send({ error: { code: platformError.code, message: platformError.message } });
+    inFlight++;
+    reply.raw.once('close', () => inFlight--);
   });
 
-  app.get('/healthz', async () => ({ status: 'ok' }));
-
-  app.get('/readyz', async (_request, reply) => {
-    const modules = await platform.modules.health();
-    const ready = Object.values(modules).every((status) => status.healthy);
-    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', modules });
+  registerAuthHook(app, auth);
+  addSharedSchemas(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'parley',
+        version: '1',
+        description:
+          'The parley chat API. Errors are { "error": { "code", "message" } }; see docs/api.md and docs/errors.md.',
+      },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearerAuth: [] }],
+    },
+    // Shared schemas keep their $id as their component name (Session, Message, Error…).
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`),
+    },
   });
+  await app.register(websocket, { options: { maxPayload: server.body_limit_bytes } });
+
+  app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  registerHealthRoutes(app, context);
+  registerSessionRoutes(app, context);
+  registerMessageRoutes(app, context);
+  registerWebSocketRoutes(app, context);
+  registerOpenAIRoutes(app, context);
+  registerUserRoutes(app, context);
 
   return app;
 }

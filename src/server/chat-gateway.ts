@@ -1,0 +1,204 @@
+/**
+ * The HTTP side of the chat-turn contract (notes/chat-contract.md): sessions, messages and turns are
+ * requests on the bus, answered by the text_chat module wherever it runs; a streamed reply comes back as
+ * `chat.response.delta|end|error` events with the turn id as correlation id. The server and the
+ * in-process `parley chat` both talk to text_chat through this, never by importing it.
+ */
+
+import type { Bus } from '../core/bus-types.ts';
+import { newId } from '../core/ids.ts';
+import type { Message, Session } from '../core/types.ts';
+import { createTurnHub, type TurnHub } from './turn-hub.ts';
+
+/** What creating or changing a session may set (`null` goes back to the default). */
+export interface SessionInput {
+  title?: string;
+  personaId?: string | null;
+  model?: string | null;
+}
+
+/** One page of a session's messages, oldest first; pass `nextCursor` as `before` for the older page. */
+export interface MessagesPage {
+  messages: Message[];
+  nextCursor?: string;
+}
+
+/** One user message to answer. */
+export interface TurnInput {
+  userId: string;
+  sessionId: string;
+  content: string;
+  model?: string;
+  temperature?: number;
+}
+
+/** A streamed turn under way. */
+export interface StreamedTurn {
+  turnId: string;
+  /** The stored assistant message (finishReason `cancelled` after a cancel); rejects with the failure. */
+  done: Promise<Message>;
+}
+
+/** What a streamed turn reports as it goes. */
+export interface TurnHandlers {
+  onDelta(text: string): void;
+}
+
+/** Sessions, messages and turns over the bus. */
+export interface ChatGateway {
+  startSession(userId: string, input?: SessionInput): Promise<Session>;
+  listSessions(userId: string): Promise<Session[]>;
+  /** NotFoundError for a missing session and for another user's. */
+  getSession(userId: string, sessionId: string): Promise<Session>;
+  updateSession(userId: string, sessionId: string, input: SessionInput): Promise<Session>;
+  deleteSession(userId: string, sessionId: string): Promise<void>;
+  listMessages(
+    userId: string,
+    sessionId: string,
+    page?: { limit?: number; before?: string },
+  ): Promise<MessagesPage>;
+  /** One turn, answered whole. Aborting `signal` cancels the generation (the partial reply is stored). */
+  send(input: TurnInput, options?: { signal?: AbortSignal }): Promise<Message>;
+  /** One turn, streamed through `handlers`; aborting `signal` cancels it. */
+  stream(input: TurnInput, handlers: TurnHandlers, options?: { signal?: AbortSignal }): StreamedTurn;
+  /** Asks whichever node generates `turnId` to stop it; only a turn of `userId` stops. */
+  cancel(turnId: string, userId: string): Promise<void>;
+  /** Stops listening for streamed events. */
+  close(): void;
+}
+
+export interface ChatGatewayOptions {
+  /** How long a turn may take (text_chat.turn_timeout_ms). */
+  turnTimeoutMs: number;
+}
+
+// The bus request outlives text_chat's own turn timeout by this much, so that text_chat's timeout error
+// (which stores the partial reply) is what the client sees, not a bare bus timeout.
+const TURN_TIMEOUT_MARGIN_MS = 1000;
+// Over a networked bus the reply of `message.send` and the `chat.response.end` event travel separately;
+// once the reply came, the last deltas get this long to arrive before the stream is closed.
+const END_EVENT_GRACE_MS = 2000;
+
+function stripUndefined<T extends Record<string, unknown>>(value: T): T {
+  for (const key of Object.keys(value)) if (value[key] === undefined) delete value[key];
+  return value;
+}
+
+/** Builds the gateway over `bus`; it subscribes once to the turn events of this node. */
+export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGateway {
+  const hub: TurnHub = createTurnHub(bus);
+  const turnTimeout = options.turnTimeoutMs + TURN_TIMEOUT_MARGIN_MS;
+
+  function turnRequest(input: TurnInput, turnId: string, stream: boolean): Promise<Message> {
+    const data = stripUndefined({
+      userId: input.userId,
+      sessionId: input.sessionId,
+      content: input.content,
+      model: input.model,
+      temperature: input.temperature,
+      stream,
+    });
+    return bus.request<Message>('message.send', data, {
+      correlationId: turnId,
+      userId: input.userId,
+      sessionId: input.sessionId,
+      timeout: turnTimeout,
+    });
+  }
+
+  /** Emits `chat.cancel` for `turnId` when `signal` aborts; returns the cleanup. */
+  function cancelOnAbort(turnId: string, userId: string, signal: AbortSignal | undefined): () => void {
+    if (signal === undefined) return () => {};
+    const onAbort = () => void gateway.cancel(turnId, userId).catch(() => {});
+    if (signal.aborted) {
+      onAbort();
+      return () => {};
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  }
+
+  const gateway: ChatGateway = {
+    startSession(userId, input = {}) {
+      return bus.request<Session>('session.start', stripUndefined({ userId, ...input }) as never, { userId });
+    },
+    listSessions(userId) {
+      return bus.request<Session[]>('session.list', { userId }, { userId });
+    },
+    getSession(userId, sessionId) {
+      return bus.request<Session>('session.get', { userId, sessionId }, { userId, sessionId });
+    },
+    updateSession(userId, sessionId, input) {
+      return bus.request<Session>('session.update', stripUndefined({ userId, sessionId, ...input }), {
+        userId,
+        sessionId,
+      });
+    },
+    async deleteSession(userId, sessionId) {
+      await bus.request('session.delete', { userId, sessionId }, { userId, sessionId });
+    },
+    listMessages(userId, sessionId, page = {}) {
+      return bus.request<MessagesPage>(
+        'messages.list',
+        stripUndefined({ userId, sessionId, limit: page.limit, before: page.before }),
+        { userId, sessionId },
+      );
+    },
+
+    async send(input, sendOptions = {}) {
+      const turnId = newId();
+      const stopWatching = cancelOnAbort(turnId, input.userId, sendOptions.signal);
+      try {
+        return await turnRequest(input, turnId, false);
+      } finally {
+        stopWatching();
+      }
+    },
+
+    stream(input, handlers, streamOptions = {}) {
+      const turnId = newId();
+      let unregister = () => {};
+      let stopWatching = () => {};
+      const done = new Promise<Message>((resolve, reject) => {
+        let settled = false;
+        let graceTimer: NodeJS.Timeout | undefined;
+        const finish = (outcome: () => void) => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(graceTimer);
+          unregister();
+          stopWatching();
+          outcome();
+        };
+        // Registered before the request goes out, so no delta can arrive unheard.
+        unregister = hub.register(turnId, {
+          delta: (text) => {
+            if (!settled) handlers.onDelta(text);
+          },
+          end: (message) => finish(() => resolve(message)),
+          error: (error) => finish(() => reject(error)),
+        });
+        stopWatching = cancelOnAbort(turnId, input.userId, streamOptions.signal);
+        turnRequest(input, turnId, true).then(
+          (message) => {
+            if (settled) return;
+            graceTimer = setTimeout(() => finish(() => resolve(message)), END_EVENT_GRACE_MS);
+            graceTimer.unref();
+          },
+          (error: unknown) => finish(() => reject(error)),
+        );
+      });
+      return { turnId, done };
+    },
+
+    cancel(turnId, userId) {
+      // The envelope's userId lets text_chat ignore a cancel of someone else's turn.
+      return bus.emit('chat.cancel', { turnId }, { userId });
+    },
+
+    close() {
+      hub.close();
+    },
+  };
+  return gateway;
+}

@@ -1,0 +1,71 @@
+/**
+ * A token bucket per key (per user): `perMinute` calls in a burst, refilled continuously at
+ * `perMinute` a minute. Per node, like text_chat's own limit: on several nodes each allows that many.
+ */
+
+/** The verdict on one call. */
+export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSeconds: number };
+
+/** Counts calls per key. */
+export interface RateLimiter {
+  /** Takes one call's token for `key`, or says how long until one is free. */
+  take(key: string): RateVerdict;
+}
+
+export interface RateLimiterOptions {
+  /** Calls a minute per key; 0 means no limit. */
+  perMinute: number;
+  /** The clock in milliseconds (tests inject one). */
+  now?: () => number;
+}
+
+interface Bucket {
+  tokens: number;
+  updatedAt: number;
+}
+
+// Full buckets carry no information; they are dropped once this many keys are held.
+const SWEEP_ABOVE = 10_000;
+
+/** Builds the limiter. */
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const { perMinute } = options;
+  const now = options.now ?? Date.now;
+  const perMillisecond = perMinute / 60_000;
+  const buckets = new Map<string, Bucket>();
+
+  function refill(bucket: Bucket, at: number): void {
+    bucket.tokens = Math.min(perMinute, bucket.tokens + (at - bucket.updatedAt) * perMillisecond);
+    bucket.updatedAt = at;
+  }
+
+  function sweep(at: number): void {
+    for (const [key, bucket] of buckets) {
+      refill(bucket, at);
+      if (bucket.tokens >= perMinute) buckets.delete(key);
+    }
+  }
+
+  return {
+    take(key) {
+      if (perMinute <= 0) return { allowed: true };
+      const at = now();
+      let bucket = buckets.get(key);
+      if (bucket === undefined) {
+        if (buckets.size >= SWEEP_ABOVE) sweep(at);
+        bucket = { tokens: perMinute, updatedAt: at };
+        buckets.set(key, bucket);
+      } else {
+        refill(bucket, at);
+      }
+      if (bucket.tokens >= 1) {
+        bucket.tokens -= 1;
+        return { allowed: true };
+      }
+      return {
+        allowed: false,
+        retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / perMillisecond / 1000)),
+      };
+    },
+  };
+}

@@ -1,0 +1,184 @@
+/**
+ * Messages of a session: list them (paged), post one and get the reply — whole as JSON, or streamed as
+ * server-sent events with `?stream=sse` or `Accept: text/event-stream` — and stop a streaming reply.
+ * A client that disconnects mid-turn cancels the turn (`chat.cancel`); text_chat stores the partial reply.
+ */
+
+import type { FastifyInstance } from 'fastify';
+import type { Message } from '../../core/types.ts';
+import { principalOf } from '../auth-hook.ts';
+import { abortOnDisconnect } from '../client-disconnect.ts';
+import { toHttpError } from '../http-errors.ts';
+import { errorResponses } from '../schemas.ts';
+import type { ServerContext } from '../server-context.ts';
+import { createSseStream } from '../sse.ts';
+import { checkSessionId } from './sessions.ts';
+
+interface PostMessageBody {
+  content: string;
+  model?: string;
+  temperature?: number;
+}
+
+const sessionParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
+} as const;
+
+/** Whether the client asked for an SSE stream. */
+function wantsStream(query: { stream?: string }, accept: string | undefined): boolean {
+  if (query.stream !== undefined) return query.stream === 'sse';
+  return accept?.includes('text/event-stream') === true;
+}
+
+/** Registers /v1/sessions/:id/messages and the cancel route. */
+export function registerMessageRoutes(app: FastifyInstance, context: ServerContext): void {
+  const { chat } = context;
+  const tags = ['messages'];
+
+  app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: string } }>(
+    '/v1/sessions/:id/messages',
+    {
+      schema: {
+        tags,
+        summary: 'A page of messages, oldest first; pass nextCursor as `before` for the older page',
+        params: sessionParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 1000 },
+            before: { type: 'string', minLength: 1, maxLength: 200, description: 'A message id' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['messages'],
+            properties: {
+              messages: { type: 'array', items: { $ref: 'Message#' } },
+              nextCursor: { type: 'string' },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, before } = request.query;
+      return chat.listMessages(principalOf(request).userId, checkSessionId(request.params.id), {
+        ...(limit === undefined ? {} : { limit }),
+        ...(before === undefined ? {} : { before }),
+      });
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: PostMessageBody; Querystring: { stream?: string } }>(
+    '/v1/sessions/:id/messages',
+    {
+      schema: {
+        tags,
+        summary:
+          'Send a message and get the reply (JSON, or SSE with ?stream=sse / Accept: text/event-stream)',
+        description:
+          'SSE events: `start` {turnId, sessionId}, `delta` {text}, then `end` {message} or `error` {error}. ' +
+          'A failure before the first event answers with its HTTP status and the JSON error instead.',
+        params: sessionParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { stream: { type: 'string', enum: ['sse', 'none'] } },
+        },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['content'],
+          properties: {
+            content: { type: 'string', minLength: 1 },
+            model: { type: 'string', minLength: 1, maxLength: 200, description: '"provider:model"' },
+            temperature: { type: 'number', minimum: 0, maximum: 2 },
+          },
+        },
+        response: { 200: { $ref: 'Message#' }, ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const userId = principalOf(request).userId;
+      const sessionId = checkSessionId(request.params.id);
+      const input = { userId, sessionId, ...request.body };
+      if (!wantsStream(request.query, request.headers.accept)) {
+        return chat.send(input, { signal: abortOnDisconnect(reply) });
+      }
+
+      const stream = createSseStream(reply, { heartbeatMs: context.sseHeartbeatMs });
+      const controller = new AbortController();
+      stream.onDisconnect(() => controller.abort());
+      let turnId = '';
+      const begin = () => {
+        if (!stream.started) stream.send('start', { turnId, sessionId });
+      };
+      const turn = chat.stream(
+        input,
+        {
+          onDelta: (text) => {
+            begin();
+            stream.send('delta', { text });
+          },
+        },
+        { signal: controller.signal },
+      );
+      turnId = turn.turnId;
+      let message: Message;
+      try {
+        message = await turn.done;
+      } catch (error) {
+        // Nothing sent yet: the client gets the real status (404, 429, 502…) and the JSON error.
+        if (!stream.started) throw error;
+        const failure = toHttpError(error, context);
+        if (failure.status >= 500) request.log.error({ err: error, turnId }, 'streamed turn failed');
+        stream.send('error', failure.body);
+        stream.end();
+        return reply;
+      }
+      begin();
+      stream.send('end', { message });
+      stream.end();
+      return reply;
+    },
+  );
+
+  app.post<{ Params: { id: string; turnId: string } }>(
+    '/v1/sessions/:id/turns/:turnId/cancel',
+    {
+      schema: {
+        tags,
+        summary: 'Stop a reply that is being generated (the partial reply is stored)',
+        params: {
+          type: 'object',
+          required: ['id', 'turnId'],
+          properties: {
+            id: { type: 'string', minLength: 1, maxLength: 200 },
+            turnId: { type: 'string', minLength: 1, maxLength: 200 },
+          },
+        },
+        response: {
+          202: {
+            type: 'object',
+            required: ['turnId', 'cancelRequested'],
+            properties: { turnId: { type: 'string' }, cancelRequested: { type: 'boolean' } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) => {
+      // The session must be the caller's (404 otherwise); the turn id is the one the `start` event gave,
+      // and text_chat stops it only when it is this user's turn.
+      const userId = principalOf(request).userId;
+      await chat.getSession(userId, checkSessionId(request.params.id));
+      await chat.cancel(request.params.turnId, userId);
+      return reply.status(202).send({ turnId: request.params.turnId, cancelRequested: true });
+    },
+  );
+}
