@@ -1,4 +1,10 @@
-import { PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
+import {
+  errorFromJSON,
+  PlatformError,
+  type PlatformErrorJSON,
+  toPlatformError,
+  ValidationError,
+} from '../../core/errors.ts';
 import type { EnvelopeOptions, EventData, EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
@@ -129,6 +135,8 @@ export async function runTurn(
     (message) => message.role === 'assistant' && message.metadata.turnId === turnId,
   );
   if (earlierReply !== undefined) {
+    const earlierError = earlierReply.metadata.error as PlatformErrorJSON | undefined;
+    if (earlierError !== undefined) throw errorFromJSON(earlierError);
     await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: earlierReply }, envelope);
     return earlierReply;
   }

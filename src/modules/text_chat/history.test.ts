@@ -1,0 +1,87 @@
+import { countTokens } from 'gpt-tokenizer';
+import { describe, expect, it } from 'vitest';
+import type { Message, Role } from '../../core/types.ts';
+import { loadTokenCounter, selectHistory, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from './history.ts';
+
+function message(role: Role, content: string, metadata: Record<string, unknown> = {}): Message {
+  return {
+    id: content,
+    role,
+    content,
+    timestamp: '2025-01-01T00:00:00.000Z',
+    metadata: { sessionId: 's', ...metadata },
+  };
+}
+
+const conversation = [
+  message('user', 'first question about the weather in Paris'),
+  message('assistant', 'It is sunny in Paris today.'),
+  message('user', 'and tomorrow?'),
+  message('assistant', 'Rain is expected tomorrow.'),
+  message('user', 'should I take an umbrella?'),
+];
+
+const cost = (text: string) => countTokens(text) + TOKENS_PER_MESSAGE;
+
+describe('selectHistory', () => {
+  it('counts with a real BPE tokenizer', async () => {
+    const count = await loadTokenCounter();
+    expect(count('Hello world')).toBe(2);
+    expect(count('internationalisation')).toBeGreaterThan(1);
+  });
+
+  it('sends everything when it fits, with the token count', () => {
+    const selected = selectHistory({
+      messages: conversation,
+      system: 'Be brief.',
+      budget: 1000,
+      countTokens,
+    });
+    expect(selected.messages.map((m) => m.content)).toEqual(conversation.map((m) => m.content));
+    const expected =
+      TOKENS_PER_REPLY + cost('Be brief.') + conversation.reduce((sum, m) => sum + cost(m.content), 0);
+    expect(selected.tokens).toBe(expected);
+    expect(selected.omitted).toBe(0);
+  });
+
+  it('keeps the newest messages that fit, counting the system prompt, and starts with a user message', () => {
+    const system = 'You are a weather assistant.';
+    // Room for the system prompt and the last three messages, not the fourth from the end.
+    const budget =
+      TOKENS_PER_REPLY +
+      cost(system) +
+      cost(conversation[4]!.content) +
+      cost(conversation[3]!.content) +
+      cost(conversation[2]!.content) +
+      1;
+    const selected = selectHistory({ messages: conversation, system, budget, countTokens });
+    expect(selected.messages.map((m) => m.content)).toEqual(conversation.slice(2).map((m) => m.content));
+    expect(selected.tokens).toBeLessThanOrEqual(budget);
+
+    // One token less and the window would start with the assistant's reply: that is dropped too.
+    const tighter = selectHistory({
+      messages: conversation,
+      system,
+      budget: budget - cost(conversation[2]!.content),
+      countTokens,
+    });
+    expect(tighter.messages.map((m) => m.content)).toEqual([conversation[4]!.content]);
+    expect(tighter.omitted).toBe(4);
+  });
+
+  it("always sends the turn's own message, even over budget", () => {
+    const selected = selectHistory({ messages: conversation, system: undefined, budget: 1, countTokens });
+    expect(selected.messages).toEqual([{ role: 'user', content: 'should I take an umbrella?' }]);
+  });
+
+  it('leaves out failed replies and non-chat roles', () => {
+    const messages = [
+      message('user', 'hi'),
+      message('assistant', 'partial answ', { error: { code: 'CHAT_ERR_LLM_TIMEOUT' } }),
+      message('system', 'internal note'),
+      message('user', 'hello?'),
+    ];
+    const selected = selectHistory({ messages, system: undefined, budget: 1000, countTokens });
+    expect(selected.messages.map((m) => m.content)).toEqual(['hi', 'hello?']);
+  });
+});
