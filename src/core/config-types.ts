@@ -54,7 +54,34 @@ export interface BusConfig {
   transport: 'local' | 'nats';
   request_timeout_ms: number;
   gather_timeout_ms: number;
-  nats: { servers: string | string[]; stream_prefix: string };
+  nats: NatsBusConfig;
+}
+
+/** `bus.nats`: the NATS JetStream transport (see docs/bus.md for what each key means). */
+export interface NatsBusConfig {
+  servers: string | string[];
+  stream_prefix: string;
+  connect_timeout_ms: number;
+  reconnect_wait_ms: number;
+  ping_interval_ms: number;
+  publish_timeout_ms: number;
+  ack_wait_ms: number;
+  max_ack_pending: number;
+  concurrency: number;
+  dedup_window: number;
+  no_responders_retry_ms: number;
+  gather_settle_ms: number;
+  stream: NatsStreamConfig;
+}
+
+/** `bus.nats.stream`: the JetStream stream created (or updated) at startup. */
+export interface NatsStreamConfig {
+  retention: 'interest' | 'limits';
+  storage: 'file' | 'memory';
+  replicas: number;
+  max_age_ms: number;
+  max_bytes: number;
+  duplicate_window_ms: number;
 }
 
 export interface SecurityConfig {

@@ -16,6 +16,10 @@ export const ERROR_CODES = {
   CHAT_ERR_BUS_NO_HANDLER: { status: 503, meaning: 'No handler is subscribed to the requested event type.' },
   CHAT_ERR_BUS_HANDLER_FAILED: { status: 500, meaning: 'A handler threw while handling an event.' },
   CHAT_ERR_BUS_CLOSED: { status: 503, meaning: 'The bus has been closed (the node is shutting down).' },
+  CHAT_ERR_BUS_UNAVAILABLE: {
+    status: 503,
+    meaning: 'The message broker (NATS) cannot be reached or did not confirm in time; retry shortly.',
+  },
   CHAT_ERR_SECURITY_ACCESS_DENIED: {
     status: 403,
     meaning: 'A module called something outside the capabilities it was granted.',
