@@ -97,6 +97,16 @@ export const ERROR_CODES = {
     status: 503,
     meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',
   },
+  CHAT_ERR_DOCUMENT_UNSUPPORTED_TYPE: {
+    status: 415,
+    meaning:
+      'The uploaded document is of a type rag does not read (it reads text, Markdown, HTML, PDF, DOCX).',
+  },
+  CHAT_ERR_DOCUMENT_UNREADABLE: {
+    status: 422,
+    meaning:
+      'The document could not be parsed as its type (corrupt, encrypted, not UTF-8, or no text in it).',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
