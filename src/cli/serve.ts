@@ -19,18 +19,18 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const app = await createServer(platform, { auth });
   const { host, port } = platform.config.server;
   const address = await app.listen({ host, port });
-  platform.log.info(
-    { address, storage: platform.config.storage.backend },
-    `parley is listening on ${address}`,
-  );
   // First start on an empty data folder: an admin and its key, printed once so the API is usable at once.
   if (platform.config.server.auth.bootstrap_admin) {
     const created = await bootstrapAdmin(auth);
     if (created !== undefined) {
-      process.stdout.write(formatBootstrapNotice(created.user.name, created.apiKey.key, address));
       platform.log.info({ userId: created.user.id }, 'created the admin user (first start)');
+      process.stdout.write(formatBootstrapNotice(created.user.name, created.apiKey.key, address));
     }
   }
+  platform.log.info(
+    { address, storage: platform.config.storage.backend },
+    `parley is listening on ${address}`,
+  );
 
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {

@@ -79,6 +79,10 @@ export async function createServer(
     throw new NotFoundError(`no route ${request.method} ${request.url.split('?', 1)[0]}`);
   });
 
+  // Registered before the hooks below, so its own onRequest hook (which marks upgrade requests, and
+  // closes their socket once an error was answered) runs first.
+  await app.register(websocket, { options: { maxPayload: server.body_limit_bytes } });
+
   // Beyond resource_limits.max_concurrent_requests, a request is turned away at once with 503 and
   // Retry-After rather than queued behind the others (health checks are always answered).
   const maxConcurrent = platform.config.resource_limits.max_concurrent_requests;
@@ -114,7 +118,6 @@ export async function createServer(
       buildLocalReference: (json, _baseUri, _fragment, index) => String(json.$id ?? `def-${index}`),
     },
   });
-  await app.register(websocket, { options: { maxPayload: server.body_limit_bytes } });
 
   app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
   registerHealthRoutes(app, context);
