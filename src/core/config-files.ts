@@ -12,15 +12,22 @@ import { type ConfigLayer, isPlainObject } from './config-merge.ts';
 export interface ReadConfigFilesOptions {
   configDir: string;
   nodeEnv: string;
+  /**
+   * The installed modules. A `modules/<name>.json` of a module that is not installed is skipped with a
+   * warning, so deleting a module's folder leaves a platform that still starts (DESIGN.md §1.4).
+   */
+  knownModules: ReadonlySet<string>;
 }
 
 /** The file layers, lowest priority first: default.json, modules/*.json (by name), environments/<env>.json. */
 export function readConfigFiles(options: ReadConfigFilesOptions): {
   layers: ConfigLayer[];
   problems: ConfigProblem[];
+  warnings: string[];
 } {
   const layers: ConfigLayer[] = [];
   const problems: ConfigProblem[] = [];
+  const warnings: string[] = [];
   const add = (result: FileResult | undefined): void => {
     if (result === undefined) return;
     if ('problem' in result) problems.push(result.problem);
@@ -30,6 +37,12 @@ export function readConfigFiles(options: ReadConfigFilesOptions): {
   add(readJsonObject(join(options.configDir, 'default.json')));
 
   for (const file of listJsonFiles(join(options.configDir, 'modules'), problems)) {
+    if (!options.knownModules.has(basename(file, '.json'))) {
+      warnings.push(
+        `${displayPath(file)} configures module "${basename(file, '.json')}", which is not installed: skipped`,
+      );
+      continue;
+    }
     const result = readJsonObject(file);
     add(result === undefined || 'problem' in result ? result : checkModuleFile(result.layer, file));
   }
@@ -47,7 +60,7 @@ export function readConfigFiles(options: ReadConfigFilesOptions): {
       }),
     );
   }
-  return { layers, problems };
+  return { layers, problems, warnings };
 }
 
 /** A path as messages show it: relative to the working directory when it is inside it. */

@@ -51,11 +51,13 @@ export interface LoadConfigOptions {
 export interface ResolvedConfig {
   config: Readonly<PlatformConfig>;
   sources: ReadonlyMap<string, string>;
+  /** Things worth logging that do not stop startup (a config file for a module that is not installed). */
+  warnings: string[];
 }
 
 /** What `parley config check` reports: the config when valid, else every problem and the message. */
 export type ConfigCheckResult =
-  | { ok: true; config: Readonly<PlatformConfig>; sources: ReadonlyMap<string, string> }
+  | { ok: true; config: Readonly<PlatformConfig>; sources: ReadonlyMap<string, string>; warnings: string[] }
   | { ok: false; problems: readonly ConfigProblem[]; message: string };
 
 /** Loads, merges, validates and deep-freezes the configuration; throws ConfigError listing every problem. */
@@ -92,7 +94,7 @@ export function resolveConfig(options: LoadConfigOptions = {}): ResolvedConfig {
     }
     layers.push({ source, values: { [module.name]: module.defaults } });
   }
-  const files = readConfigFiles({ configDir, nodeEnv });
+  const files = readConfigFiles({ configDir, nodeEnv, knownModules: moduleNames });
   problems.push(...files.problems);
   layers.push(...files.layers);
 
@@ -123,14 +125,14 @@ export function resolveConfig(options: LoadConfigOptions = {}): ResolvedConfig {
   const { merged, sources } = result;
   deriveDefaults(merged, sources);
   recordSchemaDefaults(merged, '', sources);
-  return { config: deepFreeze(merged) as Readonly<PlatformConfig>, sources };
+  return { config: deepFreeze(merged) as Readonly<PlatformConfig>, sources, warnings: files.warnings };
 }
 
 /** Validates without throwing: the function behind `parley config check`. */
 export function checkConfig(options: LoadConfigOptions = {}): ConfigCheckResult {
   try {
-    const { config, sources } = resolveConfig(options);
-    return { ok: true, config, sources };
+    const { config, sources, warnings } = resolveConfig(options);
+    return { ok: true, config, sources, warnings };
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return { ok: false, problems: error.problems, message: formatConfigProblems(error.problems) };

@@ -1,7 +1,7 @@
 import { createLocalTransport } from '../bus/local.ts';
 import { createBus } from '../core/bus.ts';
 import type { Bus } from '../core/bus-types.ts';
-import { getModuleConfig, loadConfig, type ModuleConfig, type PlatformConfig } from '../core/config.ts';
+import { getModuleConfig, type ModuleConfig, type PlatformConfig, resolveConfig } from '../core/config.ts';
 import type { ModuleDefinition } from '../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
 import { matchesPattern } from '../core/pattern.ts';
@@ -44,7 +44,7 @@ export interface Platform {
 /** Builds the platform from config: the one composition root that the server and the CLI share. */
 export async function createPlatform(options: CreatePlatformOptions = {}): Promise<Platform> {
   const definitions = options.definitions ?? (await discoverModules());
-  const config = loadConfig({
+  const { config, warnings } = resolveConfig({
     ...(options.configDir === undefined ? {} : { configDir: options.configDir }),
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.nodeEnv === undefined ? {} : { nodeEnv: options.nodeEnv }),
@@ -59,6 +59,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     name: 'parley',
     ...(options.logDestination === undefined ? {} : { destination: options.logDestination }),
   });
+  for (const warning of warnings) log.warn(warning);
   const moduleConfig = (name: string) => getModuleConfig(config, name) as Readonly<ModuleConfig> | undefined;
 
   const storage = await createStorage(config.storage);
