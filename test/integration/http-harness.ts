@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { EventEnvelope } from '../../src/core/events.ts';
+import type { LlmRequest } from '../../src/llm/call.ts';
+import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 import { createPlatform, type Platform } from '../../src/platform/create-platform.ts';
 import { type Auth, createAuth } from '../../src/security/auth.ts';
 import { createServer } from '../../src/server/create-server.ts';
@@ -46,6 +48,8 @@ export interface HttpHarness {
   auth: Auth;
   /** The model provider: set what it answers next. */
   model: FakeOpenAIServer;
+  /** Every request made of the model registry (by text_chat and by the OpenAI routes), oldest first. */
+  llmCalls: LlmRequest[];
   dataDir: string;
   admin: TestUser;
   alice: TestUser;
@@ -75,7 +79,22 @@ export async function startHttpHarness(options: HarnessOptions = {}): Promise<Ht
     request_timeout_ms: 5000,
     providers: { fake: { type: 'openai-compatible', base_url: model.baseUrl, models: ['test-model'] } },
   };
+  // The real registry from the same config, with every request recorded (to see, say, its signal abort).
+  const registry = createModelRegistry(llm, { env: {} });
+  const llmCalls: LlmRequest[] = [];
+  const recorded: ModelRegistry = {
+    ...registry,
+    stream(request) {
+      llmCalls.push(request);
+      return registry.stream(request);
+    },
+    generate(request) {
+      llmCalls.push(request);
+      return registry.generate(request);
+    },
+  };
   const platform = await createPlatform({
+    llm: recorded,
     env: {
       NODE_ENV: 'test',
       CHAT_DATA_DIR: dataDir,
@@ -130,6 +149,7 @@ export async function startHttpHarness(options: HarnessOptions = {}): Promise<Ht
     app,
     auth,
     model,
+    llmCalls,
     dataDir,
     admin: await user('root', 'admin'),
     alice: await user('alice', 'user'),
