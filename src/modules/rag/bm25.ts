@@ -636,7 +636,8 @@ function selectTop(slots: number[], scores: Float64Array, topK: number): number[
   return heap.sort((left, right) => (better(left, right) ? -1 : 1));
 }
 
-function matchesFilter(metadata: ChunkMetadata | undefined, filter: MetadataFilter): boolean {
+/** Whether chunk metadata passes a filter (the semantics of `MetadataFilter`). */
+export function matchesFilter(metadata: ChunkMetadata | undefined, filter: MetadataFilter): boolean {
   for (const key of Object.keys(filter)) {
     const wanted = filter[key]!;
     if (metadata === undefined || !Object.hasOwn(metadata, key)) return false;
@@ -650,7 +651,8 @@ function matchesFilter(metadata: ChunkMetadata | undefined, filter: MetadataFilt
   return true;
 }
 
-function validateFilter(filter: MetadataFilter): void {
+/** Throws a ValidationError when a filter is not an object of scalars or lists of scalars. */
+export function validateFilter(filter: MetadataFilter): void {
   if (typeof filter !== 'object' || filter === null || Array.isArray(filter)) {
     throw new ValidationError('filter must be an object of metadata keys and values');
   }
