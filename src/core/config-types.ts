@@ -38,7 +38,13 @@ export interface StorageConfig {
   /** `root` is always set in the effective config: it defaults to `data_dir`. */
   flatfile: { root: string };
   cache: { enabled: boolean; ttl_ms: number; max_entries: number };
-  redis: { url: string; prefix: string };
+  redis: {
+    url: string;
+    prefix: string;
+    connect_timeout_ms: number;
+    command_timeout_ms: number;
+    reconnect_max_delay_ms: number;
+  };
   s3: {
     endpoint?: string;
     region: string;
@@ -47,6 +53,9 @@ export interface StorageConfig {
     force_path_style: boolean;
     access_key_id?: string;
     secret_access_key?: string;
+    request_timeout_ms: number;
+    compact_after_parts: number;
+    compaction_age_ms: number;
   };
 }
 

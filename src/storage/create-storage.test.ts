@@ -22,8 +22,22 @@ describe('createStorage', () => {
       backend: 'flatfile',
       flatfile: { root },
       cache: { enabled: true, ttl_ms: 60_000, max_entries: 10 },
-      redis: { url: 'redis://127.0.0.1:6379', prefix: 'parley:' },
-      s3: { region: 'us-east-1', bucket: 'parley', prefix: '', force_path_style: false },
+      redis: {
+        url: 'redis://127.0.0.1:6379',
+        prefix: 'parley:',
+        connect_timeout_ms: 5000,
+        command_timeout_ms: 2000,
+        reconnect_max_delay_ms: 1000,
+      },
+      s3: {
+        region: 'us-east-1',
+        bucket: 'parley',
+        prefix: '',
+        force_path_style: false,
+        request_timeout_ms: 10000,
+        compact_after_parts: 32,
+        compaction_age_ms: 60000,
+      },
     };
     const storage = await createStorage(config);
     await storage.write('a.json', bytes('1'));
@@ -43,11 +57,25 @@ describe('createStorage', () => {
     });
   });
 
-  it.each(['redis', 's3'] as const)('says plainly that %s is not available yet', async (backend) => {
-    await expect(createStorage({ backend })).rejects.toMatchObject({
+  it('says plainly when the redis or s3 backend cannot be reached', async () => {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    await expect(
+      createStorage({ backend: 'redis', redis: { url: 'redis://127.0.0.1:1', connect_timeout_ms: 2000 } }),
+    ).rejects.toMatchObject({
       code: 'CHAT_ERR_STORAGE_UNAVAILABLE',
-      message: expect.stringContaining('not available yet'),
+      message: expect.stringContaining('Redis'),
     });
+    await expect(
+      createStorage({
+        backend: 's3',
+        s3: {
+          endpoint: 'http://127.0.0.1:1',
+          force_path_style: true,
+          access_key_id: 'a',
+          secret_access_key: 'b',
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'CHAT_ERR_STORAGE_UNAVAILABLE', message: expect.stringContaining('S3') });
   });
 
   it('rejects an unknown backend', async () => {

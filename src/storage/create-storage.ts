@@ -3,10 +3,12 @@
  * caller's wrappers around it (encryption, metering), and the read cache on top when enabled.
  */
 
-import { PlatformError, StorageUnavailableError } from '../core/errors.ts';
+import { PlatformError } from '../core/errors.ts';
 import { cacheStorage } from './cached.ts';
 import { createFlatfileStorage } from './drivers/flatfile.ts';
 import { createMemoryStorage } from './drivers/memory.ts';
+import { createRedisStorage, redisOptionsFromConfig } from './drivers/redis.ts';
+import { createS3Storage, s3OptionsFromConfig } from './drivers/s3.ts';
 import type { Storage, StorageBackendName } from './types.ts';
 
 /** The `storage` config section as createStorage reads it (snake_case, as in the JSON config). */
@@ -29,15 +31,6 @@ export interface CreateStorageOptions {
 /** Builds one driver from the storage config. */
 export type StorageDriverFactory = (config: StorageFactoryConfig) => Storage | Promise<Storage>;
 
-function notAvailableYet(backend: StorageBackendName): StorageDriverFactory {
-  return () => {
-    throw new StorageUnavailableError(
-      `the "${backend}" storage backend is not available yet; set storage.backend to "flatfile" or "memory"`,
-      { details: { backend } },
-    );
-  };
-}
-
 /** Every storage driver by backend name; adding a backend is one line here. */
 export const STORAGE_DRIVERS: Record<StorageBackendName, StorageDriverFactory> = {
   memory: () => createMemoryStorage(),
@@ -54,8 +47,8 @@ export const STORAGE_DRIVERS: Record<StorageBackendName, StorageDriverFactory> =
     }
     return createFlatfileStorage({ root });
   },
-  redis: notAvailableYet('redis'),
-  s3: notAvailableYet('s3'),
+  redis: (config) => createRedisStorage(redisOptionsFromConfig(config.redis)),
+  s3: (config) => createS3Storage(s3OptionsFromConfig(config.s3)),
 };
 
 /** Creates the storage described by `config`: driver, then `wrapDriver`, then the cache if enabled. */

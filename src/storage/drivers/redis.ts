@@ -1,0 +1,249 @@
+/**
+ * The Redis driver: each key's bytes in a Redis string at `prefix + key`, and one sorted set of all keys
+ * (`prefix + '/keys'`, every score 0) so `list(prefix)` is a ZRANGEBYLEX range — O(log n + m), no SCAN of
+ * the keyspace. The index name cannot collide with a value: no valid key starts with `/`.
+ *
+ * - Value and index change together in one Lua script (write = SET + ZADD, append = APPEND + ZADD,
+ *   delete = DEL + ZREM), so a listing never names a key without a value or misses one with a value.
+ * - All commands go over one connection in call order, so operations on one key apply in call order and
+ *   concurrent appends never interleave (APPEND is atomic).
+ * - Failing fast (DESIGN.md §1.7: a clear 503, never a hang): the offline queue is off, so a command
+ *   issued while Redis is unreachable rejects at once instead of waiting for a reconnection; in-flight
+ *   commands reject when the connection drops (`maxRetriesPerRequest: 0`) instead of being resent —
+ *   resending an APPEND that Redis may already have applied could duplicate it; a command without a reply
+ *   within `commandTimeoutMs` (a hung server, a silent network) rejects too. Each of these surfaces as
+ *   CHAT_ERR_STORAGE_UNAVAILABLE. Meanwhile the client reconnects on its own, forever, with a backoff
+ *   capped at `reconnectMaxDelayMs`, and the driver works again as soon as Redis is back.
+ * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
+ *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
+ *   all but the last second). See README.md.
+ */
+
+import { Redis, ReplyError } from 'ioredis';
+import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
+import { assertWholeLines } from '../json-lines.ts';
+import { assertValidKey, assertValidPrefix } from '../keys.ts';
+import type { Storage } from '../types.ts';
+
+export interface RedisStorageOptions {
+  /** `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
+  url: string;
+  /** Put before every key (and the index), so several platforms or tests can share one Redis. */
+  prefix?: string;
+  /** How long creating the storage waits for the first connection (default 5000 ms). */
+  connectTimeoutMs?: number;
+  /** A command without a reply by then rejects with CHAT_ERR_STORAGE_UNAVAILABLE (default 2000 ms). */
+  commandTimeoutMs?: number;
+  /** Longest pause between reconnection attempts (default 1000 ms). */
+  reconnectMaxDelayMs?: number;
+}
+
+/** Options from the `storage.redis` config section (snake_case keys, as validated by the schema). */
+export function redisOptionsFromConfig(config: Record<string, unknown> | undefined): RedisStorageOptions {
+  const section = config ?? {};
+  const options: RedisStorageOptions = {
+    url: typeof section.url === 'string' ? section.url : 'redis://127.0.0.1:6379',
+  };
+  if (typeof section.prefix === 'string') options.prefix = section.prefix;
+  if (typeof section.connect_timeout_ms === 'number') options.connectTimeoutMs = section.connect_timeout_ms;
+  if (typeof section.command_timeout_ms === 'number') options.commandTimeoutMs = section.command_timeout_ms;
+  if (typeof section.reconnect_max_delay_ms === 'number') {
+    options.reconnectMaxDelayMs = section.reconnect_max_delay_ms;
+  }
+  return options;
+}
+
+/** The Redis storage: the contract plus a health probe. */
+export interface RedisStorage extends Storage {
+  /** The prefix in front of every Redis key this storage uses. */
+  readonly prefix: string;
+  /** Resolves when Redis answers a PING; rejects with CHAT_ERR_STORAGE_UNAVAILABLE otherwise. */
+  ping(): Promise<void>;
+}
+
+type ScriptCommand = (...args: (string | Buffer)[]) => Promise<number>;
+
+// Lua keeps value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's four).
+const SCRIPTS = {
+  parleyWrite: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  parleyAppend: "redis.call('APPEND', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  parleyDelete:
+    "local removed = redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return removed",
+} as const;
+
+type Scripts = { [name in keyof typeof SCRIPTS]: ScriptCommand };
+
+// Server replies that mean "not now" rather than "this operation is wrong".
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
+
+const INDEX_SUFFIX = '/keys';
+const LEX_TOP = Buffer.from([0xff]);
+
+/** The URL without its password, for messages and details. */
+function safeUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable url)';
+  }
+}
+
+function asBuffer(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+function toUint8Array(buffer: Buffer): Uint8Array {
+  // A plain Uint8Array the caller owns: a view when the Buffer owns all of its memory, else a copy.
+  const ownsMemory = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength;
+  return ownsMemory ? new Uint8Array(buffer.buffer, 0, buffer.byteLength) : new Uint8Array(buffer);
+}
+
+/**
+ * Connects to Redis and returns a storage on it. Rejects with CHAT_ERR_STORAGE_UNAVAILABLE when Redis
+ * cannot be reached within `connectTimeoutMs`.
+ */
+export async function createRedisStorage(options: RedisStorageOptions): Promise<RedisStorage> {
+  const prefix = options.prefix ?? 'parley:';
+  const url = safeUrl(options.url);
+  const indexKey = prefix + INDEX_SUFFIX;
+  const reconnectMaxDelayMs = options.reconnectMaxDelayMs ?? 1000;
+  const redis = new Redis(options.url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 5000,
+    commandTimeout: options.commandTimeoutMs ?? 2000,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt) => Math.min(attempt * 100, reconnectMaxDelayMs),
+    scripts: {
+      parleyWrite: { lua: SCRIPTS.parleyWrite, numberOfKeys: 2 },
+      parleyAppend: { lua: SCRIPTS.parleyAppend, numberOfKeys: 2 },
+      parleyDelete: { lua: SCRIPTS.parleyDelete, numberOfKeys: 2 },
+    },
+  });
+  const scripts = redis as unknown as Scripts;
+  let lastConnectionError: Error | undefined;
+  // Without a listener ioredis prints every failed reconnection; the last one goes into our errors instead.
+  redis.on('error', (error: Error) => {
+    lastConnectionError = error;
+  });
+  redis.on('ready', () => {
+    lastConnectionError = undefined;
+  });
+
+  function unavailable(operation: string, cause: unknown): StorageUnavailableError {
+    const reason = lastConnectionError?.message ?? (cause instanceof Error ? cause.message : String(cause));
+    return new StorageUnavailableError(`Redis at ${url} is unavailable (${operation}): ${reason}`, {
+      details: { backend: 'redis', url, operation, status: redis.status },
+      cause,
+    });
+  }
+
+  function failure(operation: string, key: string, error: unknown): PlatformError {
+    if (error instanceof PlatformError) return error;
+    const isReply = error instanceof ReplyError;
+    const message = error instanceof Error ? error.message : String(error);
+    if (!isReply || UNAVAILABLE_REPLIES.test(message)) return unavailable(operation, error);
+    return new PlatformError('CHAT_ERR_STORAGE_FAILED', `Redis ${operation} of "${key}" failed: ${message}`, {
+      details: { backend: 'redis', key, operation },
+      cause: error,
+    });
+  }
+
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw unavailable('connect', error);
+  }
+
+  const pending = new Set<Promise<unknown>>();
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  function assertOpen(): void {
+    if (closed)
+      throw new StorageUnavailableError('the Redis storage is closed', { details: { url, prefix } });
+  }
+
+  /** Runs one command, tracked so `close` can wait for it, with errors mapped to platform errors. */
+  function track<T>(operation: string, key: string, command: Promise<T>): Promise<T> {
+    const tracked = command.then(undefined, (error: unknown) => {
+      throw failure(operation, key, error);
+    });
+    pending.add(tracked);
+    const forget = () => pending.delete(tracked);
+    tracked.then(forget, forget);
+    return tracked;
+  }
+
+  /** Sends `send()` now (so commands leave in call order), or rejects with a platform error. */
+  function run<T>(operation: string, key: string, send: () => Promise<T>): Promise<T> {
+    let command: Promise<T>;
+    try {
+      command = send();
+    } catch (error) {
+      command = Promise.reject(error);
+    }
+    return track(operation, key, command);
+  }
+
+  return {
+    prefix,
+    async read(key) {
+      assertValidKey(key);
+      assertOpen();
+      const value = await run('read', key, () => redis.getBuffer(prefix + key));
+      return value === null ? undefined : toUint8Array(value);
+    },
+    async write(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'write');
+      assertOpen();
+      await run('write', key, () => scripts.parleyWrite(prefix + key, indexKey, asBuffer(data), key));
+      return true;
+    },
+    async delete(key) {
+      assertValidKey(key);
+      assertOpen();
+      return (await run('delete', key, () => scripts.parleyDelete(prefix + key, indexKey, key))) === 1;
+    },
+    async list(listPrefix) {
+      assertValidPrefix(listPrefix);
+      assertOpen();
+      // Lexicographic range over the UTF-8 bytes: every member starting with the prefix lies between the
+      // prefix itself and the prefix followed by 0xff (a byte UTF-8 never uses).
+      const low = listPrefix === '' ? '-' : `[${listPrefix}`;
+      const high = listPrefix === '' ? '+' : Buffer.concat([Buffer.from(`(${listPrefix}`), LEX_TOP]);
+      const keys = await run('list', listPrefix, () => redis.zrangebylex(indexKey, low, high));
+      // Redis orders by UTF-8 bytes; the contract orders by UTF-16 code units (they differ above U+FFFF).
+      return keys.sort();
+    },
+    async exists(key) {
+      assertValidKey(key);
+      assertOpen();
+      return (await run('exists', key, () => redis.exists(prefix + key))) === 1;
+    },
+    async append(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'append');
+      assertOpen();
+      await run('append', key, () => scripts.parleyAppend(prefix + key, indexKey, asBuffer(data), key));
+    },
+    async ping() {
+      assertOpen();
+      await run('ping', '', () => redis.ping());
+    },
+    close() {
+      closed = true;
+      closing ??= (async () => {
+        await Promise.allSettled([...pending]);
+        if (redis.status === 'ready') await redis.quit().catch(() => undefined);
+        redis.disconnect();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,618 @@
+/**
+ * The S3 driver (AWS S3, MinIO, Cloudflare R2, s3rver — any S3 API, chosen by config alone).
+ *
+ * Layout in the bucket:
+ * - `prefix + key` — the value last `write`n, a plain object any S3 tool can read. Its metadata
+ *   `parley-cutoff` holds a sortable id (UUIDv7) taken when it was written.
+ * - `prefix + '.parley-tmp-appends/' + key + '/' + id` — one object per append batch ("part"), `id` a
+ *   UUIDv7 taken when the batch was sent. No valid key starts with `.parley-tmp-` (keys.ts), so a part can
+ *   never be mistaken for a key, and `list` never shows one.
+ *
+ * The value of a key is its base object followed by its parts with ids above the base's cutoff, in id
+ * order. S3 has no append and (portably) no conditional write, so appends never read-modify-write
+ * anything: each is a PutObject of a new object with a unique name, and appends from any number of
+ * processes or nodes lose nothing. A `write` is one PutObject of the base: parts older than its cutoff are
+ * hidden at once (so the value is replaced atomically) and deleted later. Within this process, writes,
+ * appends and deletes of one key run in call order, and appends waiting behind a busy key go out together
+ * as one part (group commit, as in the flatfile driver).
+ *
+ * Reads take a consistent snapshot: the base and the part listing are fetched together; when there are
+ * live parts, the base is checked again (its ETag) while the parts are fetched, and the read starts over
+ * if the base changed or a part vanished meanwhile.
+ *
+ * Compaction: a read that finds at least `compactAfterParts` live parts older than `compactionAgeMs`
+ * merges them into one object written over the newest of them, with metadata `parley-from` naming the
+ * first part it covers; readers skip parts a merged part covers, and the covered parts are then deleted.
+ * Only parts older than `compactionAgeMs` are merged, because an append still in flight (taken its id, not
+ * yet stored) with an id inside the merged range would be hidden: the age must exceed the longest time an
+ * append can take (request timeout × attempts) plus the clock skew between nodes.
+ *
+ * Durability is the store's: a PutObject S3 acknowledged is stored redundantly (MinIO: on its drives;
+ * s3rver, for tests only: in files, not fsynced).
+ */
+
+import {
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  PutObjectCommand,
+  S3Client,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
+import { newId } from '../../core/ids.ts';
+import { assertWholeLines } from '../json-lines.ts';
+import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
+import type { Storage } from '../types.ts';
+
+export interface S3StorageOptions {
+  bucket: string;
+  /** Default `us-east-1` (what MinIO and s3rver expect; R2 takes `auto`). */
+  region?: string;
+  /** For S3-compatible stores (`http://127.0.0.1:9000` for MinIO); unset means AWS. */
+  endpoint?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which MinIO and s3rver need. Default false. */
+  forcePathStyle?: boolean;
+  /** Put before every object name (`parley/` keeps a shared bucket tidy). Default `''`. */
+  prefix?: string;
+  /** Static credentials; unset means the AWS SDK's own chain (env vars, profile, instance role). */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** A request without a response by then fails (default 10000 ms; each request is tried up to 3 times). */
+  requestTimeoutMs?: number;
+  /** A read that finds this many live parts old enough merges them (default 32). */
+  compactAfterParts?: number;
+  /** Only parts older than this are merged (default 60000 ms; at least 3 × `requestTimeoutMs`). */
+  compactionAgeMs?: number;
+}
+
+/** Diagnostic counters since the storage was created (for tests and benchmarks, not for logic). */
+export interface S3StorageStats {
+  /** Parts stored (one per append batch; concurrent appends to one key share one). */
+  parts: number;
+  /** Reads that started over because the key changed while they ran. */
+  readRetries: number;
+  /** Compactions done, and the parts they merged. */
+  compactions: number;
+  partsMerged: number;
+  /** Compactions that failed (they are best effort; the next read tries again). */
+  compactionFailures: number;
+}
+
+/** The S3 storage: the contract plus its diagnostics. */
+export interface S3Storage extends Storage {
+  readonly bucket: string;
+  readonly prefix: string;
+  /** Diagnostic counters (a copy). */
+  stats(): S3StorageStats;
+}
+
+/** Options from the `storage.s3` config section (snake_case keys, as validated by the schema). */
+export function s3OptionsFromConfig(config: Record<string, unknown> | undefined): S3StorageOptions {
+  const section = config ?? {};
+  const string = (name: string) => (typeof section[name] === 'string' ? section[name] : undefined);
+  const number = (name: string) => (typeof section[name] === 'number' ? section[name] : undefined);
+  const options: S3StorageOptions = { bucket: string('bucket') ?? 'parley' };
+  const region = string('region');
+  if (region !== undefined) options.region = region;
+  const endpoint = string('endpoint');
+  if (endpoint !== undefined) options.endpoint = endpoint;
+  if (typeof section.force_path_style === 'boolean') options.forcePathStyle = section.force_path_style;
+  const prefix = string('prefix');
+  if (prefix !== undefined) options.prefix = prefix;
+  const accessKeyId = string('access_key_id');
+  const secretAccessKey = string('secret_access_key');
+  if (accessKeyId !== undefined && secretAccessKey !== undefined) {
+    options.credentials = { accessKeyId, secretAccessKey };
+  }
+  const requestTimeoutMs = number('request_timeout_ms');
+  if (requestTimeoutMs !== undefined) options.requestTimeoutMs = requestTimeoutMs;
+  const compactAfterParts = number('compact_after_parts');
+  if (compactAfterParts !== undefined) options.compactAfterParts = compactAfterParts;
+  const compactionAgeMs = number('compaction_age_ms');
+  if (compactionAgeMs !== undefined) options.compactionAgeMs = compactionAgeMs;
+  return options;
+}
+
+/** The folder (under the prefix) that holds append parts; its name is not a valid key segment. */
+export const S3_PARTS_FOLDER = `${RESERVED_SEGMENT_PREFIX}appends/`;
+
+const CUTOFF_METADATA = 'parley-cutoff';
+const FROM_METADATA = 'parley-from';
+const MAX_ATTEMPTS = 3;
+const READ_ATTEMPTS = 10;
+const FETCH_CONCURRENCY = 16;
+const DELETE_BATCH = 1000;
+
+interface Base {
+  bytes: Uint8Array;
+  cutoff: string;
+  etag: string | undefined;
+}
+
+interface Part {
+  id: string;
+  bytes: Uint8Array;
+  /** The first id a merged part covers (its own id for a plain part). */
+  from: string;
+}
+
+/** What one consistent read saw. */
+interface Snapshot {
+  base: Base | undefined;
+  /** Every listed part id, in order (live, covered and stale). */
+  listed: string[];
+  /** The live parts not covered by a merged part, in order: the value is base + these. */
+  parts: Part[];
+}
+
+type Task =
+  | { kind: 'append'; data: Uint8Array; resolve: () => void; reject: (error: unknown) => void }
+  | {
+      kind: 'exclusive';
+      run: () => Promise<unknown>;
+      resolve: (value: unknown) => void;
+      reject: (error: unknown) => void;
+    };
+
+interface Lane {
+  tasks: Task[];
+  done: Promise<void>;
+}
+
+/** Milliseconds since the epoch in a UUIDv7 (its first 48 bits). */
+function idMillis(id: string): number {
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
+/** The chunks joined into one plain Uint8Array (a single chunk is returned as it is). */
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  let size = 0;
+  for (const chunk of chunks) size += chunk.length;
+  const joined = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    joined.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return joined;
+}
+
+function httpStatus(error: unknown): number | undefined {
+  return (error as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+}
+
+function isNotFound(error: unknown): boolean {
+  return httpStatus(error) === 404;
+}
+
+/** Part and retry bookkeeping when a listed part vanished before it could be fetched. */
+class PartVanished extends Error {}
+
+/** Runs `work` over `items` with at most `limit` at a time; results in input order. */
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  async function worker(): Promise<void> {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+/**
+ * Keeps the parts a merged part does not cover, in id order. A part is covered when a later part's
+ * `from` is at or below its id; sweeping from the newest down, the smallest `from` seen so far decides.
+ */
+function uncovered(parts: Part[]): Part[] {
+  const kept: Part[] = [];
+  let lowestFrom: string | undefined;
+  for (let index = parts.length - 1; index >= 0; index--) {
+    const part = parts[index]!;
+    if (lowestFrom !== undefined && part.id >= lowestFrom) continue;
+    kept.push(part);
+    if (lowestFrom === undefined || part.from < lowestFrom) lowestFrom = part.from;
+  }
+  return kept.reverse();
+}
+
+/** Creates a storage on an S3 bucket; checks that the bucket answers first. */
+export async function createS3Storage(options: S3StorageOptions): Promise<S3Storage> {
+  const bucket = options.bucket;
+  const prefix = options.prefix ?? '';
+  const partsRoot = prefix + S3_PARTS_FOLDER;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
+  const compactAfterParts = options.compactAfterParts ?? 32;
+  const compactionAgeMs = options.compactionAgeMs ?? 60_000;
+  if (compactionAgeMs < MAX_ATTEMPTS * requestTimeoutMs) {
+    throw new PlatformError(
+      'CHAT_ERR_CONFIG_INVALID',
+      `storage.s3.compaction_age_ms (${compactionAgeMs}) must be at least ${MAX_ATTEMPTS} × request_timeout_ms (${requestTimeoutMs}): an append in flight longer than that could be hidden by a compaction`,
+      { details: { path: 'storage.s3.compaction_age_ms', value: compactionAgeMs } },
+    );
+  }
+  const clientConfig: S3ClientConfig = {
+    region: options.region ?? 'us-east-1',
+    forcePathStyle: options.forcePathStyle ?? false,
+    maxAttempts: MAX_ATTEMPTS,
+    requestHandler: { requestTimeout: requestTimeoutMs, connectionTimeout: requestTimeoutMs },
+  };
+  if (options.endpoint !== undefined) clientConfig.endpoint = options.endpoint;
+  if (options.credentials !== undefined) clientConfig.credentials = options.credentials;
+  const client = new S3Client(clientConfig);
+  const where = `s3://${bucket}/${prefix}${options.endpoint === undefined ? '' : ` at ${options.endpoint}`}`;
+  const counters: S3StorageStats = {
+    parts: 0,
+    readRetries: 0,
+    compactions: 0,
+    partsMerged: 0,
+    compactionFailures: 0,
+  };
+
+  function failure(operation: string, key: string, error: unknown): PlatformError {
+    if (error instanceof PlatformError) return error;
+    const status = httpStatus(error);
+    const name = error instanceof Error ? error.name : undefined;
+    const message = error instanceof Error ? error.message : String(error);
+    const details = { backend: 's3', bucket, operation, key, status, code: name };
+    // No HTTP answer (refused, reset, timed out) or a 5xx/throttle: the store is not there right now.
+    if (status === undefined || status >= 500 || status === 429) {
+      return new StorageUnavailableError(`S3 ${where} is unavailable (${operation}): ${message}`, {
+        details,
+        cause: error,
+      });
+    }
+    return new PlatformError('CHAT_ERR_STORAGE_FAILED', `S3 ${operation} of "${key}" failed: ${message}`, {
+      details,
+      cause: error,
+    });
+  }
+
+  async function guarded<T>(operation: string, key: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw failure(operation, key, error);
+    }
+  }
+
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }));
+  } catch (error) {
+    client.destroy();
+    if (isNotFound(error)) {
+      throw new PlatformError('CHAT_ERR_STORAGE_FAILED', `the S3 bucket "${bucket}" does not exist`, {
+        details: { backend: 's3', bucket, path: 'storage.s3.bucket' },
+        cause: error,
+      });
+    }
+    throw failure('connect', '', error);
+  }
+
+  const lanes = new Map<string, Lane>();
+  const compactionQueued = new Set<string>();
+  let closed = false;
+  let closing: Promise<void> | undefined;
+
+  function assertOpen(): void {
+    if (closed)
+      throw new StorageUnavailableError('the S3 storage is closed', { details: { bucket, prefix } });
+  }
+
+  const baseName = (key: string) => prefix + key;
+  const partFolder = (key: string) => `${partsRoot}${key}/`;
+
+  /** Every object name under `namePrefix` (all pages); with a delimiter, only one level deep. */
+  async function listNames(namePrefix: string, delimiter?: string): Promise<string[]> {
+    const names: string[] = [];
+    let token: string | undefined;
+    do {
+      const page: ListObjectsV2CommandOutput = await client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: namePrefix,
+          ContinuationToken: token,
+          Delimiter: delimiter,
+        }),
+      );
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) names.push(object.Key);
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return names;
+  }
+
+  /** The ids of a key's parts, sorted (parts of `key/child` live deeper and are not included). */
+  async function listPartIds(key: string): Promise<string[]> {
+    const folder = partFolder(key);
+    const names = await listNames(folder, '/');
+    return names.map((name) => name.slice(folder.length)).sort();
+  }
+
+  async function getBase(key: string): Promise<Base | undefined> {
+    try {
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: baseName(key) }));
+      const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+      return { bytes, cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '', etag: response.ETag };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async function headBase(key: string): Promise<{ cutoff: string; etag: string | undefined } | undefined> {
+    try {
+      const response = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: baseName(key) }));
+      return { cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '', etag: response.ETag };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async function getPart(key: string, id: string): Promise<Part> {
+    try {
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: partFolder(key) + id }));
+      const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+      return { id, bytes, from: response.Metadata?.[FROM_METADATA] ?? id };
+    } catch (error) {
+      if (isNotFound(error)) throw new PartVanished(id);
+      throw error;
+    }
+  }
+
+  async function deleteNames(names: string[]): Promise<void> {
+    for (let start = 0; start < names.length; start += DELETE_BATCH) {
+      const batch = names.slice(start, start + DELETE_BATCH);
+      const response = await client.send(
+        new DeleteObjectsCommand({
+          Bucket: bucket,
+          Delete: { Objects: batch.map((name) => ({ Key: name })), Quiet: true },
+        }),
+      );
+      const failed = response.Errors?.[0];
+      if (failed !== undefined) throw new Error(`could not delete ${failed.Key}: ${failed.Message}`);
+    }
+  }
+
+  /** One consistent view of a key: base and live parts, retried while the key changes under it. */
+  async function snapshot(key: string): Promise<Snapshot> {
+    for (let attempt = 1; ; attempt++) {
+      const [base, listed] = await Promise.all([getBase(key), listPartIds(key)]);
+      const cutoff = base?.cutoff ?? '';
+      const live = listed.filter((id) => id > cutoff);
+      if (live.length === 0) return { base, listed, parts: [] };
+      try {
+        // The base may have been replaced between its GET and the listing: check it did not change.
+        const [parts, again] = await Promise.all([
+          mapLimited(live, FETCH_CONCURRENCY, (id) => getPart(key, id)),
+          headBase(key),
+        ]);
+        if (again?.etag === base?.etag) return { base, listed, parts: uncovered(parts) };
+      } catch (error) {
+        if (!(error instanceof PartVanished)) throw error;
+      }
+      if (attempt >= READ_ATTEMPTS) {
+        throw new StorageUnavailableError(
+          `S3 read of "${key}" kept changing under ${READ_ATTEMPTS} attempts`,
+          {
+            details: { backend: 's3', bucket, key, operation: 'read' },
+          },
+        );
+      }
+      counters.readRetries += 1;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
+    }
+  }
+
+  /** Whether a read's snapshot has enough old parts (or old stale parts) to be worth a compaction. */
+  function worthCompacting(view: Snapshot): boolean {
+    const horizon = Date.now() - compactionAgeMs;
+    const old = view.parts.filter((part) => idMillis(part.id) < horizon).length;
+    if (old >= compactAfterParts) return true;
+    const cutoff = view.base?.cutoff ?? '';
+    return cutoff !== '' && idMillis(cutoff) < horizon && view.listed.some((id) => id <= cutoff);
+  }
+
+  /** Merges the old live parts into one, and deletes covered parts and parts older than the base. */
+  async function compact(key: string): Promise<void> {
+    const view = await snapshot(key);
+    const horizon = Date.now() - compactionAgeMs;
+    const cutoff = view.base?.cutoff ?? '';
+    const doomed = new Set<string>();
+    // Parts from before the last write are hidden already; delete them once that write is old enough
+    // that no read which fetched the base before it can still be listing parts.
+    if (cutoff !== '' && idMillis(cutoff) < horizon) {
+      for (const id of view.listed) if (id <= cutoff) doomed.add(id);
+    }
+    let oldCount = 0;
+    while (oldCount < view.parts.length && idMillis(view.parts[oldCount]!.id) < horizon) oldCount++;
+    if (oldCount >= 2) {
+      const merged = view.parts.slice(0, oldCount);
+      const last = merged[merged.length - 1]!;
+      let from = last.from;
+      for (const part of merged) if (part.from < from) from = part.from;
+      // Overwrite the newest merged part first: until the others are gone, readers skip them as covered.
+      await client.send(
+        new PutObjectCommand({
+          Bucket: bucket,
+          Key: partFolder(key) + last.id,
+          Body: concat(merged.map((part) => part.bytes)),
+          Metadata: { [FROM_METADATA]: from },
+        }),
+      );
+      for (const id of view.listed) if (id >= from && id < last.id) doomed.add(id);
+      counters.compactions += 1;
+      counters.partsMerged += merged.length;
+    }
+    if (doomed.size > 0) await deleteNames([...doomed].map((id) => partFolder(key) + id));
+  }
+
+  async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
+    // Yield once so appends issued in the same tick join the first batch.
+    await Promise.resolve();
+    while (lane.tasks.length > 0) {
+      const head = lane.tasks[0]!;
+      if (head.kind === 'exclusive') {
+        lane.tasks.shift();
+        try {
+          head.resolve(await head.run());
+        } catch (error) {
+          head.reject(error);
+        }
+        continue;
+      }
+      let count = 0;
+      while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
+      const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
+      try {
+        await client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: partFolder(key) + newId(),
+            Body: concat(batch.map((task) => task.data)),
+          }),
+        );
+        counters.parts += 1;
+        for (const task of batch) task.resolve();
+      } catch (error) {
+        const wrapped = failure('append', key, error);
+        for (const task of batch) task.reject(wrapped);
+      }
+    }
+    lanes.delete(key);
+    finish();
+  }
+
+  function enqueue(key: string, task: Task): void {
+    const existing = lanes.get(key);
+    if (existing !== undefined) {
+      existing.tasks.push(task);
+      return;
+    }
+    const { promise: done, resolve: finish } = Promise.withResolvers<void>();
+    const lane: Lane = { tasks: [task], done };
+    lanes.set(key, lane);
+    void drain(key, lane, finish);
+  }
+
+  function exclusive<T>(key: string, operation: string, run: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      enqueue(key, {
+        kind: 'exclusive',
+        run,
+        resolve: resolve as (value: unknown) => void,
+        reject: (error) => reject(failure(operation, key, error)),
+      });
+    });
+  }
+
+  function scheduleCompaction(key: string): void {
+    if (closed || compactionQueued.has(key)) return;
+    compactionQueued.add(key);
+    exclusive(key, 'compact', () => compact(key))
+      .catch(() => {
+        counters.compactionFailures += 1;
+      })
+      .finally(() => compactionQueued.delete(key));
+  }
+
+  return {
+    bucket,
+    prefix,
+    async read(key) {
+      assertValidKey(key);
+      assertOpen();
+      const view = await guarded('read', key, () => snapshot(key));
+      if (view.base === undefined && view.parts.length === 0) return undefined;
+      if (worthCompacting(view)) scheduleCompaction(key);
+      // Every chunk was fetched for this call alone, so the joined bytes are the caller's own.
+      const chunks = view.parts.map((part) => part.bytes);
+      if (view.base !== undefined) chunks.unshift(view.base.bytes);
+      return concat(chunks);
+    },
+    async write(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'write');
+      assertOpen();
+      const copy = data.slice();
+      await exclusive(key, 'write', () =>
+        client.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: baseName(key),
+            Body: copy,
+            Metadata: { [CUTOFF_METADATA]: newId() },
+          }),
+        ),
+      );
+      return true;
+    },
+    async delete(key) {
+      assertValidKey(key);
+      assertOpen();
+      return exclusive(key, 'delete', async () => {
+        const [base, listed] = await Promise.all([headBase(key), listPartIds(key)]);
+        // Parts first: were the base gone first, parts it had hidden would show again.
+        await deleteNames(listed.map((id) => partFolder(key) + id));
+        if (base !== undefined) {
+          await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: baseName(key) }));
+        }
+        return base !== undefined || listed.length > 0;
+      });
+    },
+    async list(listPrefix) {
+      assertValidPrefix(listPrefix);
+      assertOpen();
+      const [bases, parts] = await guarded('list', listPrefix, () =>
+        Promise.all([listNames(prefix + listPrefix), listNames(partsRoot + listPrefix)]),
+      );
+      const keys = new Set<string>();
+      for (const name of bases) {
+        const key = name.slice(prefix.length);
+        // Skips the parts folder (its name is not a valid key) and "folder" objects made by other tools.
+        if (isValidKey(key)) keys.add(key);
+      }
+      for (const name of parts) {
+        const key = name.slice(partsRoot.length, name.lastIndexOf('/'));
+        if (key.startsWith(listPrefix) && isValidKey(key)) keys.add(key);
+      }
+      return [...keys].sort();
+    },
+    async exists(key) {
+      assertValidKey(key);
+      assertOpen();
+      // A base, or any part (parts without a base are all live), is a value.
+      const [base, parts] = await guarded('exists', key, () =>
+        Promise.all([headBase(key), listPartIds(key)]),
+      );
+      return base !== undefined || parts.length > 0;
+    },
+    async append(key, data) {
+      assertValidKey(key);
+      assertWholeLines(key, data, 'append');
+      assertOpen();
+      const copy = data.slice();
+      return new Promise<void>((resolve, reject) => {
+        enqueue(key, { kind: 'append', data: copy, resolve, reject });
+      });
+    },
+    close() {
+      closed = true;
+      closing ??= (async () => {
+        while (lanes.size > 0) await Promise.all([...lanes.values()].map((lane) => lane.done));
+        client.destroy();
+      })();
+      return closing;
+    },
+    stats() {
+      return { ...counters };
+    },
+  };
+}
