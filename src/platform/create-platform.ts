@@ -1,4 +1,4 @@
-import { createLocalTransport } from '../bus/local.ts';
+import { createTransport } from '../bus/index.ts';
 import { createBus } from '../core/bus.ts';
 import type { Bus } from '../core/bus-types.ts';
 import { getModuleConfig, type ModuleConfig, type PlatformConfig, resolveConfig } from '../core/config.ts';
@@ -63,8 +63,15 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
   const moduleConfig = (name: string) => getModuleConfig(config, name) as Readonly<ModuleConfig> | undefined;
 
   const storage = await createStorage(config.storage);
+  let transport: Awaited<ReturnType<typeof createTransport>>;
+  try {
+    transport = await createTransport(config.bus, { log: log.child({ component: 'bus' }) });
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
   const bus = createBus({
-    transport: createLocalTransport(),
+    transport,
     source: 'parley',
     requestTimeoutMs: config.bus.request_timeout_ms,
     gatherTimeoutMs: config.bus.gather_timeout_ms,
