@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { isPlatformError } from '../core/errors.ts';
+import { keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
+import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
 import { serve } from './serve.ts';
 
@@ -9,6 +11,12 @@ commands:
   serve                 load config and modules and serve HTTP (Ctrl-C stops cleanly)
   config check          validate the effective configuration (exit 0, or the problems)
   config print          print the effective configuration, secrets masked (--sources: where each value came from)
+  chat                  a streaming chat REPL: against a server (--url, --key) or in-process (--user, default admin)
+  users create <name>   create a user (--role admin|user, default user) and print its first API key once
+  users list            list users
+  keys create           create an API key for --user <name> (--name <label>) and print it once
+  keys list             list API keys (--user <name> to filter); never the keys themselves
+  keys revoke <id>      revoke an API key
 
 options:
   --config <dir>        the config folder (default ./config)
@@ -22,11 +30,16 @@ export async function main(argv: string[]): Promise<number> {
     allowPositionals: true,
     options: {
       config: { type: 'string' },
+      url: { type: 'string' },
+      key: { type: 'string' },
+      user: { type: 'string' },
+      role: { type: 'string' },
+      name: { type: 'string' },
       sources: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
-  const [command, subcommand] = positionals;
+  const [command, subcommand, argument] = positionals;
   if (values.help || command === undefined) {
     process.stdout.write(usage);
     return command === undefined && !values.help ? 2 : 0;
@@ -39,6 +52,23 @@ export async function main(argv: string[]): Promise<number> {
       return configCheck(values.config);
     case 'config print':
       return configPrint(values.config, values.sources);
+    case 'chat':
+      return chat({
+        ...(values.config === undefined ? {} : { configDir: values.config }),
+        ...(values.url === undefined ? {} : { url: values.url }),
+        ...(values.key === undefined ? {} : { key: values.key }),
+        ...(values.user === undefined ? {} : { user: values.user }),
+      });
+    case 'users create':
+      return usersCreate(values.config, argument, values.role);
+    case 'users list':
+      return usersList(values.config);
+    case 'keys create':
+      return keysCreate(values.config, values.user, values.name);
+    case 'keys list':
+      return keysList(values.config, values.user);
+    case 'keys revoke':
+      return keysRevoke(values.config, argument);
     default:
       process.stderr.write(`parley: unknown command "${positionals.join(' ')}"\n\n${usage}`);
       return 2;

@@ -76,7 +76,7 @@ export interface ChatGatewayOptions {
 // (which stores the partial reply) is what the client sees, not a bare bus timeout.
 const TURN_TIMEOUT_MARGIN_MS = 1000;
 // Over a networked bus the reply of `message.send` and the `chat.response.end` event travel separately;
-// once the reply came, the last deltas get this long to arrive before the stream is closed.
+// when one of them came, the other gets this long to arrive before the turn is taken as finished.
 const END_EVENT_GRACE_MS = 2000;
 
 function stripUndefined<T extends Record<string, unknown>>(value: T): T {
@@ -170,20 +170,34 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
           stopWatching();
           outcome();
         };
+        // The turn is over when both the `chat.response.end` event (after the last delta) and the reply of
+        // `message.send` (text_chat has finished its work) came. Over a networked bus they travel apart;
+        // if one of them is lost, the other ends the turn after a grace period.
+        let ended: Message | undefined;
+        let replied = false;
+        const arrived = (message: Message) => {
+          if (settled) return;
+          if (ended !== undefined && replied) return finish(() => resolve(ended as Message));
+          clearTimeout(graceTimer);
+          graceTimer = setTimeout(() => finish(() => resolve(ended ?? message)), END_EVENT_GRACE_MS);
+          graceTimer.unref();
+        };
         // Registered before the request goes out, so no delta can arrive unheard.
         unregister = hub.register(turnId, {
           delta: (text) => {
-            if (!settled) handlers.onDelta(text);
+            if (!settled && ended === undefined) handlers.onDelta(text);
           },
-          end: (message) => finish(() => resolve(message)),
+          end: (message) => {
+            ended = message;
+            arrived(message);
+          },
           error: (error) => finish(() => reject(error)),
         });
         stopWatching = cancelOnAbort(turnId, input.userId, streamOptions.signal);
         turnRequest(input, turnId, true).then(
           (message) => {
-            if (settled) return;
-            graceTimer = setTimeout(() => finish(() => resolve(message)), END_EVENT_GRACE_MS);
-            graceTimer.unref();
+            replied = true;
+            arrived(message);
           },
           (error: unknown) => finish(() => reject(error)),
         );
