@@ -97,6 +97,16 @@ export const ERROR_CODES = {
     status: 503,
     meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',
   },
+  CHAT_ERR_RAG_EMBEDDING_MISMATCH: {
+    status: 409,
+    meaning:
+      'The stored vector index was built with another embedding model or dimension than the one configured; run `parley rag reindex`.',
+  },
+  CHAT_ERR_RAG_INDEX_CORRUPT: {
+    status: 500,
+    meaning:
+      'A stored vector index is unreadable or its files disagree (a torn write); run `parley rag reindex`.',
+  },
   CHAT_ERR_DOCUMENT_UNSUPPORTED_TYPE: {
     status: 415,
     meaning:
