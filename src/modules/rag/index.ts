@@ -1,0 +1,102 @@
+import { PlatformError, ValidationError } from '../../core/errors.ts';
+import type { EventEnvelope } from '../../core/events.ts';
+import { defineModule } from '../../core/module.ts';
+import defaults from './config.json' with { type: 'json' };
+import configSchema from './config.schema.json' with { type: 'json' };
+import { createRagService } from './rag-service.ts';
+import type { Retriever } from './retrieval.ts';
+import type {
+  DocumentAddRequest,
+  DocumentDeleteRequest,
+  DocumentGetRequest,
+  DocumentListRequest,
+  KnowledgeQuery,
+  KnowledgeResponse,
+  RagApi,
+  RagConfig,
+  RagQueryRequest,
+} from './types.ts';
+
+/** The request payload, or a ValidationError when there is none (a reply must say what was wrong). */
+function payload<T>(event: EventEnvelope<T>): T {
+  if (typeof event.data !== 'object' || event.data === null) {
+    throw new ValidationError(`${event.type}: the event data must be an object`);
+  }
+  return event.data;
+}
+
+/**
+ * Retrieval-augmented generation: documents (text, Markdown, HTML, PDF, DOCX) are parsed, chunked and
+ * indexed per owner; queries return the owner's best chunks with what a citation needs. Answers
+ * `knowledge.query` (the seed's aggregation) so a chat turn can gather knowledge from every source.
+ */
+export default defineModule<RagConfig, RagApi>({
+  info: {
+    name: 'rag',
+    version: '1.0.0',
+    // Embedding models behind an API (the dense retriever) are external calls.
+    capabilities: ['external_api_calls'],
+    dependencies: [],
+  },
+  configSchema,
+  defaults,
+  handles: [
+    'rag.document.add',
+    'rag.document.delete',
+    'rag.document.list',
+    'rag.document.get',
+    'rag.query',
+    'knowledge.query',
+  ],
+  setup(ctx) {
+    if (ctx.config.chunk_overlap >= ctx.config.chunk_size) {
+      throw new PlatformError('CHAT_ERR_CONFIG_INVALID', 'rag.chunk_overlap must be below rag.chunk_size', {
+        details: { chunk_size: ctx.config.chunk_size, chunk_overlap: ctx.config.chunk_overlap },
+      });
+    }
+    // Retrievers fused with BM25 by reciprocal rank (see README "Hybrid retrieval"); dense vectors go here.
+    const retrievers: Retriever[] = [];
+    const service = createRagService({
+      storage: ctx.storage,
+      config: ctx.config,
+      log: ctx.log,
+      retrievers,
+      changed: (event) => ctx.emit('rag.document.changed', event, { userId: event.ownerId }),
+    });
+    const { api } = service;
+
+    return {
+      api,
+      handlers: {
+        'rag.document.add': (event: EventEnvelope<DocumentAddRequest>) => api.addDocument(payload(event)),
+        'rag.document.delete': (event: EventEnvelope<DocumentDeleteRequest>) =>
+          api.deleteDocument(payload(event)),
+        'rag.document.list': async (event: EventEnvelope<DocumentListRequest>) => ({
+          documents: await api.listDocuments(payload(event)),
+        }),
+        'rag.document.get': (event: EventEnvelope<DocumentGetRequest>) => api.getDocument(payload(event)),
+        'rag.query': async (event: EventEnvelope<RagQueryRequest>) => ({
+          hits: await api.query(payload(event)),
+        }),
+        // Aggregation: rag's reply to a gather is the seed's `knowledge.response`.
+        'knowledge.query': async (event: EventEnvelope<KnowledgeQuery>): Promise<KnowledgeResponse> => {
+          const data = payload(event);
+          const ownerId = data.userId ?? event.userId;
+          if (typeof ownerId !== 'string' || ownerId === '') {
+            throw new ValidationError('knowledge.query needs a userId (in the data or the envelope)', {
+              details: { field: 'userId' },
+            });
+          }
+          const request: RagQueryRequest = { ownerId, query: data.query };
+          // A generic gatherer may ask for more than rag serves: give the most rag serves, not an error.
+          if (data.topK !== undefined) request.topK = Math.min(data.topK, ctx.config.max_top_k);
+          if (data.sessionId !== undefined) request.sessionId = data.sessionId;
+          if (data.filter !== undefined) request.filter = data.filter;
+          return { source: 'rag', results: await api.query(request) };
+        },
+      },
+      health: () => ({ healthy: true, detail: `${service.loadedOwners()} owner indexes in memory` }),
+      dispose: () => service.dispose(),
+    };
+  },
+});

@@ -1,0 +1,105 @@
+/**
+ * The rag module's parts put together — per-owner indexes, ingest, retrieval — behind the RagApi that the
+ * module's event handlers and `ctx.getModule('rag')` expose. Kept apart from index.ts so tests (and the
+ * dense-vector work) can build it with their own storage and retrievers.
+ */
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
+import { assertDocId, readContent, summarise } from './documents.ts';
+import { assertOwnerId, createIngest } from './ingest.ts';
+import { createOwnerIndexes } from './owner-index.ts';
+import { createRetrieval, type Retriever } from './retrieval.ts';
+import type { DocumentChangedEvent, RagApi, RagConfig } from './types.ts';
+
+export interface RagServiceOptions {
+  storage: ModuleStorage;
+  config: Readonly<RagConfig>;
+  log: ModuleLogger;
+  /** Retrievers fused with BM25 (dense vectors); none by default. */
+  retrievers?: readonly Retriever[];
+  /** Told of every document added, updated or deleted. */
+  changed?: (event: DocumentChangedEvent) => Promise<void>;
+  now?: () => Date;
+}
+
+/** A running rag: its api, plus what the module's lifecycle needs. */
+export interface RagService {
+  api: RagApi;
+  /** Owners whose index is in memory. */
+  loadedOwners(): number;
+  /** Writes pending index snapshots. */
+  flush(): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+/** Builds the rag service over a (module-scoped) storage. */
+export function createRagService(options: RagServiceOptions): RagService {
+  const { storage, config, log } = options;
+  const retrievers = options.retrievers ?? [];
+  const owners = createOwnerIndexes({
+    storage,
+    bm25: { k1: config.bm25.k1, b: config.bm25.b },
+    snapshotEvery: config.index.snapshot_every,
+    snapshotDelayMs: config.index.snapshot_delay_ms,
+    maxLoadedOwners: config.index.max_loaded_owners,
+    log,
+  });
+  const retrieval = createRetrieval({
+    owners,
+    storage,
+    config,
+    retrievers,
+    contentCacheEntries: config.content_cache_entries,
+    log,
+  });
+  const ingest = createIngest({
+    owners,
+    storage,
+    config,
+    retrievers,
+    retrieval,
+    log,
+    changed: options.changed ?? (async () => {}),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  });
+
+  const api: RagApi = {
+    addDocument: ingest.addDocument,
+    deleteDocument: ingest.deleteDocument,
+    query: retrieval.query,
+
+    async listDocuments(request) {
+      assertOwnerId(request?.ownerId);
+      if (request.sessionId !== undefined && typeof request.sessionId !== 'string') {
+        throw new ValidationError('sessionId must be a string', { details: { field: 'sessionId' } });
+      }
+      const state = await owners.get(request.ownerId);
+      return [...state.documents.values()]
+        .filter((record) => request.sessionId === undefined || record.sessionId === request.sessionId)
+        .sort(
+          (left, right) =>
+            right.updatedAt.localeCompare(left.updatedAt) || left.docId.localeCompare(right.docId),
+        )
+        .map(summarise);
+    },
+
+    async getDocument(request) {
+      assertOwnerId(request?.ownerId);
+      assertDocId(request.docId);
+      const state = await owners.get(request.ownerId);
+      const record = state.documents.get(request.docId);
+      if (record === undefined)
+        throw new NotFoundError(`no document ${request.docId}`, { details: { docId: request.docId } });
+      if (request.includeContent !== true) return summarise(record);
+      const content = await readContent(storage, record.docId);
+      return { ...summarise(record), content: content ?? '' };
+    },
+  };
+
+  return {
+    api,
+    loadedOwners: owners.loadedOwners,
+    flush: owners.flush,
+    dispose: owners.dispose,
+  };
+}

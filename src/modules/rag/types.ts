@@ -1,0 +1,225 @@
+import type { MetadataFilter, MetadataValue } from './bm25.ts';
+import type { ChunkFormat } from './chunker.ts';
+import type { DocumentKind } from './parsers.ts';
+
+/** rag's config slice (defaults in config.json, schema in config.schema.json). */
+export interface RagConfig {
+  /** Largest chunk, in characters. */
+  chunk_size: number;
+  /** Characters repeated from one chunk into the next (0 … chunk_size − 1). */
+  chunk_overlap: number;
+  bm25: {
+    /** Term-frequency saturation. */
+    k1: number;
+    /** Length normalisation, 0 … 1. */
+    b: number;
+    /** RM3 pseudo-relevance feedback on every query. */
+    feedback: boolean;
+  };
+  /** Hits a query returns when it asks for no number. */
+  top_k: number;
+  /** Most hits a query may ask for. */
+  max_top_k: number;
+  /** Largest document accepted, in bytes (of the upload, before parsing). */
+  max_document_bytes: number;
+  /** How long `parley ingest` waits for one document (parsing a big PDF, embedding later). */
+  ingest_timeout_ms: number;
+  /** Document texts kept in memory to build hits without reading `content.txt` again. */
+  content_cache_entries: number;
+  fusion: {
+    /** Reciprocal-rank-fusion damping constant, used once more than one retriever runs. */
+    k: number;
+    /** Weight of each retriever by name (`bm25`, …); absent ones weigh 1. */
+    weights: Record<string, number>;
+    /** Each retriever is asked for topK × this many candidates before fusion. */
+    candidates_factor: number;
+  };
+  index: {
+    /** Journal entries after which an owner's index snapshot is written at once. */
+    snapshot_every: number;
+    /** An owner's index snapshot is written this long after its last change. */
+    snapshot_delay_ms: number;
+    /** Owners whose index is kept in memory; idle, saved ones beyond are dropped (reloaded on use). */
+    max_loaded_owners: number;
+  };
+}
+
+/** A metadata value a document may carry (and queries filter by). */
+export type DocumentMetadataValue = MetadataValue | MetadataValue[];
+
+/** One chunk of a stored document: where it lies in `content.txt`. */
+export interface ChunkRecord {
+  id: string;
+  index: number;
+  start: number;
+  end: number;
+  heading?: string;
+}
+
+/** A document as stored in `rag/documents/{doc_id}/metadata.json`. */
+export interface DocumentRecord {
+  docId: string;
+  ownerId: string;
+  title: string;
+  /** What identifies the document for its owner (a path, a file name): the same source is the same doc. */
+  source: string;
+  filename?: string;
+  kind: DocumentKind;
+  mediaType: string;
+  /** Bound to one chat session: found by that session's queries only (plus owner-wide listings). */
+  sessionId?: string;
+  /** The caller's metadata, for filters. */
+  metadata: Record<string, DocumentMetadataValue>;
+  /** `sha256:<hex>` of `content.txt`. */
+  contentHash: string;
+  /** Characters of `content.txt`. */
+  characters: number;
+  /** Bytes of the upload. */
+  bytes: number;
+  chunking: { chunkSize: number; chunkOverlap: number; format: ChunkFormat };
+  chunks: ChunkRecord[];
+  /** ISO-8601. */
+  createdAt: string;
+  /** ISO-8601. */
+  updatedAt: string;
+}
+
+/** A document as listed (the record without its chunk list). */
+export type DocumentSummary = Omit<DocumentRecord, 'chunks'> & { chunkCount: number };
+
+/** `rag.document.add`: adds or replaces a document. Reply: DocumentAddResult. */
+export interface DocumentAddRequest {
+  ownerId: string;
+  /** Text content (plain, Markdown or HTML). Exactly one of `content` and `contentBase64`. */
+  content?: string;
+  /** The file's bytes, base64 (PDF, DOCX, or any text file). */
+  contentBase64?: string;
+  /** Decides the parser with `mediaType`; also the default title and source. */
+  filename?: string;
+  mediaType?: string;
+  /** Default: found in the file (HTML title, PDF Info, first heading), else the filename, else "Untitled". */
+  title?: string;
+  /** Stable identity for the owner (default `filename`, else the content hash): same source → same doc. */
+  source?: string;
+  /** Replace this existing document (it must be the owner's). */
+  docId?: string;
+  sessionId?: string;
+  metadata?: Record<string, DocumentMetadataValue>;
+}
+
+/** What adding a document did. */
+export type DocumentAddStatus = 'added' | 'updated' | 'unchanged';
+
+/** Reply to `rag.document.add`. */
+export interface DocumentAddResult {
+  docId: string;
+  status: DocumentAddStatus;
+  /** Chunks the document has now. */
+  chunks: number;
+  title: string;
+  kind: DocumentKind;
+}
+
+/** `rag.document.delete`: removes a document, its chunks and vectors. Reply: DocumentDeleteResult. */
+export interface DocumentDeleteRequest {
+  ownerId: string;
+  docId: string;
+}
+
+/** Reply to `rag.document.delete`. */
+export interface DocumentDeleteResult {
+  docId: string;
+  deleted: true;
+  /** Chunks removed. */
+  chunks: number;
+}
+
+/** `rag.document.list`: the owner's documents, newest change first. Reply: `{ documents }`. */
+export interface DocumentListRequest {
+  ownerId: string;
+  /** Only documents bound to this session. */
+  sessionId?: string;
+}
+
+/** `rag.document.get`: one document's record. Reply: DocumentSummary (+ `content` when asked). */
+export interface DocumentGetRequest {
+  ownerId: string;
+  docId: string;
+  includeContent?: boolean;
+}
+
+/** `rag.query`: the owner's best chunks for a question. Reply: `{ hits }`. */
+export interface RagQueryRequest {
+  ownerId: string;
+  query: string;
+  topK?: number;
+  /** Equality filter on document metadata (and `docId`, `kind`, `mediaType`); a list means any of. */
+  filter?: MetadataFilter;
+  /** Search owner-wide documents plus those bound to this session. Without it: all of the owner's. */
+  sessionId?: string;
+}
+
+/** One retrieved chunk, with what a citation needs. */
+export interface RagHit {
+  chunkId: string;
+  docId: string;
+  title: string;
+  filename?: string;
+  /** The chunk's text: `content.txt` of the document, sliced `[start, end)`. */
+  text: string;
+  start: number;
+  end: number;
+  /** Position of the chunk in the document, from 0. */
+  chunkIndex: number;
+  heading?: string;
+  /** BM25 score, or the fused (reciprocal-rank) score when several retrievers ran. Higher is better. */
+  score: number;
+}
+
+/**
+ * `knowledge.query` (the seed's aggregation): asked with `ctx.gather`; every knowledge source replies with
+ * a `KnowledgeResponse` (the seed's `knowledge.response` event is the gather reply).
+ */
+export interface KnowledgeQuery {
+  /** Whose knowledge to search (the envelope's `userId` when absent). */
+  userId?: string;
+  query: string;
+  sessionId?: string;
+  topK?: number;
+  filter?: MetadataFilter;
+}
+
+/** rag's reply to `knowledge.query`. */
+export interface KnowledgeResponse {
+  source: 'rag';
+  results: RagHit[];
+}
+
+/** Broadcast after a document was added, updated or deleted (not for `unchanged`). */
+export interface DocumentChangedEvent {
+  ownerId: string;
+  docId: string;
+  change: 'added' | 'updated' | 'deleted';
+  chunks: number;
+}
+
+/** What other modules get from `ctx.getModule('rag')`: the events' operations as functions. */
+export interface RagApi {
+  addDocument(request: DocumentAddRequest): Promise<DocumentAddResult>;
+  deleteDocument(request: DocumentDeleteRequest): Promise<DocumentDeleteResult>;
+  listDocuments(request: DocumentListRequest): Promise<DocumentSummary[]>;
+  getDocument(request: DocumentGetRequest): Promise<DocumentSummary & { content?: string }>;
+  query(request: RagQueryRequest): Promise<RagHit[]>;
+}
+
+declare module '../../core/events.ts' {
+  interface EventMap {
+    'rag.document.add': DocumentAddRequest;
+    'rag.document.delete': DocumentDeleteRequest;
+    'rag.document.list': DocumentListRequest;
+    'rag.document.get': DocumentGetRequest;
+    'rag.document.changed': DocumentChangedEvent;
+    'rag.query': RagQueryRequest;
+    'knowledge.query': KnowledgeQuery;
+  }
+}
