@@ -1,0 +1,160 @@
+/**
+ * The parley HTTP API as the web client uses it. Same-origin requests only: the session cookie (HttpOnly,
+ * set by /v1/auth/login) authenticates them, so no key or token is ever held by page scripts.
+ */
+
+/** A session as the server returns it (core Session). */
+export interface ChatSession {
+  id: string;
+  userId: string;
+  createdAt: string;
+  metadata: { title: string; personaId?: string; model?: string; updatedAt?: string };
+}
+
+/** A message as the server returns it (core Message). */
+export interface ChatMessage {
+  id: string;
+  content: string;
+  role: 'user' | 'assistant' | 'system' | 'tool';
+  timestamp: string;
+  metadata: {
+    sessionId?: string;
+    model?: string;
+    finishReason?: string;
+    error?: { code: string; message: string };
+    usage?: { inputTokens?: number; outputTokens?: number };
+  };
+}
+
+/** The signed-in user. */
+export interface CurrentUser {
+  id: string;
+  name: string;
+  role: string;
+}
+
+/** A model of /v1/models. */
+export interface ModelInfo {
+  id: string;
+  isDefault: boolean;
+}
+
+/** A persona of /v1/personas. */
+export interface PersonaInfo {
+  id: string;
+  name: string;
+}
+
+/** A failed request: HTTP status (0 when the server could not be reached), stable code, message. */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  /** Seconds to wait before retrying (429, 503), when the server said. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(status: number, code: string, message: string, retryAfterSeconds?: number) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
+/** The code of a request that never got an answer (server down, network lost). */
+export const NETWORK_ERROR = 'NETWORK';
+
+/** Whether `error` means the server could not be reached. */
+export function isNetworkError(error: unknown): boolean {
+  return error instanceof ApiError && error.code === NETWORK_ERROR;
+}
+
+function retryAfterOf(response: Response, message: string): number | undefined {
+  const header = Number(response.headers.get('retry-after'));
+  if (Number.isFinite(header) && header > 0) return header;
+  const spoken = /retry in (\d+) s/.exec(message);
+  return spoken ? Number(spoken[1]) : undefined;
+}
+
+/** Turns a non-2xx response into an ApiError with the server's code and message. */
+export async function errorOf(response: Response): Promise<ApiError> {
+  let code = `HTTP_${response.status}`;
+  let message = response.statusText || `the server answered ${response.status}`;
+  try {
+    const body = (await response.json()) as { error?: { code?: string; message?: string } };
+    if (body.error?.code) code = body.error.code;
+    if (body.error?.message) message = body.error.message;
+  } catch {
+    // not JSON: keep the status line
+  }
+  return new ApiError(response.status, code, message, retryAfterOf(response, message));
+}
+
+/** A `fetch` whose network failure is an ApiError too. */
+export async function send(path: string, init: RequestInit = {}): Promise<Response> {
+  try {
+    return await fetch(path, { credentials: 'same-origin', ...init });
+  } catch (error) {
+    if (error instanceof DOMException && error.name === 'AbortError') throw error;
+    throw new ApiError(0, NETWORK_ERROR, 'the server cannot be reached');
+  }
+}
+
+async function json<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, headers: { accept: 'application/json' } };
+  if (body !== undefined) {
+    init.headers = { accept: 'application/json', 'content-type': 'application/json' };
+    init.body = JSON.stringify(body);
+  }
+  const response = await send(path, init);
+  if (!response.ok) throw await errorOf(response);
+  return (response.status === 204 ? undefined : await response.json()) as T;
+}
+
+const sessionPath = (id: string) => `/v1/sessions/${encodeURIComponent(id)}`;
+
+/** The API calls of the client. */
+export const api = {
+  /** Exchanges an API key for the session cookie. */
+  login: (apiKey: string) => json<{ user: CurrentUser }>('POST', '/v1/auth/login', { apiKey }),
+  logout: () => json<void>('POST', '/v1/auth/logout'),
+  /** The signed-in user, or an ApiError 401 when the cookie is missing or expired. */
+  me: async () => (await json<{ user: CurrentUser }>('GET', '/v1/me')).user,
+  listSessions: async () => (await json<{ sessions: ChatSession[] }>('GET', '/v1/sessions')).sessions,
+  createSession: (input: { title?: string; personaId?: string; model?: string } = {}) =>
+    json<ChatSession>('POST', '/v1/sessions', input),
+  updateSession: (id: string, input: { title?: string; personaId?: string | null; model?: string | null }) =>
+    json<ChatSession>('PATCH', sessionPath(id), input),
+  deleteSession: (id: string) => json<void>('DELETE', sessionPath(id)),
+  listMessages: (id: string, before?: string) =>
+    json<{ messages: ChatMessage[]; nextCursor?: string }>(
+      'GET',
+      `${sessionPath(id)}/messages?limit=100${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+    ),
+  cancelTurn: (sessionId: string, turnId: string) =>
+    json<unknown>('POST', `${sessionPath(sessionId)}/turns/${encodeURIComponent(turnId)}/cancel`),
+  listModels: async (): Promise<ModelInfo[]> => {
+    const body = await json<{ data: Array<{ id: string; default?: boolean }> }>('GET', '/v1/models');
+    return body.data.map((model) => ({ id: model.id, isDefault: model.default === true }));
+  },
+  /** The personas, or `undefined` when this server has no persona route. */
+  listPersonas: async (): Promise<PersonaInfo[] | undefined> => {
+    try {
+      const body = await json<{ personas: PersonaInfo[] }>('GET', '/v1/personas');
+      return body.personas;
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 404) return undefined;
+      throw error;
+    }
+  },
+  /** Whether the server answers at all (used to find out when a lost connection is back). */
+  alive: async () => {
+    try {
+      const response = await fetch('/healthz', { cache: 'no-store' });
+      return response.ok;
+    } catch {
+      return false;
+    }
+  },
+  sessionPath,
+};

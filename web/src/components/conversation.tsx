@@ -1,0 +1,402 @@
+/**
+ * One open session: its history (loaded from the server, older pages on demand), the reply being
+ * streamed, the composer with its Send/Stop button, the persona and model of the session, and what went
+ * wrong, said plainly: a rate limit (with the wait), a provider failure (with Retry), a message the
+ * server refused, a lost connection (the screen reconnects and reloads the history).
+ */
+
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import {
+  ApiError,
+  api,
+  type ChatMessage,
+  type ChatSession,
+  isNetworkError,
+  type ModelInfo,
+  type PersonaInfo,
+} from '../api.ts';
+import { noteDeltaArrival, notePainted } from '../paint-timing.ts';
+import { streamTurn } from '../stream-turn.ts';
+import type { FailureHandlers } from './chat-screen.tsx';
+import { Composer } from './composer.tsx';
+import { MessageView } from './message-view.tsx';
+import { SessionSettings } from './session-settings.tsx';
+
+export interface ConversationProps {
+  session: ChatSession;
+  models: ModelInfo[];
+  personas: PersonaInfo[] | undefined;
+  online: boolean;
+  /** Changes after a reconnection: the history is loaded again. */
+  reloadToken: number;
+  failures: FailureHandlers;
+  onSessionChanged(session: ChatSession): void;
+}
+
+/** The reply under way. */
+interface Turn {
+  turnId: string | undefined;
+  text: string;
+  stopping: boolean;
+}
+
+type Notice =
+  | { kind: 'rate-limit'; message: string; until: number }
+  | { kind: 'refused'; message: string }
+  | { kind: 'error'; message: string };
+
+const DEFAULT_TITLE = 'New chat';
+const TITLE_LENGTH = 60;
+
+function titleFrom(content: string): string {
+  const line = content.trim().split('\n', 1)[0] ?? '';
+  return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1).trimEnd()}…` : line;
+}
+
+function localMessage(role: ChatMessage['role'], content: string, sessionId: string): ChatMessage {
+  return {
+    id: `local-${crypto.randomUUID()}`,
+    role,
+    content,
+    timestamp: new Date().toISOString(),
+    metadata: { sessionId },
+  };
+}
+
+/** Whether a failure to start a turn means the message was not stored (the user can edit and resend). */
+function refusedBeforeStoring(error: ApiError): boolean {
+  return error.status === 400 || error.status === 404 || error.status === 413 || error.status === 429;
+}
+
+/** A conversation. */
+export function Conversation({
+  session,
+  models,
+  personas,
+  online,
+  reloadToken,
+  failures,
+  onSessionChanged,
+}: ConversationProps) {
+  const [messages, setMessages] = useState<ChatMessage[]>([]);
+  const [olderCursor, setOlderCursor] = useState<string | undefined>();
+  const [loading, setLoading] = useState(true);
+  const [loadError, setLoadError] = useState<string | undefined>();
+  const [turn, setTurn] = useState<Turn | undefined>();
+  const [notice, setNotice] = useState<Notice | undefined>();
+  const [draft, setDraft] = useState('');
+  const [now, setNow] = useState(Date.now);
+  const logRef = useRef<HTMLDivElement>(null);
+  const stickToBottom = useRef(true);
+  const pendingText = useRef('');
+  const flushFrame = useRef<number | undefined>(undefined);
+  const abort = useRef<AbortController | undefined>(undefined);
+  const failuresRef = useRef(failures);
+  failuresRef.current = failures;
+  const sessionRef = useRef(session);
+  sessionRef.current = session;
+
+  const loadHistory = useCallback(async () => {
+    setLoading(true);
+    try {
+      const page = await api.listMessages(session.id);
+      setMessages(page.messages);
+      setOlderCursor(page.nextCursor);
+      setLoadError(undefined);
+      stickToBottom.current = true;
+    } catch (error) {
+      if (!failuresRef.current.handled(error)) {
+        setLoadError(error instanceof Error ? error.message : String(error));
+      }
+    } finally {
+      setLoading(false);
+    }
+  }, [session.id]);
+
+  // biome-ignore lint/correctness/useExhaustiveDependencies: reloadToken is the trigger
+  useEffect(() => {
+    if (turn === undefined) void loadHistory();
+  }, [loadHistory, reloadToken]);
+
+  // Stop a stream that is still running when the conversation closes (another chat opened).
+  useEffect(() => () => abort.current?.abort(), []);
+
+  const loadOlder = useCallback(async () => {
+    if (olderCursor === undefined) return;
+    const log = logRef.current;
+    const fromBottom = log ? log.scrollHeight - log.scrollTop : 0;
+    try {
+      const page = await api.listMessages(session.id, olderCursor);
+      stickToBottom.current = false;
+      setMessages((current) => [...page.messages, ...current]);
+      setOlderCursor(page.nextCursor);
+      // Keep the message the reader was looking at in place.
+      requestAnimationFrame(() => {
+        if (log) log.scrollTop = log.scrollHeight - fromBottom;
+      });
+    } catch (error) {
+      if (!failuresRef.current.handled(error)) {
+        setLoadError(error instanceof Error ? error.message : String(error));
+      }
+    }
+  }, [olderCursor, session.id]);
+
+  // Follow the reply as it grows, unless the reader scrolled up to read something else.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: runs after every change of what is shown
+  useLayoutEffect(() => {
+    const log = logRef.current;
+    if (log && stickToBottom.current) log.scrollTop = log.scrollHeight;
+  }, [messages, turn?.text, notice]);
+
+  // Every render that showed new reply text counts as the paint of the deltas it contained.
+  // biome-ignore lint/correctness/useExhaustiveDependencies: keyed on the streamed text
+  useEffect(() => {
+    if (turn !== undefined) notePainted();
+  }, [turn?.text]);
+
+  // The rate-limit countdown.
+  useEffect(() => {
+    if (notice?.kind !== 'rate-limit') return;
+    const timer = setInterval(() => {
+      setNow(Date.now());
+      if (Date.now() >= notice.until) setNotice(undefined);
+    }, 250);
+    return () => clearInterval(timer);
+  }, [notice]);
+
+  const onScroll = useCallback(() => {
+    const log = logRef.current;
+    if (log) stickToBottom.current = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  }, []);
+
+  // Deltas are shown once per animation frame, however many arrive in between.
+  const scheduleFlush = useCallback(() => {
+    if (flushFrame.current !== undefined) return;
+    flushFrame.current = requestAnimationFrame(() => {
+      flushFrame.current = undefined;
+      const text = pendingText.current;
+      setTurn((current) => (current === undefined ? current : { ...current, text }));
+    });
+  }, []);
+
+  const finishTurn = useCallback(() => {
+    if (flushFrame.current !== undefined) cancelAnimationFrame(flushFrame.current);
+    flushFrame.current = undefined;
+    pendingText.current = '';
+    abort.current = undefined;
+    setTurn(undefined);
+  }, []);
+
+  const sendMessage = useCallback(
+    async (content: string) => {
+      const text = content.trim();
+      if (text === '' || turn !== undefined) return;
+      const sessionId = session.id;
+      setNotice(undefined);
+      setDraft('');
+      stickToBottom.current = true;
+      const userMessage = localMessage('user', text, sessionId);
+      setMessages((current) => [...current, userMessage]);
+      pendingText.current = '';
+      setTurn({ turnId: undefined, text: '', stopping: false });
+      const controller = new AbortController();
+      abort.current = controller;
+
+      // The first message names the chat, as in other chat products (the user can rename it).
+      const current = sessionRef.current;
+      if (current.metadata.title === DEFAULT_TITLE && messages.length === 0) {
+        api.updateSession(sessionId, { title: titleFrom(text) }).then(onSessionChanged, () => {});
+      }
+
+      try {
+        const outcome = await streamTurn(
+          sessionId,
+          text,
+          {
+            onStart: (turnId) => setTurn((turnNow) => (turnNow ? { ...turnNow, turnId } : turnNow)),
+            onDelta: (delta, arrivedAt) => {
+              noteDeltaArrival(arrivedAt);
+              pendingText.current += delta;
+              scheduleFlush();
+            },
+          },
+          controller.signal,
+        );
+        if (outcome.kind === 'end') {
+          setMessages((list) => [...list, outcome.message]);
+        } else {
+          // Failed after it started: what was written is kept, with the failure under it.
+          const failed = localMessage('assistant', pendingText.current, sessionId);
+          failed.metadata.error = { code: outcome.error.code, message: outcome.error.message };
+          setMessages((list) => [...list, failed]);
+        }
+        finishTurn();
+      } catch (error) {
+        finishTurn();
+        if (error instanceof DOMException && error.name === 'AbortError') {
+          // Stopped before the server said which turn it was: the server stored what there was.
+          void loadHistory();
+          return;
+        }
+        if (failuresRef.current.handled(error)) return;
+        if (error instanceof ApiError && refusedBeforeStoring(error)) {
+          // Not stored: take the message back into the box, so nothing typed is lost.
+          setMessages((list) => list.filter((message) => message.id !== userMessage.id));
+          setDraft(text);
+          if (error.status === 429) {
+            const wait = error.retryAfterSeconds ?? 5;
+            setNotice({ kind: 'rate-limit', message: error.message, until: Date.now() + wait * 1000 });
+          } else {
+            setNotice({ kind: 'refused', message: error.message });
+          }
+          return;
+        }
+        const failed = localMessage('assistant', '', sessionId);
+        failed.metadata.error = {
+          code: error instanceof ApiError ? error.code : 'CHAT_ERR_INTERNAL',
+          message: error instanceof Error ? error.message : String(error),
+        };
+        setMessages((list) => [...list, failed]);
+      }
+    },
+    [turn, session.id, messages.length, onSessionChanged, scheduleFlush, finishTurn, loadHistory],
+  );
+
+  const stop = useCallback(async () => {
+    if (turn === undefined || turn.stopping) return;
+    setTurn({ ...turn, stopping: true });
+    if (turn.turnId === undefined) {
+      abort.current?.abort();
+      return;
+    }
+    try {
+      // The stream then ends normally, with the partial reply marked as stopped.
+      await api.cancelTurn(session.id, turn.turnId);
+    } catch (error) {
+      if (!isNetworkError(error)) abort.current?.abort();
+    }
+  }, [turn, session.id]);
+
+  const retry = useCallback(
+    (failedId: string) => {
+      // The last user message before the failed reply is asked again.
+      const index = messages.findIndex((message) => message.id === failedId);
+      const question = messages
+        .slice(0, index)
+        .reverse()
+        .find((message) => message.role === 'user');
+      if (question === undefined) return;
+      setMessages((list) => list.filter((message) => message.id !== failedId));
+      void sendMessage(question.content);
+    },
+    [messages, sendMessage],
+  );
+
+  const lastFailedId = [...messages].reverse().find((message) => message.role === 'assistant')?.metadata.error
+    ? [...messages].reverse().find((message) => message.role === 'assistant')?.id
+    : undefined;
+  const rateLimited = notice?.kind === 'rate-limit' && now < notice.until;
+  const waitSeconds = notice?.kind === 'rate-limit' ? Math.max(1, Math.ceil((notice.until - now) / 1000)) : 0;
+
+  return (
+    <section className="conversation" aria-labelledby="conversation-title">
+      <div className="conversation-header">
+        <h1 id="conversation-title" className="conversation-title">
+          {session.metadata.title || DEFAULT_TITLE}
+        </h1>
+        <SessionSettings
+          session={session}
+          models={models}
+          personas={personas}
+          disabled={turn !== undefined}
+          failures={failures}
+          onSessionChanged={onSessionChanged}
+        />
+      </div>
+      <div
+        ref={logRef}
+        className="message-log"
+        role="log"
+        aria-label="Messages"
+        aria-live="polite"
+        aria-busy={turn !== undefined || loading}
+        onScroll={onScroll}
+        // A scrollable region must be reachable from the keyboard.
+        // biome-ignore lint/a11y/noNoninteractiveTabindex: scroll container
+        tabIndex={0}
+      >
+        {olderCursor !== undefined ? (
+          <button type="button" className="ghost load-older" onClick={loadOlder}>
+            Load earlier messages
+          </button>
+        ) : null}
+        {loadError ? (
+          <div className="banner banner-error" role="alert">
+            The history could not be loaded: {loadError}{' '}
+            <button type="button" className="ghost" onClick={() => void loadHistory()}>
+              Try again
+            </button>
+          </div>
+        ) : null}
+        {!loading && messages.length === 0 && turn === undefined && !loadError ? (
+          <p className="muted conversation-empty">Send a message to start.</p>
+        ) : null}
+        {messages.map((message) => (
+          <MessageView
+            key={message.id}
+            message={message}
+            {...(message.id === lastFailedId && turn === undefined
+              ? { onRetry: () => retry(message.id) }
+              : {})}
+          />
+        ))}
+        {turn !== undefined ? (
+          <MessageView
+            message={{
+              id: 'streaming',
+              role: 'assistant',
+              content: turn.text,
+              timestamp: new Date().toISOString(),
+              metadata: {},
+            }}
+            streaming
+          />
+        ) : null}
+      </div>
+      {notice ? (
+        <div
+          className={`banner ${notice.kind === 'rate-limit' ? 'banner-warning' : 'banner-error'} turn-notice`}
+          role="alert"
+        >
+          {notice.kind === 'rate-limit' ? (
+            <span>
+              <strong>Slow down:</strong> you are sending messages faster than this server allows.{' '}
+              {rateLimited ? `You can send again in ${waitSeconds} s.` : 'You can send again now.'}
+            </span>
+          ) : notice.kind === 'refused' ? (
+            <span>
+              <strong>Not sent:</strong> {notice.message}
+            </span>
+          ) : (
+            <span>{notice.message}</span>
+          )}
+          <button type="button" className="ghost" aria-label="Dismiss" onClick={() => setNotice(undefined)}>
+            ✕
+          </button>
+        </div>
+      ) : null}
+      <Composer
+        value={draft}
+        onChange={setDraft}
+        onSend={sendMessage}
+        onStop={stop}
+        streaming={turn !== undefined}
+        stopping={turn?.stopping === true}
+        disabled={!online || rateLimited}
+        disabledReason={
+          !online ? 'Waiting for the connection…' : rateLimited ? `Wait ${waitSeconds} s…` : undefined
+        }
+      />
+    </section>
+  );
+}

@@ -1,0 +1,153 @@
+/**
+ * Model output as safe HTML. Replies are Markdown written by a model that may have been told to attack
+ * the page, so every reply goes through three locks: marked turns Markdown into HTML; DOMPurify removes
+ * scripts, event handlers, styles, forms, frames and every URL scheme but http(s) and mailto; then links
+ * are made to open in a new tab without a referrer, and images are replaced by a note unless they are
+ * inline data: pictures (a remote image would tell its server who reads the reply, and when). The
+ * Content-Security-Policy of the page (src/server/web-client.ts) is the last lock behind these.
+ */
+
+import DOMPurify, { type Config } from 'dompurify';
+import { Marked } from 'marked';
+
+type Highlighter = (code: string, language: string | undefined) => string | undefined;
+
+let highlighter: Highlighter | undefined;
+let highlighterLoading: Promise<void> | undefined;
+const highlighterListeners = new Set<() => void>();
+let highlighterVersion = 0;
+
+/** Starts loading the highlighter chunk (once); listeners are told when it is ready. */
+function loadHighlighter(): void {
+  if (highlighterLoading !== undefined) return;
+  highlighterLoading = import('./highlight.ts').then(
+    (module) => {
+      highlighter = module.highlight;
+      highlighterVersion++;
+      for (const listener of highlighterListeners) listener();
+    },
+    () => {
+      // Offline or a stale deployment: code stays plain, and the next code block tries again.
+      highlighterLoading = undefined;
+    },
+  );
+}
+
+/** For useSyncExternalStore: re-render code blocks once highlighting is available. */
+export const highlighterStore = {
+  subscribe(listener: () => void): () => void {
+    highlighterListeners.add(listener);
+    return () => highlighterListeners.delete(listener);
+  },
+  getSnapshot: () => highlighterVersion,
+};
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+}
+
+const marked = new Marked({
+  gfm: true,
+  breaks: false,
+  renderer: {
+    code({ text, lang }) {
+      const language = (lang ?? '').trim().split(/\s+/, 1)[0] ?? '';
+      if (highlighter === undefined) loadHighlighter();
+      const highlighted = highlighter?.(text, language || undefined);
+      const className = language ? ` class="hljs language-${escapeHtml(language)}"` : ' class="hljs"';
+      return `<pre><code${className}>${highlighted ?? escapeHtml(text)}</code></pre>\n`;
+    },
+  },
+});
+
+const SAFE_LINK = /^(https?:|mailto:)/i;
+const INLINE_IMAGE = /^data:image\/(png|gif|jpe?g|webp);/i;
+
+const purifyConfig: Config & { RETURN_DOM_FRAGMENT: true } = {
+  USE_PROFILES: { html: true },
+  FORBID_TAGS: [
+    'style',
+    'form',
+    'input',
+    'button',
+    'textarea',
+    'select',
+    'option',
+    'iframe',
+    'frame',
+    'object',
+    'embed',
+    'link',
+    'meta',
+    'base',
+    'video',
+    'audio',
+    'source',
+    'picture',
+    'dialog',
+  ],
+  FORBID_ATTR: ['style', 'srcset', 'action', 'formaction', 'id', 'name'],
+  ALLOW_DATA_ATTR: false,
+  RETURN_DOM_FRAGMENT: true,
+};
+
+function fixLinks(root: DocumentFragment): void {
+  for (const link of root.querySelectorAll('a')) {
+    const href = link.getAttribute('href')?.trim() ?? '';
+    if (!SAFE_LINK.test(href)) {
+      // Keep the words, drop the link: `javascript:`, `data:`, relative and fragment URLs go nowhere.
+      link.removeAttribute('href');
+      link.classList.add('blocked-link');
+      link.title = 'Link removed: only http, https and mailto links are kept';
+      continue;
+    }
+    link.target = '_blank';
+    link.rel = 'noopener noreferrer nofollow';
+  }
+}
+
+function blockImages(root: DocumentFragment): void {
+  for (const image of root.querySelectorAll('img')) {
+    const source = image.getAttribute('src')?.trim() ?? '';
+    if (INLINE_IMAGE.test(source)) continue;
+    const note = document.createElement('span');
+    note.className = 'blocked-image';
+    const alt = image.getAttribute('alt')?.trim();
+    note.textContent = `[image not loaded${alt ? `: ${alt}` : ''}]`;
+    note.title = source ? `Remote image blocked: ${source}` : 'Image blocked';
+    image.replaceWith(note);
+  }
+}
+
+function decorateCodeBlocks(root: DocumentFragment): void {
+  for (const block of root.querySelectorAll('pre')) {
+    const code = block.querySelector('code');
+    const language = /language-([\w+#.-]+)/.exec(code?.className ?? '')?.[1];
+    const frame = document.createElement('div');
+    frame.className = 'code-block';
+    const bar = document.createElement('div');
+    bar.className = 'code-bar';
+    const label = document.createElement('span');
+    label.textContent = language ?? 'code';
+    const copy = document.createElement('button');
+    copy.type = 'button';
+    copy.className = 'copy-code';
+    copy.textContent = 'Copy';
+    copy.setAttribute('aria-label', `Copy ${language ?? ''} code`.replace('  ', ' '));
+    bar.append(label, copy);
+    block.replaceWith(frame);
+    frame.append(bar, block);
+  }
+}
+
+/** Safe HTML for a Markdown reply (see the file comment for what is removed). */
+export function renderMarkdown(markdown: string): string {
+  const html = marked.parse(markdown, { async: false });
+  const fragment = DOMPurify.sanitize(html, purifyConfig);
+  fixLinks(fragment);
+  blockImages(fragment);
+  decorateCodeBlocks(fragment);
+  const container = document.createElement('div');
+  container.append(fragment);
+  return container.innerHTML;
+}
