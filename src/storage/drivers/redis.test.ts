@@ -81,10 +81,10 @@ describe.skipIf(!sharedReachable && !IN_CI)('redis driver on the shared Redis', 
     await storage.append('logs/a.jsonl', bytes('{"n":1}\n'));
     expect([...((await raw.getBuffer(`${prefix}layout:blobs/all.bin`)) ?? [])]).toEqual([...everyByte]);
     expect(await raw.get(`${prefix}layout:logs/a.jsonl`)).toBe('{"n":1}\n');
-    expect(await raw.zrange(`${prefix}layout:/keys`, 0, -1)).toEqual(['blobs/all.bin', 'logs/a.jsonl']);
+    expect(await raw.zrange(`${prefix}layout:/keys`, '0', '-1')).toEqual(['blobs/all.bin', 'logs/a.jsonl']);
     await storage.delete('blobs/all.bin');
     expect(await raw.exists(`${prefix}layout:blobs/all.bin`)).toBe(0);
-    expect(await raw.zrange(`${prefix}layout:/keys`, 0, -1)).toEqual(['logs/a.jsonl']);
+    expect(await raw.zrange(`${prefix}layout:/keys`, '0', '-1')).toEqual(['logs/a.jsonl']);
   });
 
   it('keeps two storages with different prefixes apart on one Redis', async () => {
