@@ -28,13 +28,21 @@ declare module 'fastify' {
   }
 }
 
+/** Other ways than a bearer key to find the caller. */
+export interface AuthHookOptions {
+  /** The web client's session cookie (web-auth.ts); consulted only when no Authorization header came. */
+  sessionPrincipal?: (request: FastifyRequest) => Promise<Principal | undefined>;
+}
+
 /** Adds the authentication hook to `app` (before any route is registered). */
-export function registerAuthHook(app: FastifyInstance, auth: Auth): void {
+export function registerAuthHook(app: FastifyInstance, auth: Auth, options: AuthHookOptions = {}): void {
   app.decorateRequest('principal', undefined);
   app.addHook('onRequest', async (request) => {
     const required = request.routeOptions.config.auth ?? 'user';
     if (required === 'public') return;
-    const principal = await auth.authenticate(bearerToken(request.headers.authorization));
+    const fromSession =
+      request.headers.authorization === undefined ? await options.sessionPrincipal?.(request) : undefined;
+    const principal = fromSession ?? (await auth.authenticate(bearerToken(request.headers.authorization)));
     if (required === 'admin') requireRole(principal, 'admin');
     request.principal = principal;
   });

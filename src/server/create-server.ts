@@ -16,6 +16,7 @@ import { registerUserRoutes } from './routes/users.ts';
 import { registerWebSocketRoutes } from './routes/websocket.ts';
 import { addSharedSchemas } from './schemas.ts';
 import type { ServerContext } from './server-context.ts';
+import { createWebAccess } from './web-client.ts';
 
 /** Options of createServer besides the platform. */
 export interface CreateServerOptions {
@@ -99,7 +100,9 @@ export async function createServer(
     reply.raw.once('close', () => inFlight--);
   });
 
-  registerAuthHook(app, auth);
+  // The web client (web-client.ts): its session cookie stands in for a key; its page is served at /.
+  const web = createWebAccess(platform.storage, auth);
+  registerAuthHook(app, auth, { sessionPrincipal: web.sessionPrincipal });
   addSharedSchemas(app);
   await app.register(swagger, {
     openapi: {
@@ -126,6 +129,7 @@ export async function createServer(
   registerWebSocketRoutes(app, context);
   registerOpenAIRoutes(app, context);
   registerUserRoutes(app, context);
+  await web.register(app);
 
   return app;
 }

@@ -13,6 +13,10 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
+import type { Auth, Principal } from '../security/auth.ts';
+import type { Storage } from '../storage/types.ts';
+import { createWebSessionAuthenticator, registerWebAuthRoutes } from './web-auth.ts';
+import { createWebSessionStore } from './web-sessions.ts';
 
 /** Where `npm run build:web` writes the client. */
 export const DEFAULT_WEB_DIST_DIR = fileURLToPath(new URL('../../web/dist/', import.meta.url));
@@ -46,6 +50,32 @@ const API_PATH = /^\/(v1|openapi\.json|metrics|healthz|readyz|docs)(\/|$)/;
 export interface WebClientOptions {
   /** The built client (default: web/dist of this checkout). */
   distDir?: string;
+  /** Lifetime of a browser session (server.auth.web_session_ttl_hours; default 168). */
+  sessionTtlHours?: number;
+}
+
+/** What createServer wires in: the cookie check for the auth hook, and the routes. */
+export interface WebAccess {
+  /** The principal of a request's session cookie (for registerAuthHook). */
+  sessionPrincipal(request: FastifyRequest): Promise<Principal | undefined>;
+  /** Registers /v1/auth/login, /v1/auth/logout and the client itself. */
+  register(app: FastifyInstance): Promise<void>;
+}
+
+/** The web client's server side over the platform storage (browser sessions) and `auth` (keys, users). */
+export function createWebAccess(storage: Storage, auth: Auth, options: WebClientOptions = {}): WebAccess {
+  const sessions = createWebSessionStore(
+    storage,
+    auth,
+    options.sessionTtlHours === undefined ? {} : { ttlHours: options.sessionTtlHours },
+  );
+  return {
+    sessionPrincipal: createWebSessionAuthenticator(sessions),
+    async register(app) {
+      registerWebAuthRoutes(app, { auth, sessions });
+      await registerWebClient(app, options);
+    },
+  };
 }
 
 function isBrowserNavigation(request: FastifyRequest): boolean {
@@ -64,16 +94,12 @@ const NOT_BUILT_PAGE = `<!doctype html>
 `;
 
 /**
- * Registers the web client's routes (public: the page itself holds no data, the API behind it checks the
- * session cookie). `X-Content-Type-Options: nosniff` goes on every response of the server.
+ * Registers the web client's routes (public: the page itself holds no data; the API behind it checks the
+ * session cookie).
  */
 export async function registerWebClient(app: FastifyInstance, options: WebClientOptions = {}): Promise<void> {
   const distDir = options.distDir ?? DEFAULT_WEB_DIST_DIR;
   const built = existsSync(`${distDir}/index.html`);
-
-  app.addHook('onSend', async (_request, reply) => {
-    reply.header('x-content-type-options', 'nosniff');
-  });
 
   await app.register(async (scope) => {
     scope.addHook('onRoute', (route) => {
