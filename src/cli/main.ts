@@ -3,6 +3,7 @@ import { isPlatformError } from '../core/errors.ts';
 import { keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
 import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
+import { ingest } from './ingest.ts';
 import { serve } from './serve.ts';
 
 const usage = `usage: parley <command> [options]
@@ -17,6 +18,7 @@ commands:
   keys create           create an API key for --user <name> (--name <label>) and print it once
   keys list             list API keys (--user <name> to filter); never the keys themselves
   keys revoke <id>      revoke an API key
+  ingest <paths>        add files or folders to a user's document library (parley ingest --help)
 
 options:
   --config <dir>        the config folder (default ./config)
@@ -25,6 +27,7 @@ options:
 
 /** The `parley` command: parses argv and runs a subcommand; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'ingest') return ingest(argv.slice(1)); // it parses its own options
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
