@@ -40,18 +40,18 @@ export interface RunningS3rver {
   close(): Promise<void>;
 }
 
-/** Starts s3rver in this process with an empty `bucket`. */
-export async function startS3rver(bucket = 'parley-test'): Promise<RunningS3rver> {
+/** Starts s3rver in this process with an empty `bucket`, on `port` (default: a free one). */
+export async function startS3rver(bucket = 'parley-test', port = 0): Promise<RunningS3rver> {
   const directory = await mkdtemp(join(tmpdir(), 'parley-s3rver-'));
   const server = new S3rver({
     address: '127.0.0.1',
-    port: 0,
+    port,
     silent: true,
     directory,
     configureBuckets: [{ name: bucket }],
   });
-  const { port } = await server.run();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const address = await server.run();
+  const endpoint = `http://127.0.0.1:${address.port}`;
   return {
     endpoint,
     bucket,

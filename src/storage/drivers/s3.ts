@@ -7,30 +7,33 @@
  * - `prefix + '.parley-tmp-appends/' + key + '/' + id` — one object per append batch ("part"), `id` a
  *   UUIDv7 taken when the batch was sent. No valid key starts with `.parley-tmp-` (keys.ts), so a part can
  *   never be mistaken for a key, and `list` never shows one.
+ * - `… + key + '/' + to + '.' + from + '.' + random` — a merged part: the bytes of every part with an id
+ *   from `from` to `to`, made by compaction. Its name says what it covers, so readers skip covered parts
+ *   from the listing alone, without fetching them.
  *
  * The value of a key is its base object followed by its parts with ids above the base's cutoff, in id
  * order. S3 has no append and (portably) no conditional write, so appends never read-modify-write
  * anything: each is a PutObject of a new object with a unique name, and appends from any number of
- * processes or nodes lose nothing. A `write` is one PutObject of the base: parts older than its cutoff are
- * hidden at once (so the value is replaced atomically) and deleted later. Within this process, writes,
- * appends and deletes of one key run in call order, and appends waiting behind a busy key go out together
- * as one part (group commit, as in the flatfile driver).
+ * processes or nodes lose nothing. Nothing but the base is ever overwritten. A `write` is one PutObject of
+ * the base: parts older than its cutoff are hidden at once (so the value is replaced atomically) and
+ * deleted later. Within this process, writes, appends and deletes of one key run in call order, and
+ * appends waiting behind a busy key go out together as one part (group commit, as in the flatfile driver).
  *
  * Reads take a consistent snapshot: the base and the part listing are fetched together; when there are
  * live parts, the base is checked again (its ETag) while the parts are fetched, and the read starts over
  * if the base changed or a part vanished meanwhile.
  *
  * Compaction: a read that finds at least `compactAfterParts` live parts older than `compactionAgeMs`
- * merges them into one object written over the newest of them, with metadata `parley-from` naming the
- * first part it covers; readers skip parts a merged part covers, and the covered parts are then deleted.
- * Only parts older than `compactionAgeMs` are merged, because an append still in flight (taken its id, not
- * yet stored) with an id inside the merged range would be hidden: the age must exceed the longest time an
- * append can take (request timeout × attempts) plus the clock skew between nodes.
+ * stores them as one merged part, then deletes the parts it covers. Only parts older than
+ * `compactionAgeMs` are merged, because an append still in flight (its id taken, not yet stored) with an
+ * id inside the merged range would be hidden: the age must exceed the longest time an append can take
+ * (request timeout × attempts) plus the clock skew between nodes.
  *
  * Durability is the store's: a PutObject S3 acknowledged is stored redundantly (MinIO: on its drives;
  * s3rver, for tests only: in files, not fsynced).
  */
 
+import { randomBytes } from 'node:crypto';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -67,6 +70,8 @@ export interface S3StorageOptions {
   compactAfterParts?: number;
   /** Only parts older than this are merged (default 60000 ms; at least 3 × `requestTimeoutMs`). */
   compactionAgeMs?: number;
+  /** The clock that decides which parts are old enough to merge (tests move it forward). */
+  now?: () => number;
 }
 
 /** Diagnostic counters since the storage was created (for tests and benchmarks, not for logic). */
@@ -121,7 +126,6 @@ export function s3OptionsFromConfig(config: Record<string, unknown> | undefined)
 export const S3_PARTS_FOLDER = `${RESERVED_SEGMENT_PREFIX}appends/`;
 
 const CUTOFF_METADATA = 'parley-cutoff';
-const FROM_METADATA = 'parley-from';
 const MAX_ATTEMPTS = 3;
 const READ_ATTEMPTS = 10;
 const FETCH_CONCURRENCY = 16;
@@ -133,18 +137,22 @@ interface Base {
   etag: string | undefined;
 }
 
-interface Part {
-  id: string;
-  bytes: Uint8Array;
-  /** The first id a merged part covers (its own id for a plain part). */
+/** A part as its name describes it: the ids it covers, `from` to `to` (both its id for a plain part). */
+interface PartName {
+  name: string;
   from: string;
+  to: string;
+}
+
+interface Part extends PartName {
+  bytes: Uint8Array;
 }
 
 /** What one consistent read saw. */
 interface Snapshot {
   base: Base | undefined;
-  /** Every listed part id, in order (live, covered and stale). */
-  listed: string[];
+  /** Every listed part (live, covered and stale). */
+  listed: PartName[];
   /** The live parts not covered by a merged part, in order: the value is base + these. */
   parts: Part[];
 }
@@ -190,9 +198,6 @@ function isNotFound(error: unknown): boolean {
   return httpStatus(error) === 404;
 }
 
-/** Part and retry bookkeeping when a listed part vanished before it could be fetched. */
-class PartVanished extends Error {}
-
 /** Runs `work` over `items` with at most `limit` at a time; results in input order. */
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
@@ -207,20 +212,43 @@ async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Pr
   return results;
 }
 
+const UUID_LENGTH = 36;
+
+/** Reads a part's name: a plain id, or `to.from.random` for a merged part; `undefined` for anything else. */
+function parsePartName(name: string): PartName | undefined {
+  if (name.length === UUID_LENGTH) return { name, from: name, to: name };
+  const [to, from] = name.split('.');
+  if (to?.length !== UUID_LENGTH || from?.length !== UUID_LENGTH || from > to) return undefined;
+  return { name, from, to };
+}
+
 /**
- * Keeps the parts a merged part does not cover, in id order. A part is covered when a later part's
- * `from` is at or below its id; sweeping from the newest down, the smallest `from` seen so far decides.
+ * The parts no other part covers, in order. Merged ranges nest or are disjoint (a merge covers every part
+ * in its range), so sorting by `from`, widest first, and keeping each part that reaches past everything
+ * kept so far leaves exactly the outermost ones. Two merges of the same range: the greater name wins.
  */
-function uncovered(parts: Part[]): Part[] {
-  const kept: Part[] = [];
-  let lowestFrom: string | undefined;
-  for (let index = parts.length - 1; index >= 0; index--) {
-    const part = parts[index]!;
-    if (lowestFrom !== undefined && part.id >= lowestFrom) continue;
+function uncovered<T extends PartName>(parts: T[]): T[] {
+  const sorted = [...parts].sort((a, b) =>
+    a.from !== b.from
+      ? a.from < b.from
+        ? -1
+        : 1
+      : a.to !== b.to
+        ? a.to > b.to
+          ? -1
+          : 1
+        : a.name > b.name
+          ? -1
+          : 1,
+  );
+  const kept: T[] = [];
+  let reach = '';
+  for (const part of sorted) {
+    if (part.to <= reach) continue;
     kept.push(part);
-    if (lowestFrom === undefined || part.from < lowestFrom) lowestFrom = part.from;
+    reach = part.to;
   }
-  return kept.reverse();
+  return kept;
 }
 
 /** Creates a storage on an S3 bucket; checks that the bucket answers first. */
@@ -231,6 +259,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const compactAfterParts = options.compactAfterParts ?? 32;
   const compactionAgeMs = options.compactionAgeMs ?? 60_000;
+  const now = options.now ?? Date.now;
   if (compactionAgeMs < MAX_ATTEMPTS * requestTimeoutMs) {
     throw new PlatformError(
       'CHAT_ERR_CONFIG_INVALID',
@@ -328,11 +357,15 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     return names;
   }
 
-  /** The ids of a key's parts, sorted (parts of `key/child` live deeper and are not included). */
-  async function listPartIds(key: string): Promise<string[]> {
+  /** A key's parts (parts of `key/child` live deeper and are not included). */
+  async function listParts(key: string): Promise<PartName[]> {
     const folder = partFolder(key);
-    const names = await listNames(folder, '/');
-    return names.map((name) => name.slice(folder.length)).sort();
+    const parts: PartName[] = [];
+    for (const name of await listNames(folder, '/')) {
+      const part = parsePartName(name.slice(folder.length));
+      if (part !== undefined) parts.push(part);
+    }
+    return parts;
   }
 
   async function getBase(key: string): Promise<Base | undefined> {
@@ -356,13 +389,16 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     }
   }
 
-  async function getPart(key: string, id: string): Promise<Part> {
+  /** A part's bytes, or `undefined` when it was deleted after it was listed. */
+  async function getPart(key: string, part: PartName): Promise<Part | undefined> {
     try {
-      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: partFolder(key) + id }));
+      const response = await client.send(
+        new GetObjectCommand({ Bucket: bucket, Key: partFolder(key) + part.name }),
+      );
       const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
-      return { id, bytes, from: response.Metadata?.[FROM_METADATA] ?? id };
+      return { ...part, bytes };
     } catch (error) {
-      if (isNotFound(error)) throw new PartVanished(id);
+      if (isNotFound(error)) return undefined;
       throw error;
     }
   }
@@ -384,20 +420,20 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
   /** One consistent view of a key: base and live parts, retried while the key changes under it. */
   async function snapshot(key: string): Promise<Snapshot> {
     for (let attempt = 1; ; attempt++) {
-      const [base, listed] = await Promise.all([getBase(key), listPartIds(key)]);
+      const [base, listed] = await Promise.all([getBase(key), listParts(key)]);
       const cutoff = base?.cutoff ?? '';
-      const live = listed.filter((id) => id > cutoff);
+      // A part is live when all it holds came after the last write.
+      const live = uncovered(listed.filter((part) => part.from > cutoff));
       if (live.length === 0) return { base, listed, parts: [] };
-      try {
-        // The base may have been replaced between its GET and the listing: check it did not change.
-        const [parts, again] = await Promise.all([
-          mapLimited(live, FETCH_CONCURRENCY, (id) => getPart(key, id)),
-          headBase(key),
-        ]);
-        if (again?.etag === base?.etag) return { base, listed, parts: uncovered(parts) };
-      } catch (error) {
-        if (!(error instanceof PartVanished)) throw error;
-      }
+      // The base may have been replaced between its GET and the listing: check it did not change.
+      const [fetched, again] = await Promise.all([
+        mapLimited(live, FETCH_CONCURRENCY, (part) => getPart(key, part)),
+        headBase(key),
+      ]);
+      // A part gone since the listing means the key changed under us (a compaction finished, or a write or
+      // delete elsewhere): start over.
+      const parts = fetched.filter((part) => part !== undefined);
+      if (again?.etag === base?.etag && parts.length === live.length) return { base, listed, parts };
       if (attempt >= READ_ATTEMPTS) {
         throw new StorageUnavailableError(
           `S3 read of "${key}" kept changing under ${READ_ATTEMPTS} attempts`,
@@ -413,45 +449,48 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
 
   /** Whether a read's snapshot has enough old parts (or old stale parts) to be worth a compaction. */
   function worthCompacting(view: Snapshot): boolean {
-    const horizon = Date.now() - compactionAgeMs;
-    const old = view.parts.filter((part) => idMillis(part.id) < horizon).length;
+    const horizon = now() - compactionAgeMs;
+    const old = view.parts.filter((part) => idMillis(part.to) < horizon).length;
     if (old >= compactAfterParts) return true;
     const cutoff = view.base?.cutoff ?? '';
-    return cutoff !== '' && idMillis(cutoff) < horizon && view.listed.some((id) => id <= cutoff);
+    const leftovers = view.listed.filter((part) => part.from > cutoff).length - view.parts.length;
+    if (leftovers >= compactAfterParts) return true;
+    return cutoff !== '' && idMillis(cutoff) < horizon && view.listed.some((part) => part.from <= cutoff);
   }
 
   /** Merges the old live parts into one, and deletes covered parts and parts older than the base. */
   async function compact(key: string): Promise<void> {
     const view = await snapshot(key);
-    const horizon = Date.now() - compactionAgeMs;
+    const horizon = now() - compactionAgeMs;
     const cutoff = view.base?.cutoff ?? '';
     const doomed = new Set<string>();
     // Parts from before the last write are hidden already; delete them once that write is old enough
     // that no read which fetched the base before it can still be listing parts.
     if (cutoff !== '' && idMillis(cutoff) < horizon) {
-      for (const id of view.listed) if (id <= cutoff) doomed.add(id);
+      for (const part of view.listed) if (part.from <= cutoff) doomed.add(part.name);
     }
+    // Parts a merged part covers (left by a compaction that has not finished deleting them).
+    const kept = new Set(view.parts.map((part) => part.name));
+    for (const part of view.listed) if (part.from > cutoff && !kept.has(part.name)) doomed.add(part.name);
     let oldCount = 0;
-    while (oldCount < view.parts.length && idMillis(view.parts[oldCount]!.id) < horizon) oldCount++;
+    while (oldCount < view.parts.length && idMillis(view.parts[oldCount]!.to) < horizon) oldCount++;
     if (oldCount >= 2) {
       const merged = view.parts.slice(0, oldCount);
-      const last = merged[merged.length - 1]!;
-      let from = last.from;
-      for (const part of merged) if (part.from < from) from = part.from;
-      // Overwrite the newest merged part first: until the others are gone, readers skip them as covered.
+      const from = merged[0]!.from;
+      const to = merged[merged.length - 1]!.to;
+      // A new object, never an overwrite: until the covered parts are gone, readers skip them by name.
       await client.send(
         new PutObjectCommand({
           Bucket: bucket,
-          Key: partFolder(key) + last.id,
+          Key: `${partFolder(key)}${to}.${from}.${randomBytes(4).toString('hex')}`,
           Body: concat(merged.map((part) => part.bytes)),
-          Metadata: { [FROM_METADATA]: from },
         }),
       );
-      for (const id of view.listed) if (id >= from && id < last.id) doomed.add(id);
+      for (const part of merged) doomed.add(part.name);
       counters.compactions += 1;
       counters.partsMerged += merged.length;
     }
-    if (doomed.size > 0) await deleteNames([...doomed].map((id) => partFolder(key) + id));
+    if (doomed.size > 0) await deleteNames([...doomed].map((name) => partFolder(key) + name));
   }
 
   async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
@@ -558,9 +597,9 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertValidKey(key);
       assertOpen();
       return exclusive(key, 'delete', async () => {
-        const [base, listed] = await Promise.all([headBase(key), listPartIds(key)]);
+        const [base, listed] = await Promise.all([headBase(key), listParts(key)]);
         // Parts first: were the base gone first, parts it had hidden would show again.
-        await deleteNames(listed.map((id) => partFolder(key) + id));
+        await deleteNames(listed.map((part) => partFolder(key) + part.name));
         if (base !== undefined) {
           await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: baseName(key) }));
         }
@@ -589,9 +628,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertValidKey(key);
       assertOpen();
       // A base, or any part (parts without a base are all live), is a value.
-      const [base, parts] = await guarded('exists', key, () =>
-        Promise.all([headBase(key), listPartIds(key)]),
-      );
+      const [base, parts] = await guarded('exists', key, () => Promise.all([headBase(key), listParts(key)]));
       return base !== undefined || parts.length > 0;
     },
     async append(key, data) {

@@ -1,0 +1,326 @@
+/**
+ * What the S3 driver adds to the contract (test/contracts/storage-s3.test.ts runs the contract): the
+ * bucket layout, appends from two processes, compaction, config-only setup, and failures — all against a
+ * real S3 API (s3rver, started here).
+ */
+
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningS3rver, startS3rver } from '../../../test/helpers/s3rver.ts';
+import type { PlatformError } from '../../core/errors.ts';
+import { createStorage } from '../create-storage.ts';
+import { appendJsonLine, readJsonLines } from '../json-lines.ts';
+import type { Storage } from '../types.ts';
+import { createS3Storage, S3_PARTS_FOLDER, type S3Storage, type S3StorageOptions } from './s3.ts';
+
+const run = promisify(execFile);
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (value: Uint8Array | undefined) =>
+  value === undefined ? undefined : new TextDecoder().decode(value);
+const HOUR = 3_600_000;
+
+let s3rver: RunningS3rver;
+let raw: S3Client;
+let prefixes = 0;
+const opened: Storage[] = [];
+
+beforeAll(async () => {
+  s3rver = await startS3rver('parley-driver');
+  const { credentials, endpoint, region, forcePathStyle } = s3rver.storageOptions;
+  raw = new S3Client({
+    ...(credentials === undefined ? {} : { credentials }),
+    ...(endpoint === undefined ? {} : { endpoint }),
+    region: region ?? 'us-east-1',
+    forcePathStyle: forcePathStyle ?? true,
+  });
+});
+
+afterEach(async () => {
+  for (const storage of opened.splice(0)) await storage.close();
+});
+
+afterAll(async () => {
+  raw?.destroy();
+  await s3rver?.close();
+});
+
+/** A fresh prefix, so every test starts with an empty view of the bucket. */
+function freshPrefix(): string {
+  prefixes += 1;
+  return `driver-${prefixes}/`;
+}
+
+async function open(options: Partial<S3StorageOptions> & { prefix: string }): Promise<S3Storage> {
+  const storage = await createS3Storage({ ...s3rver.storageOptions, ...options });
+  opened.push(storage);
+  return storage;
+}
+
+/** Every object name under `prefix`, as the bucket has them. */
+async function objectNames(prefix: string): Promise<string[]> {
+  const page = await raw.send(new ListObjectsV2Command({ Bucket: s3rver.bucket, Prefix: prefix }));
+  return (page.Contents ?? []).map((object) => object.Key ?? '').sort();
+}
+
+async function rejection(operation: Promise<unknown>): Promise<PlatformError> {
+  const outcome = await operation.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  expect(outcome, 'the operation should have failed').toBeDefined();
+  return outcome as PlatformError;
+}
+
+describe('s3 driver layout', () => {
+  it('keeps a written value as a plain object at prefix + key, readable by any S3 tool', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix });
+    await storage.write('docs/a.json', bytes('{"a":1}'));
+    const object = await raw.send(
+      new GetObjectCommand({ Bucket: s3rver.bucket, Key: `${prefix}docs/a.json` }),
+    );
+    expect(await object.Body?.transformToString()).toBe('{"a":1}');
+  });
+
+  it('reads and lists objects other tools put there, and ignores folder markers', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix });
+    await raw.send(
+      new PutObjectCommand({ Bucket: s3rver.bucket, Key: `${prefix}imported/x.txt`, Body: 'hi' }),
+    );
+    await raw.send(new PutObjectCommand({ Bucket: s3rver.bucket, Key: `${prefix}imported/`, Body: '' }));
+    expect(text(await storage.read('imported/x.txt'))).toBe('hi');
+    await storage.append('imported/x.txt', bytes('!'));
+    expect(text(await storage.read('imported/x.txt'))).toBe('hi!');
+    expect(await storage.list('')).toEqual(['imported/x.txt']);
+  });
+
+  it('stores appends as separate objects in the parts folder, which list never shows', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix });
+    await storage.append('logs/a.jsonl', bytes('{"n":1}\n'));
+    await storage.append('logs/a.jsonl', bytes('{"n":2}\n'));
+    const names = await objectNames(prefix);
+    expect(names).toHaveLength(2);
+    for (const name of names) expect(name.startsWith(`${prefix}${S3_PARTS_FOLDER}logs/a.jsonl/`)).toBe(true);
+    expect(await storage.list('')).toEqual(['logs/a.jsonl']);
+    expect(await storage.list('logs/a')).toEqual(['logs/a.jsonl']);
+    expect(await storage.exists('logs/a.jsonl')).toBe(true);
+    expect(await storage.exists('logs')).toBe(false);
+  });
+
+  it('sends concurrent appends to one key as one object (group commit)', async () => {
+    const storage = await open({ prefix: freshPrefix() });
+    await Promise.all(
+      Array.from({ length: 200 }, (_, index) => appendJsonLine(storage, 'log.jsonl', { index })),
+    );
+    expect(storage.stats().parts).toBeLessThanOrEqual(2);
+    expect(await readJsonLines(storage, 'log.jsonl')).toHaveLength(200);
+  });
+
+  it('hides older parts at once when a key is written, and delete removes every object of the key', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix });
+    for (let index = 0; index < 3; index++) await appendJsonLine(storage, 'log.jsonl', { index });
+    await storage.write('log.jsonl', bytes('{"fresh":true}\n'));
+    expect(text(await storage.read('log.jsonl'))).toBe('{"fresh":true}\n');
+    await appendJsonLine(storage, 'log.jsonl', { after: true });
+    expect(await readJsonLines(storage, 'log.jsonl')).toEqual([{ fresh: true }, { after: true }]);
+    expect(await storage.delete('log.jsonl')).toBe(true);
+    expect(await objectNames(prefix)).toEqual([]);
+    expect(await storage.read('log.jsonl')).toBeUndefined();
+  });
+
+  it('keeps the parts of a key apart from the parts of the keys below it', async () => {
+    const storage = await open({ prefix: freshPrefix() });
+    await storage.append('a', bytes('A'));
+    await storage.append('a/b', bytes('B'));
+    expect(text(await storage.read('a'))).toBe('A');
+    expect(text(await storage.read('a/b'))).toBe('B');
+    expect(await storage.delete('a')).toBe(true);
+    expect(text(await storage.read('a/b'))).toBe('B');
+    expect(await storage.list('')).toEqual(['a/b']);
+  });
+});
+
+describe('s3 driver across processes', () => {
+  it('loses no append when two processes append to one key at once', async () => {
+    const prefix = freshPrefix();
+    const worker = join(import.meta.dirname, '../../../test/helpers/s3-append-worker.ts');
+    const count = 150;
+    const spawnWorker = (name: string) =>
+      run(
+        process.execPath,
+        [
+          worker,
+          JSON.stringify({
+            storage: { ...s3rver.storageOptions, prefix },
+            key: 'sessions/u1/s1/messages.jsonl',
+            worker: name,
+            count,
+            concurrency: 8,
+            readEvery: 25,
+          }),
+        ],
+        { timeout: 60_000 },
+      );
+    const results = await Promise.all([spawnWorker('a'), spawnWorker('b')]);
+    for (const { stdout } of results) {
+      expect(JSON.parse(stdout.trim().split('\n').at(-1) ?? '{}')).toMatchObject({ acknowledged: count });
+    }
+    const storage = await open({ prefix });
+    const lines = await readJsonLines<{ worker: string; seq: number }>(
+      storage,
+      'sessions/u1/s1/messages.jsonl',
+    );
+    expect(lines).toHaveLength(2 * count);
+    for (const name of ['a', 'b']) {
+      // Each process's lines are all there, once, in the order it appended them.
+      const sequence = lines.filter((line) => line.worker === name).map((line) => line.seq);
+      expect(sequence).toEqual(Array.from({ length: count }, (_, index) => index));
+    }
+  });
+});
+
+describe('s3 driver compaction', () => {
+  // The clock is moved an hour ahead, so every part counts as old enough to merge.
+  const later = () => Date.now() + HOUR;
+
+  it('merges many parts into one on read, keeping the value byte for byte', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix, compactAfterParts: 8, now: later });
+    const expected: object[] = [{ base: true }];
+    await storage.write('log.jsonl', bytes('{"base":true}\n'));
+    for (let index = 0; index < 20; index++) {
+      await appendJsonLine(storage, 'log.jsonl', { index });
+      expected.push({ index });
+    }
+    const before = text(await storage.read('log.jsonl'));
+    await storage.close();
+    // The base and one merged part remain.
+    expect(await objectNames(prefix)).toHaveLength(2);
+    const reopened = await open({ prefix });
+    expect(text(await reopened.read('log.jsonl'))).toBe(before);
+    expect(await readJsonLines(reopened, 'log.jsonl')).toEqual(expected);
+    expect(storage.stats()).toMatchObject({ compactions: 1, partsMerged: 20, compactionFailures: 0 });
+  });
+
+  it('gives every reader the same value while two nodes compact the same key and a third appends', async () => {
+    const prefix = freshPrefix();
+    const writer = await open({ prefix });
+    for (let index = 0; index < 12; index++) await appendJsonLine(writer, 'log.jsonl', { index });
+    const nodeA = await open({ prefix, compactAfterParts: 4, now: later });
+    const nodeB = await open({ prefix, compactAfterParts: 4, now: later });
+    const reads: Promise<unknown[]>[] = [];
+    for (let round = 0; round < 4; round++) {
+      reads.push(readJsonLines(nodeA, 'log.jsonl'), readJsonLines(nodeB, 'log.jsonl'));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (const lines of await Promise.all(reads)) {
+      expect(lines).toEqual(Array.from({ length: 12 }, (_, index) => ({ index })));
+    }
+    await Promise.all([nodeA.close(), nodeB.close()]);
+    expect(nodeA.stats().compactions + nodeB.stats().compactions).toBeGreaterThanOrEqual(1);
+    // Appends after the compaction land after the merged lines.
+    expect(nodeA.stats().compactionFailures + nodeB.stats().compactionFailures).toBe(0);
+    await appendJsonLine(writer, 'log.jsonl', { index: 12 });
+    const lines = await readJsonLines(writer, 'log.jsonl');
+    expect(lines).toEqual(Array.from({ length: 13 }, (_, index) => ({ index })));
+    // The 12 parts are gone: what is left is the new part and one merged part per node that merged.
+    expect((await objectNames(prefix)).length).toBeLessThanOrEqual(3);
+  });
+
+  it('deletes parts hidden by a write once that write is old enough', async () => {
+    const prefix = freshPrefix();
+    const writer = await open({ prefix });
+    for (let index = 0; index < 5; index++) await appendJsonLine(writer, 'log.jsonl', { index });
+    await writer.write('log.jsonl', bytes('{"replaced":true}\n'));
+    expect(await objectNames(prefix)).toHaveLength(6);
+    const reader = await open({ prefix, now: later });
+    expect(await readJsonLines(reader, 'log.jsonl')).toEqual([{ replaced: true }]);
+    await reader.close();
+    expect(await objectNames(prefix)).toEqual([`${prefix}log.jsonl`]);
+  });
+
+  it('leaves young parts alone (an append still in flight on another node might belong among them)', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix, compactAfterParts: 2 });
+    for (let index = 0; index < 5; index++) await appendJsonLine(storage, 'log.jsonl', { index });
+    await storage.read('log.jsonl');
+    await storage.close();
+    expect(await objectNames(prefix)).toHaveLength(5);
+  });
+
+  it('refuses a compaction age shorter than an append can be in flight', async () => {
+    const error = await rejection(
+      createS3Storage({ ...s3rver.storageOptions, requestTimeoutMs: 10_000, compactionAgeMs: 5_000 }),
+    );
+    expect(error.code).toBe('CHAT_ERR_CONFIG_INVALID');
+  });
+});
+
+describe('s3 driver configuration and failures', () => {
+  it('is built by createStorage from the storage.s3 config alone', async () => {
+    const prefix = freshPrefix();
+    const storage = await createStorage({
+      backend: 's3',
+      cache: { enabled: false, ttl_ms: 1, max_entries: 1 },
+      s3: {
+        endpoint: s3rver.endpoint,
+        region: 'us-east-1',
+        bucket: s3rver.bucket,
+        prefix,
+        force_path_style: true,
+        access_key_id: 'S3RVER',
+        secret_access_key: 'S3RVER',
+      },
+    });
+    opened.push(storage);
+    await storage.write('from-config.json', bytes('1'));
+    expect(await objectNames(prefix)).toEqual([`${prefix}from-config.json`]);
+  });
+
+  it('says which bucket is missing', async () => {
+    const error = await rejection(createS3Storage({ ...s3rver.storageOptions, bucket: 'no-such-bucket' }));
+    expect(error.code).toBe('CHAT_ERR_STORAGE_FAILED');
+    expect(error.message).toContain('no-such-bucket');
+  });
+
+  it('fails with CHAT_ERR_STORAGE_FAILED, not 503, when the credentials are wrong', async () => {
+    const error = await rejection(
+      createS3Storage({
+        ...s3rver.storageOptions,
+        credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'S3RVER' },
+      }),
+    );
+    expect(error.code).toBe('CHAT_ERR_STORAGE_FAILED');
+  });
+
+  it('answers 503 when the store goes away, and works again when it is back', async () => {
+    const own = await startS3rver('parley-outage');
+    const storage = await createS3Storage({ ...own.storageOptions, prefix: 'outage/' });
+    opened.push(storage);
+    await storage.write('a.json', bytes('1'));
+    await own.close();
+    const errors = await Promise.all(
+      [storage.read('a.json'), storage.write('b.json', bytes('2')), storage.list('')].map(rejection),
+    );
+    for (const error of errors) {
+      expect(error.code).toBe('CHAT_ERR_STORAGE_UNAVAILABLE');
+      expect(error.status).toBe(503);
+      expect(error.message).toContain(own.endpoint);
+    }
+    // Back on the same address (empty: a new directory), the same storage carries on.
+    const back = await startS3rver('parley-outage', Number(new URL(own.endpoint).port));
+    try {
+      await storage.write('b.json', bytes('2'));
+      expect(text(await storage.read('b.json'))).toBe('2');
+    } finally {
+      await storage.close();
+      await back.close();
+    }
+  });
+});
