@@ -222,25 +222,21 @@ function parsePartName(name: string): PartName | undefined {
   return { name, from, to };
 }
 
+/** Orders parts by `from`, the widest first, then by name (greatest first). */
+function outermostFirst(a: PartName, b: PartName): number {
+  if (a.from !== b.from) return a.from < b.from ? -1 : 1;
+  if (a.to !== b.to) return a.to > b.to ? -1 : 1;
+  if (a.name === b.name) return 0;
+  return a.name > b.name ? -1 : 1;
+}
+
 /**
  * The parts no other part covers, in order. Merged ranges nest or are disjoint (a merge covers every part
  * in its range), so sorting by `from`, widest first, and keeping each part that reaches past everything
  * kept so far leaves exactly the outermost ones. Two merges of the same range: the greater name wins.
  */
 function uncovered<T extends PartName>(parts: T[]): T[] {
-  const sorted = [...parts].sort((a, b) =>
-    a.from !== b.from
-      ? a.from < b.from
-        ? -1
-        : 1
-      : a.to !== b.to
-        ? a.to > b.to
-          ? -1
-          : 1
-        : a.name > b.name
-          ? -1
-          : 1,
-  );
+  const sorted = [...parts].sort(outermostFirst);
   const kept: T[] = [];
   let reach = '';
   for (const part of sorted) {
