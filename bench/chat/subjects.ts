@@ -1,0 +1,291 @@
+/**
+ * The two servers bench/chat compares, each run in a child process of its own (`node subjects.ts parley`
+ * or `… bare`) so the load generator in the parent does not share their event loop:
+ *
+ * - `parley`: the whole platform — config, flatfile storage (fsynced appends), the in-process bus, every
+ *   module, the real text_chat, bearer-key auth — behind the real HTTP server, with an AI SDK mock model.
+ * - `parley-http`: the same server and platform with text_chat replaced by an instant stand-in (no
+ *   storage, no AI SDK): what the HTTP layer itself costs. A diagnostic row, not a competitor.
+ * - `bare`: one Fastify route that validates the same body with the same schema and does one fsynced
+ *   append of the message to a flatfile JSONL log (the same storage driver), then answers — the floor any
+ *   chat server that stores a message before acknowledging it sits on.
+ *
+ * Both have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
+ * sets before its first token (0: the zero-latency mock); each call's real wait is recorded so the parent
+ * can subtract it. The child reports `{ port, key, sessions }` over IPC once listening and answers
+ * `{ type: 'model-waits' }` with the recorded waits.
+ */
+
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LanguageModelV3StreamPart } from '@ai-sdk/provider';
+import { MockLanguageModelV3 } from 'ai/test';
+import Fastify from 'fastify';
+import { NotFoundError } from '../../src/core/errors.ts';
+import type { EventEnvelope } from '../../src/core/events.ts';
+import { newId } from '../../src/core/ids.ts';
+import { defineModule } from '../../src/core/module.ts';
+import { streamModel } from '../../src/llm/call.ts';
+import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
+import { createPlatform } from '../../src/platform/create-platform.ts';
+import { createAuth } from '../../src/security/auth.ts';
+import { createServer } from '../../src/server/create-server.ts';
+import { createFlatfileStorage } from '../../src/storage/drivers/flatfile.ts';
+
+/** What a subject tells the parent once it listens. */
+export interface SubjectReady {
+  type: 'ready';
+  port: number;
+  /** The bearer key (parley only). */
+  key?: string;
+  /** Session ids to spread the turns over. */
+  sessions: string[];
+}
+
+/** The reply the mock model streams, token by token. */
+export const REPLY_TOKENS = ['Hello', ' from', ' the', ' benchmark', ' model', '.'];
+const SESSIONS = 100;
+
+const modelWaits: number[] = [];
+/** How long the model waits before its first token; the parent sets it (`{ type: 'model-delay', ms }`). */
+let modelDelayMs = 0;
+
+/** A model that answers at once (or after `delayMs`), recording how long it waited before its first token. */
+function createMockRegistry(delay: () => number): ModelRegistry {
+  const model = new MockLanguageModelV3({
+    doStream: async () => {
+      const calledAt = performance.now();
+      const parts: LanguageModelV3StreamPart[] = [
+        { type: 'stream-start', warnings: [] },
+        { type: 'text-start', id: 't' },
+        ...REPLY_TOKENS.map((delta): LanguageModelV3StreamPart => ({ type: 'text-delta', id: 't', delta })),
+        { type: 'text-end', id: 't' },
+        {
+          type: 'finish',
+          finishReason: { unified: 'stop', raw: 'stop' },
+          usage: {
+            inputTokens: { total: 12, noCache: 12, cacheRead: 0, cacheWrite: 0 },
+            outputTokens: { total: REPLY_TOKENS.length, text: REPLY_TOKENS.length, reasoning: 0 },
+          },
+        },
+      ];
+      const delayMs = delay();
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      modelWaits.push(performance.now() - calledAt);
+      return {
+        stream: new ReadableStream<LanguageModelV3StreamPart>({
+          start(controller) {
+            for (const part of parts) controller.enqueue(part);
+            controller.close();
+          },
+        }),
+      };
+    },
+  });
+  const real = createModelRegistry({});
+  const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
+  const registry: ModelRegistry = {
+    ...real,
+    resolve: () => model,
+    defaultModel: () => model,
+    defaultModelName: () => 'mock:bench',
+    isConfigured: () => true,
+    stream(request) {
+      return streamModel(model, request, settings, { model: 'mock:bench', provider: 'mock' });
+    },
+    async generate(request) {
+      for await (const part of registry.stream(request)) {
+        if (part.type === 'finish') {
+          const { type: _type, ...result } = part;
+          return result;
+        }
+      }
+      throw new Error('the mock stream ended without a finish');
+    },
+  };
+  return registry;
+}
+
+async function startParley(
+  dataDir: string,
+  instant: boolean,
+): Promise<SubjectReady & { close(): Promise<void> }> {
+  const platform = await createPlatform({
+    ...(instant ? { definitions: new Map([['text_chat', instantTextChat as never]]) } : {}),
+    llm: createMockRegistry(() => modelDelayMs),
+    env: {
+      NODE_ENV: 'production',
+      CHAT_DATA_DIR: dataDir,
+      CHAT_LOGGING__LEVEL: 'warn',
+      // The benchmark sends far more than a person would: no per-user message limit.
+      CHAT_TEXT_CHAT__RATE_LIMITING__ENABLED: 'false',
+      // One delta per model token, so the first byte leaves as soon as the first token came.
+      CHAT_TEXT_CHAT__STREAMING__CHUNK_SIZE: '1',
+    },
+  });
+  const auth = createAuth(platform.storage);
+  const user = await auth.users.create({ name: 'bench', role: 'user' });
+  const { key } = await auth.keys.create(user.id);
+  const app = await createServer(platform, { auth });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const sessions: string[] = [];
+  for (let index = 0; index < SESSIONS; index++) {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/sessions',
+      headers: { authorization: `Bearer ${key}` },
+      payload: {},
+    });
+    sessions.push((response.json() as { id: string }).id);
+  }
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return {
+    type: 'ready',
+    port: address.port,
+    key,
+    sessions,
+    async close() {
+      await app.close();
+      await platform.close();
+    },
+  };
+}
+
+/**
+ * A stand-in for text_chat that answers `message.send` at once — no storage, no AI SDK — streaming the
+ * reply tokens as `chat.response.delta` events after the model delay. With it, the `parley-http` subject
+ * measures what the HTTP layer alone (Fastify, auth, the bus round trip, SSE) costs per turn.
+ */
+const instantTextChat = defineModule({
+  info: { name: 'text_chat', version: '0.0.0', capabilities: ['write_messages'], dependencies: [] },
+  configSchema: { type: 'object' },
+  setup(ctx) {
+    const sessions = new Map<string, string>();
+    return {
+      handlers: {
+        'session.start': (event: EventEnvelope<{ userId: string }>) => {
+          const session = {
+            id: newId(),
+            userId: event.data.userId,
+            createdAt: new Date().toISOString(),
+            metadata: { title: '' },
+          };
+          sessions.set(session.id, session.userId);
+          return session;
+        },
+        'message.send': async (
+          event: EventEnvelope<{ userId: string; sessionId: string; content: string }>,
+        ) => {
+          const { sessionId, userId } = event.data;
+          if (sessions.get(sessionId) !== userId) throw new NotFoundError(`no session "${sessionId}"`);
+          const envelope = { correlationId: event.correlationId ?? '', userId, sessionId };
+          const turnId = envelope.correlationId;
+          const calledAt = performance.now();
+          if (modelDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, modelDelayMs));
+          modelWaits.push(performance.now() - calledAt);
+          for (const text of REPLY_TOKENS)
+            await ctx.emit('chat.response.delta', { turnId, sessionId, text }, envelope);
+          const message = {
+            id: newId(),
+            content: REPLY_TOKENS.join(''),
+            role: 'assistant' as const,
+            timestamp: new Date().toISOString(),
+            metadata: { sessionId, turnId },
+          };
+          await ctx.emit('chat.response.end', { turnId, sessionId, message }, envelope);
+          return message;
+        },
+      },
+    };
+  },
+});
+
+async function startBare(dataDir: string): Promise<SubjectReady & { close(): Promise<void> }> {
+  const storage = createFlatfileStorage({ root: dataDir });
+  const app = Fastify();
+  const body = {
+    type: 'object',
+    additionalProperties: false,
+    required: ['content'],
+    properties: {
+      content: { type: 'string', minLength: 1 },
+      model: { type: 'string', minLength: 1, maxLength: 200 },
+      temperature: { type: 'number', minimum: 0, maximum: 2 },
+    },
+  };
+  const params = {
+    type: 'object',
+    properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } },
+  };
+  const encoder = new TextEncoder();
+
+  async function store(sessionId: string, content: string) {
+    const message = {
+      id: newId(),
+      content,
+      role: 'user',
+      timestamp: new Date().toISOString(),
+      metadata: { sessionId },
+    };
+    await storage.append(`bare/${sessionId}.jsonl`, encoder.encode(`${JSON.stringify(message)}\n`));
+    return message;
+  }
+
+  app.post<{ Params: { id: string }; Body: { content: string } }>(
+    '/bare/sessions/:id/messages',
+    { schema: { params, body } },
+    async (request) => store(request.params.id, request.body.content),
+  );
+  app.post<{ Params: { id: string }; Body: { content: string } }>(
+    '/bare/sessions/:id/stream',
+    { schema: { params, body } },
+    async (request, reply) => {
+      await store(request.params.id, request.body.content);
+      const calledAt = performance.now();
+      if (modelDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, modelDelayMs));
+      modelWaits.push(performance.now() - calledAt);
+      reply.hijack();
+      reply.raw.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+      });
+      for (const text of REPLY_TOKENS) reply.raw.write(`event: delta\ndata: ${JSON.stringify({ text })}\n\n`);
+      reply.raw.end('event: end\ndata: {}\n\n');
+    },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return {
+    type: 'ready',
+    port: address.port,
+    sessions: Array.from({ length: SESSIONS }, () => newId()),
+    async close() {
+      await app.close();
+      await storage.close();
+    },
+  };
+}
+
+if (import.meta.main) {
+  const [kind] = process.argv.slice(2);
+  const dataDir = await mkdtemp(join(tmpdir(), `parley-bench-chat-${kind}-`));
+  const subject =
+    kind === 'bare' ? await startBare(dataDir) : await startParley(dataDir, kind === 'parley-http');
+  const { close, ...ready } = subject;
+  process.on('message', (message: { type: string; ms?: number }) => {
+    if (message.type === 'model-delay') modelDelayMs = message.ms ?? 0;
+    if (message.type === 'cpu') process.send?.({ type: 'cpu', usage: process.cpuUsage() });
+    if (message.type === 'model-waits') process.send?.({ type: 'model-waits', waits: modelWaits.splice(0) });
+    if (message.type === 'stop') {
+      // Turns whose client went away at the end of a round may still run: let them finish first.
+      void new Promise((resolve) => setTimeout(resolve, 500))
+        .then(close)
+        .then(() => rm(dataDir, { recursive: true, force: true }))
+        .then(() => process.exit(0));
+    }
+  });
+  process.send?.(ready);
+}
