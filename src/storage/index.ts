@@ -7,6 +7,10 @@ export { createStorage, STORAGE_DRIVERS } from './create-storage.ts';
 export type { FlatfileStats, FlatfileStorage, FlatfileStorageOptions } from './drivers/flatfile.ts';
 export { createFlatfileStorage } from './drivers/flatfile.ts';
 export { createMemoryStorage } from './drivers/memory.ts';
+export type { RedisStorage, RedisStorageOptions } from './drivers/redis.ts';
+export { createRedisStorage, redisOptionsFromConfig } from './drivers/redis.ts';
+export type { S3Storage, S3StorageOptions, S3StorageStats } from './drivers/s3.ts';
+export { createS3Storage, S3_PARTS_FOLDER, s3OptionsFromConfig } from './drivers/s3.ts';
 export {
   appendJsonLine,
   assertWholeLines,
