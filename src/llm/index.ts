@@ -20,6 +20,19 @@ export {
   PROVIDER_TYPES,
   parseLlmConfig,
 } from './config.ts';
+export type {
+  EmbedCallOptions,
+  Embedder,
+  EmbedderOptions,
+  EmbeddingRegistry,
+  EmbeddingRegistryOptions,
+} from './embeddings.ts';
+export {
+  createEmbedder,
+  createEmbeddingRegistry,
+  createEmbeddingRegistryFromSettings,
+  DEFAULT_EMBEDDING_BATCH_SIZE,
+} from './embeddings.ts';
 export type { LlmErrorContext } from './errors.ts';
 export { toLlmError } from './errors.ts';
 export type { LocalRuntime, LocalRuntimeOptions } from './local.ts';

@@ -26,6 +26,12 @@ import {
   parseLlmConfig,
   type RemoteProviderSettings,
 } from './config.ts';
+import {
+  createEmbeddingRegistryFromSettings,
+  type Embedder,
+  type EmbedderOptions,
+  type EmbeddingRegistry,
+} from './embeddings.ts';
 import type { LlmErrorContext } from './errors.ts';
 import { createLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from './local.ts';
 import { createOfflineModel, OFFLINE_MODEL_NAME, OFFLINE_PROVIDER } from './offline.ts';
@@ -72,6 +78,8 @@ export interface ModelRegistry {
   stream(request: LlmRequest): AsyncGenerator<LlmStreamPart, void, undefined>;
   /** Returns a whole reply; throws a PlatformError (CHAT_ERR_LLM_*) when the model fails. */
   generate(request: LlmRequest): Promise<LlmResult>;
+  /** The embedding model of "provider:model" (openai, openai-compatible, local GGUF); see embeddings.ts. */
+  embedder(name: string, options?: EmbedderOptions): Embedder;
   /** Unloads local models. */
   dispose(): Promise<void>;
 }
@@ -126,6 +134,7 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
   const models = new Map<string, LanguageModelV3>();
   const factories = new Map<string, (modelId: string) => LanguageModelV3>();
   let localRuntime: LocalRuntime | undefined;
+  let embeddings: EmbeddingRegistry | undefined;
 
   function providerNames(): string[] {
     return [...Object.keys(providers), OFFLINE_PROVIDER].sort();
@@ -295,7 +304,17 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
         generateWithModel(resolve(name), request, callSettings, errorContext(name)),
       );
     },
+    embedder(name, embedderOptions) {
+      embeddings ??= createEmbeddingRegistryFromSettings(settings, {
+        env,
+        ...(options.local?.importRuntime === undefined ? {} : { importRuntime: options.local.importRuntime }),
+        ...(options.local?.log === undefined ? {} : { log: options.local.log }),
+      });
+      return embeddings.embedder(name, embedderOptions);
+    },
     async dispose() {
+      await embeddings?.dispose();
+      embeddings = undefined;
       await localRuntime?.dispose();
       localRuntime = undefined;
       models.clear();
