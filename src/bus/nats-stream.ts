@@ -88,8 +88,9 @@ export async function ensureStream(manager: JetStreamManager, names: NatsNames, 
     max_age: nanos(config.max_age_ms),
     max_bytes: config.max_bytes,
     duplicate_window: nanos(config.duplicate_window_ms),
-    // A full stream refuses new events (emit rejects) instead of dropping old ones nobody handled yet.
-    discard: DiscardPolicy.New,
+    // Full under interest retention means full of unhandled events: refuse new ones (emit rejects) rather
+    // than drop those. Under limits retention the oldest events are mostly handled ones: they make room.
+    discard: config.retention === 'interest' ? DiscardPolicy.New : DiscardPolicy.Old,
   };
   let existing: StreamConfig;
   try {

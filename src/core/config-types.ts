@@ -85,7 +85,7 @@ export interface NatsBusConfig {
 
 /** `bus.nats.stream`: the JetStream stream created (or updated) at startup. */
 export interface NatsStreamConfig {
-  retention: 'interest' | 'limits';
+  retention: 'limits' | 'interest';
   storage: 'file' | 'memory';
   replicas: number;
   max_age_ms: number;

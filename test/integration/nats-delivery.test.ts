@@ -212,7 +212,7 @@ describe.skipIf(!available)('nats transport: streams from config and startup fai
       max_age: nanos(60_000),
       duplicate_window: nanos(5000),
       max_bytes: 1 << 20,
-      discard: 'new',
+      discard: 'old',
     });
     await transport.close();
 
