@@ -64,6 +64,8 @@ export interface HttpHarness {
 export interface HarnessOptions {
   /** Extra `CHAT_*` variables (config overrides). */
   env?: Record<string, string>;
+  /** `llm` settings over the harness's own (say, a shorter `request_timeout_ms`). */
+  llm?: Record<string, unknown>;
 }
 
 /** The model name the harness configures as the default. */
@@ -78,6 +80,7 @@ export async function startHttpHarness(options: HarnessOptions = {}): Promise<Ht
     max_retries: 0,
     request_timeout_ms: 5000,
     providers: { fake: { type: 'openai-compatible', base_url: model.baseUrl, models: ['test-model'] } },
+    ...options.llm,
   };
   // The real registry from the same config, with every request recorded (to see, say, its signal abort).
   const registry = createModelRegistry(llm, { env: {} });

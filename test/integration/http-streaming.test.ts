@@ -132,6 +132,29 @@ describe('SSE', () => {
     expect(reply.metadata.finishReason).toBe('cancelled');
   });
 
+  it('keeps a slow start alive with comment lines; a failure after that is an error event', async () => {
+    const slow = await startHttpHarness({
+      env: { CHAT_SERVER__SSE_HEARTBEAT_MS: '50' },
+      llm: { request_timeout_ms: 400 },
+    });
+    try {
+      slow.model.respond({ kind: 'hang' });
+      const created = await slow.call('POST', '/v1/sessions', { key: slow.alice.key, body: {} });
+      const response = await fetch(`${slow.baseUrl}/v1/sessions/${created.body.id}/messages?stream=sse`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${slow.alice.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ content: 'anyone there?' }),
+      });
+      expect(response.status).toBe(200);
+      const text = await response.text();
+      expect(text).toMatch(/^: keep-alive\n\n/);
+      const error = /event: error\ndata: (.*)\n/.exec(text)?.[1];
+      expect(JSON.parse(error ?? '{}')).toMatchObject({ error: { code: 'CHAT_ERR_LLM_TIMEOUT' } });
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('stops a reply through the cancel route; only the session owner may', async () => {
     harness.model.respond({ kind: 'stall', chunks: ['so far'] });
     const sessionId = await newSession();
