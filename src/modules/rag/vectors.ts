@@ -80,6 +80,12 @@ export interface VectorIndex {
   add(chunkId: string, docId: string, vector: ArrayLike<number>, metadata?: ChunkMetadata): void;
   /** Removes every chunk of a document; returns how many. */
   remove(docId: string): number;
+  /** Removes one chunk; false when it is not there. */
+  removeChunk(chunkId: string): boolean;
+  /** The chunk ids of a document, in no particular order. */
+  chunksOf(docId: string): string[];
+  /** The document of a chunk. */
+  documentOf(chunkId: string): string | undefined;
   /** The chunk's stored (unit-length) vector, a copy; to reuse embeddings of unchanged chunks. */
   vectorOf(chunkId: string): Float32Array | undefined;
   has(chunkId: string): boolean;
@@ -292,6 +298,7 @@ async function restoreGraph(
   const stored = manifest.ann;
   if (stored === undefined || stored.library !== ANN_LIBRARY || stored.labels?.length !== manifest.count)
     return undefined;
+  if (manifest.count < options.minVectors) return undefined;
   const built = stored.options;
   if (
     built.connectivity !== options.connectivity ||
@@ -551,6 +558,22 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
       const ordered = [...rows].sort((left, right) => right - left);
       for (const row of ordered) removeRow(row);
       return ordered.length;
+    },
+
+    removeChunk(chunkId) {
+      const row = rowByChunk.get(chunkId);
+      if (row === undefined) return false;
+      removeRow(row);
+      return true;
+    },
+
+    chunksOf(docId) {
+      return [...(rowsByDoc.get(docId) ?? [])].map((row) => chunkIds[row]!);
+    },
+
+    documentOf(chunkId) {
+      const row = rowByChunk.get(chunkId);
+      return row === undefined ? undefined : docIds[row];
     },
 
     vectorOf(chunkId) {
