@@ -30,12 +30,11 @@ interface FastifyLikeError {
   code?: unknown;
   statusCode?: unknown;
   message?: unknown;
-  validation?: unknown;
 }
 
 function fastifyError(error: unknown, context: HttpErrorContext): PlatformError | undefined {
   if (typeof error !== 'object' || error === null || isPlatformError(error)) return undefined;
-  const { code, statusCode, message, validation } = error as FastifyLikeError;
+  const { code, statusCode, message } = error as FastifyLikeError;
   if (typeof statusCode !== 'number' || statusCode >= 500) return undefined;
   const text = typeof message === 'string' ? message : 'the request is not valid';
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
@@ -46,12 +45,10 @@ function fastifyError(error: unknown, context: HttpErrorContext): PlatformError 
     );
   }
   if (statusCode === 404) return new PlatformError('CHAT_ERR_NOT_FOUND', text);
-  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (code === undefined && validation === undefined)) {
-    // JSON.parse's own message says where the JSON broke.
-    return new PlatformError('CHAT_ERR_VALIDATION_INVALID', `the body is not valid JSON: ${text}`, {
-      status: 400,
-    });
+  if (code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new PlatformError('CHAT_ERR_VALIDATION_INVALID', 'the body is not valid JSON', { status: 400 });
   }
+  // Schema mismatches already read "body/content must be string" (formatSchemaErrors below).
   return new PlatformError('CHAT_ERR_VALIDATION_INVALID', text, { status: statusCode });
 }
 

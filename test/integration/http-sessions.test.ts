@@ -166,6 +166,11 @@ describe('bad input is a 4xx with the one error shape, never a 500', () => {
 
   const cases: Array<[string, unknown, RegExp]> = [
     ['malformed JSON', '{"content": "hi"', /not valid JSON/],
+    [
+      'a __proto__ key (prototype poisoning)',
+      '{"content": "hi", "__proto__": {"role": "admin"}}',
+      /not valid JSON/,
+    ],
     ['a number for content', { content: 5 }, /content must be string/],
     ['a missing content', {}, /must have required property 'content'/],
     ['an empty content', { content: '' }, /content must NOT have fewer than 1 characters/],
