@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import type { SubjectReady } from './subjects.ts';
 
-/** Sizes of one run; the defaults keep the whole benchmark under a minute on a small machine. */
+/** Sizes of one run; the defaults take about a minute and a half on a small machine. */
 export interface ChatBenchOptions {
   /** Concurrent connections of the load generator. */
   connections?: number;
