@@ -172,7 +172,7 @@ if (!canRun && !inCi) {
 describe.skipIf(!canRun && !inCi)('local embedders (node-llama-cpp on a real GGUF model)', () => {
   // One thread: on 2 cores llama.cpp's default is dramatically slower.
   const registry = createEmbeddingRegistry(
-    { providers: { local: { models: { stories: { path: modelPath, max_threads: 1, context_size: 64 } } } } },
+    { providers: { local: { models: { stories: { path: modelPath, max_threads: 1, context_size: 256 } } } } },
     { env: {} },
   );
   afterAll(async () => {
@@ -184,12 +184,14 @@ describe.skipIf(!canRun && !inCi)('local embedders (node-llama-cpp on a real GGU
     const embedder = registry.embedder('local:stories', { batchSize: 2 });
     expect(await embedder.dimension()).toBe(64);
     const long = 'Once upon a time there was a little girl. '.repeat(100);
-    const [first, second, third, fourth] = await embedder.embed([
+    const [first, second, third, fourth, empty] = await embedder.embed([
       'Once upon a time',
       'The cat sat on the mat.',
       'Once upon a time',
       long,
+      '',
     ]);
+    expect([...empty!]).toEqual(new Array(64).fill(0));
     expect(first).toHaveLength(64);
     expect([...first!]).toEqual([...third!]);
     expect([...first!]).not.toEqual([...second!]);

@@ -469,9 +469,17 @@ function createLocalEmbeddings(options: EmbeddingRegistryOptions) {
               `the call to local embedding model ${modelName} was cancelled`,
             );
           }
-          // A text longer than the context is cut to its first tokens (what remote servers do too).
           let tokens = target.model.tokenize(text);
-          if (tokens.length > target.contextSize) tokens = tokens.slice(0, target.contextSize);
+          if (tokens.length === 0) {
+            // llama.cpp gives an empty vector for no tokens; a zero vector keeps every vector one length.
+            vectors.push(new Array<number>(target.model.embeddingVectorSize).fill(0));
+            continue;
+          }
+          // A text longer than the context is cut to its first tokens (what remote servers do too), leaving
+          // room for the special tokens the model adds (BOS, EOS) and the one llama.cpp keeps free.
+          const added = target.context.calculateInputLength(tokens.slice(0, 1)) - 1;
+          const room = target.contextSize - 1 - added;
+          if (tokens.length > room) tokens = tokens.slice(0, room);
           vectors.push((await target.context.getEmbeddingFor(tokens)).vector);
         }
         return vectors;
