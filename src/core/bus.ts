@@ -68,9 +68,13 @@ export function createBus(options: BusOptions): Bus {
     knownTypes.add(type);
   }
 
-  /** Throws unless the bus is open and `type` is valid; shared by every sending call. */
+  /**
+   * Throws once the bus is closed, or when `type` is invalid; shared by every sending call. While closing,
+   * sending still works: the handlers being waited for may need to emit or request to finish their work
+   * (on NATS other nodes receive it; this node has already stopped taking deliveries).
+   */
   function checkSend(type: string): void {
-    if (state !== 'open') throw closedError();
+    if (state === 'closed') throw closedError();
     checkType(type);
   }
 
