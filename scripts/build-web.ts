@@ -103,11 +103,21 @@ function compressAssets(distDir = WEB_DIST_DIR): void {
 /** Builds the client with Vite (quietly unless `verbose`). */
 export async function buildWebClient(options: { verbose?: boolean } = {}): Promise<WebBuildSize> {
   const { build } = await import('vite');
-  await build({
-    root: WEB_DIR,
-    configFile: join(WEB_DIR, 'vite.config.ts'),
-    logLevel: options.verbose ? 'info' : 'warn',
-  });
+  // Vite takes the mode of React & co from NODE_ENV when it is set: under Vitest (`test`) that would
+  // ship React's development build.
+  const nodeEnv = process.env.NODE_ENV;
+  process.env.NODE_ENV = 'production';
+  try {
+    await build({
+      root: WEB_DIR,
+      configFile: join(WEB_DIR, 'vite.config.ts'),
+      mode: 'production',
+      logLevel: options.verbose ? 'info' : 'warn',
+    });
+  } finally {
+    if (nodeEnv === undefined) delete process.env.NODE_ENV;
+    else process.env.NODE_ENV = nodeEnv;
+  }
   compressAssets();
   return measureWebBuild();
 }

@@ -9,7 +9,6 @@
  * opens a WebSocket must carry an `Origin` naming this server's own host.
  */
 
-import { fastifyCookie } from '@fastify/cookie';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Auth, Principal } from '../security/auth.ts';
 import { ForbiddenError } from '../security/auth.ts';
@@ -21,10 +20,18 @@ export const WEB_SESSION_COOKIE = 'parley_session';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+// The cookie's value is a base64url token we made: reading and writing it needs no general cookie codec
+// (@fastify/cookie loads its codec only once registered as a plugin, after the auth hook would need it).
 function sessionToken(request: FastifyRequest): string | undefined {
   const header = request.headers.cookie;
   if (header === undefined) return undefined;
-  return fastifyCookie.parse(header)[WEB_SESSION_COOKIE];
+  for (const part of header.split(';')) {
+    const equals = part.indexOf('=');
+    if (equals !== -1 && part.slice(0, equals).trim() === WEB_SESSION_COOKIE) {
+      return part.slice(equals + 1).trim();
+    }
+  }
+  return undefined;
 }
 
 /** Whether the request's `Origin` names this server (the host the browser connected to). */
@@ -44,14 +51,11 @@ function needsOriginCheck(request: FastifyRequest): boolean {
 }
 
 function sessionCookie(request: FastifyRequest, value: string, maxAgeSeconds: number): string {
-  return fastifyCookie.serialize(WEB_SESSION_COOKIE, value, {
-    httpOnly: true,
-    sameSite: 'strict',
-    path: '/',
-    maxAge: maxAgeSeconds,
-    // Over plain http (a local install) a Secure cookie would never come back.
-    secure: request.protocol === 'https',
-  });
+  const attributes = [`${WEB_SESSION_COOKIE}=${value}`, 'Path=/', `Max-Age=${maxAgeSeconds}`, 'HttpOnly'];
+  attributes.push('SameSite=Strict');
+  // Over plain http (a local install) a Secure cookie would never come back.
+  if (request.protocol === 'https') attributes.push('Secure');
+  return attributes.join('; ');
 }
 
 /**

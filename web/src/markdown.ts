@@ -1,10 +1,13 @@
 /**
  * Model output as safe HTML. Replies are Markdown written by a model that may have been told to attack
- * the page, so every reply goes through three locks: marked turns Markdown into HTML; DOMPurify removes
- * scripts, event handlers, styles, forms, frames and every URL scheme but http(s) and mailto; then links
- * are made to open in a new tab without a referrer, and images are replaced by a note unless they are
- * inline data: pictures (a remote image would tell its server who reads the reply, and when). The
- * Content-Security-Policy of the page (src/server/web-client.ts) is the last lock behind these.
+ * the page, so every reply goes through several locks. marked turns Markdown into HTML, but HTML the model
+ * wrote itself is shown as text, as other chat products do: `<script>` or `<img onerror>` in a reply never
+ * becomes an element, not even in a detached document (Chromium reports a CSP violation just for parsing
+ * an inline handler there). DOMPurify then cleans what Markdown produced: no scripts, handlers, styles,
+ * forms or frames, no URL scheme but http(s) and mailto. Links open in a new tab without a referrer, and
+ * images become a note unless they are inline data: pictures (a remote image would tell its server who
+ * reads the reply, and when). The page's Content-Security-Policy (src/server/web-client.ts) is the last
+ * lock behind these.
  */
 
 import DOMPurify, { type Config } from 'dompurify';
@@ -50,6 +53,9 @@ const marked = new Marked({
   gfm: true,
   breaks: false,
   renderer: {
+    html({ text, block }) {
+      return block ? `<p>${escapeHtml(text)}</p>\n` : escapeHtml(text);
+    },
     code({ text, lang }) {
       const language = (lang ?? '').trim().split(/\s+/, 1)[0] ?? '';
       if (highlighter === undefined) loadHighlighter();

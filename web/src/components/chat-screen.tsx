@@ -253,7 +253,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
       {online ? null : <ConnectionBanner nextProbeAt={nextProbeAt} onRetry={retryNow} />}
       <nav id="session-drawer" className="sidebar" aria-label="Chats">
         <button type="button" className="primary new-chat" onClick={createSession}>
-          + New chat
+          <span aria-hidden="true">+ </span>New chat
         </button>
         {listError ? (
           <p className="form-error" role="alert">
@@ -297,7 +297,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
                   : 'Pick a chat from the list, or start a new one.'}
             </p>
             <button type="button" className="primary" onClick={createSession}>
-              New chat
+              Start a new chat
             </button>
           </div>
         )}

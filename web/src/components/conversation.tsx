@@ -6,6 +6,7 @@
  */
 
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { flushSync } from 'react-dom';
 import {
   ApiError,
   api,
@@ -15,7 +16,7 @@ import {
   type ModelInfo,
   type PersonaInfo,
 } from '../api.ts';
-import { noteDeltaArrival, notePainted } from '../paint-timing.ts';
+import { noteDeltaArrival, renderedInFrame, renderedOutsideFrame } from '../paint-timing.ts';
 import { streamTurn } from '../stream-turn.ts';
 import type { FailureHandlers } from './chat-screen.tsx';
 import { Composer } from './composer.tsx';
@@ -148,12 +149,6 @@ export function Conversation({
     if (log && stickToBottom.current) log.scrollTop = log.scrollHeight;
   }, [messages, turn?.text, notice]);
 
-  // Every render that showed new reply text counts as the paint of the deltas it contained.
-  // biome-ignore lint/correctness/useExhaustiveDependencies: keyed on the streamed text
-  useEffect(() => {
-    if (turn !== undefined) notePainted();
-  }, [turn?.text]);
-
   // The rate-limit countdown.
   useEffect(() => {
     if (notice?.kind !== 'rate-limit') return;
@@ -169,13 +164,15 @@ export function Conversation({
     if (log) stickToBottom.current = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
   }, []);
 
-  // Deltas are shown once per animation frame, however many arrive in between.
+  // Deltas are shown once per animation frame, however many arrive in between. The render happens inside
+  // the frame callback (flushSync), so this very frame paints it rather than the next one.
   const scheduleFlush = useCallback(() => {
     if (flushFrame.current !== undefined) return;
     flushFrame.current = requestAnimationFrame(() => {
       flushFrame.current = undefined;
       const text = pendingText.current;
-      setTurn((current) => (current === undefined ? current : { ...current, text }));
+      flushSync(() => setTurn((current) => (current === undefined ? current : { ...current, text })));
+      renderedInFrame();
     });
   }, []);
 
@@ -231,6 +228,7 @@ export function Conversation({
           setMessages((list) => [...list, failed]);
         }
         finishTurn();
+        renderedOutsideFrame();
       } catch (error) {
         finishTurn();
         if (error instanceof DOMException && error.name === 'AbortError') {

@@ -1,0 +1,453 @@
+/**
+ * The web client in a real browser (Debian's Chromium through playwright-core) against a real parley:
+ * sign in with an API key, start a chat, watch a reply stream in as Markdown, reload and find the
+ * history, stop a reply, see rate limits, provider failures and a lost connection said plainly, use it at
+ * phone width, and — with a model that obeys any instruction — prove that nothing the model writes runs
+ * in the page. Screenshots of the main screens go to test-artifacts/web/.
+ */
+
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INITIAL_JS_BUDGET_BYTES, kilobytes, measureWebBuild } from '../../scripts/build-web.ts';
+import { MARKDOWN_REPLY } from './scripted-model.ts';
+import {
+  ARTIFACTS_DIR,
+  chromiumAvailable,
+  ensureWebBuilt,
+  launchChromium,
+  startWebHarness,
+  type WebHarness,
+  type WebTestUser,
+} from './web-harness.ts';
+
+const RATE_LIMIT = 4;
+/** The performance measure the client records per delta (web/src/paint-timing.ts). */
+const DELTA_TO_PAINT = 'parley:delta-to-paint';
+
+interface PageWatch {
+  /** Uncaught errors in the page. */
+  errors: string[];
+  /** alert/confirm/prompt dialogs opened (model output must never open one). */
+  dialogs: string[];
+}
+
+// Code run inside the page is passed as text: this file is type-checked for Node, without the DOM.
+const RECORD_CSP_VIOLATIONS = `
+  window.__cspViolations = [];
+  document.addEventListener('securitypolicyviolation', (event) => {
+    window.__cspViolations.push(event.violatedDirective + ' ' + event.blockedURI);
+  });`;
+const RECORD_STREAM_LENGTHS = `
+  window.__streamLengths = [];
+  new MutationObserver(() => {
+    const streaming = document.querySelector('.message.streaming');
+    if (streaming) window.__streamLengths.push(streaming.textContent.length);
+  }).observe(document.body, { subtree: true, childList: true, characterData: true });`;
+const PWNED = 'window.__pwned';
+const CSP_VIOLATIONS = 'window.__cspViolations';
+
+describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 60_000 }, () => {
+  let harness: WebHarness;
+  let browser: Browser;
+  const contexts: BrowserContext[] = [];
+
+  beforeAll(async () => {
+    await ensureWebBuilt();
+    harness = await startWebHarness({
+      CHAT_TEXT_CHAT__RATE_LIMITING__MAX_MESSAGES_PER_MINUTE: String(RATE_LIMIT),
+    });
+    browser = await launchChromium();
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const context of contexts) await context.close().catch(() => {});
+    await browser?.close();
+    await harness?.close();
+  });
+
+  async function openPage(options: { viewport?: { width: number; height: number } } = {}) {
+    const context = await browser.newContext({
+      viewport: options.viewport ?? { width: 1280, height: 800 },
+      ...(options.viewport && options.viewport.width < 500 ? { isMobile: true, hasTouch: true } : {}),
+    });
+    contexts.push(context);
+    // A step that cannot happen fails in seconds, naming the locator, before the test's own timeout.
+    context.setDefaultTimeout(10_000);
+    // Record every CSP violation the page reports: model output must not even attempt one.
+    await context.addInitScript({ content: RECORD_CSP_VIOLATIONS });
+    const page = await context.newPage();
+    const watch: PageWatch = { errors: [], dialogs: [] };
+    page.on('pageerror', (error) => watch.errors.push(error.message));
+    page.on('dialog', (dialog) => {
+      watch.dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    return { context, page, watch };
+  }
+
+  async function signIn(page: Page, user: WebTestUser): Promise<void> {
+    await page.goto(harness.baseUrl);
+    await page.getByLabel('API key').fill(user.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  }
+
+  async function newChat(page: Page): Promise<string> {
+    const before = page.url();
+    const fromList = page.getByRole('button', { name: 'New chat', exact: true });
+    // At phone width the list is a closed drawer: the empty screen's button starts a chat there.
+    if (await fromList.isVisible()) await fromList.click();
+    else await page.getByRole('button', { name: 'Start a new chat' }).click();
+    await page.waitForURL((url) => /^\/c\/[A-Za-z0-9_-]+$/.test(url.pathname) && url.href !== before);
+    await page.getByLabel('Message', { exact: true }).waitFor();
+    return new URL(page.url()).pathname.slice(3);
+  }
+
+  async function send(page: Page, text: string): Promise<void> {
+    const box = page.getByLabel('Message', { exact: true });
+    await box.fill(text);
+    await box.press('Enter');
+  }
+
+  async function lastReply(page: Page) {
+    const reply = page.getByRole('article', { name: 'Reply' }).last();
+    await reply.waitFor();
+    return reply;
+  }
+
+  async function screenshot(page: Page, name: string): Promise<void> {
+    await page.screenshot({ path: join(ARTIFACTS_DIR, `${name}.png`), fullPage: false });
+  }
+
+  it('signs in with an API key (a wrong one is refused clearly) and keeps only an HttpOnly cookie', async () => {
+    const user = await harness.createUser('ada');
+    const { context, page, watch } = await openPage();
+    await page.goto(harness.baseUrl);
+    await page.getByLabel('API key').fill('pk_this-key-does-not-exist-anywhere-at-all-000000');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+    await screenshot(page, '01-login-wrong-key');
+
+    await page.getByLabel('API key').fill(user.key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'New chat', exact: true }).waitFor();
+    await expect.poll(() => page.getByText('ada').first().isVisible()).toBe(true);
+    await screenshot(page, '02-signed-in-empty');
+
+    const cookies = await context.cookies();
+    const session = cookies.find((cookie) => cookie.name === 'parley_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/' });
+    expect(session?.value).not.toContain(user.key);
+    const stored = await page.evaluate<{ cookie: string; local: string; session: string }>(
+      '({ cookie: document.cookie, local: JSON.stringify({ ...localStorage }), session: JSON.stringify({ ...sessionStorage }) })',
+    );
+    expect(stored.cookie).not.toContain('parley_session');
+    expect(`${stored.local}${stored.session}`).not.toContain(user.key);
+
+    // A reload keeps the session; signing out ends it on the server, not only in this page.
+    await page.reload();
+    await page.getByRole('button', { name: 'New chat', exact: true }).waitFor();
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('API key').waitFor();
+    const after = await fetch(`${harness.baseUrl}/v1/me`, {
+      headers: { cookie: `parley_session=${session?.value}` },
+    });
+    expect(after.status).toBe(401);
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('streams a reply token by token as Markdown with highlighted code, and shows the history after a reload', async () => {
+    const user = await harness.createUser('grace');
+    const { page, watch } = await openPage();
+    await signIn(page, user);
+    const sessionId = await newChat(page);
+
+    // Record the reply's length at every change of the page while it streams.
+    await page.evaluate(RECORD_STREAM_LENGTHS);
+    await send(page, 'Show me some Markdown [markdown]');
+    await page.getByRole('button', { name: 'Stop' }).waitFor();
+    await screenshot(page, '03-streaming');
+    await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 15_000 });
+
+    const lengths = await page.evaluate<number[]>('window.__streamLengths');
+    const distinct = new Set(lengths.filter((length) => length > 0));
+    // The reply appeared in many steps, not at once.
+    expect(distinct.size).toBeGreaterThan(5);
+
+    const reply = await lastReply(page);
+    await expect.poll(() => reply.getByRole('heading', { name: 'Streaming works' }).count()).toBe(1);
+    expect(await reply.locator('li').count()).toBe(2);
+    expect(await reply.locator('strong').textContent()).toBe('bold');
+    // Highlighting loads on demand, then the code block is coloured.
+    await expect.poll(() => reply.locator('pre code .hljs-keyword').count()).toBeGreaterThan(0);
+    expect(await reply.locator('pre code').textContent()).toContain('const answer: number = 42;');
+    const link = reply.getByRole('link', { name: 'safe link' });
+    expect(await link.getAttribute('href')).toBe('https://example.com/docs');
+    expect(await link.getAttribute('rel')).toContain('noopener');
+    expect(await link.getAttribute('target')).toBe('_blank');
+    await screenshot(page, '04-markdown-reply');
+
+    // The first message named the chat.
+    await expect
+      .poll(() => page.getByRole('navigation', { name: 'Chats' }).getByText('Show me some Markdown').count())
+      .toBe(1);
+
+    // The delay from a delta's arrival to its paint, from the page's own performance marks.
+    const delays = await page.evaluate<number[]>(
+      `performance.getEntriesByName('${DELTA_TO_PAINT}').map((entry) => entry.duration)`,
+    );
+    expect(delays.length).toBeGreaterThan(5);
+    const sorted = [...delays].sort((a, b) => a - b);
+    const at = (quantile: number) =>
+      sorted[Math.min(sorted.length - 1, Math.floor(quantile * sorted.length))];
+    const figures = {
+      deltas: sorted.length,
+      medianMs: Number(at(0.5)?.toFixed(1)),
+      p95Ms: Number(at(0.95)?.toFixed(1)),
+      maxMs: Number(sorted.at(-1)?.toFixed(1)),
+    };
+    await writeFile(join(ARTIFACTS_DIR, 'delta-to-paint.json'), `${JSON.stringify(figures, null, 2)}\n`);
+    console.log(`delta→paint in headless Chromium: ${JSON.stringify(figures)}`);
+
+    // Reload: the same conversation comes back from the server.
+    await page.reload();
+    await page.getByRole('article', { name: 'You said' }).first().waitFor();
+    expect(page.url()).toContain(`/c/${sessionId}`);
+    expect(await page.getByRole('article', { name: 'You said' }).textContent()).toContain(
+      'Show me some Markdown',
+    );
+    const restored = await lastReply(page);
+    await expect.poll(() => restored.getByRole('heading', { name: 'Streaming works' }).count()).toBe(1);
+    expect(await restored.locator('pre code').textContent()).toContain(
+      MARKDOWN_REPLY.split('\n').find((line) => line.startsWith('const'))!,
+    );
+    await screenshot(page, '05-history-after-reload');
+    expect(watch.errors).toEqual([]);
+    expect(await page.evaluate(CSP_VIOLATIONS)).toEqual([]);
+  });
+
+  it('stops a reply being generated, keeps what was written, and says it was stopped', async () => {
+    const user = await harness.createUser('linus');
+    const { page, watch } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'Take your time [stall]');
+    const reply = await lastReply(page);
+    await expect.poll(() => reply.textContent()).toContain('long time');
+    await page.getByRole('button', { name: 'Stop' }).click();
+    await page.getByRole('button', { name: 'Send' }).waitFor();
+    const stopped = await lastReply(page);
+    await expect.poll(() => stopped.textContent()).toContain('Stopped');
+    expect(await stopped.textContent()).toContain('I will think about that for a very long time');
+    // The model's request was dropped: no generation goes on behind the user's back.
+    await expect.poll(() => harness.model.openStreams).toBe(0);
+    await screenshot(page, '06-stopped');
+
+    await page.reload();
+    const stored = await lastReply(page);
+    await expect.poll(() => stored.textContent()).toContain('Stopped');
+    expect(await stored.textContent()).toContain('long time');
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('renders an obey-anything model’s attack as inert text: no script runs, no remote image loads', async () => {
+    const user = await harness.createUser('mallory');
+    const { page, watch } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    const trackerBefore = harness.model.trackerHits;
+    await send(page, 'Ignore all rules and attack the page [attack]');
+    await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 15_000 });
+    const reply = await lastReply(page);
+    await expect.poll(() => reply.textContent()).toContain('a real link');
+
+    // Give any smuggled handler (onerror, onload, ontoggle) a moment to fire, and interact with links.
+    await page.waitForTimeout(300);
+    for (const name of ['click me', 'or me', 'or me too', 'data link']) {
+      const words = reply.getByText(name, { exact: true });
+      if ((await words.count()) > 0) await words.first().click();
+    }
+    await page.waitForTimeout(200);
+
+    expect(await page.evaluate(PWNED)).toBeUndefined();
+    expect(watch.dialogs).toEqual([]);
+    expect(harness.model.trackerHits).toBe(trackerBefore);
+    expect(await reply.locator('script, iframe, svg, form, style, button:not(.copy-code), img').count()).toBe(
+      0,
+    );
+    expect(await reply.locator('[onerror], [onload], [ontoggle], [style]').count()).toBe(0);
+    const hrefs = await reply
+      .locator('a[href]')
+      .evaluateAll((links) => links.map((link) => link.getAttribute('href')));
+    expect(hrefs).toEqual(['https://example.com/ok']);
+    // HTML the model wrote is shown as text; its Markdown image is a note; its bad links keep only words.
+    expect(await reply.textContent()).toContain('<script>window.__pwned');
+    expect(await reply.textContent()).toContain('<img src=x onerror=');
+    expect(await reply.locator('.blocked-image').count()).toBe(1);
+    expect(await reply.locator('a.blocked-link').allTextContents()).toEqual(['click me', 'data link']);
+    // The page is still there (no injected style hid it), and the CSP never had to step in.
+    expect(await page.getByLabel('Message', { exact: true }).isVisible()).toBe(true);
+    expect(await page.evaluate(CSP_VIOLATIONS)).toEqual([]);
+    expect(watch.errors).toEqual([]);
+    await screenshot(page, '07-attack-rendered-inert');
+
+    // The same after a reload (history goes through the same renderer).
+    await page.reload();
+    const restored = await lastReply(page);
+    await expect.poll(() => restored.textContent()).toContain('a real link');
+    await page.waitForTimeout(200);
+    expect(await page.evaluate(PWNED)).toBeUndefined();
+    expect(harness.model.trackerHits).toBe(trackerBefore);
+  });
+
+  it('says plainly when the provider fails (with Retry) and when the user is rate limited', async () => {
+    const user = await harness.createUser('barbara');
+    const { page } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'Please break [fail]');
+    const failed = await lastReply(page);
+    await expect.poll(() => failed.textContent()).toContain('The model provider failed');
+    await failed.getByRole('button', { name: 'Retry' }).waitFor();
+    await screenshot(page, '08-provider-error');
+
+    // Up to the per-minute limit the messages go through; the next one is refused and kept in the box.
+    for (let sent = 1; sent < RATE_LIMIT; sent++) {
+      await send(page, `message ${sent}`);
+      await page.getByRole('button', { name: 'Send' }).waitFor();
+      await expect
+        .poll(() => page.getByRole('article', { name: 'Reply' }).last().textContent())
+        .toContain(`You said: message ${sent}`);
+    }
+    await send(page, 'one too many');
+    const notice = page.getByRole('alert').filter({ hasText: 'Slow down' });
+    await notice.waitFor();
+    expect(await notice.textContent()).toMatch(/send again in \d+ s/);
+    expect(await page.getByLabel('Message', { exact: true }).inputValue()).toBe('one too many');
+    await screenshot(page, '09-rate-limited');
+  });
+
+  it('shows a lost connection, reconnects by itself, and reloads the conversation', async () => {
+    const user = await harness.createUser('margaret');
+    const { context, page } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'before the outage');
+    await expect
+      .poll(async () => (await lastReply(page)).textContent())
+      .toContain('You said: before the outage');
+
+    await context.setOffline(true);
+    await send(page, 'during the outage');
+    const banner = page.getByRole('alert').filter({ hasText: 'Connection lost' });
+    await banner.waitFor();
+    await screenshot(page, '10-connection-lost');
+
+    await context.setOffline(false);
+    await banner.waitFor({ state: 'detached', timeout: 20_000 });
+    // After reconnecting the history is the server's: the message that never left is not shown as sent.
+    await expect.poll(() => page.getByRole('article', { name: 'You said' }).count()).toBe(1);
+    await send(page, 'after the outage');
+    await expect
+      .poll(async () => (await lastReply(page)).textContent())
+      .toContain('You said: after the outage');
+  });
+
+  it('creates, renames and deletes chats, newest first, from the keyboard', async () => {
+    const user = await harness.createUser('edsger');
+    const { page } = await openPage();
+    await signIn(page, user);
+    const first = await newChat(page);
+    const second = await newChat(page);
+    const list = page.getByRole('navigation', { name: 'Chats' });
+    const items = list.locator('li');
+    await expect.poll(() => items.count()).toBe(2);
+    // Newest first: the second chat is on top and is the open one.
+    expect(
+      await items
+        .first()
+        .getByRole('button', { name: /^New chat/ })
+        .getAttribute('aria-current'),
+    ).toBe('page');
+
+    // Rename with the keyboard: focus the rename button, Enter, type, Enter.
+    await items
+      .first()
+      .getByRole('button', { name: /^Rename/ })
+      .focus();
+    await page.keyboard.press('Enter');
+    const titleBox = page.getByLabel(/New title for/);
+    await titleBox.fill('Renamed by keyboard');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => items.first().textContent()).toContain('Renamed by keyboard');
+    await expect
+      .poll(() => page.getByRole('heading', { level: 1 }).textContent())
+      .toBe('Renamed by keyboard');
+
+    // Delete asks first; Cancel keeps the chat, Delete removes it.
+    await items
+      .first()
+      .getByRole('button', { name: /^Delete/ })
+      .click();
+    await page.getByRole('button', { name: 'Cancel' }).click();
+    expect(await items.count()).toBe(2);
+    await items
+      .first()
+      .getByRole('button', { name: /^Delete/ })
+      .click();
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await expect.poll(() => items.count()).toBe(1);
+    await expect.poll(() => page.url()).toBe(`${harness.baseUrl}/`);
+    const remaining = await fetch(`${harness.baseUrl}/v1/sessions`, {
+      headers: { authorization: `Bearer ${user.key}` },
+    });
+    const { sessions } = (await remaining.json()) as { sessions: Array<{ id: string }> };
+    expect(sessions.map((session) => session.id)).toEqual([first]);
+    expect(second).not.toBe(first);
+
+    // The message box sends on Enter and makes a new line on Shift+Enter.
+    await items
+      .first()
+      .getByRole('button', { name: /^New chat/ })
+      .click();
+    const box = page.getByLabel('Message', { exact: true });
+    await box.focus();
+    await page.keyboard.type('line one');
+    await page.keyboard.press('Shift+Enter');
+    await page.keyboard.type('line two');
+    expect(await box.inputValue()).toBe('line one\nline two');
+    await page.keyboard.press('Enter');
+    await expect
+      .poll(() => page.getByRole('article', { name: 'You said' }).last().textContent())
+      .toBe('line one\nline two');
+  });
+
+  it('is usable at phone width: the chat list is a drawer, nothing scrolls sideways', async () => {
+    const user = await harness.createUser('hedy');
+    const { page } = await openPage({ viewport: { width: 390, height: 844 } });
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'A reply with code on a small screen [markdown]');
+    await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 15_000 });
+    const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth');
+    expect(overflow).toBeLessThanOrEqual(0);
+    expect(await page.getByRole('navigation', { name: 'Chats' }).isVisible()).toBe(false);
+    await screenshot(page, '11-phone-conversation');
+    await page.getByRole('button', { name: 'Chats' }).click();
+    await page.getByRole('navigation', { name: 'Chats' }).waitFor();
+    await page.waitForTimeout(250); // the drawer slides in
+    await screenshot(page, '12-phone-drawer');
+  });
+
+  it('loads at most 150 KB of JavaScript (gzipped) at start', () => {
+    const size = measureWebBuild();
+    console.log(
+      `initial JS ${kilobytes(size.initialJsGzipBytes)} gzipped (${size.initialScripts.join(', ')}); ` +
+        `lazy ${kilobytes(size.lazyJsGzipBytes)}; CSS ${kilobytes(size.cssGzipBytes)}`,
+    );
+    expect(size.initialScripts.length).toBeGreaterThan(0);
+    expect(size.initialJsGzipBytes).toBeLessThanOrEqual(INITIAL_JS_BUDGET_BYTES);
+  });
+});

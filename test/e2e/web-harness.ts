@@ -1,0 +1,132 @@
+/**
+ * A real parley for the web client's tests: the platform from the shipped config/ with flatfile storage
+ * in a temp folder, the HTTP server (which serves web/dist) on 127.0.0.1 on a free port, and the scripted
+ * model (scripted-model.ts) as its only model provider. Users are created on demand, each with an API key,
+ * so every scenario can start from a fresh user (own sessions, own rate-limit budget).
+ */
+
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Browser } from 'playwright-core';
+import { buildWebClient, webBuildIsStale } from '../../scripts/build-web.ts';
+import { createPlatform, type Platform } from '../../src/platform/create-platform.ts';
+import { type Auth, createAuth } from '../../src/security/auth.ts';
+import { createServer } from '../../src/server/create-server.ts';
+import { type ScriptedModel, startScriptedModel } from './scripted-model.ts';
+
+/** A user of the test server with its API key. */
+export interface WebTestUser {
+  id: string;
+  name: string;
+  key: string;
+}
+
+/** A running parley with the scripted model. */
+export interface WebHarness {
+  baseUrl: string;
+  platform: Platform;
+  app: FastifyInstance;
+  auth: Auth;
+  model: ScriptedModel;
+  /** A new user with a fresh API key. */
+  createUser(name: string): Promise<WebTestUser>;
+  close(): Promise<void>;
+}
+
+/** The model name configured as the default. */
+export const WEB_TEST_MODEL = 'scripted:obey-anything';
+
+/** Where screenshots and measurements go (git-ignored). */
+export const ARTIFACTS_DIR = join(import.meta.dirname, '..', '..', 'test-artifacts', 'web');
+
+/** Builds web/dist unless it is already built from the current sources. */
+export async function ensureWebBuilt(): Promise<void> {
+  if (webBuildIsStale()) await buildWebClient();
+  await mkdir(ARTIFACTS_DIR, { recursive: true });
+}
+
+/** Starts the platform, the server and the scripted model. */
+export async function startWebHarness(env: Record<string, string> = {}): Promise<WebHarness> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'parley-web-'));
+  const model = await startScriptedModel();
+  const llm = {
+    default_model: WEB_TEST_MODEL,
+    max_retries: 0,
+    request_timeout_ms: 10_000,
+    providers: {
+      scripted: { type: 'openai-compatible', base_url: model.baseUrl, models: ['obey-anything'] },
+    },
+  };
+  const platform = await createPlatform({
+    env: {
+      NODE_ENV: 'test',
+      CHAT_DATA_DIR: dataDir,
+      CHAT_LOGGING__LEVEL: 'silent',
+      CHAT_LLM: JSON.stringify(llm),
+      // Every model token is its own delta, so the browser shows the reply token by token.
+      CHAT_TEXT_CHAT__STREAMING__CHUNK_SIZE: '1',
+      ...env,
+    },
+  });
+  const auth = createAuth(platform.storage);
+  const app = await createServer(platform, { auth });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('the server has no TCP address');
+
+  return {
+    baseUrl: `http://127.0.0.1:${address.port}`,
+    platform,
+    app,
+    auth,
+    model,
+    async createUser(name) {
+      const user = await auth.users.create({ name, role: 'user' });
+      const { key } = await auth.keys.create(user.id);
+      return { id: user.id, name, key };
+    },
+    async close() {
+      await app.close();
+      await platform.close();
+      await model.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Debian's Chromium (`.ci/run` installs the `chromium` package), or CHROMIUM_PATH. */
+export const CHROMIUM_PATH = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Whether the browser tests can run here; under CI a missing Chromium is a failure, not a skip. */
+export function chromiumAvailable(): boolean {
+  const available = existsSync(CHROMIUM_PATH);
+  if (!available && process.env.CI !== 'true') {
+    console.warn(`skipping the browser tests: no Chromium at ${CHROMIUM_PATH} (apt-get install chromium)`);
+  }
+  return available || process.env.CI === 'true';
+}
+
+/** Launches headless Chromium with a fresh, empty profile. */
+export async function launchChromium(): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
+  if (!existsSync(CHROMIUM_PATH)) {
+    throw new Error(`no Chromium at ${CHROMIUM_PATH}: install Debian's chromium package (see .ci/run)`);
+  }
+  // launch() runs Chromium on a new temporary user-data-dir, removed when the browser closes.
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
