@@ -30,7 +30,8 @@ export interface ServerConfig {
   sse_heartbeat_ms: number;
   /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
   completions_per_minute: number;
-  auth: { bootstrap_admin: boolean };
+  /** `web_session_ttl_hours`: lifetime of a web client login (its session cookie). */
+  auth: { bootstrap_admin: boolean; web_session_ttl_hours: number };
 }
 
 export interface StorageConfig {

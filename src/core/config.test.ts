@@ -74,7 +74,7 @@ describe('the shipped config/', () => {
       body_limit_bytes: 1048576,
       sse_heartbeat_ms: 15000,
       completions_per_minute: 60,
-      auth: { bootstrap_admin: true },
+      auth: { bootstrap_admin: true, web_session_ttl_hours: 168 },
     });
     expect(config.storage.backend).toBe('flatfile');
     expect(config.storage.flatfile.root).toBe('./data');

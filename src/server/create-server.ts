@@ -101,7 +101,7 @@ export async function createServer(
   });
 
   // The web client (web-client.ts): its session cookie stands in for a key; its page is served at /.
-  const web = createWebAccess(platform.storage, auth);
+  const web = createWebAccess(platform, auth);
   registerAuthHook(app, auth, { sessionPrincipal: web.sessionPrincipal });
   addSharedSchemas(app);
   await app.register(swagger, {

@@ -13,9 +13,10 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../core/errors.ts';
+import type { Platform } from '../platform/create-platform.ts';
 import type { Auth, Principal } from '../security/auth.ts';
-import type { Storage } from '../storage/types.ts';
 import { createWebSessionAuthenticator, registerWebAuthRoutes } from './web-auth.ts';
+import { registerPersonaListRoute } from './web-personas.ts';
 import { createWebSessionStore } from './web-sessions.ts';
 
 /** Where `npm run build:web` writes the client. */
@@ -50,29 +51,28 @@ const API_PATH = /^\/(v1|openapi\.json|metrics|healthz|readyz|docs)(\/|$)/;
 export interface WebClientOptions {
   /** The built client (default: web/dist of this checkout). */
   distDir?: string;
-  /** Lifetime of a browser session (server.auth.web_session_ttl_hours; default 168). */
-  sessionTtlHours?: number;
 }
 
 /** What createServer wires in: the cookie check for the auth hook, and the routes. */
 export interface WebAccess {
   /** The principal of a request's session cookie (for registerAuthHook). */
   sessionPrincipal(request: FastifyRequest): Promise<Principal | undefined>;
-  /** Registers /v1/auth/login, /v1/auth/logout and the client itself. */
+  /** Registers /v1/auth/login, /v1/auth/logout, /v1/personas and the client itself. */
   register(app: FastifyInstance): Promise<void>;
 }
 
-/** The web client's server side over the platform storage (browser sessions) and `auth` (keys, users). */
-export function createWebAccess(storage: Storage, auth: Auth, options: WebClientOptions = {}): WebAccess {
-  const sessions = createWebSessionStore(
-    storage,
-    auth,
-    options.sessionTtlHours === undefined ? {} : { ttlHours: options.sessionTtlHours },
-  );
+/**
+ * The web client's server side: browser sessions in the platform storage (lasting
+ * server.auth.web_session_ttl_hours), checked against `auth`'s keys and users.
+ */
+export function createWebAccess(platform: Platform, auth: Auth, options: WebClientOptions = {}): WebAccess {
+  const ttlHours = platform.config.server.auth.web_session_ttl_hours;
+  const sessions = createWebSessionStore(platform.storage, auth, { ttlHours });
   return {
     sessionPrincipal: createWebSessionAuthenticator(sessions),
     async register(app) {
       registerWebAuthRoutes(app, { auth, sessions });
+      registerPersonaListRoute(app, platform.bus);
       await registerWebClient(app, options);
     },
   };
