@@ -156,12 +156,15 @@ export function workSetConsumer(
 
 /**
  * Creates a work set's durable consumer, or updates its acknowledgement settings. Returns true when it
- * had to be created (it was missing: first use, or a NATS restart that lost memory storage).
+ * had to be created (it was missing: first use, or a NATS restart that lost memory storage). A consumer
+ * re-created after it vanished starts at `startTime` (when the connection was lost) instead of with the
+ * next event, so the events stored while it was missing are not skipped.
  */
 export async function ensureConsumer(
   manager: JetStreamManager,
   names: NatsNames,
   wanted: WorkSetConsumerConfig,
+  startTime?: Date,
 ): Promise<boolean> {
   const name = wanted.durable_name;
   try {
@@ -177,7 +180,12 @@ export async function ensureConsumer(
     if (!isApiError(error, 10014)) throw error;
   }
   try {
-    await manager.consumers.add(names.stream, wanted);
+    await manager.consumers.add(
+      names.stream,
+      startTime === undefined
+        ? wanted
+        : { ...wanted, deliver_policy: DeliverPolicy.StartTime, opt_start_time: startTime.toISOString() },
+    );
     return true;
   } catch (error) {
     // Created meanwhile by another node of the same work set with other settings: take it over.

@@ -180,6 +180,9 @@ export async function createNatsTransport(
   let inFlight = 0;
   let onIdle: (() => void) | undefined;
   let connected = true;
+  let restoring = false;
+  /** When the connection was last lost (a re-created consumer starts there). */
+  let disconnectedAt = Date.now();
   let closed = false;
   let closing: Promise<void> | undefined;
 
@@ -211,6 +214,7 @@ export async function createNatsTransport(
     for await (const status of connection.status()) {
       if (status.type === 'disconnect' && connected && !closed) {
         connected = false;
+        disconnectedAt = Date.now();
         log?.warn?.({ servers }, 'NATS connection lost; the bus answers 503 until it is back');
         const error = unavailable('the NATS connection is down');
         for (const call of pendingCalls) if (call.failsOnDisconnect) call.fail(error);
@@ -224,16 +228,33 @@ export async function createNatsTransport(
 
   /** After a reconnect: re-create the stream and consumers if the server lost them (memory storage). */
   async function restore(): Promise<void> {
-    try {
-      await ensureStream(manager, names, config.stream);
-      for (const set of workSets.values()) {
-        const created = await ensureConsumer(manager, names, consumerOf(set));
-        // A consumption of a consumer that vanished only retries slowly: start over on the new one.
-        if (created) set.messages?.stop();
+    if (restoring) return;
+    restoring = true;
+    // A server that just restarted may answer JetStream requests only after a moment: keep trying while
+    // connected (a later reconnect starts its own attempt).
+    for (let attempt = 0; connected && !closed; attempt++) {
+      try {
+        await ensureStream(manager, names, config.stream);
+        for (const set of [...workSets.values()]) {
+          // Started a little before the connection dropped: clocks of node and server may differ; an
+          // event delivered twice this way is dropped by the handled-id memory.
+          const startTime = new Date(disconnectedAt - 5000);
+          const created = await ensureConsumer(manager, names, consumerOf(set), startTime);
+          // A consumption of a consumer that vanished only retries slowly: start over on the new one.
+          if (created) set.messages?.stop();
+        }
+        break;
+      } catch (error) {
+        if (attempt === 3) {
+          log?.error(
+            { err: error },
+            'could not restore the JetStream stream and consumers after a reconnect',
+          );
+        }
+        await sleep(Math.min(100 * 2 ** attempt, 5000));
       }
-    } catch (error) {
-      log?.error({ err: error }, 'could not restore the JetStream stream and consumers after a reconnect');
     }
+    restoring = false;
   }
 
   function consumerOf(set: WorkSet) {

@@ -138,6 +138,44 @@ describe.skipIf(!available)('nats transport: NATS restarted while traffic runs',
       await Promise.all(buses.map((bus) => bus.close()));
     }
   });
+
+  it('re-creates the stream and the work sets when NATS comes back without them (memory storage)', async () => {
+    const config = natsTestConfig(uniquePrefix(), {
+      servers: server.url,
+      reconnect_wait_ms: 100,
+      stream: { storage: 'memory' },
+    });
+    const publisher = createBus({ transport: await createNatsTransport(config, { name: 'publisher' }) });
+    const worker = createBus({ transport: await createNatsTransport(config, { name: 'worker' }) });
+    try {
+      const handled: number[] = [];
+      worker.on('memory.job', (event) => void handled.push(event.data as number), {
+        mode: 'work',
+        group: 'mem',
+      });
+      await worker.emit('memory.ready', {});
+      await publisher.emit('memory.job', 1);
+      await until(() => handled.includes(1));
+
+      await server.kill();
+      await server.start(); // an empty server: memory streams and their consumers are gone
+      // Emits are refused until a node has re-created the stream; then every one stored is handled.
+      for (let next = 2; next <= 4; ) {
+        try {
+          await publisher.emit('memory.job', next);
+          next++;
+        } catch (error) {
+          expect(error).toMatchObject({ code: 'CHAT_ERR_BUS_UNAVAILABLE' });
+          await sleep(50);
+        }
+      }
+      await until(() => handled.length >= 4, 15_000, 'events handled after the restart');
+      await sleep(200);
+      expect(handled).toEqual([1, 2, 3, 4]);
+    } finally {
+      await Promise.all([publisher.close(), worker.close()]);
+    }
+  });
 });
 
 function sleep(milliseconds: number): Promise<void> {
