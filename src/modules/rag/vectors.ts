@@ -94,8 +94,13 @@ export interface VectorIndex {
   /** Number of vectors. */
   size(): number;
   stats(): VectorIndexStats;
-  /** Writes `vectors/{indexId}/embeddings.npy`, `index.json` (and `ann.usearch` with a graph). */
-  save(storage: VectorStorage, indexId: string): Promise<void>;
+  /**
+   * Writes `vectors/{indexId}/embeddings.npy`, `index.json` (and `ann.usearch` with a graph). `sequence`
+   * (the caller's change counter, e.g. of a journal) is stored with it and read back by `sequence()`.
+   */
+  save(storage: VectorStorage, indexId: string, options?: { sequence?: number }): Promise<void>;
+  /** The sequence number last saved or loaded with the index; 0 for a new one. */
+  sequence(): number;
 }
 
 /** What `loadVectorIndex` expects to find; a difference is CHAT_ERR_RAG_EMBEDDING_MISMATCH. */
@@ -117,6 +122,8 @@ export interface VectorIndexManifest {
   /** Rows are scaled to unit length before they are stored. */
   normalized: true;
   count: number;
+  /** The caller's change counter at the save (see `save`). */
+  sequence?: number;
   embeddings: { file: 'embeddings.npy'; sha256: string; bytes: number };
   /** Per row of embeddings.npy. */
   chunkIds: string[];
@@ -357,6 +364,7 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
   const rowsByDoc = new Map<string, Set<number>>();
   const rowByLabel = new Map<number, number>();
   let nextLabel = 0;
+  let savedSequence = restored?.manifest.sequence ?? 0;
   let graph: AnnGraph | undefined;
   const query = new Float32Array(dimension);
 
@@ -617,8 +625,11 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
       search: graph === undefined ? 'exact' : 'hnsw',
     }),
 
-    async save(storage, indexId) {
+    sequence: () => savedSequence,
+
+    async save(storage, indexId, saveOptions = {}) {
       const prefix = vectorIndexPrefix(indexId);
+      const sequence = saveOptions.sequence ?? savedSequence;
       // Everything is captured synchronously first, so adds during the writes cannot tear the snapshot.
       const npy = encodeNpy({ data: matrix.subarray(0, count * dimension), rows: count, columns: dimension });
       const graphBytes = graph?.serialize();
@@ -630,6 +641,7 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
         metric: 'cosine',
         normalized: true,
         count,
+        sequence,
         embeddings: { file: 'embeddings.npy', sha256: sha256(npy), bytes: npy.length },
         chunkIds: chunkIds.slice(),
         docIds: docIds.slice(),
@@ -652,6 +664,7 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
       // index.json last: it is the commit point, and its checksums reject a half-written pair.
       await storage.write(`${prefix}index.json`, json);
       if (graphBytes === undefined) await storage.delete(`${prefix}ann.usearch`);
+      savedSequence = sequence;
     },
   };
 
