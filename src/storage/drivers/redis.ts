@@ -159,7 +159,10 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     throw unavailable('connect', error);
   }
 
-  const pending = new Set<Promise<unknown>>();
+  // Commands sent and not yet answered; `close` waits for them. A counter, not a set of promises: the
+  // bookkeeping sits on every operation's path, next to a sub-millisecond round trip.
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   let closed = false;
   let closing: Promise<void> | undefined;
 
@@ -168,26 +171,24 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       throw new StorageUnavailableError('the Redis storage is closed', { details: { url, prefix } });
   }
 
-  /** Runs one command, tracked so `close` can wait for it, with errors mapped to platform errors. */
-  function track<T>(operation: string, key: string, command: Promise<T>): Promise<T> {
-    const tracked = command.then(undefined, (error: unknown) => {
-      throw failure(operation, key, error);
-    });
-    pending.add(tracked);
-    const forget = () => pending.delete(tracked);
-    tracked.then(forget, forget);
-    return tracked;
+  function settled(): void {
+    inFlight -= 1;
+    if (inFlight === 0 && drained !== undefined) drained();
   }
 
-  /** Sends `send()` now (so commands leave in call order), or rejects with a platform error. */
-  function run<T>(operation: string, key: string, send: () => Promise<T>): Promise<T> {
-    let command: Promise<T>;
+  /**
+   * Sends one command now — so commands leave in call order — and maps its failure to a platform error.
+   * Each operation below is one async frame around it, nothing more.
+   */
+  async function run<T>(operation: string, key: string, send: () => Promise<T>): Promise<T> {
+    inFlight += 1;
     try {
-      command = send();
+      return await send();
     } catch (error) {
-      command = Promise.reject(error);
+      throw failure(operation, key, error);
+    } finally {
+      settled();
     }
-    return track(operation, key, command);
   }
 
   return {
@@ -239,7 +240,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     close() {
       closed = true;
       closing ??= (async () => {
-        await Promise.allSettled([...pending]);
+        if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
         if (redis.status === 'ready') await redis.quit().catch(() => undefined);
         redis.disconnect();
       })();
