@@ -36,6 +36,15 @@ function loadHighlighter(): void {
   );
 }
 
+/**
+ * Loads the highlighter while the browser is idle, so the first reply with code does not wait for it (it
+ * stays out of the initial bundle all the same).
+ */
+export function preloadHighlighter(): void {
+  const idle = window.requestIdleCallback ?? ((callback: () => void) => setTimeout(callback, 1500));
+  idle(() => loadHighlighter());
+}
+
 /** For useSyncExternalStore: re-render code blocks once highlighting is available. */
 export const highlighterStore = {
   subscribe(listener: () => void): () => void {

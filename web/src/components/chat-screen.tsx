@@ -15,6 +15,7 @@ import {
   type ModelInfo,
   type PersonaInfo,
 } from '../api.ts';
+import { preloadHighlighter } from '../markdown.ts';
 import { ConnectionBanner } from './connection-banner.tsx';
 import { Conversation } from './conversation.tsx';
 import { SessionList } from './session-list.tsx';
@@ -94,6 +95,8 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     }
   }, []);
 
+  useEffect(preloadHighlighter, []);
+
   // First load, and again after every reconnection.
   // biome-ignore lint/correctness/useExhaustiveDependencies: reloadToken is the trigger
   useEffect(() => {
@@ -172,6 +175,21 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     });
   }, []);
 
+  // The drawer (phone width): focus moves into it when it opens; Escape closes it and returns focus.
+  const drawerToggle = useRef<HTMLButtonElement>(null);
+  const drawer = useRef<HTMLElement>(null);
+  useEffect(() => {
+    if (!drawerOpen) return;
+    drawer.current?.querySelector<HTMLButtonElement>('button')?.focus();
+    const onKey = (event: KeyboardEvent) => {
+      if (event.key !== 'Escape') return;
+      setDrawerOpen(false);
+      drawerToggle.current?.focus();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [drawerOpen]);
+
   const select = useCallback((id: string | undefined) => {
     setSelectedId(id);
     showSessionInAddress(id);
@@ -232,6 +250,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
       </a>
       <header className="top-bar">
         <button
+          ref={drawerToggle}
           type="button"
           className="icon-button drawer-toggle"
           aria-expanded={drawerOpen}
@@ -251,7 +270,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
         </button>
       </header>
       {online ? null : <ConnectionBanner nextProbeAt={nextProbeAt} onRetry={retryNow} />}
-      <nav id="session-drawer" className="sidebar" aria-label="Chats">
+      <nav ref={drawer} id="session-drawer" className="sidebar" aria-label="Chats">
         <button type="button" className="primary new-chat" onClick={createSession}>
           <span aria-hidden="true">+ </span>New chat
         </button>

@@ -71,7 +71,7 @@ export function Composer({
         id="composer-input"
         rows={1}
         value={value}
-        placeholder={disabledReason ?? 'Message parley… (Enter to send, Shift+Enter for a new line)'}
+        placeholder={disabledReason ?? 'Message parley…'}
         onChange={(event) => onChange(event.target.value)}
         onKeyDown={onKeyDown}
         aria-describedby="composer-help"

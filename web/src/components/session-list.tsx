@@ -57,6 +57,27 @@ function RenameForm({
   );
 }
 
+// Drawn, not emoji: a system without an emoji font shows an empty box for 🗑.
+function PencilIcon() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" focusable="false" className="icon">
+      <path d="M4 20h4L19 9l-4-4L4 16v4z" />
+      <path d="M13.5 6.5l4 4" />
+    </svg>
+  );
+}
+
+function TrashIcon() {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" focusable="false" className="icon">
+      <path d="M4 7h16" />
+      <path d="M10 11v6M14 11v6" />
+      <path d="M6 7l1 13h10l1-13" />
+      <path d="M9 7V4h6v3" />
+    </svg>
+  );
+}
+
 function relativeDay(iso: string): string {
   const date = new Date(iso);
   const today = new Date();
@@ -125,7 +146,7 @@ export function SessionList({ sessions, selectedId, onSelect, onRename, onDelete
                     title="Rename"
                     onClick={() => setRenaming(session.id)}
                   >
-                    ✎
+                    <PencilIcon />
                   </button>
                   <button
                     type="button"
@@ -134,7 +155,7 @@ export function SessionList({ sessions, selectedId, onSelect, onRename, onDelete
                     title="Delete"
                     onClick={() => setConfirming(session.id)}
                   >
-                    🗑
+                    <TrashIcon />
                   </button>
                 </span>
               </>
