@@ -263,12 +263,59 @@ function formatTable(systems: SystemResult[], parameters: RagEvalResult['paramet
   ].join('\n');
 }
 
+/**
+ * The embedder of `--embed`: `tiny` is the local stories260K GGUF (real code path, meaningless vectors);
+ * `provider-less names` go to the OpenAI-compatible server at `--base-url` (Ollama, vLLM, llama.cpp);
+ * `openai:<model>` uses OPENAI_API_KEY.
+ */
+async function embedderFor(
+  name: string,
+  baseUrl: string | undefined,
+): Promise<{ embed: (texts: string[]) => Promise<number[][]>; label: string; dispose: () => Promise<void> }> {
+  const { createEmbeddingRegistry } = await import('../../src/llm/embeddings.ts');
+  const tiny = new URL('../../../shared/models/stories260K.gguf', import.meta.url).pathname;
+  const config =
+    name === 'tiny'
+      ? { providers: { local: { models: { tiny: { path: tiny, max_threads: 1, context_size: 512 } } } } }
+      : {
+          providers: {
+            server: { type: 'openai-compatible', base_url: baseUrl ?? 'http://127.0.0.1:11434/v1' },
+          },
+        };
+  const registry = createEmbeddingRegistry(config);
+  const model = name === 'tiny' ? 'local:tiny' : name.startsWith('openai:') ? name : `server:${name}`;
+  const embedder = registry.embedder(model);
+  return {
+    label: model,
+    embed: async (texts) => (await embedder.embed(texts)).map((vector) => Array.from(vector)),
+    dispose: () => registry.dispose(),
+  };
+}
+
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const { values } = parseArgs({ options: { k1: { type: 'string' }, b: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      k1: { type: 'string' },
+      b: { type: 'string' },
+      embed: { type: 'string' },
+      'base-url': { type: 'string' },
+    },
+  });
   const options: RagEvalOptions = {};
   if (values.k1 !== undefined) options.k1 = Number(values.k1);
   if (values.b !== undefined) options.b = Number(values.b);
-  const result = await run(options);
-  console.log(result.table);
-  console.log('hybrid: not run (no embedder configured)');
+  const embedder =
+    values.embed === undefined ? undefined : await embedderFor(values.embed, values['base-url']);
+  if (embedder !== undefined) options.embed = embedder.embed;
+  try {
+    const result = await run(options);
+    console.log(result.table);
+    console.log(
+      embedder === undefined
+        ? 'hybrid: not run (no embedder; --embed=<model> [--base-url=…] for an OpenAI-compatible server, --embed=tiny for the test GGUF)'
+        : `hybrid: dense side embedded with ${embedder.label}`,
+    );
+  } finally {
+    await embedder?.dispose();
+  }
 }

@@ -86,6 +86,38 @@ export interface AnnGraph {
   readonly options: Readonly<Required<AnnOptions>>;
 }
 
+/** The `ann` config slice as written in config files (snake_case). */
+export interface AnnConfig {
+  min_vectors?: number;
+  connectivity?: number;
+  expansion_add?: number;
+  expansion_search?: number;
+  quantization?: AnnQuantization;
+  build_threads?: number;
+}
+
+/** The `ann` config slice's defaults, for the module's config.json. */
+export const DEFAULT_ANN_CONFIG: Readonly<Required<AnnConfig>> = Object.freeze({
+  min_vectors: DEFAULT_ANN.minVectors,
+  connectivity: DEFAULT_ANN.connectivity,
+  expansion_add: DEFAULT_ANN.expansionAdd,
+  expansion_search: DEFAULT_ANN.expansionSearch,
+  quantization: DEFAULT_ANN.quantization,
+  build_threads: DEFAULT_ANN.buildThreads,
+});
+
+/** Turns the `ann` config slice into AnnOptions (checked). */
+export function annOptionsFromConfig(config: AnnConfig = {}): Required<AnnOptions> {
+  const options: AnnOptions = {};
+  if (config.min_vectors !== undefined) options.minVectors = config.min_vectors;
+  if (config.connectivity !== undefined) options.connectivity = config.connectivity;
+  if (config.expansion_add !== undefined) options.expansionAdd = config.expansion_add;
+  if (config.expansion_search !== undefined) options.expansionSearch = config.expansion_search;
+  if (config.quantization !== undefined) options.quantization = config.quantization;
+  if (config.build_threads !== undefined) options.buildThreads = config.build_threads;
+  return resolveAnnOptions(options);
+}
+
 /** Fills in and checks ANN options. */
 export function resolveAnnOptions(options: AnnOptions = {}): Required<AnnOptions> {
   const resolved = { ...DEFAULT_ANN } as Required<AnnOptions>;
