@@ -53,8 +53,10 @@ import type { EventEnvelope } from './events.ts';
  *   node's member of the set pulls from the same consumer, so one of them gets each event. Unsubscribing
  *   stops pulling but keeps the durable consumer, so events published while every node restarts wait.
  *   Consumer-side dedup: a per-set LRU of handled ids (or a KV bucket with a TTL, shared by the nodes).
- * - Local listener: a core NATS subscription on `<prefix>.events.<pattern>` (JetStream-published messages
- *   reach core subscribers too).
+ * - Local listener: each node holds ONE core NATS subscription on `<prefix>.events.>` from startup and
+ *   routes events to its listeners itself (JetStream-published messages reach core subscribers too). A
+ *   subscription per pattern would miss events emitted right after `on()` on another node, because the
+ *   server registers subscriptions asynchronously; the cost is that every node receives every event.
  * - Request: a core NATS request to `<prefix>.request.work.<type>`; each work subscription also
  *   subscribes to `<prefix>.request.work.<pattern>` in ONE shared queue group (NATS puts queue members of
  *   the same queue name into one group even across different subjects, so exactly one handler answers).
@@ -96,8 +98,8 @@ export interface BusTransport {
   /**
    * Sends `envelope` to every responder (one member per work set, rule 4 above) and collects replies
    * until `expected` replies came, every responder answered or failed, or `timeout` passed — whichever is
-   * first. Resolves with no replies when nobody responds; rejects only with `signal.reason` or
-   * CHAT_ERR_BUS_CLOSED.
+   * first. Resolves with no replies when nobody responds; rejects only with `signal.reason`,
+   * CHAT_ERR_BUS_CLOSED, or (a networked transport) CHAT_ERR_BUS_UNAVAILABLE while disconnected.
    */
   gather(envelope: EventEnvelope, options: TransportGatherOptions): Promise<GatherResult>;
 
