@@ -6,7 +6,7 @@
  */
 
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -42,10 +42,36 @@ export const WEB_TEST_MODEL = 'scripted:obey-anything';
 /** Where screenshots and measurements go (git-ignored). */
 export const ARTIFACTS_DIR = join(import.meta.dirname, '..', '..', 'test-artifacts', 'web');
 
-/** Builds web/dist unless it is already built from the current sources. */
+const BUILD_LOCK = join(import.meta.dirname, '..', '..', 'web', '.build.lock');
+
+/**
+ * Builds web/dist unless it is already built from the current sources. Test files run in parallel: one
+ * builds while the others wait on a lock file, then find the build fresh.
+ */
 export async function ensureWebBuilt(): Promise<void> {
-  if (webBuildIsStale()) await buildWebClient();
   await mkdir(ARTIFACTS_DIR, { recursive: true });
+  if (!webBuildIsStale()) return;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      const lock = await open(BUILD_LOCK, 'wx');
+      try {
+        if (webBuildIsStale()) await buildWebClient();
+      } finally {
+        await lock.close();
+        await rm(BUILD_LOCK, { force: true });
+      }
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      // A lock older than any build is left from a killed run.
+      const age = Date.now() - (await stat(BUILD_LOCK).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (age > 120_000) await rm(BUILD_LOCK, { force: true });
+      if (Date.now() > deadline) throw new Error(`gave up waiting for ${BUILD_LOCK}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      if (!webBuildIsStale()) return;
+    }
+  }
 }
 
 /** Starts the platform, the server and the scripted model. */
