@@ -61,17 +61,14 @@ export interface RedisStorage extends Storage {
   ping(): Promise<void>;
 }
 
-type ScriptCommand = (...args: (string | Buffer)[]) => Promise<number>;
-
-// Lua keeps value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's four).
+// Lua keeps value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's four). Sent
+// with EVAL every time, not EVALSHA: after a Redis restart EVALSHA fails with NOSCRIPT and has to be
+// resent, and a resent write could land after a later append to the same key that succeeded meanwhile.
 const SCRIPTS = {
-  parleyWrite: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
-  parleyAppend: "redis.call('APPEND', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
-  parleyDelete:
-    "local removed = redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return removed",
+  write: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  append: "redis.call('APPEND', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  delete: "local removed = redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return removed",
 } as const;
-
-type Scripts = { [name in keyof typeof SCRIPTS]: ScriptCommand };
 
 // Server replies that mean "not now" rather than "this operation is wrong".
 const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
@@ -117,13 +114,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
     retryStrategy: (attempt) => Math.min(attempt * 100, reconnectMaxDelayMs),
-    scripts: {
-      parleyWrite: { lua: SCRIPTS.parleyWrite, numberOfKeys: 2 },
-      parleyAppend: { lua: SCRIPTS.parleyAppend, numberOfKeys: 2 },
-      parleyDelete: { lua: SCRIPTS.parleyDelete, numberOfKeys: 2 },
-    },
   });
-  const scripts = redis as unknown as Scripts;
   let lastConnectionError: Error | undefined;
   // Without a listener ioredis prints every failed reconnection; the last one goes into our errors instead.
   redis.on('error', (error: Error) => {
@@ -203,13 +194,17 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
-      await run('write', key, () => scripts.parleyWrite(prefix + key, indexKey, asBuffer(data), key));
+      await run('write', key, () =>
+        redis.eval(SCRIPTS.write, 2, prefix + key, indexKey, asBuffer(data), key),
+      );
       return true;
     },
     async delete(key) {
       assertValidKey(key);
       assertOpen();
-      return (await run('delete', key, () => scripts.parleyDelete(prefix + key, indexKey, key))) === 1;
+      return (
+        (await run('delete', key, () => redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key))) === 1
+      );
     },
     async list(listPrefix) {
       assertValidPrefix(listPrefix);
@@ -231,7 +226,9 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       assertValidKey(key);
       assertWholeLines(key, data, 'append');
       assertOpen();
-      await run('append', key, () => scripts.parleyAppend(prefix + key, indexKey, asBuffer(data), key));
+      await run('append', key, () =>
+        redis.eval(SCRIPTS.append, 2, prefix + key, indexKey, asBuffer(data), key),
+      );
     },
     async ping() {
       assertOpen();
