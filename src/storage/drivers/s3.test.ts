@@ -283,6 +283,14 @@ describe('s3 driver configuration and failures', () => {
     expect(await objectNames(prefix)).toEqual([`${prefix}from-config.json`]);
   });
 
+  it('refuses half a key pair instead of silently using other credentials', async () => {
+    const error = await rejection(
+      createStorage({ backend: 's3', s3: { endpoint: s3rver.endpoint, access_key_id: 'S3RVER' } }),
+    );
+    expect(error.code).toBe('CHAT_ERR_CONFIG_INVALID');
+    expect(error.details).toMatchObject({ path: 'storage.s3.secret_access_key' });
+  });
+
   it('says which bucket is missing', async () => {
     const error = await rejection(createS3Storage({ ...s3rver.storageOptions, bucket: 'no-such-bucket' }));
     expect(error.code).toBe('CHAT_ERR_STORAGE_FAILED');

@@ -112,6 +112,17 @@ export function s3OptionsFromConfig(config: Record<string, unknown> | undefined)
   const secretAccessKey = string('secret_access_key');
   if (accessKeyId !== undefined && secretAccessKey !== undefined) {
     options.credentials = { accessKeyId, secretAccessKey };
+  } else if (accessKeyId !== undefined || secretAccessKey !== undefined) {
+    // Half a key pair would silently fall back to the SDK's credential chain: say so instead.
+    throw new PlatformError(
+      'CHAT_ERR_CONFIG_INVALID',
+      'storage.s3.access_key_id and storage.s3.secret_access_key must be set together (or neither)',
+      {
+        details: {
+          path: accessKeyId === undefined ? 'storage.s3.access_key_id' : 'storage.s3.secret_access_key',
+        },
+      },
+    );
   }
   const requestTimeoutMs = number('request_timeout_ms');
   if (requestTimeoutMs !== undefined) options.requestTimeoutMs = requestTimeoutMs;
@@ -287,8 +298,11 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     const name = error instanceof Error ? error.name : undefined;
     const message = error instanceof Error ? error.message : String(error);
     const details = { backend: 's3', bucket, operation, key, status, code: name };
-    // No HTTP answer (refused, reset, timed out) or a 5xx/throttle: the store is not there right now.
-    if (status === undefined || status >= 500 || status === 429) {
+    // No HTTP answer (refused, reset, timed out) or a 5xx/throttle: the store is not there right now. No
+    // credentials at all is a configuration problem, not an outage.
+    const outage =
+      status === undefined ? name !== 'CredentialsProviderError' : status >= 500 || status === 429;
+    if (outage) {
       return new StorageUnavailableError(`S3 ${where} is unavailable (${operation}): ${message}`, {
         details,
         cause: error,
