@@ -110,8 +110,13 @@ export async function setDocumentVectors(
   });
   const kept = new Set(chunks.map((chunk) => chunk.id));
   for (const chunkId of index.chunksOf(docId)) if (!kept.has(chunkId)) index.removeChunk(chunkId);
-  chunks.forEach((chunk, position) => {
-    index.add(chunk.id, chunk.docId, vectors[position]!, chunk.metadata);
-  });
+  index.addMany(
+    chunks.map((chunk, position) => ({
+      chunkId: chunk.id,
+      docId: chunk.docId,
+      vector: vectors[position]!,
+      ...(chunk.metadata === undefined ? {} : { metadata: chunk.metadata }),
+    })),
+  );
   return { embedded, reused };
 }

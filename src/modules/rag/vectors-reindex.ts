@@ -96,9 +96,14 @@ export async function reindexOwner(options: ReindexOptions): Promise<ReindexResu
     model: embedder.name,
     ...(options.ann === undefined ? {} : { ann: options.ann }),
   });
-  chunks.forEach((chunk, position) => {
-    index.add(chunk.id, chunk.docId, vectors[position]!, chunk.metadata);
-  });
+  index.addMany(
+    chunks.map((chunk, position) => ({
+      chunkId: chunk.id,
+      docId: chunk.docId,
+      vector: vectors[position]!,
+      ...(chunk.metadata === undefined ? {} : { metadata: chunk.metadata }),
+    })),
+  );
   await index.save(storage, indexId);
   return { ...result, dimension, embedded, reused, index, milliseconds: performance.now() - started };
 }

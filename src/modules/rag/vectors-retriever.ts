@@ -160,9 +160,14 @@ export function createDenseRetriever(options: DenseRetrieverOptions): DenseRetri
     for (const chunkId of state.index?.chunksOf(line.docId) ?? []) {
       if (!kept.has(chunkId)) state.index?.removeChunk(chunkId);
     }
-    line.chunks.forEach((chunk, position) => {
-      state.index?.add(chunk.id, line.docId, vectors[position]!, chunk.metadata);
-    });
+    state.index?.addMany(
+      line.chunks.map((chunk, position) => ({
+        chunkId: chunk.id,
+        docId: line.docId,
+        vector: vectors[position]!,
+        ...(chunk.metadata === undefined ? {} : { metadata: chunk.metadata }),
+      })),
+    );
   }
 
   function annOption(): { ann?: AnnOptions } {
@@ -298,8 +303,14 @@ export function createDenseRetriever(options: DenseRetrieverOptions): DenseRetri
           })),
         });
         for (const chunkId of before) if (!vectors.has(chunkId)) staging.removeChunk(chunkId);
-        for (const chunk of chunks)
-          staging.add(chunk.id, chunk.docId, vectors.get(chunk.id)!, chunk.metadata);
+        staging.addMany(
+          chunks.map((chunk) => ({
+            chunkId: chunk.id,
+            docId: chunk.docId,
+            vector: vectors.get(chunk.id)!,
+            ...(chunk.metadata === undefined ? {} : { metadata: chunk.metadata }),
+          })),
+        );
         await changed(state);
       });
     },

@@ -197,6 +197,34 @@ describe.skipIf(!annAvailable)('createVectorIndex: the HNSW graph (usearch)', ()
     expect(found / (queries.length * 10)).toBeGreaterThan(0.95);
   });
 
+  it('takes batches with addMany (all or nothing) into the graph as well as one by one', () => {
+    const index = createVectorIndex({ dimension, model: MODEL, ann });
+    const vectors = clusteredVectors(3000, dimension, 18);
+    for (let start = 0; start < vectors.length; start += 500) {
+      index.addMany(
+        vectors.slice(start, start + 500).map((vector, offset) => ({
+          chunkId: `c${start + offset}`,
+          docId: `d${(start + offset) >> 3}`,
+          vector,
+        })),
+      );
+    }
+    expect(index.stats()).toMatchObject({ vectors: 3000, search: 'hnsw' });
+    const bad = [
+      { chunkId: 'x1', docId: 'dx', vector: vectors[0]! },
+      { chunkId: 'x2', docId: 'dx', vector: [1] },
+    ];
+    expectCode(() => index.addMany(bad), 'CHAT_ERR_RAG_EMBEDDING_MISMATCH');
+    expect(index.size()).toBe(3000);
+    let found = 0;
+    const queries = clusteredVectors(50, dimension, 19);
+    for (const query of queries) {
+      const truth = new Set(index.search(query, { topK: 10, exact: true }).map((hit) => hit.chunkId));
+      found += index.search(query, { topK: 10 }).filter((hit) => truth.has(hit.chunkId)).length;
+    }
+    expect(found / (queries.length * 10)).toBeGreaterThan(0.95);
+  });
+
   it('keeps removed documents out of graph results and filters broad and narrow', () => {
     const index = createVectorIndex({ dimension, model: MODEL, ann });
     let entries = fill(index, clusteredVectors(2000, dimension, 9));

@@ -46,6 +46,14 @@ export interface VectorIndexOptions {
   ann?: AnnOptions;
 }
 
+/** One chunk's vector, for `addMany`. */
+export interface VectorEntry {
+  chunkId: string;
+  docId: string;
+  vector: ArrayLike<number>;
+  metadata?: ChunkMetadata;
+}
+
 /** Options of a search. */
 export interface VectorSearchOptions {
   /** How many hits at most. Default 10. */
@@ -78,6 +86,8 @@ export interface VectorIndex {
   readonly metric: 'cosine';
   /** Adds (or, for a known chunk id, replaces) a chunk's vector. Throws on a vector of another dimension. */
   add(chunkId: string, docId: string, vector: ArrayLike<number>, metadata?: ChunkMetadata): void;
+  /** `add` for many chunks at once: the graph takes them in one multi-threaded call. All or nothing. */
+  addMany(entries: ReadonlyArray<VectorEntry>): void;
   /** Removes every chunk of a document; returns how many. */
   remove(docId: string): number;
   /** Removes one chunk; false when it is not there. */
@@ -418,9 +428,35 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
     if (rows?.size === 0) rowsByDoc.delete(docId);
   }
 
-  function addToGraph(row: number): void {
-    if (graph === undefined) return;
-    graph.add([labels[row]!], rowVector(row));
+  /** Puts a validated unit vector into its row (a new one, or the chunk's own); returns the row. */
+  function place(
+    chunkId: string,
+    docId: string,
+    unit: Float32Array,
+    copied: ChunkMetadata | undefined,
+  ): number {
+    const existing = rowByChunk.get(chunkId);
+    const row = existing ?? count;
+    if (existing !== undefined) {
+      graph?.remove(labels[row]!);
+      rowByLabel.delete(labels[row]!);
+      unlinkDoc(row, docIds[row]!);
+    } else {
+      ensureCapacity(count + 1);
+      count++;
+      chunkIds.push(chunkId);
+      docIds.push(docId);
+      metadata.push(undefined);
+      labels.push(0);
+    }
+    matrix.set(unit, row * dimension);
+    docIds[row] = docId;
+    metadata[row] = copied;
+    labels[row] = nextLabel++;
+    rowByChunk.set(chunkId, row);
+    rowByLabel.set(labels[row]!, row);
+    linkDoc(row, docId);
+    return row;
   }
 
   /** Builds the graph over every row at once (the first time the index reaches `minVectors`). */
@@ -528,35 +564,40 @@ function buildVectorIndex(options: VectorIndexOptions, restored?: Restored): Bui
     metric: 'cosine',
 
     add(chunkId, docId, vector, chunkMetadata) {
-      requireId(chunkId, 'chunkId');
-      requireId(docId, 'docId');
-      const existing = rowByChunk.get(chunkId);
-      const row = existing ?? count;
-      if (existing === undefined) ensureCapacity(count + 1);
-      // Validate and normalise before anything changes, so a bad vector leaves the index as it was.
-      const unit = new Float32Array(dimension);
-      writeUnit(vector, unit, 0);
-      const copied = copyMetadata(chunkMetadata);
-      if (existing !== undefined) {
-        graph?.remove(labels[row]!);
-        rowByLabel.delete(labels[row]!);
-        unlinkDoc(row, docIds[row]!);
-      } else {
-        count++;
-        chunkIds.push(chunkId);
-        docIds.push(docId);
-        metadata.push(undefined);
-        labels.push(0);
+      index.addMany([
+        { chunkId, docId, vector, ...(chunkMetadata === undefined ? {} : { metadata: chunkMetadata }) },
+      ]);
+    },
+
+    addMany(entries) {
+      // Validate and normalise everything before anything changes, so a bad entry leaves the index as it was.
+      const units = new Float32Array(entries.length * dimension);
+      const copies = entries.map((entry, position) => {
+        requireId(entry.chunkId, 'chunkId');
+        requireId(entry.docId, 'docId');
+        writeUnit(entry.vector, units, position * dimension);
+        return copyMetadata(entry.metadata);
+      });
+      const placed = new Set<number>();
+      entries.forEach((entry, position) => {
+        const unit = units.subarray(position * dimension, (position + 1) * dimension);
+        placed.add(place(entry.chunkId, entry.docId, unit, copies[position]));
+      });
+      if (graph === undefined) {
+        maybeBuildGraph();
+        return;
       }
-      matrix.set(unit, row * dimension);
-      docIds[row] = docId;
-      metadata[row] = copied;
-      labels[row] = nextLabel++;
-      rowByChunk.set(chunkId, row);
-      rowByLabel.set(labels[row]!, row);
-      linkDoc(row, docId);
-      if (graph === undefined) maybeBuildGraph();
-      else addToGraph(row);
+      // New and replaced rows go into the graph in one call, on `buildThreads` threads when there are many.
+      const rows = [...placed];
+      const vectors = new Float32Array(rows.length * dimension);
+      rows.forEach((row, position) => {
+        vectors.set(rowVector(row), position * dimension);
+      });
+      graph.add(
+        rows.map((row) => labels[row]!),
+        vectors,
+        rows.length > 64 ? annOptions.buildThreads : 1,
+      );
     },
 
     remove(docId) {
