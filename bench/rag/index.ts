@@ -22,6 +22,7 @@
  * Run: `npx node bench/rag/index.ts` (or `npm run bench -- rag`); `--quick` runs 10k only.
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
@@ -198,14 +199,14 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     started = performance.now();
     const withGraph = await loadVectorIndex(storage, 'bench', { model: MODEL });
     const loadSeconds = (performance.now() - started) / 1000;
-    const reloaded = measureQueries(queries, 50, truth, (query) =>
+    const reloaded = measureQueries(queries, QUERIES, truth, (query) =>
       toRow(withGraph!.search(query, { topK: K })),
     );
     await storage.delete('vectors/bench/ann.usearch');
     started = performance.now();
     const rebuilt = await loadVectorIndex(storage, 'bench', { model: MODEL });
     const rebuildSeconds = (performance.now() - started) / 1000;
-    const afterRebuild = measureQueries(queries, 50, truth, (query) =>
+    const afterRebuild = measureQueries(queries, QUERIES, truth, (query) =>
       toRow(rebuilt!.search(query, { topK: K })),
     );
     persistence.push(
@@ -375,7 +376,9 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
   const started = performance.now();
   console.log(await run({ quick: values.quick === true }));
+  const load = loadavg().map((value) => value.toFixed(1));
   console.log(
-    `(bench/rag: ${((performance.now() - started) / 1000).toFixed(0)} s on ${process.platform}/${process.arch})`,
+    `(bench/rag: ${((performance.now() - started) / 1000).toFixed(0)} s on ${process.platform}/${process.arch}, ` +
+      `${availableParallelism()} cores, load average at the end ${load.join(' / ')})`,
   );
 }
