@@ -4,6 +4,7 @@ import { keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth
 import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
 import { ingest } from './ingest.ts';
+import { ragCommand } from './rag-command.ts';
 import { serve } from './serve.ts';
 
 const usage = `usage: parley <command> [options]
@@ -19,6 +20,7 @@ commands:
   keys list             list API keys (--user <name> to filter); never the keys themselves
   keys revoke <id>      revoke an API key
   ingest <paths>        add files or folders to a user's document library (parley ingest --help)
+  rag reindex           embed documents again with rag.embedding_model (--user <name>; parley rag --help)
 
 options:
   --config <dir>        the config folder (default ./config)
@@ -28,6 +30,7 @@ options:
 /** The `parley` command: parses argv and runs a subcommand; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'ingest') return ingest(argv.slice(1)); // it parses its own options
+  if (argv[0] === 'rag') return ragCommand(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

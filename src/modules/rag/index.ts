@@ -3,6 +3,7 @@ import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
+import { denseRetrieverFromConfig } from './dense.ts';
 import { createRagService } from './rag-service.ts';
 import type { Retriever } from './retrieval.ts';
 import type {
@@ -54,13 +55,16 @@ export default defineModule<RagConfig, RagApi>({
         details: { chunk_size: ctx.config.chunk_size, chunk_overlap: ctx.config.chunk_overlap },
       });
     }
-    // Retrievers fused with BM25 by reciprocal rank (see README "Hybrid retrieval"); dense vectors go here.
+    // Retrievers fused with BM25 by reciprocal rank (see README "Hybrid retrieval"): dense vectors when
+    // rag.embedding_model is set, plus any other retriever listed here.
     const retrievers: Retriever[] = [];
+    const dense = denseRetrieverFromConfig(ctx);
     const service = createRagService({
       storage: ctx.storage,
       config: ctx.config,
       log: ctx.log,
       retrievers,
+      ...(dense === undefined ? {} : { dense }),
       changed: (event) => ctx.emit('rag.document.changed', event, { userId: event.ownerId }),
     });
     const { api } = service;
@@ -95,7 +99,12 @@ export default defineModule<RagConfig, RagApi>({
           return { source: 'rag', results: await api.query(request) };
         },
       },
-      health: () => ({ healthy: true, detail: `${service.loadedOwners()} owner indexes in memory` }),
+      health: () => ({
+        healthy: true,
+        detail:
+          `${service.loadedOwners()} owner indexes in memory; ` +
+          (dense === undefined ? 'BM25 only' : `hybrid with ${ctx.config.embedding_model}`),
+      }),
       dispose: () => service.dispose(),
     };
   },

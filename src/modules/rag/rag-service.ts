@@ -5,11 +5,13 @@
  */
 import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
+import { createVectorReindex } from './dense.ts';
 import { assertDocId, readContent, summarise } from './documents.ts';
 import { assertOwnerId, createIngest } from './ingest.ts';
 import { createOwnerIndexes } from './owner-index.ts';
 import { createRetrieval, type Retriever } from './retrieval.ts';
 import type { DocumentChangedEvent, RagApi, RagConfig } from './types.ts';
+import type { DenseRetriever } from './vectors-retriever.ts';
 
 export interface RagServiceOptions {
   storage: ModuleStorage;
@@ -17,6 +19,8 @@ export interface RagServiceOptions {
   log: ModuleLogger;
   /** Retrievers fused with BM25 (dense vectors); none by default. */
   retrievers?: readonly Retriever[];
+  /** The dense retriever (`rag.embedding_model`): fused like `retrievers`, rebuilt by `reindexVectors`. */
+  dense?: DenseRetriever;
   /** Told of every document added, updated or deleted. */
   changed?: (event: DocumentChangedEvent) => Promise<void>;
   now?: () => Date;
@@ -35,7 +39,7 @@ export interface RagService {
 /** Builds the rag service over a (module-scoped) storage. */
 export function createRagService(options: RagServiceOptions): RagService {
   const { storage, config, log } = options;
-  const retrievers = options.retrievers ?? [];
+  const retrievers = [...(options.retrievers ?? []), ...(options.dense === undefined ? [] : [options.dense])];
   const owners = createOwnerIndexes({
     storage,
     bm25: { k1: config.bm25.k1, b: config.bm25.b },
@@ -67,6 +71,12 @@ export function createRagService(options: RagServiceOptions): RagService {
     addDocument: ingest.addDocument,
     deleteDocument: ingest.deleteDocument,
     query: retrieval.query,
+    reindexVectors: createVectorReindex({
+      storage,
+      dense: options.dense,
+      exclusive: (ownerId, task) =>
+        owners.update(ownerId, (transaction) => task(transaction.state.documents)),
+    }),
 
     async listDocuments(request) {
       assertOwnerId(request?.ownerId);
@@ -99,7 +109,13 @@ export function createRagService(options: RagServiceOptions): RagService {
   return {
     api,
     loadedOwners: owners.loadedOwners,
-    flush: owners.flush,
-    dispose: owners.dispose,
+    async flush() {
+      await owners.flush();
+      await options.dense?.flush();
+    },
+    async dispose() {
+      await owners.dispose();
+      await options.dense?.dispose();
+    },
   };
 }

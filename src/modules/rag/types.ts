@@ -1,3 +1,4 @@
+import type { AnnConfig } from './ann.ts';
 import type { MetadataFilter, MetadataValue } from './bm25.ts';
 import type { ChunkFormat } from './chunker.ts';
 import type { DocumentKind } from './parsers.ts';
@@ -42,6 +43,20 @@ export interface RagConfig {
     /** Owners whose index is kept in memory; idle, saved ones beyond are dropped (reloaded on use). */
     max_loaded_owners: number;
   };
+  /** "provider:model" of the embedding model; unset: BM25 only (no dense vectors). */
+  embedding_model?: string;
+  vectors: {
+    /** Texts per embedding call. */
+    batch_size: number;
+    /** Journal lines after which an owner's vector snapshot is written at once. */
+    snapshot_every: number;
+    /** An owner's vector snapshot is written this long after its last change. */
+    snapshot_delay_ms: number;
+    /** Owners whose vector index is kept in memory. */
+    max_loaded_owners: number;
+  };
+  /** HNSW parameters of the vector indexes (ann.ts). */
+  ann: AnnConfig;
 }
 
 /** A metadata value a document may carry (and queries filter by). */
@@ -203,6 +218,28 @@ export interface DocumentChangedEvent {
   chunks: number;
 }
 
+/** What `reindexVectors` rebuilds: one owner, or every owner with documents. */
+export interface VectorReindexRequest {
+  ownerId?: string;
+  signal?: AbortSignal;
+  /** Called after each embedding batch of an owner. */
+  onProgress?: (ownerId: string, done: number, total: number) => void;
+}
+
+/** What a reindex did for one owner. */
+export interface VectorReindexReport {
+  ownerId: string;
+  model: string;
+  /** Absent when the owner has no chunks (its vector index is then deleted). */
+  dimension?: number;
+  chunks: number;
+  embedded: number;
+  reused: number;
+  /** The index stored before, when there was a readable one. */
+  previous?: { model: string; dimension: number; count: number };
+  milliseconds: number;
+}
+
 /** What other modules get from `ctx.getModule('rag')`: the events' operations as functions. */
 export interface RagApi {
   addDocument(request: DocumentAddRequest): Promise<DocumentAddResult>;
@@ -210,6 +247,12 @@ export interface RagApi {
   listDocuments(request: DocumentListRequest): Promise<DocumentSummary[]>;
   getDocument(request: DocumentGetRequest): Promise<DocumentSummary & { content?: string }>;
   query(request: RagQueryRequest): Promise<RagHit[]>;
+  /**
+   * Re-embeds owners' chunks with `rag.embedding_model` (`parley rag reindex`): the way out of
+   * CHAT_ERR_RAG_EMBEDDING_MISMATCH. In process only (progress is a callback); CHAT_ERR_CONFIG_INVALID
+   * when no embedding model is configured.
+   */
+  reindexVectors(request?: VectorReindexRequest): Promise<VectorReindexReport[]>;
 }
 
 declare module '../../core/events.ts' {
