@@ -360,6 +360,8 @@ export function createDenseRetriever(options: DenseRetrieverOptions): DenseRetri
       });
       // The journal described the old index: the new one replaces all of it.
       await storage.delete(journalKey(result.indexId));
+      // A query during the reindex may have loaded the old index again: the next call reads the new one.
+      owners.delete(ownerId);
       return result;
     },
 
