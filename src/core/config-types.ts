@@ -27,6 +27,10 @@ export interface ServerConfig {
   host: string;
   port: number;
   body_limit_bytes: number;
+  /** Largest document upload (POST /v1/documents, all files together), in bytes. */
+  upload_limit_bytes: number;
+  /** Most files in one document upload. */
+  upload_max_files: number;
   sse_heartbeat_ms: number;
   /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
   completions_per_minute: number;

@@ -72,6 +72,8 @@ describe('the shipped config/', () => {
       host: '127.0.0.1',
       port: 3000,
       body_limit_bytes: 1048576,
+      upload_limit_bytes: 20971520,
+      upload_max_files: 20,
       sse_heartbeat_ms: 15000,
       completions_per_minute: 60,
       auth: { bootstrap_admin: true, web_session_ttl_hours: 168 },
