@@ -6,7 +6,8 @@
  * in the page. Screenshots of the main screens go to test-artifacts/web/.
  */
 
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -115,6 +116,20 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     const reply = page.getByRole('article', { name: 'Reply' }).last();
     await reply.waitFor();
     return reply;
+  }
+
+  /** axe-core's WCAG 2.1 A/AA and best-practice rules on the page as it is: the violations found. */
+  async function audit(page: Page): Promise<Array<{ id: string; impact: string; targets: string[] }>> {
+    const axePath = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+    // Evaluated through the DevTools protocol, which the page's CSP does not apply to.
+    await page.evaluate(await readFile(axePath, 'utf8'));
+    return page.evaluate(`axe
+      .run(document, { runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] })
+      .then((result) => result.violations.map((violation) => ({
+        id: violation.id,
+        impact: violation.impact,
+        targets: violation.nodes.map((node) => node.target.join(' ')),
+      })))`);
   }
 
   async function screenshot(page: Page, name: string): Promise<void> {
@@ -439,6 +454,38 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await page.getByRole('navigation', { name: 'Chats' }).waitFor();
     await page.waitForTimeout(250); // the drawer slides in
     await screenshot(page, '12-phone-drawer');
+  });
+
+  it('passes an automated accessibility audit (axe-core, WCAG 2.1 AA) on the main screens', async () => {
+    const user = await harness.createUser('alan');
+    const { page } = await openPage();
+    await page.goto(harness.baseUrl);
+    await page.getByLabel('API key').fill('pk_wrong');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').waitFor();
+    expect(await audit(page)).toEqual([]);
+
+    await signIn(page, user);
+    expect(await audit(page)).toEqual([]);
+    await newChat(page);
+    await send(page, 'Markdown please [markdown]');
+    await page.getByRole('button', { name: 'Send' }).waitFor({ timeout: 15_000 });
+    await expect
+      .poll(async () => (await lastReply(page)).locator('.hljs-keyword').count())
+      .toBeGreaterThan(0);
+    expect(await audit(page)).toEqual([]);
+
+    const { page: phone } = await openPage({ viewport: { width: 390, height: 844 } });
+    await signIn(phone, user);
+    await phone.getByRole('button', { name: 'Chats' }).click();
+    await phone.getByRole('navigation', { name: 'Chats' }).waitFor();
+    expect(await audit(phone)).toEqual([]);
+    // Escape closes the drawer and gives the focus back to its button.
+    await phone.keyboard.press('Escape');
+    await expect.poll(() => phone.getByRole('navigation', { name: 'Chats' }).isVisible()).toBe(false);
+    expect(await phone.evaluate<string>('document.activeElement.getAttribute("aria-controls")')).toBe(
+      'session-drawer',
+    );
   });
 
   it('loads at most 150 KB of JavaScript (gzipped) at start', () => {

@@ -245,8 +245,8 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
 
   return (
     <div className={`chat-layout${drawerOpen ? ' drawer-open' : ''}`}>
-      <a className="skip-link" href="#composer-input">
-        Skip to message box
+      <a className="skip-link" href="#conversation">
+        Skip to conversation
       </a>
       <header className="top-bar">
         <button
@@ -293,7 +293,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
         onClick={() => setDrawerOpen(false)}
         aria-hidden="true"
       />
-      <main className="conversation-pane" id="conversation">
+      <main className="conversation-pane" id="conversation" tabIndex={-1}>
         {selected ? (
           <Conversation
             key={selected.id}
