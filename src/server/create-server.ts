@@ -8,6 +8,7 @@ import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
+import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
 import { registerOpenAIRoutes } from './routes/openai.ts';
@@ -129,6 +130,7 @@ export async function createServer(
   registerWebSocketRoutes(app, context);
   registerOpenAIRoutes(app, context);
   registerUserRoutes(app, context);
+  registerDocumentRoutes(app, context);
   await web.register(app);
 
   return app;
