@@ -46,7 +46,7 @@ async function upload(
   const form = new FormData();
   for (const [name, value] of Object.entries(fields)) form.append(name, value);
   for (const file of files) {
-    const blob = new Blob([file.content as BlobPart], { type: file.type ?? '' });
+    const blob = new Blob([file.content as string | Uint8Array<ArrayBuffer>], { type: file.type ?? '' });
     form.append('file', blob, file.name);
   }
   const response = await fetch(`${harness.baseUrl}/v1/documents`, {
@@ -143,7 +143,7 @@ describe('POST /v1/documents', () => {
       duplex: 'half',
     } as RequestInit);
     expect(streamed.status).toBe(413);
-    expect((await streamed.json()).error.message).toContain('server.upload_limit_bytes');
+    expect(((await streamed.json()) as Entry).error.message).toContain('server.upload_limit_bytes');
 
     const tooMany = await upload(
       bob,
