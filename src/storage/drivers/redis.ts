@@ -10,9 +10,9 @@
  * - Failing fast (DESIGN.md §1.7: a clear 503, never a hang): the offline queue is off, so a command
  *   issued while Redis is unreachable rejects at once instead of waiting for a reconnection; in-flight
  *   commands reject when the connection drops (`maxRetriesPerRequest: 0`) instead of being resent —
- *   resending an APPEND that Redis may already have applied could duplicate it; a command without a reply
- *   within `commandTimeoutMs` (a hung server, a silent network) rejects too. Each of these surfaces as
- *   CHAT_ERR_STORAGE_UNAVAILABLE. Meanwhile the client reconnects on its own, forever, with a backoff
+ *   resending an APPEND that Redis may already have applied could duplicate it; and when commands are
+ *   waiting but no reply has come for `commandTimeoutMs` (a hung server, a silent network), a watchdog
+ *   drops the connection, which fails them. Each of these surfaces as CHAT_ERR_STORAGE_UNAVAILABLE. Meanwhile the client reconnects on its own, forever, with a backoff
  *   capped at `reconnectMaxDelayMs`, and the driver works again as soon as Redis is back.
  * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
  *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
@@ -32,7 +32,10 @@ export interface RedisStorageOptions {
   prefix?: string;
   /** How long creating the storage waits for the first connection (default 5000 ms). */
   connectTimeoutMs?: number;
-  /** A command without a reply by then rejects with CHAT_ERR_STORAGE_UNAVAILABLE (default 2000 ms). */
+  /**
+   * When commands wait and no reply has come for this long, the connection is dropped and re-made, and
+   * the waiting commands reject with CHAT_ERR_STORAGE_UNAVAILABLE (default 2000 ms).
+   */
   commandTimeoutMs?: number;
   /** Longest pause between reconnection attempts (default 1000 ms). */
   reconnectMaxDelayMs?: number;
@@ -106,10 +109,10 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   const url = safeUrl(options.url);
   const indexKey = prefix + INDEX_SUFFIX;
   const reconnectMaxDelayMs = options.reconnectMaxDelayMs ?? 1000;
+  const commandTimeoutMs = options.commandTimeoutMs ?? 2000;
   const redis = new Redis(options.url, {
     lazyConnect: true,
     connectTimeout: options.connectTimeoutMs ?? 5000,
-    commandTimeout: options.commandTimeoutMs ?? 2000,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
@@ -164,8 +167,34 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
 
   function settled(): void {
     inFlight -= 1;
+    replies += 1;
     if (inFlight === 0 && drained !== undefined) drained();
   }
+
+  // The hang watchdog. ioredis's own `commandTimeout` arms a timer for every command, which cost about a
+  // fifth of the throughput of small commands in bench/storage; one interval per connection costs nothing
+  // per command. It looks at a reply counter four times per timeout: commands waiting through four looks
+  // in a row with no reply means no reply for at least ¾ of the timeout (and at most all of it).
+  let replies = 0;
+  let repliesAtLastLook = 0;
+  let silentLooks = 0;
+  const watchdog = setInterval(
+    () => {
+      if (inFlight === 0 || replies !== repliesAtLastLook) {
+        repliesAtLastLook = replies;
+        silentLooks = 0;
+        return;
+      }
+      silentLooks += 1;
+      if (silentLooks < 4) return;
+      silentLooks = 0;
+      lastConnectionError = new Error(`timed out: no reply for ${commandTimeoutMs} ms`);
+      // Fails the waiting commands (maxRetriesPerRequest: 0) and reconnects with the usual backoff.
+      redis.disconnect(true);
+    },
+    Math.max(1, Math.floor(commandTimeoutMs / 4)),
+  );
+  watchdog.unref();
 
   /**
    * Sends one command now — so commands leave in call order — and maps its failure to a platform error.
@@ -238,6 +267,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       closed = true;
       closing ??= (async () => {
         if (inFlight > 0) await new Promise<void>((resolve) => (drained = resolve));
+        clearInterval(watchdog);
         if (redis.status === 'ready') await redis.quit().catch(() => undefined);
         redis.disconnect();
       })();
