@@ -46,6 +46,12 @@ const RECORD_STREAM_LENGTHS = `
     const streaming = document.querySelector('.message.streaming');
     if (streaming) window.__streamLengths.push(streaming.textContent.length);
   }).observe(document.body, { subtree: true, childList: true, characterData: true });`;
+const RECORD_PROGRESS = `
+  window.__progressValues = [];
+  new MutationObserver(() => {
+    const bar = document.querySelector('progress');
+    if (bar && bar.hasAttribute('value')) window.__progressValues.push(bar.value);
+  }).observe(document.body, { subtree: true, childList: true, attributes: true });`;
 const PWNED = 'window.__pwned';
 const CSP_VIOLATIONS = 'window.__cspViolations';
 
@@ -454,6 +460,95 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await page.getByRole('navigation', { name: 'Chats' }).waitFor();
     await page.waitForTimeout(250); // the drawer slides in
     await screenshot(page, '12-phone-drawer');
+  });
+
+  it('uploads documents with a progress bar, lists, opens and deletes them, and opens a cited passage', async () => {
+    const user = await harness.createUser('rosalind');
+    const { context, page, watch } = await openPage();
+    await signIn(page, user);
+    await page.getByRole('button', { name: 'Documents' }).click();
+    await page.waitForURL(`${harness.baseUrl}/documents`);
+    await page.getByText('No documents yet.').waitFor();
+
+    // A slow uplink (DevTools network emulation), so the upload takes long enough to watch its progress.
+    const devtools = await context.newCDPSession(page);
+    await devtools.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: 256 * 1024,
+    });
+    await page.evaluate(RECORD_PROGRESS);
+    const intro = '# Field notes\n\nThe migration of the arctic tern is the longest of any bird.\n\n';
+    const filler = 'Plain words to make the file large enough to upload slowly. '.repeat(6000);
+    await page.getByLabel('Upload files').setInputFiles([
+      { name: 'field-notes.md', mimeType: 'text/markdown', buffer: Buffer.from(intro + filler) },
+      { name: 'program.exe', mimeType: 'application/octet-stream', buffer: Buffer.from([0x4d, 0x5a, 0, 1]) },
+    ]);
+    const results = page.getByRole('list', { name: 'Upload results' });
+    await results.waitFor({ timeout: 20_000 });
+    await devtools.send('Network.emulateNetworkConditions', {
+      offline: false,
+      latency: 0,
+      downloadThroughput: -1,
+      uploadThroughput: -1,
+    });
+    const progress = await page.evaluate<number[]>('window.__progressValues');
+    // The bar moved through several values on its way to done.
+    expect(new Set(progress.filter((value) => value > 0 && value < 1)).size).toBeGreaterThan(2);
+    expect(await results.textContent()).toMatch(/field-notes\.md: Added \(\d+ passages\)/);
+    expect(await results.textContent()).toMatch(/program\.exe: Not added — .+/);
+    await screenshot(page, '13-documents');
+
+    const list = page.getByRole('list', { name: 'Your documents' });
+    await expect.poll(() => list.getByRole('listitem').count()).toBe(1);
+    await list.getByRole('button', { name: 'Open “Field notes”' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Field notes' });
+    await expect.poll(() => dialog.textContent()).toContain('arctic tern');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+
+    // A reply that cites the document (as text_chat records retrieved passages in the message metadata).
+    const documents = (await (
+      await fetch(`${harness.baseUrl}/v1/documents`, { headers: { authorization: `Bearer ${user.key}` } })
+    ).json()) as { documents: Array<{ docId: string }> };
+    const docId = documents.documents[0]!.docId;
+    await page.getByRole('button', { name: 'Back to chat' }).click();
+    const sessionId = await newChat(page);
+    await send(page, 'How far does the tern fly?');
+    await page.getByRole('button', { name: 'Send' }).waitFor();
+    const start = intro.indexOf('The migration');
+    const end = intro.indexOf('\n\n', start);
+    const cited = {
+      id: '01a20000-0000-7000-8000-000000000001',
+      role: 'assistant',
+      content: 'The arctic tern flies the farthest [1].',
+      timestamp: new Date().toISOString(),
+      metadata: { sessionId, citations: [{ docId, title: 'Field notes', start, end }] },
+    };
+    await harness.platform.storage.append(
+      `sessions/${user.id}/${sessionId}/messages.jsonl`,
+      new TextEncoder().encode(`${JSON.stringify(cited)}\n`),
+    );
+    await page.reload();
+    const source = page.getByRole('button', { name: /^Source 1: Field notes/ });
+    await source.click();
+    const passage = page.getByRole('dialog', { name: 'Field notes' });
+    await expect.poll(() => passage.locator('mark').textContent()).toBe(intro.slice(start, end));
+    await screenshot(page, '14-cited-passage');
+    await passage.getByRole('button', { name: 'Close' }).click();
+    await passage.waitFor({ state: 'detached' });
+
+    // Delete, after a confirmation.
+    await page.getByRole('button', { name: 'Documents' }).click();
+    await list.getByRole('button', { name: 'Delete “Field notes”' }).click();
+    await list.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByText('No documents yet.').waitFor();
+    const after = await fetch(`${harness.baseUrl}/v1/documents`, {
+      headers: { authorization: `Bearer ${user.key}` },
+    });
+    expect(((await after.json()) as { documents: unknown[] }).documents).toEqual([]);
+    expect(watch.errors).toEqual([]);
   });
 
   it('passes an automated accessibility audit (axe-core, WCAG 2.1 AA) on the main screens', async () => {

@@ -11,6 +11,54 @@ export interface ChatSession {
   metadata: { title: string; personaId?: string; model?: string; updatedAt?: string };
 }
 
+/** A source a reply cites: a range of one of the user's documents. */
+export interface Citation {
+  docId: string;
+  title: string;
+  start: number;
+  end: number;
+  filename?: string;
+  heading?: string;
+}
+
+/** A document of the user's library (GET /v1/documents). */
+export interface DocumentInfo {
+  docId: string;
+  title: string;
+  filename?: string;
+  kind: string;
+  sessionId?: string;
+  characters?: number;
+  bytes?: number;
+  chunkCount?: number;
+  createdAt: string;
+  updatedAt: string;
+  content?: string;
+}
+
+/** What an upload did with one file. */
+export interface UploadResult {
+  filename?: string;
+  status: 'added' | 'updated' | 'unchanged' | 'failed';
+  docId?: string;
+  title?: string;
+  chunks?: number;
+  error?: { code: string; message: string; status: number };
+}
+
+/** The passage a citation points at, with some text around it. */
+export interface Passage {
+  docId: string;
+  title: string;
+  filename?: string;
+  start: number;
+  end: number;
+  text: string;
+  before: string;
+  after: string;
+  characters: number;
+}
+
 /** A message as the server returns it (core Message). */
 export interface ChatMessage {
   id: string;
@@ -23,6 +71,8 @@ export interface ChatMessage {
     finishReason?: string;
     error?: { code: string; message: string };
     usage?: { inputTokens?: number; outputTokens?: number };
+    /** The document passages the reply drew on (when documents were retrieved for it). */
+    citations?: Citation[];
   };
 }
 
@@ -112,6 +162,55 @@ async function json<T>(method: string, path: string, body?: unknown): Promise<T>
 }
 
 const sessionPath = (id: string) => `/v1/sessions/${encodeURIComponent(id)}`;
+const documentPath = (id: string) => `/v1/documents/${encodeURIComponent(id)}`;
+
+/**
+ * Uploads files as multipart/form-data with XMLHttpRequest, the one browser API that reports upload
+ * progress. `onProgress` gets the fraction sent (0–1); once everything is sent the server still parses
+ * and indexes, so the caller shows that as a separate step.
+ */
+function uploadDocuments(
+  files: File[],
+  onProgress: (fraction: number) => void,
+  signal?: AbortSignal,
+): Promise<{ documents: UploadResult[] }> {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const file of files) form.append('file', file, file.name);
+    const request = new XMLHttpRequest();
+    request.open('POST', '/v1/documents');
+    request.setRequestHeader('accept', 'application/json');
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable) onProgress(event.loaded / event.total);
+    };
+    request.upload.onload = () => onProgress(1);
+    request.onerror = () => reject(new ApiError(0, NETWORK_ERROR, 'the server cannot be reached'));
+    request.onabort = () => reject(new DOMException('the upload was cancelled', 'AbortError'));
+    request.onload = () => {
+      let body: { documents?: UploadResult[]; error?: { code?: string; message?: string } } = {};
+      try {
+        body = JSON.parse(request.responseText);
+      } catch {
+        // not JSON: the status says what happened
+      }
+      if (request.status === 200 || request.status === 207) {
+        resolve({ documents: body.documents ?? [] });
+        return;
+      }
+      const retryAfter = Number(request.getResponseHeader('retry-after'));
+      reject(
+        new ApiError(
+          request.status,
+          body.error?.code ?? `HTTP_${request.status}`,
+          body.error?.message ?? `the server answered ${request.status}`,
+          Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined,
+        ),
+      );
+    };
+    signal?.addEventListener('abort', () => request.abort(), { once: true });
+    request.send(form);
+  });
+}
 
 /** The API calls of the client. */
 export const api = {
@@ -147,6 +246,12 @@ export const api = {
       throw error;
     }
   },
+  listDocuments: async () => (await json<{ documents: DocumentInfo[] }>('GET', '/v1/documents')).documents,
+  getDocument: (id: string) => json<DocumentInfo>('GET', `${documentPath(id)}?content=true`),
+  deleteDocument: (id: string) => json<void>('DELETE', documentPath(id)),
+  getPassage: (id: string, start: number, end: number, context = 600) =>
+    json<Passage>('GET', `${documentPath(id)}/passage?start=${start}&end=${end}&context=${context}`),
+  uploadDocuments,
   /** Whether the server answers at all (used to find out when a lost connection is back). */
   alive: async () => {
     try {

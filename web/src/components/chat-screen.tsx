@@ -18,6 +18,7 @@ import {
 import { preloadHighlighter } from '../markdown.ts';
 import { ConnectionBanner } from './connection-banner.tsx';
 import { Conversation } from './conversation.tsx';
+import { DocumentsPanel } from './documents-panel.tsx';
 import { SessionList } from './session-list.tsx';
 
 export interface ChatScreenProps {
@@ -33,9 +34,20 @@ export interface FailureHandlers {
 }
 
 const SESSION_PATH = /^\/c\/([A-Za-z0-9_-]{1,128})\/?$/;
+const DOCUMENTS_PATH = '/documents';
 
 function sessionIdFromLocation(): string | undefined {
   return SESSION_PATH.exec(window.location.pathname)?.[1];
+}
+
+function documentsInLocation(): boolean {
+  return window.location.pathname === DOCUMENTS_PATH;
+}
+
+function showInAddress(path: string, replace = false): void {
+  if (window.location.pathname === path) return;
+  if (replace) window.history.replaceState(null, '', path);
+  else window.history.pushState(null, '', path);
 }
 
 function showSessionInAddress(id: string | undefined, replace = false): void {
@@ -55,6 +67,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
   const [sessions, setSessions] = useState<ChatSession[] | undefined>();
   const [listError, setListError] = useState<string | undefined>();
   const [selectedId, setSelectedId] = useState<string | undefined>(sessionIdFromLocation);
+  const [showDocuments, setShowDocuments] = useState(documentsInLocation);
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [personas, setPersonas] = useState<PersonaInfo[] | undefined>();
   const [online, setOnline] = useState(true);
@@ -107,7 +120,10 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
 
   // Back and forward buttons move between conversations.
   useEffect(() => {
-    const onPop = () => setSelectedId(sessionIdFromLocation());
+    const onPop = () => {
+      setSelectedId(sessionIdFromLocation());
+      setShowDocuments(documentsInLocation());
+    };
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
   }, []);
@@ -117,7 +133,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     if (sessions === undefined || selectedId === undefined) return;
     if (!sessions.some((session) => session.id === selectedId)) {
       setSelectedId(undefined);
-      showSessionInAddress(undefined, true);
+      if (!documentsInLocation()) showSessionInAddress(undefined, true);
     }
   }, [sessions, selectedId]);
 
@@ -192,7 +208,14 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
 
   const select = useCallback((id: string | undefined) => {
     setSelectedId(id);
+    setShowDocuments(false);
     showSessionInAddress(id);
+    setDrawerOpen(false);
+  }, []);
+
+  const openDocuments = useCallback(() => {
+    setShowDocuments(true);
+    showInAddress(DOCUMENTS_PATH);
     setDrawerOpen(false);
   }, []);
 
@@ -262,6 +285,14 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
         </button>
         <span className="brand">parley</span>
         <span className="spacer" />
+        <button
+          type="button"
+          className="ghost"
+          aria-current={showDocuments ? 'page' : undefined}
+          onClick={showDocuments ? () => select(selectedId) : openDocuments}
+        >
+          {showDocuments ? 'Back to chat' : 'Documents'}
+        </button>
         <span className="user-name" title={`Signed in as ${user.name}`}>
           {user.name}
         </span>
@@ -294,7 +325,9 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
         aria-hidden="true"
       />
       <main className="conversation-pane" id="conversation" tabIndex={-1}>
-        {selected ? (
+        {showDocuments ? (
+          <DocumentsPanel failures={failures} reloadToken={reloadToken} />
+        ) : selected ? (
           <Conversation
             key={selected.id}
             session={selected}

@@ -3,9 +3,10 @@
  * safe by renderMarkdown (sanitized, links and images checked), with highlighted code and a Copy button.
  */
 
-import { type MouseEvent, memo, useMemo, useSyncExternalStore } from 'react';
-import type { ChatMessage } from '../api.ts';
+import { type MouseEvent, memo, useMemo, useState, useSyncExternalStore } from 'react';
+import type { ChatMessage, Citation } from '../api.ts';
 import { highlighterStore, renderMarkdown } from '../markdown.ts';
+import { SourceDialog } from './source-dialog.tsx';
 
 export interface MessageViewProps {
   message: ChatMessage;
@@ -61,6 +62,40 @@ function Reply({ content }: { content: string }) {
   );
 }
 
+/** The documents a reply drew on: numbered buttons that open the cited passage. */
+function Sources({ citations }: { citations: Citation[] }) {
+  const [open, setOpen] = useState<Citation | undefined>();
+  return (
+    <div className="sources">
+      <span className="sources-label">Sources</span>
+      <ol>
+        {citations.map((citation, index) => (
+          <li key={`${citation.docId}-${citation.start}-${citation.end}`}>
+            <button
+              type="button"
+              className="source-chip"
+              aria-label={`Source ${index + 1}: ${citation.title}${citation.heading ? `, ${citation.heading}` : ''} (opens the passage)`}
+              onClick={() => setOpen(citation)}
+            >
+              <span className="source-number" aria-hidden="true">
+                {index + 1}
+              </span>
+              {citation.title}
+              {citation.heading ? <span className="muted"> · {citation.heading}</span> : null}
+            </button>
+          </li>
+        ))}
+      </ol>
+      {open ? (
+        <SourceDialog
+          source={{ kind: 'passage', docId: open.docId, title: open.title, start: open.start, end: open.end }}
+          onClose={() => setOpen(undefined)}
+        />
+      ) : null}
+    </div>
+  );
+}
+
 /** A message bubble. */
 export const MessageView = memo(function MessageView({ message, streaming, onRetry }: MessageViewProps) {
   const mine = message.role === 'user';
@@ -87,6 +122,9 @@ export const MessageView = memo(function MessageView({ message, streaming, onRet
         </div>
       ) : message.content !== '' ? (
         <Reply content={message.content} />
+      ) : null}
+      {!mine && message.metadata.citations && message.metadata.citations.length > 0 ? (
+        <Sources citations={message.metadata.citations} />
       ) : null}
       {note || error || (!mine && message.metadata.model) ? (
         <div className="message-meta">
