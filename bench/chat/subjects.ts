@@ -19,19 +19,16 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { LanguageModelV3StreamPart } from '@ai-sdk/provider';
-import { MockLanguageModelV3 } from 'ai/test';
 import Fastify from 'fastify';
 import { NotFoundError } from '../../src/core/errors.ts';
 import type { EventEnvelope } from '../../src/core/events.ts';
 import { newId } from '../../src/core/ids.ts';
 import { defineModule } from '../../src/core/module.ts';
-import { streamModel } from '../../src/llm/call.ts';
-import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 import { createPlatform } from '../../src/platform/create-platform.ts';
 import { createAuth } from '../../src/security/auth.ts';
 import { createServer } from '../../src/server/create-server.ts';
 import { createFlatfileStorage } from '../../src/storage/drivers/flatfile.ts';
+import { createMockModel, createMockRegistry, REPLY_TOKENS } from './mock-model.ts';
 
 /** What a subject tells the parent once it listens. */
 export interface SubjectReady {
@@ -43,68 +40,17 @@ export interface SubjectReady {
   sessions: string[];
 }
 
-/** The reply the mock model streams, token by token. */
-export const REPLY_TOKENS = ['Hello', ' from', ' the', ' benchmark', ' model', '.'];
 const SESSIONS = 100;
 
 const modelWaits: number[] = [];
 /** How long the model waits before its first token; the parent sets it (`{ type: 'model-delay', ms }`). */
 let modelDelayMs = 0;
 
-/** A model that answers at once (or after `delayMs`), recording how long it waited before its first token. */
-function createMockRegistry(delay: () => number): ModelRegistry {
-  const model = new MockLanguageModelV3({
-    doStream: async () => {
-      const calledAt = performance.now();
-      const parts: LanguageModelV3StreamPart[] = [
-        { type: 'stream-start', warnings: [] },
-        { type: 'text-start', id: 't' },
-        ...REPLY_TOKENS.map((delta): LanguageModelV3StreamPart => ({ type: 'text-delta', id: 't', delta })),
-        { type: 'text-end', id: 't' },
-        {
-          type: 'finish',
-          finishReason: { unified: 'stop', raw: 'stop' },
-          usage: {
-            inputTokens: { total: 12, noCache: 12, cacheRead: 0, cacheWrite: 0 },
-            outputTokens: { total: REPLY_TOKENS.length, text: REPLY_TOKENS.length, reasoning: 0 },
-          },
-        },
-      ];
-      const delayMs = delay();
-      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
-      modelWaits.push(performance.now() - calledAt);
-      return {
-        stream: new ReadableStream<LanguageModelV3StreamPart>({
-          start(controller) {
-            for (const part of parts) controller.enqueue(part);
-            controller.close();
-          },
-        }),
-      };
-    },
-  });
-  const real = createModelRegistry({});
-  const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
-  const registry: ModelRegistry = {
-    ...real,
-    resolve: () => model,
-    defaultModel: () => model,
-    defaultModelName: () => 'mock:bench',
-    isConfigured: () => true,
-    stream(request) {
-      return streamModel(model, request, settings, { model: 'mock:bench', provider: 'mock' });
-    },
-    async generate(request) {
-      for await (const part of registry.stream(request)) {
-        if (part.type === 'finish') {
-          const { type: _type, ...result } = part;
-          return result;
-        }
-      }
-      throw new Error('the mock stream ended without a finish');
-    },
-  };
-  return registry;
+/** A model that answers at once (or after the delay the parent set), recording how long it waited. */
+function createBenchRegistry() {
+  return createMockRegistry(
+    createMockModel({ delay: () => modelDelayMs, onWait: (ms) => void modelWaits.push(ms) }),
+  );
 }
 
 async function startParley(
@@ -113,7 +59,7 @@ async function startParley(
 ): Promise<SubjectReady & { close(): Promise<void> }> {
   const platform = await createPlatform({
     ...(instant ? { definitions: new Map([['text_chat', instantTextChat as never]]) } : {}),
-    llm: createMockRegistry(() => modelDelayMs),
+    llm: createBenchRegistry(),
     env: {
       NODE_ENV: 'production',
       CHAT_DATA_DIR: dataDir,

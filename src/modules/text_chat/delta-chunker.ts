@@ -1,34 +1,59 @@
 /**
- * Groups a model's text deltas into chunks of at least `chunkSize` characters (the seed's
- * `streaming.chunk_size`): text is buffered until the buffer holds `chunkSize` characters, then emitted
- * whole; `end()` emits what is left. A model token is never split, so a chunk may run a little over the
- * size, and every chunk but the last is at least that long.
+ * Groups a model's text deltas into chunks (the seed's `streaming.chunk_size`). The first text of a reply
+ * goes out at once, so the reader sees the reply start as soon as the model does. After that, text is
+ * buffered until the buffer holds `chunkSize` characters or its oldest text has waited `maxDelayMs`
+ * (a slow model still shows progress), then emitted whole; `end()` emits what is left. A model token is
+ * never split, so a chunk may run a little over the size.
  */
 
 export interface DeltaChunker {
-  /** Adds model text; emits the buffer once it reaches the chunk size. */
+  /** Adds model text; emits it when it is the first, or once the buffer reaches the chunk size. */
   push(text: string): Promise<void>;
-  /** Emits whatever is buffered (nothing when empty). */
+  /** Emits whatever is buffered (nothing when empty), after every earlier chunk. */
   end(): Promise<void>;
 }
 
-/** Creates a chunker that hands each chunk to `emit`, in order. `chunkSize` Infinity: one chunk at the end. */
-export function createDeltaChunker(chunkSize: number, emit: (text: string) => Promise<void>): DeltaChunker {
+export interface DeltaChunkerOptions {
+  /** Characters per chunk; Infinity: one chunk at the end (streaming off: no first chunk, no timer). */
+  chunkSize: number;
+  /** Longest time text waits in the buffer; 0: only the size (and the first text) flush. */
+  maxDelayMs: number;
+}
+
+/** Creates a chunker that hands each chunk to `emit`, one at a time and in order. */
+export function createDeltaChunker(
+  options: DeltaChunkerOptions,
+  emit: (text: string) => Promise<void>,
+): DeltaChunker {
+  const { chunkSize, maxDelayMs } = options;
+  const streaming = Number.isFinite(chunkSize);
   let buffer = '';
-  return {
-    async push(text) {
-      buffer += text;
-      if (buffer.length >= chunkSize) {
-        const chunk = buffer;
-        buffer = '';
-        await emit(chunk);
-      }
-    },
-    async end() {
-      if (buffer === '') return;
+  let started = false;
+  let timer: NodeJS.Timeout | undefined;
+  // Chunks leave one after another even when the timer flushes while the caller awaits the model.
+  let last: Promise<void> = Promise.resolve();
+
+  function flush(): Promise<void> {
+    clearTimeout(timer);
+    timer = undefined;
+    if (buffer !== '') {
       const chunk = buffer;
       buffer = '';
-      await emit(chunk);
+      started = true;
+      last = last.then(() => emit(chunk));
+    }
+    return last;
+  }
+
+  return {
+    push(text) {
+      buffer += text;
+      if (streaming && (!started || buffer.length >= chunkSize)) return flush();
+      if (streaming && maxDelayMs > 0 && timer === undefined && buffer !== '') {
+        timer = setTimeout(() => void flush().catch(() => {}), maxDelayMs);
+      }
+      return last;
     },
+    end: flush,
   };
 }

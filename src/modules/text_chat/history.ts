@@ -36,48 +36,82 @@ export interface SelectedHistory {
   omitted: number;
 }
 
+/** Messages by position, oldest first: an array, or a session log as the history cache loaded it. */
+export interface MessageSequence {
+  readonly count: number;
+  at(index: number): Message;
+}
+
 export interface SelectHistoryOptions {
   /** The session's messages, oldest first; the last one is the user message of this turn. */
-  messages: readonly Message[];
+  messages: readonly Message[] | MessageSequence;
   system: string | undefined;
   budget: number;
   countTokens: TokenCounter;
+}
+
+// A message's text never changes, so its count is kept for the message object's life: the history cache
+// hands the same objects to every turn of a session, and each message is tokenized once per node.
+const counted = new WeakMap<TokenCounter, WeakMap<Message, number>>();
+
+function messageCounter(countTokens: TokenCounter): (message: Message) => number {
+  let known = counted.get(countTokens);
+  if (known === undefined) {
+    known = new WeakMap();
+    counted.set(countTokens, known);
+  }
+  const cache = known;
+  return (message) => {
+    let tokens = cache.get(message);
+    if (tokens === undefined) {
+      tokens = countTokens(message.content) + TOKENS_PER_MESSAGE;
+      cache.set(message, tokens);
+    }
+    return tokens;
+  };
+}
+
+function isUsable(message: Message): boolean {
+  return (
+    (message.role === 'user' || message.role === 'assistant') &&
+    message.metadata.error === undefined &&
+    message.content !== ''
+  );
 }
 
 /**
  * The newest run of messages that fits the budget, oldest first. The turn's own message is always sent
  * (max_message_length bounds it); older ones are added newest first until the next would not fit, so the
  * model sees a contiguous recent conversation. Replies that failed (metadata.error) are left out, and the
- * history never starts with an assistant message (some providers require a user message first).
+ * history never starts with an assistant message (some providers require a user message first). Only the
+ * messages that fit are visited (newest first), so a long log costs no more than a short one.
  */
 export function selectHistory(options: SelectHistoryOptions): SelectedHistory {
-  const { countTokens, budget } = options;
-  const usable = options.messages.filter(
-    (message) =>
-      (message.role === 'user' || message.role === 'assistant') &&
-      message.metadata.error === undefined &&
-      message.content !== '',
-  );
+  const { budget } = options;
+  const source = options.messages;
+  const count = 'count' in source ? source.count : source.length;
+  const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
+  const cost = messageCounter(options.countTokens);
   let tokens = TOKENS_PER_REPLY;
-  if (options.system !== undefined) tokens += countTokens(options.system) + TOKENS_PER_MESSAGE;
-  let start = usable.length;
-  for (let index = usable.length - 1; index >= 0; index--) {
-    const cost = countTokens(usable[index]!.content) + TOKENS_PER_MESSAGE;
-    if (index < usable.length - 1 && tokens + cost > budget) break;
-    tokens += cost;
-    start = index;
+  if (options.system !== undefined) tokens += options.countTokens(options.system) + TOKENS_PER_MESSAGE;
+  // Newest first while collecting.
+  const chosen: Message[] = [];
+  for (let index = count - 1; index >= 0; index--) {
+    const message = at(index);
+    if (!isUsable(message)) continue;
+    const messageTokens = cost(message);
+    if (chosen.length > 0 && tokens + messageTokens > budget) break;
+    tokens += messageTokens;
+    chosen.push(message);
   }
-  while (start < usable.length - 1 && usable[start]!.role === 'assistant') {
-    tokens -= countTokens(usable[start]!.content) + TOKENS_PER_MESSAGE;
-    start++;
-  }
-  const chosen = usable.slice(start);
+  while (chosen.length > 1 && chosen.at(-1)!.role === 'assistant') tokens -= cost(chosen.pop()!);
+  chosen.reverse();
   return {
     messages: chosen.map((message) => ({
       role: message.role as 'user' | 'assistant',
       content: message.content,
     })),
     tokens,
-    omitted: options.messages.length - chosen.length,
+    omitted: count - chosen.length,
   };
 }

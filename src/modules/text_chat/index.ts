@@ -3,6 +3,7 @@ import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { loadTokenCounter } from './history.ts';
+import { createHistoryCache } from './history-cache.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
@@ -40,12 +41,18 @@ export default defineModule<TextChatConfig, TextChatApi>({
   ],
   setup(ctx) {
     const config = ctx.config;
-    const sessions = createSessionStore(ctx.storage);
-    const requests = createSessionRequests(ctx, sessions);
+    const sessions = createSessionStore(ctx.storage, {
+      touchDelayMs: config.session_touch_delay_ms,
+      onTouchError: (error, sessionId) =>
+        ctx.log.warn({ err: error, sessionId }, "could not write the session's updatedAt"),
+    });
+    const history = createHistoryCache({ maxBytes: config.history_cache.max_bytes });
+    const requests = createSessionRequests(ctx, sessions, history);
     const turns = createTurnRegistry({ rememberMs: config.turn_timeout_ms });
     const deps: TurnDependencies = {
       ctx,
       sessions,
+      history,
       turns,
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -85,7 +92,10 @@ export default defineModule<TextChatConfig, TextChatApi>({
         },
       },
       health: () => ({ healthy: true }),
-      dispose: () => turns.abortAll(new DOMException('text_chat is shutting down', 'AbortError')),
+      async dispose() {
+        turns.abortAll(new DOMException('text_chat is shutting down', 'AbortError'));
+        await sessions.flush();
+      },
     };
   },
 });

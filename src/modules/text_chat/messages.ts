@@ -1,7 +1,8 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
-import { appendJsonLine, readJsonLines } from '../../storage/json-lines.ts';
+import { appendJsonLine } from '../../storage/json-lines.ts';
+import type { SessionLog } from './history-cache.ts';
 import { messagesKey } from './sessions.ts';
 import type { MessagesPage } from './types.ts';
 
@@ -21,23 +22,16 @@ export function appendMessage(
   return appendJsonLine(storage, messagesKey(userId, sessionId), message);
 }
 
-/** Every message of the session, in log order (oldest first). */
-export function readMessages(storage: ModuleStorage, userId: string, sessionId: string): Promise<Message[]> {
-  return readJsonLines<Message>(storage, messagesKey(userId, sessionId));
-}
-
 /**
  * The page of `limit` messages that ends just before the message `before` (the newest ones when `before` is
  * absent), oldest first. `nextCursor` is the first message of the page when older ones remain.
  */
-export function pageOf(
-  messages: readonly Message[],
-  limit: number,
-  before: string | undefined,
-): MessagesPage {
-  let end = messages.length;
+export function pageOf(log: SessionLog, limit: number, before: string | undefined): MessagesPage {
+  let end = log.count;
   if (before !== undefined) {
-    end = messages.findIndex((message) => message.id === before);
+    // Newest first: a cursor usually points near the end of the log.
+    end = log.count - 1;
+    while (end >= 0 && log.at(end).id !== before) end--;
     if (end === -1) {
       throw new ValidationError(`messages.list: "before" names no message of this session`, {
         details: { field: 'before', value: before },
@@ -45,7 +39,7 @@ export function pageOf(
     }
   }
   const start = Math.max(0, end - limit);
-  const page: MessagesPage = { messages: messages.slice(start, end) };
-  if (start > 0) page.nextCursor = messages[start]!.id;
+  const page: MessagesPage = { messages: log.slice(start, end) };
+  if (start > 0) page.nextCursor = log.at(start).id;
   return page;
 }

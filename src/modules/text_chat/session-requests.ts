@@ -1,8 +1,9 @@
 import { isPlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
-import { pageOf, readMessages } from './messages.ts';
-import type { NewSession, SessionStore } from './sessions.ts';
+import type { HistoryCache } from './history-cache.ts';
+import { pageOf } from './messages.ts';
+import { assertSessionId, type NewSession, type SessionStore } from './sessions.ts';
 import type { MessagesPage, PersonaReply, SessionMetadata, TextChatConfig } from './types.ts';
 import {
   optionalInteger,
@@ -33,6 +34,7 @@ export interface SessionRequests {
 export function createSessionRequests(
   ctx: ModuleContext<TextChatConfig>,
   sessions: SessionStore,
+  history: HistoryCache,
 ): SessionRequests {
   const config = ctx.config;
 
@@ -123,6 +125,7 @@ export function createSessionRequests(
       const { payload, userId } = owner(data, 'session.delete');
       const sessionId = requiredString(payload, 'sessionId', 'session.delete');
       await sessions.delete(userId, sessionId);
+      history.forget(userId, sessionId);
       await ctx.emit('session.deleted', { userId, sessionId }, { userId, sessionId });
       return { deleted: true };
     },
@@ -135,8 +138,12 @@ export function createSessionRequests(
         optionalInteger(payload, 'limit', eventType, 1, config.messages_page.max_limit) ??
         Math.min(config.messages_page.default_limit, config.messages_page.max_limit);
       const before = optionalString(payload, 'before', eventType);
-      await sessions.get(userId, sessionId);
-      return pageOf(await readMessages(ctx.storage, userId, sessionId), limit, before);
+      assertSessionId(sessionId);
+      const [, log] = await Promise.all([
+        sessions.get(userId, sessionId),
+        history.load(ctx.storage, userId, sessionId),
+      ]);
+      return pageOf(log, limit, before);
     },
   };
 }

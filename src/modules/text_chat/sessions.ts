@@ -35,6 +35,11 @@ function notFound(sessionId: string): NotFoundError {
   return new NotFoundError(`session "${sessionId}" not found`, { details: { sessionId } });
 }
 
+/** Throws the NotFoundError of a missing session when `sessionId` cannot name a session at all. */
+export function assertSessionId(sessionId: string): void {
+  if (!SESSION_ID_PATTERN.test(sessionId)) throw notFound(sessionId);
+}
+
 /** What a session is created with. */
 export interface NewSession {
   title: string;
@@ -44,6 +49,14 @@ export interface NewSession {
 
 /** Sessions in storage: `{user_id}/{session_id}/metadata.json` holds the Session. */
 export interface SessionStore {
+  /**
+   * Moves the session's `updatedAt` to `time` (a finished turn). The write waits `touchDelayMs`, so the
+   * turns of that span share one write and none waits for it; until it is written, this node's `get` and
+   * `list` show the new time already. A deleted session is left deleted.
+   */
+  touch(userId: string, sessionId: string, time: string): void;
+  /** Writes every pending `touch` now (shutdown). */
+  flush(): Promise<void>;
   create(userId: string, fields: NewSession): Promise<Session>;
   /** The user's session; NotFoundError when missing or not the user's. */
   get(userId: string, sessionId: string): Promise<Session>;
@@ -59,11 +72,35 @@ export interface SessionStore {
   delete(userId: string, sessionId: string): Promise<void>;
 }
 
+export interface SessionStoreOptions {
+  /** How long a `touch` waits before it is written (text_chat.session_touch_delay_ms). */
+  touchDelayMs: number;
+  now?: () => Date;
+  /** Told when a delayed write fails (it is not retried: the next turn touches again). */
+  onTouchError?: (error: unknown, sessionId: string) => void;
+}
+
+/** A touch not yet written: the newest time, and whether its write is under way. */
+interface PendingTouch {
+  userId: string;
+  sessionId: string;
+  time: string;
+  timer: NodeJS.Timeout | undefined;
+  /** The write under way (after the timer fired). */
+  writing: Promise<void> | undefined;
+  /** A newer time that came while the write was under way: written next. */
+  next: string | undefined;
+}
+
 /** Creates the session store over the module's scoped storage. */
-export function createSessionStore(storage: ModuleStorage, now: () => Date = () => new Date()): SessionStore {
-  // Read-modify-write of metadata.json (title edits, updatedAt after each turn) is serialised per session
-  // so two turns finishing together cannot undo each other's change.
+export function createSessionStore(storage: ModuleStorage, options: SessionStoreOptions): SessionStore {
+  const now = options.now ?? (() => new Date());
+  // Read-modify-write of metadata.json (title edits, updatedAt after turns, deletion) is serialised per
+  // session so two changes made together cannot undo each other.
   const locks = new Map<string, Promise<unknown>>();
+  const touches = new Map<string, PendingTouch>();
+  /** Set by flush (shutdown): touches are written at once from then on. */
+  let flushing = false;
 
   async function withLock<T>(key: string, work: () => Promise<T>): Promise<T> {
     const previous = locks.get(key) ?? Promise.resolve();
@@ -78,7 +115,7 @@ export function createSessionStore(storage: ModuleStorage, now: () => Date = () 
   }
 
   async function read(userId: string, sessionId: string): Promise<Session> {
-    if (!SESSION_ID_PATTERN.test(sessionId)) throw notFound(sessionId);
+    assertSessionId(sessionId);
     const bytes = await storage.read(metadataKey(userId, sessionId));
     if (bytes === undefined) throw notFound(sessionId);
     const session = JSON.parse(decoder.decode(bytes)) as Session;
@@ -91,6 +128,59 @@ export function createSessionStore(storage: ModuleStorage, now: () => Date = () 
     await storage.write(metadataKey(session.userId, session.id), encoder.encode(JSON.stringify(session)));
   }
 
+  /** The session with this node's not-yet-written touch applied. */
+  function withTouch(session: Session): Session {
+    const pending = touches.get(metadataKey(session.userId, session.id));
+    const time = pending?.next ?? pending?.time;
+    const metadata = session.metadata as unknown as SessionMetadata;
+    if (time === undefined || time <= metadata.updatedAt) return session;
+    return { ...session, metadata: { ...session.metadata, updatedAt: time } };
+  }
+
+  function update(
+    userId: string,
+    sessionId: string,
+    change: (metadata: SessionMetadata) => SessionMetadata,
+  ): Promise<Session> {
+    return withLock(metadataKey(userId, sessionId), async () => {
+      const session = await read(userId, sessionId);
+      const metadata = change({ ...(session.metadata as unknown as SessionMetadata) });
+      const updated: Session = { ...session, metadata: { ...metadata } };
+      await write(updated);
+      return updated;
+    });
+  }
+
+  async function writeTouch(key: string, pending: PendingTouch): Promise<void> {
+    pending.timer = undefined;
+    const time = pending.time;
+    try {
+      await update(pending.userId, pending.sessionId, (metadata) =>
+        metadata.updatedAt >= time ? metadata : { ...metadata, updatedAt: time },
+      );
+    } catch (error) {
+      // Deleted meanwhile: nothing to touch.
+      if (!(error instanceof NotFoundError)) options.onTouchError?.(error, pending.sessionId);
+    }
+    if (touches.get(key) !== pending) return;
+    if (pending.next === undefined) {
+      touches.delete(key);
+      return;
+    }
+    pending.time = pending.next;
+    pending.next = undefined;
+    if (flushing) await writeTouch(key, pending);
+    else schedule(key, pending);
+  }
+
+  function schedule(key: string, pending: PendingTouch): void {
+    pending.writing = undefined;
+    pending.timer = setTimeout(() => {
+      pending.writing = writeTouch(key, pending);
+    }, options.touchDelayMs);
+    pending.timer.unref();
+  }
+
   return {
     async create(userId, fields) {
       const time = now().toISOString();
@@ -101,7 +191,41 @@ export function createSessionStore(storage: ModuleStorage, now: () => Date = () 
       await write(session);
       return session;
     },
-    get: read,
+    async get(userId, sessionId) {
+      return withTouch(await read(userId, sessionId));
+    },
+    touch(userId, sessionId, time) {
+      const key = metadataKey(userId, sessionId);
+      const pending = touches.get(key);
+      if (pending === undefined) {
+        const created: PendingTouch = {
+          userId,
+          sessionId,
+          time,
+          timer: undefined,
+          writing: undefined,
+          next: undefined,
+        };
+        touches.set(key, created);
+        schedule(key, created);
+      } else if (pending.timer !== undefined) {
+        if (time > pending.time) pending.time = time;
+      } else if (pending.next === undefined || time > pending.next) {
+        pending.next = time;
+      }
+    },
+    async flush() {
+      flushing = true;
+      const writes: Promise<void>[] = [];
+      for (const [key, pending] of touches) {
+        if (pending.timer !== undefined) {
+          clearTimeout(pending.timer);
+          pending.writing = writeTouch(key, pending);
+        }
+        if (pending.writing !== undefined) writes.push(pending.writing);
+      }
+      await Promise.all(writes);
+    },
     async list(userId) {
       const keys = await storage.list(`${userSegment(userId)}/`);
       const sessionIds = keys
@@ -119,26 +243,29 @@ export function createSessionStore(storage: ModuleStorage, now: () => Date = () 
       );
       return sessions
         .filter((session): session is Session => session !== undefined)
+        .map(withTouch)
         .sort((a, b) =>
           a.createdAt === b.createdAt ? b.id.localeCompare(a.id) : b.createdAt.localeCompare(a.createdAt),
         );
     },
-    update(userId, sessionId, change) {
-      return withLock(metadataKey(userId, sessionId), async () => {
-        const session = await read(userId, sessionId);
-        const metadata = change({ ...(session.metadata as unknown as SessionMetadata) });
-        const updated: Session = { ...session, metadata: { ...metadata } };
-        await write(updated);
-        return updated;
-      });
+    async update(userId, sessionId, change) {
+      return withTouch(await update(userId, sessionId, change));
     },
-    async delete(userId, sessionId) {
-      await read(userId, sessionId);
-      const folder = sessionFolder(userId, sessionId);
+    delete(userId, sessionId) {
       const metadata = metadataKey(userId, sessionId);
-      // Metadata last: a crash midway leaves a visible session that can be deleted again, not orphans.
-      for (const key of await storage.list(folder)) if (key !== metadata) await storage.delete(key);
-      await storage.delete(metadata);
+      const pending = touches.get(metadata);
+      if (pending !== undefined) {
+        clearTimeout(pending.timer);
+        touches.delete(metadata);
+      }
+      // Under the session's lock, so a touch or an update cannot write the metadata back afterwards.
+      return withLock(metadata, async () => {
+        await read(userId, sessionId);
+        const folder = sessionFolder(userId, sessionId);
+        // Metadata last: a crash midway leaves a visible session that can be deleted again, not orphans.
+        for (const key of await storage.list(folder)) if (key !== metadata) await storage.delete(key);
+        await storage.delete(metadata);
+      });
     },
   };
 }

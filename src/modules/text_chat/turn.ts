@@ -11,10 +11,11 @@ import type { ModuleContext } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
-import { loadTokenCounter, selectHistory } from './history.ts';
-import { appendMessage, readMessages } from './messages.ts';
+import { loadTokenCounter, type MessageSequence, selectHistory } from './history.ts';
+import type { HistoryCache } from './history-cache.ts';
+import { appendMessage } from './messages.ts';
 import type { RateLimiter } from './rate-limiter.ts';
-import type { SessionStore } from './sessions.ts';
+import { assertSessionId, type SessionStore } from './sessions.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
 import type {
   MessageMetadata,
@@ -22,6 +23,7 @@ import type {
   PersonaReply,
   ReplyFinishReason,
   SessionMetadata,
+  StreamingConfig,
   TextChatConfig,
 } from './types.ts';
 import {
@@ -36,6 +38,7 @@ import {
 export interface TurnDependencies {
   ctx: ModuleContext<TextChatConfig>;
   sessions: SessionStore;
+  history: HistoryCache;
   /** Undefined when rate limiting is off. */
   rateLimiter: RateLimiter | undefined;
   turns: TurnRegistry;
@@ -126,39 +129,55 @@ export async function runTurn(
     }
   }
 
-  const session = await sessions.get(userId, sessionId);
-  const log = await readMessages(ctx.storage, userId, sessionId);
+  // The session (ownership: another user's is not found) and its log, read together.
+  assertSessionId(sessionId);
+  const [session, log] = await Promise.all([
+    sessions.get(userId, sessionId),
+    deps.history.load(ctx.storage, userId, sessionId),
+  ]);
   const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
 
   // At-least-once delivery may hand a turn over again (its node died): reuse what it already stored.
-  const earlierReply = log.find(
-    (message) => message.role === 'assistant' && message.metadata.turnId === turnId,
-  );
-  if (earlierReply !== undefined) {
-    const earlierError = earlierReply.metadata.error as PlatformErrorJSON | undefined;
+  const earlier = log.turn(turnId);
+  if (earlier.reply !== undefined) {
+    const earlierError = earlier.reply.metadata.error as PlatformErrorJSON | undefined;
     if (earlierError !== undefined) throw errorFromJSON(earlierError);
-    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: earlierReply }, envelope);
-    return earlierReply;
+    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: earlier.reply }, envelope);
+    return earlier.reply;
   }
-  let userMessage = log.find((message) => message.role === 'user' && message.metadata.turnId === turnId);
+  const metadata = session.metadata as unknown as SessionMetadata;
+  // The persona is asked while the user message is being stored: neither needs the other.
+  const personaLookup = personaFor(ctx, metadata.personaId).then(
+    (persona) => ({ persona, error: undefined }),
+    (error: unknown) => ({ persona: undefined, error }),
+  );
+  let userMessage = earlier.user;
+  // The history this turn sends ends with its own message, whatever other turns store meanwhile.
+  let history: MessageSequence = log;
   if (userMessage === undefined) {
-    const metadata: MessageMetadata = { sessionId, turnId };
-    userMessage = {
+    const stored: Message = {
       id: newId(),
       content: input.content,
       role: 'user',
       timestamp: new Date().toISOString(),
-      metadata: { ...metadata },
+      metadata: { sessionId, turnId } satisfies MessageMetadata,
     };
-    await appendMessage(ctx.storage, userId, sessionId, userMessage);
-    log.push(userMessage);
-    await safeEmit(ctx, 'message.received', { userId, sessionId, message: userMessage }, envelope);
+    userMessage = stored;
+    // Durable before the model is called: the user's message survives whatever happens next.
+    await appendMessage(ctx.storage, userId, sessionId, stored);
+    history = { count: log.count + 1, at: (index) => (index === log.count ? stored : log.at(index)) };
+    await safeEmit(ctx, 'message.received', { userId, sessionId, message: stored }, envelope);
+  } else {
+    // A redelivered turn whose reply was never stored: its history ends at its own message.
+    const own = userMessage;
+    let end = log.count;
+    while (end > 0 && log.at(end - 1) !== own) end--;
+    history = { count: end, at: (index) => log.at(index) };
   }
-  const history = log.slice(0, log.indexOf(userMessage) + 1);
 
   try {
-    const metadata = session.metadata as unknown as SessionMetadata;
-    const persona = await personaFor(ctx, metadata.personaId);
+    const { persona, error: personaError } = await personaLookup;
+    if (personaError !== undefined) throw personaError;
     const model =
       input.model ?? metadata.model ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
     const temperature = input.temperature ?? persona?.temperature;
@@ -177,9 +196,11 @@ export async function runTurn(
     if (persona !== undefined) request.system = persona.systemPrompt;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
-    const chunkSize =
-      config.streaming.enabled && input.stream ? config.streaming.chunk_size : Number.POSITIVE_INFINITY;
-    const outcome = await generate(deps, request, turnId, userId, chunkSize, (text) =>
+    const streaming: StreamingConfig =
+      config.streaming.enabled && input.stream
+        ? config.streaming
+        : { ...config.streaming, chunk_size: Number.POSITIVE_INFINITY };
+    const outcome = await generate(deps, request, turnId, userId, streaming, (text) =>
       safeEmit(ctx, 'chat.response.delta', { turnId, sessionId, text }, envelope),
     );
 
@@ -194,13 +215,15 @@ export async function runTurn(
       timestamp: new Date().toISOString(),
       metadata: { ...replyMetadata },
     };
-    // Touching the session first also finds out whether it was deleted during the turn (NotFoundError):
-    // then the reply is not written, which would recreate the deleted folder.
-    await sessions.update(userId, sessionId, (current) => ({ ...current, updatedAt: reply.timestamp }));
+    // A session deleted during the turn stays deleted (NotFoundError): writing the reply would recreate
+    // its folder.
+    await sessions.get(userId, sessionId);
     // A failed generation keeps its partial text (marked with the error); an empty one is not a message.
     if (outcome.error === undefined || outcome.text !== '') {
       await appendMessage(ctx.storage, userId, sessionId, reply);
     }
+    // updatedAt follows the newest message; written a little later, off the turn's path.
+    sessions.touch(userId, sessionId, reply.timestamp);
     if (outcome.error !== undefined) throw outcome.error;
 
     await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: reply }, envelope);
@@ -228,14 +251,17 @@ async function generate(
   request: LlmRequest,
   turnId: string,
   userId: string,
-  chunkSize: number,
+  streaming: StreamingConfig,
   emitDelta: (text: string) => Promise<void>,
 ): Promise<Outcome> {
   const { ctx, turns } = deps;
   const timeoutMs = ctx.config.turn_timeout_ms;
   const controller = turns.start(turnId, userId);
   const deadline = setTimeout(() => controller.abort(TURN_TIMED_OUT), timeoutMs);
-  const chunker = createDeltaChunker(chunkSize, emitDelta);
+  const chunker = createDeltaChunker(
+    { chunkSize: streaming.chunk_size, maxDelayMs: streaming.max_delay_ms },
+    emitDelta,
+  );
   let text = '';
   try {
     for await (const part of ctx.llm.stream({ ...request, signal: controller.signal })) {

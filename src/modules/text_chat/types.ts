@@ -5,12 +5,7 @@ import type { Message, Session } from '../../core/types.ts';
 export interface TextChatConfig {
   /** Longest user message, in characters (Unicode code points). */
   max_message_length: number;
-  streaming: {
-    /** False: the reply comes as one delta when generation ended. */
-    enabled: boolean;
-    /** Characters buffered before a `chat.response.delta` is emitted (model tokens are never split). */
-    chunk_size: number;
-  };
+  streaming: StreamingConfig;
   rate_limiting: {
     enabled: boolean;
     /** Messages one user may send per sliding minute, per node. */
@@ -32,6 +27,22 @@ export interface TextChatConfig {
     /** Largest `limit` a `messages.list` request may ask for. */
     max_limit: number;
   };
+  /** How long after a turn the session's `updatedAt` is written (the turns of that span share one write). */
+  session_touch_delay_ms: number;
+  history_cache: {
+    /** Bytes of session logs kept parsed in memory on a node (least recently used dropped first); 0: off. */
+    max_bytes: number;
+  };
+}
+
+/** `text_chat.streaming`. */
+export interface StreamingConfig {
+  /** False: the reply comes as one delta when generation ended. */
+  enabled: boolean;
+  /** Characters buffered before a `chat.response.delta` is emitted (model tokens are never split). */
+  chunk_size: number;
+  /** Longest time reply text waits for `chunk_size` before it is emitted anyway. */
+  max_delay_ms: number;
 }
 
 /** What text_chat keeps in a session's `metadata`. */

@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import type { Message } from '../../core/types.ts';
+import { createMemoryStorage } from '../../storage/drivers/memory.ts';
+import { encodeJsonLine } from '../../storage/json-lines.ts';
+import { createHistoryCache } from './history-cache.ts';
+import { messagesKey } from './sessions.ts';
+
+function message(id: string, role: 'user' | 'assistant' = 'user', turnId = `turn-${id}`): Message {
+  return {
+    id,
+    role,
+    content: `text of ${id}`,
+    timestamp: '2025-01-01T00:00:00.000Z',
+    metadata: { sessionId: 's1', turnId },
+  };
+}
+
+/** Storage as another node sees it: appends straight to the log, behind this node's cache. */
+function logOf(storage: ReturnType<typeof createMemoryStorage>) {
+  const key = messagesKey('u1', 's1');
+  return {
+    append: (value: Message) => storage.append(key, encodeJsonLine(value)),
+    write: (values: Message[]) =>
+      storage.write(key, Buffer.concat(values.map((value) => encodeJsonLine(value)))),
+    delete: () => storage.delete(key),
+  };
+}
+
+const ids = (log: { slice(): Message[] }) => log.slice().map((value) => value.id);
+
+describe('createHistoryCache', () => {
+  it('sees what any writer appended since the last load, and indexes turns', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    expect((await cache.load(storage, 'u1', 's1')).count).toBe(0);
+    await log.append(message('a'));
+    await log.append(message('b', 'assistant', 'turn-a'));
+    const first = await cache.load(storage, 'u1', 's1');
+    expect(ids(first)).toEqual(['a', 'b']);
+    expect(first.turn('turn-a')).toEqual({ user: message('a'), reply: message('b', 'assistant', 'turn-a') });
+
+    await log.append(message('c'));
+    const second = await cache.load(storage, 'u1', 's1');
+    expect(ids(second)).toEqual(['a', 'b', 'c']);
+    expect(second.at(2).id).toBe('c');
+    // The earlier load still shows the log as it read it.
+    expect(first.count).toBe(2);
+    expect(ids(first)).toEqual(['a', 'b']);
+    expect(first.turn('turn-c')).toEqual({});
+    expect(second.turn('turn-c').user?.id).toBe('c');
+    expect(cache.size().sessions).toBe(1);
+  });
+
+  it('parses again from the start when the log was replaced or deleted behind its back', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    await log.write([message('a'), message('b')]);
+    expect(ids(await cache.load(storage, 'u1', 's1'))).toEqual(['a', 'b']);
+    // Same length, other bytes: the cached prefix no longer matches.
+    await log.write([message('x'), message('y')]);
+    expect(ids(await cache.load(storage, 'u1', 's1'))).toEqual(['x', 'y']);
+    await log.write([message('z')]);
+    expect(ids(await cache.load(storage, 'u1', 's1'))).toEqual(['z']);
+    await log.delete();
+    expect((await cache.load(storage, 'u1', 's1')).count).toBe(0);
+  });
+
+  it('ignores a torn last line until it is whole', async () => {
+    const storage = createMemoryStorage();
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    const line = encodeJsonLine(message('b'));
+    // The bytes a crash mid-append leaves (no driver accepts a partial line), then the line made whole.
+    const reads = [
+      Buffer.concat([encodeJsonLine(message('a')), line.subarray(0, 10)]),
+      Buffer.concat([encodeJsonLine(message('a')), line]),
+    ];
+    const view = { ...storage, read: async () => reads.shift() };
+    expect(ids(await cache.load(view, 'u1', 's1'))).toEqual(['a']);
+    expect(ids(await cache.load(view, 'u1', 's1'))).toEqual(['a', 'b']);
+  });
+
+  it('keeps at most max_bytes of logs, dropping the least recently used, and forgets deleted sessions', async () => {
+    const storage = createMemoryStorage();
+    const line = encodeJsonLine(message('a')).length;
+    const cache = createHistoryCache({ maxBytes: line * 2 });
+    for (const session of ['s1', 's2', 's3']) {
+      await storage.append(messagesKey('u1', session), encodeJsonLine(message('a')));
+      await cache.load(storage, 'u1', session);
+    }
+    expect(cache.size()).toEqual({ sessions: 2, bytes: line * 2 });
+    cache.forget('u1', 's3');
+    expect(cache.size()).toEqual({ sessions: 1, bytes: line });
+    // A log larger than the whole budget is read every time, never kept.
+    const small = createHistoryCache({ maxBytes: line - 1 });
+    expect((await small.load(storage, 'u1', 's1')).count).toBe(1);
+    expect(small.size()).toEqual({ sessions: 0, bytes: 0 });
+  });
+});
