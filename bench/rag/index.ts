@@ -10,7 +10,8 @@
  *    centre plus N(0, 1) noise, scaled to unit length; queries are fresh draws from the same mixture (so
  *    near neighbours exist, as with real embeddings, unlike uniform noise where every vector is about as
  *    far as any other). For each system: build time, query p50/p99 over 200 queries (one at a time,
- *    after a warm-up), recall@10 against exact search, and the resident-memory growth of the build.
+ *    after a warm-up), recall@10 against exact search, and what the built structure keeps in memory (V8
+ *    heap + buffers, and the resident set, where native memory shows; both after a full collection).
  *    Systems: exact brute force (a typed-array dot-product scan, parley's own fallback), parley's index
  *    (usearch HNSW, f16 graph, M 16, ef_construction 64, ef 128, candidates rescored in float32; filled
  *    with addMany in batches of 256, as embedding batches arrive), and
@@ -27,6 +28,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { create, insertMultiple, search } from '@orama/orama';
 import { createEmbeddingRegistry } from '../../src/llm/embeddings.ts';
 import { DEFAULT_ANN } from '../../src/modules/rag/ann.ts';
@@ -101,8 +104,23 @@ function exactTop(matrix: Float32Array, count: number, query: Float32Array): num
   return best.map(([row]) => row);
 }
 
-function residentMegabytes(): number {
-  return process.memoryUsage().rss / 2 ** 20;
+// A collection before each reading, so the figures are what a structure keeps, not garbage.
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+/** Memory now, after a full collection: V8's heap plus buffers, and the process's resident set. */
+function memoryNow(): { heap: number; resident: number } {
+  collectGarbage();
+  const usage = process.memoryUsage();
+  return {
+    heap: (usage.heapUsed + usage.external + usage.arrayBuffers) / 2 ** 20,
+    resident: usage.rss / 2 ** 20,
+  };
+}
+
+function memoryGrowth(before: { heap: number; resident: number }): { heap: number; resident: number } {
+  const after = memoryNow();
+  return { heap: after.heap - before.heap, resident: after.resident - before.resident };
 }
 
 interface AnnRow {
@@ -112,7 +130,8 @@ interface AnnRow {
   p50: number;
   p99: number;
   recall: number;
-  memoryMegabytes: number;
+  /** Growth of V8 heap + buffers, and of the resident set (native memory shows only there). */
+  memory: { heap: number; resident: number } | undefined;
   queries: number;
 }
 
@@ -150,7 +169,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
   );
 
   // parley's index, built the way ingest and reindex fill it: batches of embedded chunks (addMany).
-  let memoryBefore = residentMegabytes();
+  let memoryBefore = memoryNow();
   let started = performance.now();
   const index = createVectorIndex({ dimension: DIMENSION, model: MODEL });
   for (let start = 0; start < vectors; start += BATCH) {
@@ -161,7 +180,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     index.addMany(entries);
   }
   const parleyBuild = (performance.now() - started) / 1000;
-  const parleyMemory = residentMegabytes() - memoryBefore;
+  const parleyMemory = memoryGrowth(memoryBefore);
   const toRow = (hits: ReturnType<VectorIndex['search']>) => hits.map((hit) => Number(hit.chunkId.slice(1)));
   const exact = measureQueries(queries, QUERIES, truth, (query) =>
     toRow(index.search(query, { topK: K, exact: true })),
@@ -170,7 +189,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     vectors,
     system: 'exact scan (typed arrays)',
     buildSeconds: 0,
-    memoryMegabytes: 0,
+    memory: undefined,
     queries: QUERIES,
     ...exact,
   });
@@ -179,7 +198,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     vectors,
     system: `parley: usearch HNSW (${DEFAULT_ANN.quantization}, M ${DEFAULT_ANN.connectivity}, ef ${DEFAULT_ANN.expansionSearch})`,
     buildSeconds: parleyBuild,
-    memoryMegabytes: parleyMemory,
+    memory: parleyMemory,
     queries: QUERIES,
     ...parley,
   });
@@ -218,7 +237,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
   }
 
   // Orama: documents with a vector[384] field; its vector search scans every vector.
-  memoryBefore = residentMegabytes();
+  memoryBefore = memoryNow();
   started = performance.now();
   const database = create({ schema: { embedding: `vector[${DIMENSION}]` } as const });
   const documents = [];
@@ -226,7 +245,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     documents.push({ id: String(row), embedding: Array.from(rowOf(data, row)) });
   await insertMultiple(database, documents, 1000);
   const oramaBuild = (performance.now() - started) / 1000;
-  const oramaMemory = residentMegabytes() - memoryBefore;
+  const oramaMemory = memoryGrowth(memoryBefore);
   // Fewer queries at 100k: each scans everything (about as long as the exact scan, times several).
   const oramaQueries = vectors >= 100_000 ? 50 : QUERIES;
   const orama = measureQueries(queries, oramaQueries, truth, (query) => {
@@ -243,7 +262,7 @@ async function annAt(vectors: number, results: AnnRow[], persistence: string[]):
     vectors,
     system: 'Orama 3.1.18 (flat scan)',
     buildSeconds: oramaBuild,
-    memoryMegabytes: oramaMemory,
+    memory: oramaMemory,
     queries: oramaQueries,
     ...orama,
   });
@@ -355,7 +374,7 @@ export async function run(options: { quick?: boolean } = {}): Promise<string> {
     '',
     `Vector search, ${DIMENSION}-d clustered Gaussian vectors (100 centres), top ${K}, one query at a time:`,
     table(
-      ['vectors', 'system', 'build', 'p50', 'p99', `recall@${K}`, 'RSS growth', 'queries'],
+      ['vectors', 'system', 'build', 'p50', 'p99', `recall@${K}`, 'heap+buffers', 'RSS', 'queries'],
       annRows.map((row) => [
         row.vectors.toLocaleString('en'),
         row.system,
@@ -363,7 +382,8 @@ export async function run(options: { quick?: boolean } = {}): Promise<string> {
         `${row.p50.toFixed(2)} ms`,
         `${row.p99.toFixed(2)} ms`,
         row.recall.toFixed(4),
-        row.memoryMegabytes === 0 ? '—' : `${row.memoryMegabytes.toFixed(0)} MB`,
+        row.memory === undefined ? '—' : `+${row.memory.heap.toFixed(0)} MB`,
+        row.memory === undefined ? '—' : `+${row.memory.resident.toFixed(0)} MB`,
         String(row.queries),
       ]),
     ),
