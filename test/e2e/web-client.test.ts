@@ -354,7 +354,7 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     const user = await harness.createUser('margaret');
     const { context, page } = await openPage();
     await signIn(page, user);
-    await newChat(page);
+    const sessionId = await newChat(page);
     await send(page, 'before the outage');
     await expect
       .poll(async () => (await lastReply(page)).textContent())
@@ -374,6 +374,25 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await expect
       .poll(async () => (await lastReply(page)).textContent())
       .toContain('You said: after the outage');
+
+    // The server goes away in the middle of a reply and comes back: the banner shows, the client finds the
+    // server again by itself, and the conversation is what the server stored.
+    await send(page, 'A long answer please [markdown]');
+    await expect.poll(async () => (await lastReply(page)).textContent()).toContain('Streaming works');
+    const restart = harness.restartServer(1500);
+    await banner.waitFor();
+    await restart;
+    await banner.waitFor({ state: 'detached', timeout: 20_000 });
+    await expect.poll(() => page.getByRole('article', { name: 'You said' }).count()).toBe(3);
+    const stored = await fetch(`${harness.baseUrl}/v1/sessions/${sessionId}/messages`, {
+      headers: { authorization: `Bearer ${user.key}` },
+    });
+    const { messages } = (await stored.json()) as { messages: Array<{ content: string }> };
+    await expect.poll(() => page.getByRole('article').count()).toBe(messages.length);
+    await send(page, 'after the restart');
+    await expect
+      .poll(async () => (await lastReply(page)).textContent())
+      .toContain('You said: after the restart');
   });
 
   it('creates, renames and deletes chats, newest first, from the keyboard', async () => {

@@ -33,6 +33,11 @@ export interface WebHarness {
   model: ScriptedModel;
   /** A new user with a fresh API key. */
   createUser(name: string): Promise<WebTestUser>;
+  /**
+   * Stops the HTTP server abruptly (open connections dropped, as when a process dies) and starts a new one
+   * on the same port after `downMs`; the platform (storage, modules) keeps running.
+   */
+  restartServer(downMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,17 +103,27 @@ export async function startWebHarness(env: Record<string, string> = {}): Promise
     },
   });
   const auth = createAuth(platform.storage);
-  const app = await createServer(platform, { auth });
+  let app = await createServer(platform, { auth });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('the server has no TCP address');
+  const port = address.port;
 
   return {
-    baseUrl: `http://127.0.0.1:${address.port}`,
+    baseUrl: `http://127.0.0.1:${port}`,
     platform,
-    app,
+    get app() {
+      return app;
+    },
     auth,
     model,
+    async restartServer(downMs) {
+      app.server.closeAllConnections();
+      await app.close();
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      app = await createServer(platform, { auth });
+      await app.listen({ host: '127.0.0.1', port });
+    },
     async createUser(name) {
       const user = await auth.users.create({ name, role: 'user' });
       const { key } = await auth.keys.create(user.id);
