@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Browser } from 'playwright-core';
 import { buildWebClient, webBuildIsStale } from '../../scripts/build-web.ts';
@@ -47,7 +47,8 @@ export const WEB_TEST_MODEL = 'scripted:obey-anything';
 /** Where screenshots and measurements go (git-ignored). */
 export const ARTIFACTS_DIR = join(import.meta.dirname, '..', '..', 'test-artifacts', 'web');
 
-const BUILD_LOCK = join(import.meta.dirname, '..', '..', 'web', '.build.lock');
+// In node_modules/.cache: git-ignored, and gone with a fresh install.
+const BUILD_LOCK = join(import.meta.dirname, '..', '..', 'node_modules', '.cache', 'parley-web-build.lock');
 
 /**
  * Builds web/dist unless it is already built from the current sources. Test files run in parallel: one
@@ -56,6 +57,7 @@ const BUILD_LOCK = join(import.meta.dirname, '..', '..', 'web', '.build.lock');
 export async function ensureWebBuilt(): Promise<void> {
   await mkdir(ARTIFACTS_DIR, { recursive: true });
   if (!webBuildIsStale()) return;
+  await mkdir(dirname(BUILD_LOCK), { recursive: true });
   const deadline = Date.now() + 120_000;
   for (;;) {
     try {
