@@ -916,6 +916,11 @@ export async function createNatsTransport(
 
     gather,
 
+    health() {
+      if (closed) return { healthy: false, message: 'the transport is closed' };
+      return connected ? { healthy: true } : { healthy: false, message: 'the NATS connection is down' };
+    },
+
     close() {
       closing ??= (async () => {
         closed = true;

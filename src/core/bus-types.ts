@@ -132,4 +132,15 @@ export interface Bus {
   pipeline<R = unknown>(stages: string[], data: unknown, options?: PipelineOptions): Promise<R>;
   /** Stops accepting events, waits for in-flight handlers, closes the transport. */
   close(): Promise<void>;
+  /** Whether the bus can carry events now (open, and its transport connected); for `/readyz`. */
+  health?(): BusHealth;
+}
+
+/** What `Bus.health()` reports. */
+export interface BusHealth {
+  healthy: boolean;
+  /** The transport's name (`local`, `nats`). */
+  transport: string;
+  /** Why it is unhealthy, in a few words. */
+  message?: string;
 }

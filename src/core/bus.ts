@@ -270,6 +270,12 @@ export function createBus(options: BusOptions): Bus {
       return value as R;
     },
 
+    health() {
+      if (state !== 'open')
+        return { healthy: false, transport: transport.name, message: 'the bus is closed' };
+      return { healthy: true, ...transport.health?.(), transport: transport.name };
+    },
+
     close() {
       if (closing !== undefined) return closing;
       state = 'closing';

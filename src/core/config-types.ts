@@ -32,6 +32,8 @@ export interface ServerConfig {
   /** Most files in one document upload. */
   upload_max_files: number;
   sse_heartbeat_ms: number;
+  /** How long /readyz waits for the storage probe before calling the backend unhealthy. */
+  readiness_timeout_ms: number;
   /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
   completions_per_minute: number;
   /** `web_session_ttl_hours`: lifetime of a web client login (its session cookie). */

@@ -105,6 +105,19 @@ export interface BusTransport {
 
   /** Removes this node's subscriptions and releases connections; later calls reject with CHAT_ERR_BUS_CLOSED. */
   close(): Promise<void>;
+
+  /**
+   * Whether the transport can carry events right now (for `/readyz`): a networked transport reports its
+   * connection. Optional: a transport without it counts as healthy while open.
+   */
+  health?(): TransportHealth;
+}
+
+/** What a transport says about its connection. */
+export interface TransportHealth {
+  healthy: boolean;
+  /** Why it is unhealthy, in a few words. */
+  message?: string;
 }
 
 /**

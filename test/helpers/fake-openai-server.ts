@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 
 /** What the server answers. */
 export type FakeBehaviour =
-  | { kind: 'stream'; chunks: string[] }
+  /** Streams the chunks; with `delayMs`, waits that long before each one (a slow model, to act mid-reply). */
+  | { kind: 'stream'; chunks: string[]; delayMs?: number }
   | { kind: 'error'; status: number; message: string; headers?: Record<string, string> }
   /** Accepts the request and never answers. */
   | { kind: 'hang' }
@@ -69,7 +70,13 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
     if (current.kind === 'hang') return;
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     response.write(chunkLine(model, { role: 'assistant', content: '' }, null));
-    for (const text of current.chunks) response.write(chunkLine(model, { content: text }, null));
+    for (const text of current.chunks) {
+      if (current.kind === 'stream' && current.delayMs !== undefined) {
+        await new Promise((resolve) => setTimeout(resolve, current.delayMs));
+        if (response.destroyed) return; // the caller went away (or died) mid-reply
+      }
+      response.write(chunkLine(model, { content: text }, null));
+    }
     if (current.kind === 'stall') return;
     const usage = {
       prompt_tokens: 7,
