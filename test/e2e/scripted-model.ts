@@ -6,7 +6,8 @@
  *
  * Tags: `[markdown]` a reply with a heading, a list and code, streamed slowly; `[attack]` HTML and links
  * that would run code if rendered raw; `[stall]` a few words, then nothing until the request is dropped;
- * `[fail]` HTTP 500 from the provider; anything else: a short echo.
+ * `[fail]` HTTP 500 from the provider; `[cite]` an answer that cites source [1] (when the request holds
+ * the user's documents as numbered sources); anything else: a short echo.
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -139,6 +140,13 @@ export async function startScriptedModel(): Promise<ScriptedModel> {
     }
     if (prompt.includes('[markdown]')) return stream(response, pieces(MARKDOWN_REPLY, 6), 25);
     if (prompt.includes('[attack]')) return stream(response, pieces(attackReply(origin), 40), 5);
+    if (prompt.includes('[cite]')) {
+      const sources = JSON.stringify(body.messages).includes('[1]');
+      const answer = sources
+        ? 'According to your notes, the arctic tern migrates the farthest of any bird [1].'
+        : 'No sources came with the question.';
+      return stream(response, pieces(answer, 5), 5);
+    }
     if (prompt.includes('[stall]')) {
       return stream(response, ['I will ', 'think about ', 'that for a very ', 'long time'], 20, true);
     }

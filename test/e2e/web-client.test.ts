@@ -527,35 +527,25 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await page.keyboard.press('Escape');
     await dialog.waitFor({ state: 'detached' });
 
-    // A reply that cites the document (as text_chat records retrieved passages in the message metadata).
-    const documents = (await (
-      await fetch(`${harness.baseUrl}/v1/documents`, { headers: { authorization: `Bearer ${user.key}` } })
-    ).json()) as { documents: Array<{ docId: string }> };
-    const docId = documents.documents[0]!.docId;
+    // A question the document answers: text_chat retrieves the passage, the reply cites it as [1], and
+    // both the marker and the Sources row open the passage.
     await page.getByRole('button', { name: 'Back to chat' }).click();
-    const sessionId = await newChat(page);
-    await send(page, 'How far does the tern fly?');
+    await newChat(page);
+    await send(page, 'How far does the arctic tern migrate? [cite]');
     await page.getByRole('button', { name: 'Send' }).waitFor();
-    const start = intro.indexOf('The migration');
-    const end = intro.indexOf('\n\n', start);
-    const cited = {
-      id: '01a20000-0000-7000-8000-000000000001',
-      role: 'assistant',
-      content: 'The arctic tern flies the farthest [1].',
-      timestamp: new Date().toISOString(),
-      metadata: { sessionId, citations: [{ docId, title: 'Field notes', start, end }] },
-    };
-    await harness.platform.storage.append(
-      `sessions/${user.id}/${sessionId}/messages.jsonl`,
-      new TextEncoder().encode(`${JSON.stringify(cited)}\n`),
-    );
-    await page.reload();
-    const source = page.getByRole('button', { name: /^Source 1: Field notes/ });
-    await source.click();
+    const reply = await lastReply(page);
+    await expect.poll(() => reply.textContent()).toContain('migrates the farthest');
+    await reply.getByRole('button', { name: 'Source 1', exact: true }).click();
     const passage = page.getByRole('dialog', { name: 'Field notes' });
-    await expect.poll(() => passage.locator('mark').textContent()).toBe(intro.slice(start, end));
+    await expect.poll(() => passage.locator('mark').textContent()).toContain('arctic tern');
     await screenshot(page, '14-cited-passage');
     await passage.getByRole('button', { name: 'Close' }).click();
+    await passage.waitFor({ state: 'detached' });
+    await page.reload();
+    const source = (await lastReply(page)).getByRole('button', { name: /^Source 1: Field notes/ });
+    await source.click();
+    await expect.poll(() => passage.locator('mark').textContent()).toContain('arctic tern');
+    await page.keyboard.press('Escape');
     await passage.waitFor({ state: 'detached' });
 
     // Delete, after a confirmation.

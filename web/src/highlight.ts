@@ -6,11 +6,11 @@
 import hljs from 'highlight.js/lib/common';
 
 /** The highlighted HTML of `code` (hljs escapes the code itself), or `undefined` for an unknown language. */
-export function highlight(code: string, language: string | undefined): string | undefined {
+export function highlight(code: string, language: string | undefined, autoDetect = true): string | undefined {
   const name = language?.toLowerCase();
   if (name && hljs.getLanguage(name))
     return hljs.highlight(code, { language: name, ignoreIllegals: true }).value;
   // Auto-detection is slow on long blocks and often wrong on short ones: only for mid-sized unlabelled code.
-  if (!name && code.length > 20 && code.length < 5000) return hljs.highlightAuto(code).value;
+  if (autoDetect && !name && code.length > 20 && code.length < 5000) return hljs.highlightAuto(code).value;
   return undefined;
 }

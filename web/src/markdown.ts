@@ -13,7 +13,11 @@
 import DOMPurify, { type Config } from 'dompurify';
 import { Marked } from 'marked';
 
-type Highlighter = (code: string, language: string | undefined) => string | undefined;
+type Highlighter = (code: string, language: string | undefined, autoDetect: boolean) => string | undefined;
+
+// Guessing the language of an unlabelled block runs every grammar over it: fine once, too slow to redo
+// on every frame of a streaming reply. Set per render by renderMarkdown.
+let autoDetect = true;
 
 let highlighter: Highlighter | undefined;
 let highlighterLoading: Promise<void> | undefined;
@@ -68,7 +72,7 @@ const marked = new Marked({
     code({ text, lang }) {
       const language = (lang ?? '').trim().split(/\s+/, 1)[0] ?? '';
       if (highlighter === undefined) loadHighlighter();
-      const highlighted = highlighter?.(text, language || undefined);
+      const highlighted = highlighter?.(text, language || undefined, autoDetect);
       const className = language ? ` class="hljs language-${escapeHtml(language)}"` : ' class="hljs"';
       return `<pre><code${className}>${highlighted ?? escapeHtml(text)}</code></pre>\n`;
     },
@@ -155,13 +159,57 @@ function decorateCodeBlocks(root: DocumentFragment): void {
   }
 }
 
-/** Safe HTML for a Markdown reply (see the file comment for what is removed). */
-export function renderMarkdown(markdown: string): string {
+/**
+ * Turns the `[n]` markers of a reply that cites `sources` passages into buttons (`data-source="n"`) that
+ * open source n. Made after sanitizing, from text nodes only, and never inside code or links.
+ */
+function linkCitationMarkers(root: DocumentFragment, sources: number): void {
+  if (sources === 0) return;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const nodes: Text[] = [];
+  for (let node = walker.nextNode(); node !== null; node = walker.nextNode()) {
+    if (/\[\d+\]/.test(node.nodeValue ?? '') && !node.parentElement?.closest('pre, code, a'))
+      nodes.push(node as Text);
+  }
+  for (const node of nodes) {
+    const text = node.nodeValue ?? '';
+    const pieces: Array<string | HTMLButtonElement> = [];
+    let last = 0;
+    for (const match of text.matchAll(/\[(\d+)\]/g)) {
+      const number = Number(match[1]);
+      if (number < 1 || number > sources) continue;
+      pieces.push(text.slice(last, match.index));
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'cite-ref';
+      button.dataset.source = String(number);
+      button.textContent = `[${number}]`;
+      button.setAttribute('aria-label', `Source ${number}`);
+      pieces.push(button);
+      last = match.index + match[0].length;
+    }
+    if (pieces.length === 0) continue;
+    pieces.push(text.slice(last));
+    node.replaceWith(...pieces);
+  }
+}
+
+/**
+ * Safe HTML for a Markdown reply (see the file comment for what is removed). `streaming`: the text is
+ * still growing, so unlabelled code is left plain until the end. `sources`: how many passages the reply
+ * cites, whose `[n]` markers become buttons.
+ */
+export function renderMarkdown(
+  markdown: string,
+  options: { streaming?: boolean; sources?: number } = {},
+): string {
+  autoDetect = options.streaming !== true;
   const html = marked.parse(markdown, { async: false });
   const fragment = DOMPurify.sanitize(html, purifyConfig);
   fixLinks(fragment);
   blockImages(fragment);
   decorateCodeBlocks(fragment);
+  linkCitationMarkers(fragment, options.sources ?? 0);
   const container = document.createElement('div');
   container.append(fragment);
   return container.innerHTML;

@@ -32,9 +32,7 @@ function errorText(error: { code: string; message: string }): string {
   return error.message;
 }
 
-async function copyCode(event: MouseEvent<HTMLDivElement>): Promise<void> {
-  const button = (event.target as HTMLElement).closest('button.copy-code');
-  if (!(button instanceof HTMLButtonElement)) return;
+async function copyCode(button: HTMLButtonElement): Promise<void> {
   const code = button.closest('.code-block')?.querySelector('pre code')?.textContent ?? '';
   try {
     await navigator.clipboard.writeText(code);
@@ -47,15 +45,33 @@ async function copyCode(event: MouseEvent<HTMLDivElement>): Promise<void> {
   }, 1500);
 }
 
-function Reply({ content }: { content: string }) {
+interface ReplyProps {
+  content: string;
+  streaming: boolean;
+  /** How many sources the reply cites (its `[n]` markers become buttons). */
+  sources: number;
+  onCite(source: number): void;
+}
+
+function Reply({ content, streaming, sources, onCite }: ReplyProps) {
   const highlighterVersion = useSyncExternalStore(highlighterStore.subscribe, highlighterStore.getSnapshot);
   // biome-ignore lint/correctness/useExhaustiveDependencies: re-render once highlighting has loaded
-  const html = useMemo(() => renderMarkdown(content), [content, highlighterVersion]);
+  const html = useMemo(
+    () => renderMarkdown(content, { streaming, sources }),
+    [content, streaming, sources, highlighterVersion],
+  );
+  // The buttons inside the rendered HTML (Copy, [n]) are handled here, by delegation.
+  const onClick = (event: MouseEvent<HTMLDivElement>) => {
+    const button = (event.target as HTMLElement).closest('button');
+    if (!(button instanceof HTMLButtonElement)) return;
+    if (button.classList.contains('copy-code')) void copyCode(button);
+    else if (button.classList.contains('cite-ref')) onCite(Number(button.dataset.source));
+  };
   return (
-    // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates the Copy buttons' clicks
+    // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates the clicks of the buttons inside
     <div
       className="markdown"
-      onClick={copyCode}
+      onClick={onClick}
       // biome-ignore lint/security/noDangerouslySetInnerHtml: sanitized by renderMarkdown (DOMPurify)
       dangerouslySetInnerHTML={{ __html: html }}
     />
@@ -63,8 +79,7 @@ function Reply({ content }: { content: string }) {
 }
 
 /** The documents a reply drew on: numbered buttons that open the cited passage. */
-function Sources({ citations }: { citations: Citation[] }) {
-  const [open, setOpen] = useState<Citation | undefined>();
+function Sources({ citations, onOpen }: { citations: Citation[]; onOpen(index: number): void }) {
   return (
     <div className="sources">
       <span className="sources-label">Sources</span>
@@ -75,7 +90,7 @@ function Sources({ citations }: { citations: Citation[] }) {
               type="button"
               className="source-chip"
               aria-label={`Source ${index + 1}: ${citation.title}${citation.heading ? `, ${citation.heading}` : ''} (opens the passage)`}
-              onClick={() => setOpen(citation)}
+              onClick={() => onOpen(index)}
             >
               <span className="source-number" aria-hidden="true">
                 {index + 1}
@@ -86,12 +101,6 @@ function Sources({ citations }: { citations: Citation[] }) {
           </li>
         ))}
       </ol>
-      {open ? (
-        <SourceDialog
-          source={{ kind: 'passage', docId: open.docId, title: open.title, start: open.start, end: open.end }}
-          onClose={() => setOpen(undefined)}
-        />
-      ) : null}
     </div>
   );
 }
@@ -99,6 +108,8 @@ function Sources({ citations }: { citations: Citation[] }) {
 /** A message bubble. */
 export const MessageView = memo(function MessageView({ message, streaming, onRetry }: MessageViewProps) {
   const mine = message.role === 'user';
+  const citations = mine ? [] : (message.metadata.citations ?? []);
+  const [openSource, setOpenSource] = useState<Citation | undefined>();
   const finish = message.metadata.finishReason;
   const note =
     finish === undefined || finish === 'stop' ? undefined : (FINISH_NOTES[finish] ?? `Ended: ${finish}`);
@@ -121,10 +132,27 @@ export const MessageView = memo(function MessageView({ message, streaming, onRet
           </span>
         </div>
       ) : message.content !== '' ? (
-        <Reply content={message.content} />
+        <Reply
+          content={message.content}
+          streaming={streaming === true}
+          sources={citations.length}
+          onCite={(source) => setOpenSource(citations[source - 1])}
+        />
       ) : null}
-      {!mine && message.metadata.citations && message.metadata.citations.length > 0 ? (
-        <Sources citations={message.metadata.citations} />
+      {citations.length > 0 ? (
+        <Sources citations={citations} onOpen={(index) => setOpenSource(citations[index])} />
+      ) : null}
+      {openSource ? (
+        <SourceDialog
+          source={{
+            kind: 'passage',
+            docId: openSource.docId,
+            title: openSource.title,
+            start: openSource.start,
+            end: openSource.end,
+          }}
+          onClose={() => setOpenSource(undefined)}
+        />
       ) : null}
       {note || error || (!mine && message.metadata.model) ? (
         <div className="message-meta">
