@@ -7,7 +7,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePdf } from '../../src/modules/rag/test-fixtures.ts';
-import { type HttpHarness, startHttpHarness, type TestUser } from './http-harness.ts';
+import { type HttpHarness, readSse, startHttpHarness, type TestUser } from './http-harness.ts';
 
 const UPLOAD_LIMIT = 65_536;
 const MAX_FILES = 5;
@@ -323,6 +323,55 @@ describe('reading, querying and deleting documents', () => {
     const foreign = await upload(bob, [notes], { sessionId });
     expect(foreign.status).toBe(404);
     expect((await call('GET', '/v1/documents', { key: bob.key })).body.documents).toEqual([]);
+  });
+
+  it('make a chat turn cite them: the model gets the passage, the reply (JSON, SSE, list) carries citations', async () => {
+    const { alice, bob, call, model, llmCalls } = harness;
+    const manual = '# Albatross\n\n## Fuel\n\nThe Albatross carries 212 litres of fuel in two wing tanks.\n';
+    const uploaded = await upload(alice, [{ name: 'albatross.md', content: manual }]);
+    const docId = uploaded.body.documents[0].docId;
+    const session = (await call('POST', '/v1/sessions', { key: alice.key, body: {} })).body;
+    model.respond({ kind: 'stream', chunks: ['212 litres', ' [1].'] });
+
+    const reply = await call('POST', `/v1/sessions/${session.id}/messages`, {
+      key: alice.key,
+      body: { content: 'How much fuel does the Albatross carry?' },
+    });
+    expect(reply.status).toBe(200);
+    expect(llmCalls.at(-1)!.system).toContain('The Albatross carries 212 litres of fuel');
+    const citations = reply.body.metadata.citations;
+    expect(citations[0]).toMatchObject({ docId, title: 'Albatross', heading: 'Albatross > Fuel' });
+    // The cited chunk: the section from its headings to the end of its text.
+    const cited = manual.trimEnd();
+    expect(manual.slice(citations[0].start, citations[0].end)).toBe(cited);
+    const passage = await call(
+      'GET',
+      `/v1/documents/${docId}/passage?start=${citations[0].start}&end=${citations[0].end}`,
+      { key: alice.key },
+    );
+    expect(passage.body.text).toBe(cited);
+
+    const listed = await call('GET', `/v1/sessions/${session.id}/messages`, { key: alice.key });
+    expect(listed.body.messages.at(-1).metadata.citations).toEqual(citations);
+
+    const streamed = await fetch(`${harness.baseUrl}/v1/sessions/${session.id}/messages?stream=sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'Fuel of the Albatross?' }),
+    });
+    const events = await readSse(streamed);
+    const end = events.find((event) => event.event === 'end')!.data as Entry;
+    expect(end.message.metadata.citations[0]).toMatchObject({ docId });
+
+    // Bob asks the same question: none of alice's documents reach his turn.
+    const bobSession = (await call('POST', '/v1/sessions', { key: bob.key, body: {} })).body;
+    const bobReply = await call('POST', `/v1/sessions/${bobSession.id}/messages`, {
+      key: bob.key,
+      body: { content: 'How much fuel does the Albatross carry?' },
+    });
+    expect(bobReply.status).toBe(200);
+    expect(bobReply.body.metadata.citations).toBeUndefined();
+    expect(llmCalls.at(-1)!.system ?? '').not.toContain('212 litres');
   });
 
   it('are described in the OpenAPI document', async () => {

@@ -13,6 +13,7 @@ import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
 import { loadTokenCounter, type MessageSequence, selectHistory } from './history.ts';
 import type { HistoryCache } from './history-cache.ts';
+import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
 import { appendMessage } from './messages.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
@@ -151,6 +152,8 @@ export async function runTurn(
     (persona) => ({ persona, error: undefined }),
     (error: unknown) => ({ persona: undefined, error }),
   );
+  // So are the user's documents (knowledge.ts; never rejects: a turn goes on without knowledge).
+  const knowledgeLookup = lookupKnowledge(ctx, config.knowledge, { userId, sessionId, query: input.content });
   let userMessage = earlier.user;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
   let history: MessageSequence = log;
@@ -193,7 +196,9 @@ export async function runTurn(
     );
 
     const request: LlmRequest = { model, messages: selected.messages };
-    if (persona !== undefined) request.system = persona.systemPrompt;
+    const knowledge = await knowledgeLookup;
+    const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
+    if (system !== undefined) request.system = system;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
     const streaming: StreamingConfig =
@@ -207,6 +212,7 @@ export async function runTurn(
     const replyMetadata: MessageMetadata = { sessionId, turnId, model, finishReason: outcome.finishReason };
     if (persona !== undefined) replyMetadata.personaId = persona.id;
     if (outcome.usage !== undefined) replyMetadata.usage = outcome.usage;
+    if (knowledge.citations.length > 0) replyMetadata.citations = knowledge.citations;
     if (outcome.error !== undefined) replyMetadata.error = outcome.error.toJSON();
     const reply: Message = {
       id: newId(),

@@ -1,5 +1,6 @@
 import type { PlatformErrorJSON } from '../../core/errors.ts';
 import type { Message, Session } from '../../core/types.ts';
+import type { Citation, KnowledgeConfig } from './knowledge.ts';
 
 /** text_chat's config slice (defaults in config.json, schema in config.schema.json). */
 export interface TextChatConfig {
@@ -29,6 +30,8 @@ export interface TextChatConfig {
   };
   /** How long after a turn the session's `updatedAt` is written (the turns of that span share one write). */
   session_touch_delay_ms: number;
+  /** Passages of the user's documents given to the model each turn (knowledge.ts). */
+  knowledge: KnowledgeConfig;
   history_cache: {
     /** Bytes of session logs kept parsed in memory on a node (least recently used dropped first); 0: off. */
     max_bytes: number;
@@ -76,6 +79,8 @@ export interface MessageMetadata {
   finishReason?: ReplyFinishReason;
   /** Set on a partial reply whose generation failed; such messages are left out of later history. */
   error?: PlatformErrorJSON;
+  /** The document passages the model was given, in source order (`[n]` is citation n − 1). */
+  citations?: Citation[];
 }
 
 /** `session.start` (seed name): creates a session. Reply: Session. */

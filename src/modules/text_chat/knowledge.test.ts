@@ -1,0 +1,231 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { newId } from '../../core/ids.ts';
+import type { ModuleDefinition } from '../../core/module.ts';
+import type { Message, Session } from '../../core/types.ts';
+import rag from '../rag/index.ts';
+import textChat from './index.ts';
+import { buildKnowledge, type Citation, type KnowledgePassage } from './knowledge.ts';
+import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
+import type { ChatResponseEnd } from './types.ts';
+
+const withRag = new Map<string, ModuleDefinition<never, unknown>>([
+  ['text_chat', textChat as never],
+  ['rag', rag as never],
+]);
+const withoutRag = new Map<string, ModuleDefinition<never, unknown>>([['text_chat', textChat as never]]);
+
+const harnesses: Harness[] = [];
+afterEach(async () => {
+  for (const harness of harnesses.splice(0)) await harness.close();
+});
+
+async function start(
+  modules: HarnessOptions['modules'] = {},
+  definitions: HarnessOptions['definitions'] = withRag,
+): Promise<Harness> {
+  const harness = await startHarness({ modules, definitions });
+  harnesses.push(harness);
+  return harness;
+}
+
+function send(harness: Harness, userId: string, sessionId: string, content: string): Promise<Message> {
+  return harness.bus.request<Message>(
+    'message.send',
+    { userId, sessionId, content },
+    { correlationId: newId(), timeout: 10_000 },
+  );
+}
+
+async function newSession(harness: Harness, userId: string): Promise<Session> {
+  return harness.bus.request<Session>('session.start', { userId });
+}
+
+async function addDocument(
+  harness: Harness,
+  ownerId: string,
+  filename: string,
+  content: string,
+  sessionId?: string,
+): Promise<string> {
+  const result = await harness.bus.request<{ docId: string }>('rag.document.add', {
+    ownerId,
+    filename,
+    content,
+    ...(sessionId === undefined ? {} : { sessionId }),
+  });
+  return result.docId;
+}
+
+/** The system prompt of the model's last call. */
+function systemOf(harness: Harness): string {
+  const system = harness.calls.at(-1)!.prompt.find((message) => message.role === 'system');
+  return system === undefined ? '' : (system.content as string);
+}
+
+function citationsOf(message: Message): Citation[] | undefined {
+  return message.metadata.citations as Citation[] | undefined;
+}
+
+const manual = [
+  '# Albatross flight manual',
+  '',
+  '## Fuel',
+  '',
+  'The Albatross carries 212 litres of fuel in two wing tanks; switch tanks every thirty minutes.',
+  '',
+  '## Landing',
+  '',
+  'Approach at 65 knots with full flaps; the stall speed is 48 knots.',
+].join('\n');
+
+describe('knowledge in chat turns', () => {
+  it('gives the model the passage that answers, and the reply cites it with exact offsets', async () => {
+    const harness = await start();
+    const docId = await addDocument(harness, 'u1', 'albatross.md', manual);
+    const session = await newSession(harness, 'u1');
+    harness.script({ kind: 'reply', chunks: ['212 litres [1].'] });
+
+    const reply = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    const system = systemOf(harness);
+    expect(system).toContain('Context from your documents');
+    expect(system).toContain('[1] Albatross flight manual — Albatross flight manual > Fuel');
+    expect(system).toContain('The Albatross carries 212 litres of fuel');
+
+    const citations = citationsOf(reply)!;
+    expect(citations.length).toBeGreaterThan(0);
+    expect(citations[0]).toMatchObject({ docId, title: 'Albatross flight manual' });
+    const stored = await harness.bus.request<{ content: string }>('rag.document.get', {
+      ownerId: 'u1',
+      docId,
+      includeContent: true,
+    });
+    for (const citation of citations) {
+      expect(system).toContain(stored.content.slice(citation.start, citation.end));
+    }
+    // The best source is the Fuel section (the title heading with nothing under it joins it).
+    expect(stored.content.slice(citations[0]!.start, citations[0]!.end)).toBe(
+      manual.slice(0, manual.indexOf('\n\n## Landing')),
+    );
+    expect(citations[0]!.heading).toBe('Albatross flight manual > Fuel');
+
+    // The stored message and the end event carry the same citations.
+    const end = harness.events('chat.response.end').at(-1)!.data as ChatResponseEnd;
+    expect(end.message).toEqual(reply);
+    const page = await harness.bus.request<{ messages: Message[] }>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(citationsOf(page.messages.at(-1)!)).toEqual(citations);
+    // The user's own message is what the model sees as the user turn (the passages are not folded into it).
+    expect(harness.calls.at(-1)!.prompt.at(-1)).toMatchObject({ role: 'user' });
+  });
+
+  it('adds nothing for a user without documents, and never shows another user’s documents', async () => {
+    const harness = await start();
+    await addDocument(harness, 'u2', 'albatross.md', manual);
+    const session = await newSession(harness, 'u1');
+
+    const reply = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    expect(systemOf(harness)).not.toContain('Context from your documents');
+    expect(systemOf(harness)).not.toContain('212 litres');
+    expect(citationsOf(reply)).toBeUndefined();
+
+    // u1 has a document now, on another subject: still nothing of u2's.
+    await addDocument(
+      harness,
+      'u1',
+      'garden.md',
+      '# Garden\n\nWater the Albatross roses and fuel the mower.',
+    );
+    const second = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    expect(systemOf(harness)).not.toContain('212 litres');
+    expect(citationsOf(second)?.every((citation) => citation.title === 'Garden')).toBe(true);
+  });
+
+  it('uses the library and this session’s documents, not another session’s', async () => {
+    const harness = await start();
+    const first = await newSession(harness, 'u1');
+    const second = await newSession(harness, 'u1');
+    await addDocument(harness, 'u1', 'albatross.md', manual, first.id);
+
+    const elsewhere = await send(harness, 'u1', second.id, 'How much fuel does the Albatross carry?');
+    expect(citationsOf(elsewhere)).toBeUndefined();
+    const here = await send(harness, 'u1', first.id, 'How much fuel does the Albatross carry?');
+    expect(citationsOf(here)?.[0]?.title).toBe('Albatross flight manual');
+  });
+
+  it('keeps the section within knowledge.max_context_tokens, and asks nothing when disabled', async () => {
+    const sections = Array.from(
+      { length: 6 },
+      (_, index) =>
+        `## Tank ${index}\n\nTank ${index} of the Albatross holds fuel: ${'forty litres of fuel. '.repeat(30)}`,
+    ).join('\n\n');
+    const small = await start({ text_chat: { knowledge: { max_context_tokens: 400, top_k: 6 } } });
+    await addDocument(small, 'u1', 'tanks.md', `# Tanks\n\n${sections}`);
+    const session = await newSession(small, 'u1');
+    const reply = await send(small, 'u1', session.id, 'Which tank holds fuel?');
+    const citations = citationsOf(reply)!;
+    expect(citations.length).toBeGreaterThan(0);
+    expect(citations.length).toBeLessThan(6);
+    const { countTokens } = await import('gpt-tokenizer');
+    const section = systemOf(small).slice(systemOf(small).indexOf('Context from your documents'));
+    expect(countTokens(section)).toBeLessThanOrEqual(400);
+    // Sources are numbered in citation order, one per citation.
+    const numbers = [...section.matchAll(/^\[(\d+)\] /gm)].map((match) => Number(match[1]));
+    expect(numbers).toEqual(citations.map((_, index) => index + 1));
+
+    const off = await start({ text_chat: { knowledge: { enabled: false } } });
+    await addDocument(off, 'u1', 'albatross.md', manual);
+    const offSession = await newSession(off, 'u1');
+    const plain = await send(off, 'u1', offSession.id, 'How much fuel does the Albatross carry?');
+    expect(citationsOf(plain)).toBeUndefined();
+    expect(off.events('knowledge.query')).toHaveLength(0);
+  });
+
+  it('answers without knowledge when no module provides it', async () => {
+    const harness = await start({}, withoutRag);
+    const session = await newSession(harness, 'u1');
+    const reply = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    expect(reply.content).toBe('Hello there');
+    expect(citationsOf(reply)).toBeUndefined();
+    expect(systemOf(harness)).not.toContain('Context from your documents');
+  });
+});
+
+describe('buildKnowledge', () => {
+  const passage = (chunkId: string, text: string): KnowledgePassage => ({
+    docId: 'doc_1',
+    title: 'Manual',
+    start: 0,
+    end: text.length,
+    chunkId,
+    text,
+  });
+  // Words as tokens, and the fixed header free, so the budget is all for the sources.
+  const words = (text: string) =>
+    text.startsWith('Context from your documents') ? 0 : text.split(/\s+/).filter(Boolean).length;
+
+  it('skips a passage too large for what is left, takes a later one that fits, and drops repeats', () => {
+    const knowledge = buildKnowledge(
+      [
+        passage('a', 'one two three'),
+        passage('a', 'one two three'),
+        passage('b', 'x '.repeat(200)),
+        passage('c', 'four five'),
+      ],
+      12,
+      words,
+    );
+    expect(knowledge.citations.map((citation) => citation.chunkId)).toEqual(['a', 'c']);
+    expect(knowledge.section).toContain('[1] Manual\none two three');
+    expect(knowledge.section).toContain('[2] Manual\nfour five');
+    expect(knowledge.citations[0]).not.toHaveProperty('text');
+  });
+
+  it('gives no section when nothing fits', () => {
+    expect(buildKnowledge([passage('a', 'x '.repeat(500))], 50, words)).toEqual({
+      section: undefined,
+      citations: [],
+    });
+  });
+});
