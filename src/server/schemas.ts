@@ -53,7 +53,7 @@ export const messageSchema = {
     metadata: {
       ...openObject,
       description:
-        '{ sessionId, turnId?, model?, usage?: { inputTokens, outputTokens }, finishReason?, error? }',
+        '{ sessionId, turnId?, model?, usage?: { inputTokens, outputTokens }, finishReason?, error?, citations?: [{ docId, title, start, end, chunkId, heading? }] }',
     },
   },
 } as const;
