@@ -327,11 +327,21 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(harness.model.trackerHits).toBe(trackerBefore);
   });
 
-  it('says plainly when the provider fails (with Retry) and when the user is rate limited', async () => {
+  it('says plainly when the provider fails (with Retry), a message is too long, or the user is rate limited', async () => {
     const user = await harness.createUser('barbara');
     const { page } = await openPage();
     await signIn(page, user);
     await newChat(page);
+
+    // Over text_chat.max_message_length (4096): refused with the server's reason, the text kept in the box.
+    const long = 'x'.repeat(5000);
+    await send(page, long);
+    const refused = page.getByRole('alert').filter({ hasText: 'Not sent' });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain('max_message_length');
+    expect(await page.getByLabel('Message', { exact: true }).inputValue()).toBe(long);
+    expect(await page.getByRole('article', { name: 'You said' }).count()).toBe(0);
+
     await send(page, 'Please break [fail]');
     const failed = await lastReply(page);
     await expect.poll(() => failed.textContent()).toContain('The model provider failed');
@@ -429,6 +439,19 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await expect
       .poll(() => page.getByRole('heading', { level: 1 }).textContent())
       .toBe('Renamed by keyboard');
+
+    // The persona picker saves at once, and the choice is the session's (it survives a reload).
+    await page.getByLabel('Persona').selectOption('assistant');
+    await expect
+      .poll(async () => {
+        const response = await fetch(`${harness.baseUrl}/v1/sessions/${second}`, {
+          headers: { authorization: `Bearer ${user.key}` },
+        });
+        return ((await response.json()) as { metadata: { personaId?: string } }).metadata.personaId;
+      })
+      .toBe('assistant');
+    await page.reload();
+    await expect.poll(() => page.getByLabel('Persona').inputValue()).toBe('assistant');
 
     // Delete asks first; Cancel keeps the chat, Delete removes it.
     await items
