@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { killAllNodes, type ParleyNode, waitFor } from '../helpers/cluster.ts';
+import {
+  type Cluster,
+  contentsOn,
+  sessionAcrossNodes,
+  startCluster,
+  streamAcrossNodes,
+  streamTurn,
+} from '../helpers/cluster-scenario.ts';
+import { deleteRedisPrefix, readSessionLog } from '../helpers/cluster-services.ts';
+import { requireNats } from '../helpers/nats.ts';
+import { IN_CI, redisAnswers, TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
+
+// Three `parley serve` processes on the shared Redis and the shared NATS act as one: any node serves any
+// request, a reply generated on one node streams to a client on another, and a node killed with SIGKILL
+// mid-reply loses nothing that was acknowledged. (test/integration/multi-node-s3.test.ts: the same on S3.)
+
+async function requireRedis(what: string): Promise<boolean> {
+  if (await redisAnswers(TEST_REDIS_URL)) return true;
+  const message = `${what}: no Redis answers at ${TEST_REDIS_URL}`;
+  if (IN_CI) throw new Error(`${message} (CI=true: a missing service is a failure)`);
+  console.warn(`${message}; skipping`);
+  return false;
+}
+
+const available = (await requireRedis('multi-node')) && (await requireNats('multi-node'));
+const redisPrefix = uniqueRedisPrefix('multi-node');
+
+describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      storageEnv: {
+        CHAT_STORAGE__BACKEND: 'redis',
+        CHAT_STORAGE__REDIS__URL: TEST_REDIS_URL,
+        CHAT_STORAGE__REDIS__PREFIX: redisPrefix,
+      },
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await cluster?.close();
+    await killAllNodes();
+    if (available) await deleteRedisPrefix(TEST_REDIS_URL, redisPrefix);
+  });
+
+  it('every node is ready, with Redis and NATS reported healthy', async () => {
+    for (const node of Object.values(cluster.nodes)) {
+      const ready = await node.call('GET', '/readyz');
+      expect(ready.status, node.name).toBe(200);
+      expect(ready.body.storage).toEqual({ healthy: true, backend: 'redis' });
+      expect(ready.body.bus).toEqual({ healthy: true, transport: 'nats' });
+    }
+    // Only n1 created an admin (it started alone); the others found it.
+    expect(cluster.nodes.n2.bootstrapKey).toBeUndefined();
+    expect(cluster.nodes.n3.bootstrapKey).toBeUndefined();
+  });
+
+  it('a session created on node 1 is continued on node 2 and read on node 3', async () => {
+    await sessionAcrossNodes(cluster);
+  });
+
+  it('a reply generated on one node streams to an SSE client connected to another', async () => {
+    await streamAcrossNodes(cluster);
+  });
+
+  // The two kill tests run in this order: the first kills the node generating the reply (n1 or n3),
+  // leaving n2 (HTTP only) and one text_chat node; the second kills n2, the client's node.
+
+  it('the node generating a reply is killed (SIGKILL) mid-stream: the acknowledged user message is kept once, the client is told, the session goes on elsewhere', async () => {
+    const { n2 } = cluster.nodes;
+    const { key, id: userId } = cluster.alice;
+    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    cluster.respond({ kind: 'stream', chunks: Array.from({ length: 30 }, (_, n) => `w${n} `), delayMs: 100 });
+
+    let victim: ParleyNode | undefined;
+    let killed: Promise<void> | undefined;
+    const turn = await streamTurn(n2, key, sessionId, 'cut me off', (event) => {
+      if (event.event !== 'delta' || killed !== undefined) return;
+      const [generator] = cluster.generatedOn() as Array<'n1' | 'n3'>;
+      victim = cluster.nodes[generator as 'n1' | 'n3'];
+      killed = victim.kill('SIGKILL');
+    });
+    await killed;
+    expect(victim?.exited).toBe(true);
+    // `start` came with the first delta, once the user message was stored: it was acknowledged. The
+    // client's node never hears of the turn again; it gives up after text_chat.turn_timeout_ms (+1 s) and
+    // says so in an `error` event, rather than leaving the stream open.
+    const names = turn.events.map((event) => event.event);
+    expect(names[0]).toBe('start');
+    expect(names.at(-1)).toBe('error');
+    expect(turn.events.at(-1)?.data).toMatchObject({ error: { code: expect.stringMatching(/^CHAT_ERR_/) } });
+
+    // The session goes on, on the node still generating (the history still has the cut-off message).
+    const survivor = victim?.name === 'n1' ? 'n3' : 'n1';
+    cluster.respond({ kind: 'stream', chunks: ['still ', 'here'] });
+    const next = await n2.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'again' },
+    });
+    expect(next.status, JSON.stringify(next.body)).toBe(200);
+    expect(cluster.generatedOn()).toEqual([survivor]);
+    expect(JSON.stringify(cluster.models[survivor].requests[0]?.body.messages)).toContain('cut me off');
+    expect(await contentsOn(n2, key, sessionId)).toEqual(['cut me off', 'again', 'still here']);
+
+    // What Redis holds, read directly: each message once, the cut-off turn's user message included.
+    const log = await readSessionLog(TEST_REDIS_URL, redisPrefix, userId, sessionId);
+    expect(log.map((message) => message.content)).toEqual(['cut me off', 'again', 'still here']);
+    expect(new Set(log.map((message) => message.id)).size).toBe(log.length);
+  });
+
+  it("the client's node is killed (SIGKILL) mid-stream: the reply is generated and stored whole elsewhere", async () => {
+    const { n2 } = cluster.nodes;
+    const survivor = [cluster.nodes.n1, cluster.nodes.n3].find((node) => !node.exited) as ParleyNode;
+    const { key, id: userId } = cluster.alice;
+    const sessionId = (await survivor.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    const chunks = Array.from({ length: 10 }, (_, n) => `part${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
+
+    let killed: Promise<void> | undefined;
+    const turn = await streamTurn(n2, key, sessionId, 'finish without me', (event) => {
+      if (event.event === 'delta') killed ??= n2.kill('SIGKILL');
+    });
+    await killed;
+    expect(turn.events[0]?.event).toBe('start');
+    expect(turn.broken).toBeDefined();
+
+    // Nobody cancels the turn (the node that would have is gone): it runs to its end and is stored.
+    await waitFor(
+      async () => (await contentsOn(survivor, key, sessionId)).length === 2,
+      'the reply to be stored',
+    );
+    expect(await contentsOn(survivor, key, sessionId)).toEqual(['finish without me', chunks.join('')]);
+    const log = await readSessionLog(TEST_REDIS_URL, redisPrefix, userId, sessionId);
+    expect(log.map((message) => message.role)).toEqual(['user', 'assistant']);
+    expect(log[1]?.metadata.finishReason).toBe('stop');
+
+    cluster.respond({ kind: 'stream', chunks: ['and on'] });
+    const next = await survivor.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'go on' },
+    });
+    expect(next.status).toBe(200);
+    expect(await contentsOn(survivor, key, sessionId)).toHaveLength(4);
+  });
+});
