@@ -74,9 +74,12 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await harness?.close();
   });
 
-  async function openPage(options: { viewport?: { width: number; height: number } } = {}) {
+  async function openPage(
+    options: { viewport?: { width: number; height: number }; colorScheme?: 'light' | 'dark' } = {},
+  ) {
     const context = await browser.newContext({
       viewport: options.viewport ?? { width: 1280, height: 800 },
+      colorScheme: options.colorScheme ?? 'light',
       ...(options.viewport && options.viewport.width < 500 ? { isMobile: true, hasTouch: true } : {}),
     });
     contexts.push(context);
@@ -491,9 +494,9 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
       .toBe('line one\nline two');
   });
 
-  it('is usable at phone width: the chat list is a drawer, nothing scrolls sideways, passes axe', async () => {
+  it('is usable at phone width (in dark mode): the chat list is a drawer, nothing scrolls sideways, passes axe', async () => {
     const user = await harness.createUser('hedy');
-    const { page } = await openPage({ viewport: { width: 390, height: 844 } });
+    const { page } = await openPage({ viewport: { width: 390, height: 844 }, colorScheme: 'dark' });
     await signIn(page, user);
     await newChat(page);
     await send(page, 'A reply with code on a small screen [markdown]');
@@ -502,6 +505,7 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(overflow).toBeLessThanOrEqual(0);
     expect(await page.getByRole('navigation', { name: 'Chats' }).isVisible()).toBe(false);
     await screenshot(page, '11-phone-conversation');
+    expect(await audit(page)).toEqual([]);
     await page.getByRole('button', { name: 'Chats' }).click();
     await page.getByRole('navigation', { name: 'Chats' }).waitFor();
     await page.waitForTimeout(250); // the drawer slides in
