@@ -71,6 +71,25 @@ function messageCounter(countTokens: TokenCounter): (message: Message) => number
   };
 }
 
+// The persona's system prompt is the same text turn after turn: its count is kept too (a few prompts).
+const systemCounts = new WeakMap<TokenCounter, Map<string, number>>();
+const MAX_SYSTEM_PROMPTS = 100;
+
+function systemTokens(countTokens: TokenCounter, system: string): number {
+  let known = systemCounts.get(countTokens);
+  if (known === undefined) {
+    known = new Map();
+    systemCounts.set(countTokens, known);
+  }
+  let tokens = known.get(system);
+  if (tokens === undefined) {
+    tokens = countTokens(system) + TOKENS_PER_MESSAGE;
+    if (known.size >= MAX_SYSTEM_PROMPTS) known.clear();
+    known.set(system, tokens);
+  }
+  return tokens;
+}
+
 function isUsable(message: Message): boolean {
   return (
     (message.role === 'user' || message.role === 'assistant') &&
@@ -93,7 +112,7 @@ export function selectHistory(options: SelectHistoryOptions): SelectedHistory {
   const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
   const cost = messageCounter(options.countTokens);
   let tokens = TOKENS_PER_REPLY;
-  if (options.system !== undefined) tokens += options.countTokens(options.system) + TOKENS_PER_MESSAGE;
+  if (options.system !== undefined) tokens += systemTokens(options.countTokens, options.system);
   // Newest first while collecting.
   const chosen: Message[] = [];
   for (let index = count - 1; index >= 0; index--) {

@@ -98,6 +98,8 @@ export function buildKnowledge(
   maxTokens: number,
   countTokens: TokenCounter,
 ): TurnKnowledge {
+  // A user without documents (most turns): nothing to count.
+  if (passages.length === 0) return NO_KNOWLEDGE;
   const seen = new Set<string>();
   const parts: string[] = [];
   const citations: Citation[] = [];

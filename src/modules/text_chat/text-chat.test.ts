@@ -325,11 +325,12 @@ describe('text_chat turns', () => {
     const session = await newSession(harness);
     harness.script({ kind: 'hang', chunks: ['Once', ' upon'] });
     const turnId = newId();
-    // The server's single listener: cancels when the "client" has seen the first delta.
+    // The server's single listener: cancels when the "client" has seen the whole text the model sent
+    // (what a model had sent but the turn had not read yet when the cancel came is not kept).
     harness.bus.on(
       'chat.response.delta',
       (event) => {
-        if (event.correlationId === turnId)
+        if (event.correlationId === turnId && (event.data as ChatResponseDelta).text === ' upon')
           void harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
       },
       { mode: 'local' },
