@@ -9,6 +9,7 @@
  */
 
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -116,22 +117,35 @@ export async function registerWebClient(app: FastifyInstance, options: WebClient
       return;
     }
 
+    // The hashed assets, looked up on each request, so a rebuild while parley runs is served at once.
+    await scope.register(fastifyStatic, {
+      root: join(distDir, 'assets'),
+      prefix: '/assets/',
+      index: false,
+      // The build writes .br and .gz beside each asset (scripts/build-web.ts): sent as the browser accepts.
+      preCompressed: true,
+      allowedPath: (path) => !/\.(br|gz)$/.test(path),
+      // Vite names assets by content hash: a changed file is a new name, so they never go stale. (This
+      // registration's sendFile also serves index.html, which must be asked for again each time.)
+      setHeaders: (reply, path) => {
+        const hashed = path.startsWith(join(distDir, 'assets'));
+        reply.header('cache-control', hashed ? 'public, max-age=31536000, immutable' : 'no-cache');
+      },
+    });
+    // The few other files at the top (the icon), found at start.
     await scope.register(fastifyStatic, {
       root: distDir,
       wildcard: false,
       index: false,
-      // The build writes .br and .gz beside each asset (scripts/build-web.ts): sent as the browser accepts.
-      preCompressed: true,
-      globIgnore: ['**/*.br', '**/*.gz'],
-      // Vite names assets by content hash: a changed file is a new name, so they never go stale.
-      setHeaders: (reply, path) => {
-        const immutable = path.includes('/assets/');
-        reply.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+      decorateReply: false,
+      globIgnore: ['assets/**', 'index.html', '**/*.br', '**/*.gz'],
+      setHeaders: (reply) => {
+        reply.header('cache-control', 'no-cache');
       },
     });
 
     const page = async (_request: FastifyRequest, reply: FastifyReply) =>
-      reply.header('cache-control', 'no-cache').sendFile('index.html');
+      reply.header('cache-control', 'no-cache').sendFile('index.html', distDir);
     scope.get('/', { schema: { hide: true } }, page);
     scope.get('/*', { schema: { hide: true } }, async (request, reply) => {
       if (!isBrowserNavigation(request)) {

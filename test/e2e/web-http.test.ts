@@ -213,6 +213,10 @@ describe('serving the client', () => {
     expect(brotli.headers.get('content-type')).toMatch(/javascript/);
     expect(brotli.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
     expect(brotli.headers.get('content-security-policy')).toBe(WEB_CONTENT_SECURITY_POLICY);
+    expect((await fetch(`${harness.baseUrl}${script}.br`)).status).toBe(404);
+    const icon = await fetch(`${harness.baseUrl}/favicon.svg`);
+    expect(icon.status).toBe(200);
+    expect(icon.headers.get('content-type')).toMatch(/^image\/svg\+xml/);
     const plain = await fetch(harness.baseUrl + script, { headers: { 'accept-encoding': 'identity' } });
     expect(plain.headers.get('content-encoding')).toBeNull();
     expect((await plain.text()).length).toBeGreaterThan(1000);
