@@ -598,6 +598,37 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(watch.errors).toEqual([]);
   });
 
+  it('shows a long history page by page: the newest 100 messages, earlier ones on demand', async () => {
+    const user = await harness.createUser('ada-l');
+    const { page } = await openPage();
+    await signIn(page, user);
+    const sessionId = await newChat(page);
+    // 130 stored messages (written to the session's log the way text_chat writes them).
+    const lines = Array.from({ length: 130 }, (_, index) => {
+      const number = String(index).padStart(3, '0');
+      return `${JSON.stringify({
+        id: `01a20000-0000-7000-8000-000000000${number}`,
+        role: index % 2 === 0 ? 'user' : 'assistant',
+        content: `history message ${number}`,
+        timestamp: new Date(Date.UTC(2030, 0, 1, 0, 0, index)).toISOString(),
+        metadata: { sessionId },
+      })}\n`;
+    });
+    await harness.platform.storage.append(
+      `sessions/${user.id}/${sessionId}/messages.jsonl`,
+      new TextEncoder().encode(lines.join('')),
+    );
+    await page.reload();
+    const articles = page.getByRole('article');
+    await expect.poll(() => articles.count()).toBe(100);
+    expect(await articles.last().textContent()).toContain('history message 129');
+    expect(await articles.first().textContent()).toContain('history message 030');
+    await page.getByRole('button', { name: 'Load earlier messages' }).click();
+    await expect.poll(() => articles.count()).toBe(130);
+    expect(await articles.first().textContent()).toContain('history message 000');
+    expect(await page.getByRole('button', { name: 'Load earlier messages' }).count()).toBe(0);
+  });
+
   it('loads at most 150 KB of JavaScript (gzipped) at start', () => {
     const size = measureWebBuild();
     console.log(
