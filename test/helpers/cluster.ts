@@ -52,6 +52,8 @@ export interface ParleyNode {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** True once the process exited. */
   readonly exited: boolean;
+  /** The exit code once it exited by itself (null when a signal killed it, or still running). */
+  readonly exitCode: number | null;
 }
 
 /** Options of `startNode`. */
@@ -138,6 +140,9 @@ export async function startNode(options: StartNodeOptions): Promise<ParleyNode> 
     },
     get exited() {
       return exited;
+    },
+    get exitCode() {
+      return child.exitCode;
     },
   };
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAllNodes, type ParleyNode, waitFor } from '../helpers/cluster.ts';
+import { killAllNodes, type ParleyNode, startNode, waitFor } from '../helpers/cluster.ts';
 import {
   type Cluster,
   contentsOn,
@@ -64,6 +64,34 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
 
   it('a reply generated on one node streams to an SSE client connected to another', async () => {
     await streamAcrossNodes(cluster);
+  });
+
+  it('the node generating a reply is stopped (SIGTERM, a rolling restart) mid-stream: it finishes the reply first, and a restarted node rejoins', async () => {
+    const { n2 } = cluster.nodes;
+    const { key } = cluster.alice;
+    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    const chunks = Array.from({ length: 10 }, (_, n) => `bit${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
+
+    let stopping: { name: 'n1' | 'n3'; exited: Promise<void> } | undefined;
+    const turn = await streamTurn(n2, key, sessionId, 'finish before you go', (event) => {
+      if (event.event !== 'delta' || stopping !== undefined) return;
+      const name = cluster.generatedOn()[0] as 'n1' | 'n3';
+      stopping = { name, exited: cluster.nodes[name].kill('SIGTERM') };
+    });
+    expect(turn.broken).toBeUndefined();
+    expect(turn.events.at(-1)?.event).toBe('end');
+    expect(turn.text).toBe(chunks.join(''));
+    if (stopping === undefined) throw new Error('no delta came');
+    await stopping.exited;
+    expect(cluster.nodes[stopping.name].exitCode).toBe(0);
+    expect(await contentsOn(n2, key, sessionId)).toEqual(['finish before you go', chunks.join('')]);
+
+    // Started again with the same config, it joins the others (and creates no second admin).
+    const restarted = await startNode({ name: stopping.name, env: cluster.env(stopping.name) });
+    expect(restarted.bootstrapKey).toBeUndefined();
+    cluster.nodes[stopping.name] = restarted;
+    expect(await contentsOn(restarted, key, sessionId)).toEqual(['finish before you go', chunks.join('')]);
   });
 
   // The two kill tests run in this order: the first kills the node generating the reply (n1 or n3),
