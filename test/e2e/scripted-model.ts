@@ -139,6 +139,8 @@ export async function startScriptedModel(): Promise<ScriptedModel> {
       return;
     }
     if (prompt.includes('[markdown]')) return stream(response, pieces(MARKDOWN_REPLY, 6), 25);
+    // A long reply (about 8,000 characters with code), for how rendering keeps up as the text grows.
+    if (prompt.includes('[long]')) return stream(response, pieces(MARKDOWN_REPLY.repeat(20), 8), 4);
     if (prompt.includes('[attack]')) return stream(response, pieces(attackReply(origin), 40), 5);
     if (prompt.includes('[cite]')) {
       const sources = JSON.stringify(body.messages).includes('[1]');

@@ -160,6 +160,21 @@ function decorateCodeBlocks(root: DocumentFragment): void {
 }
 
 /**
+ * The top-level blocks of a Markdown text (paragraphs, lists, code blocks…), as their source text. A reply
+ * still streaming is rendered block by block: every block but the last is finished and its HTML can be
+ * kept, so a frame re-renders only the growing end instead of the whole reply.
+ */
+export function markdownBlocks(markdown: string): string[] {
+  const blocks: string[] = [];
+  for (const token of marked.lexer(markdown)) {
+    // Blank lines belong to the block before them (they never render on their own).
+    if (token.type === 'space' && blocks.length > 0) blocks[blocks.length - 1] += token.raw;
+    else blocks.push(token.raw);
+  }
+  return blocks;
+}
+
+/**
  * Turns the `[n]` markers of a reply that cites `sources` passages into buttons (`data-source="n"`) that
  * open source n. Made after sanitizing, from text nodes only, and never inside code or links.
  */

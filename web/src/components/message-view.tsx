@@ -3,9 +3,9 @@
  * safe by renderMarkdown (sanitized, links and images checked), with highlighted code and a Copy button.
  */
 
-import { type MouseEvent, memo, useMemo, useState, useSyncExternalStore } from 'react';
+import { type MouseEvent, memo, useMemo, useRef, useState, useSyncExternalStore } from 'react';
 import type { ChatMessage, Citation } from '../api.ts';
-import { highlighterStore, renderMarkdown } from '../markdown.ts';
+import { highlighterStore, markdownBlocks, renderMarkdown } from '../markdown.ts';
 import { SourceDialog } from './source-dialog.tsx';
 
 export interface MessageViewProps {
@@ -53,11 +53,43 @@ interface ReplyProps {
   onCite(source: number): void;
 }
 
+/** One finished block of a streaming reply: its HTML never changes, so React leaves its DOM alone. */
+const Block = memo(function Block({ html }: { html: string }) {
+  // biome-ignore lint/security/noDangerouslySetInnerHtml: sanitized by renderMarkdown (DOMPurify)
+  return <div className="markdown-block" dangerouslySetInnerHTML={{ __html: html }} />;
+});
+
+/**
+ * A reply being written: rendered block by block, each finished block once (kept in `cache`), the growing
+ * last block on every frame. Reference-style links resolve once the reply is complete.
+ */
+function StreamingBlocks({ content }: { content: string }) {
+  const cache = useRef(new Map<string, string>());
+  const highlighterVersion = useSyncExternalStore(highlighterStore.subscribe, highlighterStore.getSnapshot);
+  const version = useRef(highlighterVersion);
+  if (version.current !== highlighterVersion) {
+    // Highlighting arrived: finished code blocks are coloured from now on.
+    cache.current.clear();
+    version.current = highlighterVersion;
+  }
+  const blocks = markdownBlocks(content);
+  return blocks.map((raw, index) => {
+    const last = index === blocks.length - 1;
+    let html = last ? undefined : cache.current.get(raw);
+    if (html === undefined) {
+      html = renderMarkdown(raw, { streaming: true });
+      if (!last) cache.current.set(raw, html);
+    }
+    // biome-ignore lint/suspicious/noArrayIndexKey: blocks only grow at the end; an index is their identity
+    return <Block key={index} html={html} />;
+  });
+}
+
 function Reply({ content, streaming, sources, onCite }: ReplyProps) {
   const highlighterVersion = useSyncExternalStore(highlighterStore.subscribe, highlighterStore.getSnapshot);
   // biome-ignore lint/correctness/useExhaustiveDependencies: re-render once highlighting has loaded
   const html = useMemo(
-    () => renderMarkdown(content, { streaming, sources }),
+    () => (streaming ? '' : renderMarkdown(content, { sources })),
     [content, streaming, sources, highlighterVersion],
   );
   // The buttons inside the rendered HTML (Copy, [n]) are handled here, by delegation.
@@ -67,6 +99,14 @@ function Reply({ content, streaming, sources, onCite }: ReplyProps) {
     if (button.classList.contains('copy-code')) void copyCode(button);
     else if (button.classList.contains('cite-ref')) onCite(Number(button.dataset.source));
   };
+  if (streaming) {
+    return (
+      // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates the clicks of the buttons inside
+      <div className="markdown" onClick={onClick}>
+        <StreamingBlocks content={content} />
+      </div>
+    );
+  }
   return (
     // biome-ignore lint/a11y/useKeyWithClickEvents lint/a11y/noStaticElementInteractions: delegates the clicks of the buttons inside
     <div
