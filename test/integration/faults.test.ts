@@ -200,7 +200,7 @@ describe.skipIf(!available)('Redis and NATS restarted under traffic', () => {
       kill: () => redis.kill(),
       start: () => redis.start(),
     });
-  });
+  }, 60_000);
 
   it('NATS crashes (SIGKILL) and restarts: 503 at once meanwhile, recovery without a restart, nothing acknowledged lost', async () => {
     await outage({
@@ -209,5 +209,5 @@ describe.skipIf(!available)('Redis and NATS restarted under traffic', () => {
       kill: () => nats.kill(),
       start: () => nats.start(),
     });
-  });
+  }, 60_000);
 });

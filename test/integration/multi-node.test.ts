@@ -92,7 +92,7 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     expect(restarted.bootstrapKey).toBeUndefined();
     cluster.nodes[stopping.name] = restarted;
     expect(await contentsOn(restarted, key, sessionId)).toEqual(['finish before you go', chunks.join('')]);
-  });
+  }, 60_000);
 
   // The two kill tests run in this order: the first kills the node generating the reply (n1 or n3),
   // leaving n2 (HTTP only) and one text_chat node; the second kills n2, the client's node.
