@@ -44,7 +44,8 @@ export interface StorageConfig {
   backend: 'memory' | 'flatfile' | 'redis' | 's3';
   /** `root` is always set in the effective config: it defaults to `data_dir`. */
   flatfile: { root: string };
-  cache: { enabled: boolean; ttl_ms: number; max_entries: number };
+  /** `auto`: on for single-node backends (flatfile, memory), off for shared ones (redis, s3). */
+  cache: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number };
   redis: {
     url: string;
     prefix: string;

@@ -50,6 +50,29 @@ describe('createStorage', () => {
     await rm(root, { recursive: true, force: true });
   });
 
+  it('by default caches nothing on redis, where another node may change a key behind this one', async () => {
+    const prefix = `parley-test-cache-${process.pid}-${Date.now()}:`;
+    const shared = {
+      backend: 'redis' as const,
+      cache: { enabled: 'auto' as const, ttl_ms: 60_000, max_entries: 10 },
+      redis: {
+        url: 'redis://127.0.0.1:6379',
+        prefix,
+        connect_timeout_ms: 2000,
+        command_timeout_ms: 2000,
+        reconnect_max_delay_ms: 1000,
+      },
+    };
+    const nodeA = await createStorage(shared);
+    const nodeB = await createStorage(shared);
+    await nodeA.write('session.json', bytes('v1'));
+    expect(await nodeB.read('session.json')).toEqual(bytes('v1'));
+    await nodeA.write('session.json', bytes('v2'));
+    expect(await nodeB.read('session.json')).toEqual(bytes('v2'));
+    await nodeA.delete('session.json');
+    await Promise.all([nodeA.close(), nodeB.close()]);
+  });
+
   it('requires a flatfile root', async () => {
     await expect(createStorage({ backend: 'flatfile' })).rejects.toMatchObject({
       code: 'CHAT_ERR_CONFIG_INVALID',

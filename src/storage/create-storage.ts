@@ -15,7 +15,7 @@ import type { Storage, StorageBackendName } from './types.ts';
 export interface StorageFactoryConfig {
   backend: StorageBackendName;
   flatfile?: { root?: string };
-  cache?: { enabled: boolean; ttl_ms: number; max_entries: number };
+  cache?: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number };
   redis?: Record<string, unknown>;
   s3?: Record<string, unknown>;
 }
@@ -71,6 +71,14 @@ export async function createStorage(
   const driver = await factory(config);
   const wrapped = options.wrapDriver === undefined ? driver : options.wrapDriver(driver, config.backend);
   const cache = config.cache;
-  if (cache === undefined || !cache.enabled) return wrapped;
+  if (cache === undefined || !isCacheOn(cache.enabled, config.backend)) return wrapped;
   return cacheStorage(wrapped, { ttlMs: cache.ttl_ms, maxEntries: cache.max_entries });
+}
+
+/**
+ * A node-local read cache is only safe where this node is the only writer: with redis or s3 other nodes
+ * change keys behind its back, and a cached read would serve stale sessions or revoked keys.
+ */
+function isCacheOn(enabled: boolean | 'auto', backend: string): boolean {
+  return enabled === 'auto' ? backend === 'flatfile' || backend === 'memory' : enabled;
 }
