@@ -12,6 +12,7 @@ export function formatBootstrapNotice(userName: string, key: string, url: string
     '',
     'Keep it somewhere safe: only its hash is stored. Try it:',
     '',
+    `    open ${url} in a browser and sign in with it`,
     `    curl -H "Authorization: Bearer ${key}" ${url}/v1/models`,
     `    parley chat --url ${url} --key ${key}`,
     '',
