@@ -1,7 +1,13 @@
 import { countTokens } from 'gpt-tokenizer';
 import { describe, expect, it } from 'vitest';
 import type { Message, Role } from '../../core/types.ts';
-import { loadTokenCounter, selectHistory, TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from './history.ts';
+import {
+  loadTokenCounter,
+  selectHistory,
+  selectWithoutCounting,
+  TOKENS_PER_MESSAGE,
+  TOKENS_PER_REPLY,
+} from './history.ts';
 
 function message(role: Role, content: string, metadata: Record<string, unknown> = {}): Message {
   return {
@@ -83,5 +89,31 @@ describe('selectHistory', () => {
     ];
     const selected = selectHistory({ messages, system: undefined, budget: 1000, countTokens });
     expect(selected.messages.map((m) => m.content)).toEqual(['hi', 'hello?']);
+  });
+
+  it('sends a conversation whose UTF-8 size fits the budget whole, without a tokenizer', () => {
+    const system = 'Be brief.';
+    const exact = selectHistory({ messages: conversation, system, budget: 1000, countTokens });
+    const bound = selectWithoutCounting({ messages: conversation, system, budget: 1000 });
+    expect(bound?.messages).toEqual(exact.messages);
+    expect(bound?.omitted).toBe(exact.omitted);
+    expect(bound!.tokens).toBeGreaterThanOrEqual(exact.tokens);
+  });
+
+  it('leaves the choice to real counting when the size bound does not fit', () => {
+    const bytes = (text: string) => Buffer.byteLength(text, 'utf8') + TOKENS_PER_MESSAGE;
+    const all = TOKENS_PER_REPLY + conversation.reduce((sum, m) => sum + bytes(m.content), 0);
+    expect(selectWithoutCounting({ messages: conversation, system: undefined, budget: all })).toBeDefined();
+    expect(selectWithoutCounting({ messages: conversation, system: undefined, budget: all - 1 })).toBe(
+      undefined,
+    );
+    // Non-Latin text: bytes, not characters, bound the tokens.
+    const greek = [message('user', 'καλημέρα κόσμε')];
+    const greekBound = TOKENS_PER_REPLY + bytes('καλημέρα κόσμε');
+    expect(selectWithoutCounting({ messages: greek, system: undefined, budget: greekBound - 1 })).toBe(
+      undefined,
+    );
+    // Even the turn's own message alone: only counting can tell whether older ones would fit beside it.
+    expect(selectWithoutCounting({ messages: greek, system: undefined, budget: 5 })).toBe(undefined);
   });
 });

@@ -5,7 +5,9 @@ import type { Message } from '../../core/types.ts';
  * Which history goes to the model: the newest messages whose tokens, with the system prompt's, fit the
  * budget. Tokens are counted with gpt-tokenizer (o200k_base, the GPT-4o/GPT-5 BPE). Other models tokenize
  * differently, but a real BPE count is within a few per cent for them, where characters/4 can be off by 2x
- * (code, non-Latin scripts).
+ * (code, non-Latin scripts). The tokenizer's ranks take about a second and 60 MB of memory to load, so a
+ * conversation whose UTF-8 size alone fits the budget (a byte-level BPE token is at least one byte) is sent
+ * whole without counting; the tokenizer is loaded the first time a conversation outgrows that.
  */
 
 /** Counts the tokens of a text. */
@@ -19,8 +21,8 @@ export const TOKENS_PER_REPLY = 3;
 let counter: Promise<TokenCounter> | undefined;
 
 /**
- * gpt-tokenizer's counter, loaded on first use: its BPE ranks take about a second to load, which the
- * platform's startup should not wait for (setup starts the load in the background).
+ * gpt-tokenizer's counter, loaded on first use (about a second and 60 MB): only conversations too long for
+ * `selectWithoutCounting` and turns with knowledge passages need it.
  */
 export function loadTokenCounter(): Promise<TokenCounter> {
   counter ??= import('gpt-tokenizer').then((tokenizer) => (text: string) => tokenizer.countTokens(text));
@@ -90,6 +92,19 @@ function systemTokens(countTokens: TokenCounter, system: string): number {
   return tokens;
 }
 
+// A message's UTF-8 size, kept like its token count.
+const sizes = new WeakMap<Message, number>();
+
+/** An upper bound of a message's tokens (framing included) that needs no tokenizer: its UTF-8 bytes. */
+function tokenBound(message: Message): number {
+  let bound = sizes.get(message);
+  if (bound === undefined) {
+    bound = Buffer.byteLength(message.content, 'utf8') + TOKENS_PER_MESSAGE;
+    sizes.set(message, bound);
+  }
+  return bound;
+}
+
 function isUsable(message: Message): boolean {
   return (
     (message.role === 'user' || message.role === 'assistant') &&
@@ -106,23 +121,49 @@ function isUsable(message: Message): boolean {
  * messages that fit are visited (newest first), so a long log costs no more than a short one.
  */
 export function selectHistory(options: SelectHistoryOptions): SelectedHistory {
+  const system = options.system === undefined ? 0 : systemTokens(options.countTokens, options.system);
+  return select(options, system, messageCounter(options.countTokens), false)!;
+}
+
+/**
+ * What `selectHistory` would choose when the whole conversation fits the budget even by its UTF-8 size (an
+ * upper bound of its tokens), found without a tokenizer; `tokens` is then that bound. Undefined when the
+ * bound does not fit: only real counting can tell which messages stay.
+ */
+export function selectWithoutCounting(
+  options: Omit<SelectHistoryOptions, 'countTokens'>,
+): SelectedHistory | undefined {
+  const system =
+    options.system === undefined ? 0 : Buffer.byteLength(options.system, 'utf8') + TOKENS_PER_MESSAGE;
+  return select(options, system, tokenBound, true);
+}
+
+function select(
+  options: Omit<SelectHistoryOptions, 'countTokens'>,
+  systemCost: number,
+  cost: (message: Message) => number,
+  allOrNothing: boolean,
+): SelectedHistory | undefined {
   const { budget } = options;
   const source = options.messages;
   const count = 'count' in source ? source.count : source.length;
   const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
-  const cost = messageCounter(options.countTokens);
-  let tokens = TOKENS_PER_REPLY;
-  if (options.system !== undefined) tokens += systemTokens(options.countTokens, options.system);
+  let tokens = TOKENS_PER_REPLY + systemCost;
   // Newest first while collecting.
   const chosen: Message[] = [];
   for (let index = count - 1; index >= 0; index--) {
     const message = at(index);
     if (!isUsable(message)) continue;
     const messageTokens = cost(message);
-    if (chosen.length > 0 && tokens + messageTokens > budget) break;
+    if (chosen.length > 0 && tokens + messageTokens > budget) {
+      if (allOrNothing) return undefined;
+      break;
+    }
     tokens += messageTokens;
     chosen.push(message);
   }
+  // The turn's own message goes whatever its size; by the bound, that is only known to fit when it does.
+  if (allOrNothing && tokens > budget) return undefined;
   while (chosen.length > 1 && chosen.at(-1)!.role === 'assistant') tokens -= cost(chosen.pop()!);
   chosen.reverse();
   return {

@@ -2,7 +2,6 @@ import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
-import { loadTokenCounter } from './history.ts';
 import { createHistoryCache } from './history-cache.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
@@ -58,10 +57,6 @@ export default defineModule<TextChatConfig, TextChatApi>({
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
         : undefined,
     };
-    // The tokenizer's ranks take about a second to load: start now, without holding up startup.
-    loadTokenCounter().catch((error: unknown) =>
-      ctx.log.error({ err: error }, 'could not load gpt-tokenizer'),
-    );
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
     const api: TextChatApi = {

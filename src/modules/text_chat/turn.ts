@@ -11,7 +11,7 @@ import type { ModuleContext } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
-import { loadTokenCounter, type MessageSequence, selectHistory } from './history.ts';
+import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
 import type { HistoryCache } from './history-cache.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
 import { appendMessage } from './messages.ts';
@@ -184,12 +184,10 @@ export async function runTurn(
     const model =
       input.model ?? metadata.model ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
     const temperature = input.temperature ?? persona?.temperature;
-    const selected = selectHistory({
-      messages: history,
-      system: persona?.systemPrompt,
-      budget: config.history_token_budget,
-      countTokens: await loadTokenCounter(),
-    });
+    const window = { messages: history, system: persona?.systemPrompt, budget: config.history_token_budget };
+    // Most conversations fit whole by their size alone; the tokenizer is loaded only for longer ones.
+    const selected =
+      selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
     ctx.log.debug(
       { turnId, sessionId, model, tokens: selected.tokens, omitted: selected.omitted },
       'turn started',
