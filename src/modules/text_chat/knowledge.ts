@@ -130,14 +130,11 @@ export async function lookupKnowledge(
 ): Promise<TurnKnowledge> {
   if (!config.enabled) return NO_KNOWLEDGE;
   try {
-    const [result, countTokens] = await Promise.all([
-      ctx.gather(
-        'knowledge.query',
-        { userId: turn.userId, query: turn.query, sessionId: turn.sessionId, topK: config.top_k },
-        { timeout: config.timeout_ms, userId: turn.userId, sessionId: turn.sessionId },
-      ),
-      loadTokenCounter(),
-    ]);
+    const result = await ctx.gather(
+      'knowledge.query',
+      { userId: turn.userId, query: turn.query, sessionId: turn.sessionId, topK: config.top_k },
+      { timeout: config.timeout_ms, userId: turn.userId, sessionId: turn.sessionId },
+    );
     if (result.failed.length > 0 || result.timedOut) {
       ctx.log.warn(
         { sessionId: turn.sessionId, failed: result.failed, missing: result.missing },
@@ -145,7 +142,9 @@ export async function lookupKnowledge(
       );
     }
     const passages = result.replies.flatMap((reply) => passagesOf(reply.data));
-    return buildKnowledge(passages, config.max_context_tokens, countTokens);
+    // The tokenizer (60 MB) is loaded only for a user who has passages to fit.
+    if (passages.length === 0) return NO_KNOWLEDGE;
+    return buildKnowledge(passages, config.max_context_tokens, await loadTokenCounter());
   } catch (error) {
     ctx.log.warn({ err: error, sessionId: turn.sessionId }, 'knowledge.query failed; answering without it');
     return NO_KNOWLEDGE;
