@@ -23,6 +23,7 @@ import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unli
 import { dirname, join, resolve, sep } from 'node:path';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
+import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
 import type { Storage } from '../types.ts';
 
@@ -59,20 +60,6 @@ export interface FlatfileStorage extends Storage {
   stats(): FlatfileStats;
 }
 
-type Task =
-  | { kind: 'append'; data: Uint8Array; resolve: () => void; reject: (error: unknown) => void }
-  | {
-      kind: 'exclusive';
-      run: () => Promise<boolean>;
-      resolve: (value: boolean) => void;
-      reject: (error: unknown) => void;
-    };
-
-interface Lane {
-  tasks: Task[];
-  done: Promise<void>;
-}
-
 const NEWLINE = 0x0a;
 const TAIL_SCAN_CHUNK = 64 * 1024;
 const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND;
@@ -99,7 +86,6 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   const root = resolve(options.root);
   const fileMode = options.fileMode ?? 0o600;
   const directoryMode = options.directoryMode ?? 0o700;
-  const lanes = new Map<string, Lane>();
   const counters: FlatfileStats = {
     appends: 0,
     appendBatches: 0,
@@ -267,60 +253,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     return true;
   }
 
-  async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
-    // Yield once so appends issued in the same tick join the first batch.
-    await Promise.resolve();
-    while (lane.tasks.length > 0) {
-      const head = lane.tasks[0]!;
-      if (head.kind === 'exclusive') {
-        lane.tasks.shift();
-        try {
-          head.resolve(await head.run());
-        } catch (error) {
-          head.reject(error);
-        }
-        continue;
-      }
-      let count = 0;
-      while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
-      const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
-      try {
-        await appendBatch(
-          key,
-          batch.map((task) => task.data),
-        );
-        for (const task of batch) task.resolve();
-      } catch (error) {
-        const wrapped = failure('append', key, error);
-        for (const task of batch) task.reject(wrapped);
-      }
-    }
-    lanes.delete(key);
-    finish();
-  }
-
-  function enqueue(key: string, task: Task): void {
-    const existing = lanes.get(key);
-    if (existing !== undefined) {
-      existing.tasks.push(task);
-      return;
-    }
-    const { promise: done, resolve: finish } = Promise.withResolvers<void>();
-    const lane: Lane = { tasks: [task], done };
-    lanes.set(key, lane);
-    void drain(key, lane, finish);
-  }
-
-  function exclusive(key: string, operation: string, run: () => Promise<boolean>): Promise<boolean> {
-    return new Promise((resolveTask, rejectTask) => {
-      enqueue(key, {
-        kind: 'exclusive',
-        run,
-        resolve: resolveTask,
-        reject: (error) => rejectTask(failure(operation, key, error)),
-      });
-    });
-  }
+  const lanes = createKeyLanes({ appendBatch, failure });
 
   async function walk(directory: string, keyPrefix: string, partial: string, keys: string[]): Promise<void> {
     let entries: Dirent[];
@@ -363,12 +296,12 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       assertOpen();
       // Copy now: the caller may reuse its buffer before the queued write runs.
       const copy = data.slice();
-      return exclusive(key, 'write', () => writeFile(key, copy));
+      return lanes.exclusive(key, 'write', () => writeFile(key, copy));
     },
     async delete(key) {
       assertValidKey(key);
       assertOpen();
-      return exclusive(key, 'delete', () => deleteFile(key));
+      return lanes.exclusive(key, 'delete', () => deleteFile(key));
     },
     async list(prefix) {
       assertValidPrefix(prefix);
@@ -400,13 +333,11 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       assertOpen();
       counters.appends += 1;
       const copy = data.slice();
-      return new Promise<void>((resolveTask, rejectTask) => {
-        enqueue(key, { kind: 'append', data: copy, resolve: resolveTask, reject: rejectTask });
-      });
+      return lanes.append(key, copy);
     },
     async close() {
       closed = true;
-      await Promise.all([...lanes.values()].map((lane) => lane.done));
+      await lanes.whenIdle();
     },
     stats() {
       return { ...counters };

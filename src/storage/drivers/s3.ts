@@ -49,6 +49,7 @@ import {
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { assertWholeLines } from '../json-lines.ts';
+import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
 import type { Storage } from '../types.ts';
 
@@ -166,20 +167,6 @@ interface Snapshot {
   listed: PartName[];
   /** The live parts not covered by a merged part, in order: the value is base + these. */
   parts: Part[];
-}
-
-type Task =
-  | { kind: 'append'; data: Uint8Array; resolve: () => void; reject: (error: unknown) => void }
-  | {
-      kind: 'exclusive';
-      run: () => Promise<unknown>;
-      resolve: (value: unknown) => void;
-      reject: (error: unknown) => void;
-    };
-
-interface Lane {
-  tasks: Task[];
-  done: Promise<void>;
 }
 
 /** Milliseconds since the epoch in a UUIDv7 (its first 48 bits). */
@@ -335,7 +322,6 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     throw failure('connect', '', error);
   }
 
-  const lanes = new Map<string, Lane>();
   const compactionQueued = new Set<string>();
   let closed = false;
   let closing: Promise<void> | undefined;
@@ -503,69 +489,25 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     if (doomed.size > 0) await deleteNames([...doomed].map((name) => partFolder(key) + name));
   }
 
-  async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
-    // Yield once so appends issued in the same tick join the first batch.
-    await Promise.resolve();
-    while (lane.tasks.length > 0) {
-      const head = lane.tasks[0]!;
-      if (head.kind === 'exclusive') {
-        lane.tasks.shift();
-        try {
-          head.resolve(await head.run());
-        } catch (error) {
-          head.reject(error);
-        }
-        continue;
-      }
-      let count = 0;
-      while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
-      const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
-      try {
-        await client.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: partFolder(key) + newId(),
-            Body: concat(batch.map((task) => task.data)),
-          }),
-        );
-        counters.parts += 1;
-        for (const task of batch) task.resolve();
-      } catch (error) {
-        const wrapped = failure('append', key, error);
-        for (const task of batch) task.reject(wrapped);
-      }
-    }
-    lanes.delete(key);
-    finish();
+  /** One append batch, stored as one new part. */
+  async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
+    await client.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: partFolder(key) + newId(),
+        Body: concat(chunks),
+      }),
+    );
+    counters.parts += 1;
   }
 
-  function enqueue(key: string, task: Task): void {
-    const existing = lanes.get(key);
-    if (existing !== undefined) {
-      existing.tasks.push(task);
-      return;
-    }
-    const { promise: done, resolve: finish } = Promise.withResolvers<void>();
-    const lane: Lane = { tasks: [task], done };
-    lanes.set(key, lane);
-    void drain(key, lane, finish);
-  }
-
-  function exclusive<T>(key: string, operation: string, run: () => Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      enqueue(key, {
-        kind: 'exclusive',
-        run,
-        resolve: resolve as (value: unknown) => void,
-        reject: (error) => reject(failure(operation, key, error)),
-      });
-    });
-  }
+  const lanes = createKeyLanes({ appendBatch, failure });
 
   function scheduleCompaction(key: string): void {
     if (closed || compactionQueued.has(key)) return;
     compactionQueued.add(key);
-    exclusive(key, 'compact', () => compact(key))
+    lanes
+      .exclusive(key, 'compact', () => compact(key))
       .catch(() => {
         counters.compactionFailures += 1;
       })
@@ -591,7 +533,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertWholeLines(key, data, 'write');
       assertOpen();
       const copy = data.slice();
-      await exclusive(key, 'write', () =>
+      await lanes.exclusive(key, 'write', () =>
         client.send(
           new PutObjectCommand({
             Bucket: bucket,
@@ -606,7 +548,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     async delete(key) {
       assertValidKey(key);
       assertOpen();
-      return exclusive(key, 'delete', async () => {
+      return lanes.exclusive(key, 'delete', async () => {
         const [base, listed] = await Promise.all([headBase(key), listParts(key)]);
         // Parts first: were the base gone first, parts it had hidden would show again.
         await deleteNames(listed.map((part) => partFolder(key) + part.name));
@@ -646,14 +588,12 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertWholeLines(key, data, 'append');
       assertOpen();
       const copy = data.slice();
-      return new Promise<void>((resolve, reject) => {
-        enqueue(key, { kind: 'append', data: copy, resolve, reject });
-      });
+      return lanes.append(key, copy);
     },
     close() {
       closed = true;
       closing ??= (async () => {
-        while (lanes.size > 0) await Promise.all([...lanes.values()].map((lane) => lane.done));
+        await lanes.whenIdle();
         client.destroy();
       })();
       return closing;
