@@ -60,6 +60,8 @@ export interface SessionStore {
   create(userId: string, fields: NewSession): Promise<Session>;
   /** The user's session; NotFoundError when missing or not the user's. */
   get(userId: string, sessionId: string): Promise<Session>;
+  /** NotFoundError when the session is gone (deleted); cheaper than `get`, which parses it. */
+  assertExists(userId: string, sessionId: string): Promise<void>;
   /** The user's sessions, newest first. */
   list(userId: string): Promise<Session[]>;
   /** Applies `change` to the metadata (read-modify-write, one at a time per session on this node). */
@@ -193,6 +195,10 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
     },
     async get(userId, sessionId) {
       return withTouch(await read(userId, sessionId));
+    },
+    async assertExists(userId, sessionId) {
+      assertSessionId(sessionId);
+      if (!(await storage.exists(metadataKey(userId, sessionId)))) throw notFound(sessionId);
     },
     touch(userId, sessionId, time) {
       const key = metadataKey(userId, sessionId);

@@ -483,6 +483,34 @@ describe('text_chat turns', () => {
     }
   });
 
+  it('does not write the reply of a session deleted during the turn, nor bring the session back', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 1 } } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'hang', chunks: ['Partial'] });
+    const turnId = newId();
+    harness.bus.on(
+      'chat.response.delta',
+      (event) => {
+        if (event.correlationId !== turnId) return;
+        void harness.bus
+          .request('session.delete', { userId: 'u1', sessionId: session.id })
+          .then(() => harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' }));
+      },
+      { mode: 'local' },
+    );
+    const error = await failure(
+      send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi' }, turnId),
+    );
+    expect(error.code).toBe('CHAT_ERR_NOT_FOUND');
+    await expect(harness.readDataFile(`sessions/u1/${session.id}/messages.jsonl`)).rejects.toThrow(/ENOENT/);
+    expect(
+      (await failure(harness.bus.request('session.get', { userId: 'u1', sessionId: session.id }))).code,
+    ).toBe('CHAT_ERR_NOT_FOUND');
+    // The delayed updatedAt write finds nothing to touch.
+    await harness.modules.dispose();
+    await expect(harness.readDataFile(`sessions/u1/${session.id}/metadata.json`)).rejects.toThrow(/ENOENT/);
+  });
+
   it('does not store a turn twice when its request is delivered again', async () => {
     const harness = await start();
     const session = await newSession(harness);

@@ -221,7 +221,7 @@ export async function runTurn(
     };
     // A session deleted during the turn stays deleted (NotFoundError): writing the reply would recreate
     // its folder.
-    await sessions.get(userId, sessionId);
+    await sessions.assertExists(userId, sessionId);
     // A failed generation keeps its partial text (marked with the error); an empty one is not a message.
     if (outcome.error === undefined || outcome.text !== '') {
       await appendMessage(ctx.storage, userId, sessionId, reply);
