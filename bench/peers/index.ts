@@ -9,15 +9,17 @@
  * Every subject answers with a zero-latency mock model, so what is measured is the framework: history
  * loaded and kept, the model call, the reply stored. Each subject runs in a process of its own (its peak RSS
  * is its own), sequentially (one turn at a time) and with 50 turns at once; conversations are
- * `turnsPerSession` turns long (then a new session), so history grows as in a real chat. Goals: parley ≥ 10×
- * Mastra-with-memory's turns/s in both modes, and parley's peak RSS ≤ 1.5× the raw AI SDK's.
+ * `turnsPerSession` turns long (then a new session), so history grows as in a real chat. Rounds alternate
+ * the subjects (a busy machine's drift spreads over all of them); the table gives each subject's median
+ * round by turns/s, and its largest peak RSS. Goals: parley ≥ 10× Mastra-with-memory's turns/s in both
+ * modes, and parley's peak RSS ≤ 1.5× the raw AI SDK's.
  *
  * The frameworks live in bench/peers/package.json (exact pins), installed here on first use with
  * `npm ci --prefix bench/peers` — never by the root `npm install`. This folder is outside the root
  * tsconfig and biome: it runs as plain TypeScript under Node 24's type stripping.
  *
- * Run: `npm run bench -- peers`, or `node bench/peers/index.ts [--turns N] [--concurrent-turns N]
- * [--seconds S] [--per-session N] [--only parley,mastra]`.
+ * Run: `npm run bench -- peers`, or `node bench/peers/index.ts [--rounds N] [--turns N]
+ * [--concurrent-turns N] [--seconds S] [--per-session N] [--only parley,mastra]`.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -97,9 +99,10 @@ function formatTable(rows: string[][]): string {
     .join('\n');
 }
 
-const sequentialTurns = option('turns', 1000);
+const rounds = option('rounds', 3);
+const sequentialTurns = option('turns', 600);
 const concurrentTurns = option('concurrent-turns', 3000);
-const seconds = option('seconds', 20);
+const seconds = option('seconds', 15);
 const perSession = option('per-session', 10);
 const onlyIndex = process.argv.indexOf('--only');
 const chosen = onlyIndex === -1 ? [...SUBJECTS] : SUBJECTS.filter((name) => process.argv[onlyIndex + 1]?.split(',').includes(name));
@@ -117,11 +120,22 @@ const rows: string[][] = [
 const failures: string[] = [];
 const goals: string[] = [];
 for (const { mode, concurrency, turns } of modes) {
+  const runs = new Map<SubjectName, Result[]>();
+  for (let round = 0; round < rounds; round++) {
+    // Rotate the order each round, so no subject always runs first or last.
+    const order = chosen.map((_, index) => chosen[(index + round) % chosen.length]!);
+    for (const name of order) {
+      if (failures.some((line) => line.startsWith(`${LABELS[name]} (${mode})`))) continue;
+      const result = await runSubject(name, turns, concurrency, perSession, seconds);
+      if ('error' in result) failures.push(`${LABELS[name]} (${mode}): not measured — ${result.error}`);
+      else runs.set(name, [...(runs.get(name) ?? []), result]);
+    }
+  }
   const results = new Map<SubjectName, Result>();
-  for (const name of chosen) {
-    const result = await runSubject(name, turns, concurrency, perSession, seconds);
-    if ('error' in result) failures.push(`${LABELS[name]} (${mode}): not measured — ${result.error}`);
-    else results.set(name, result);
+  for (const [name, list] of runs) {
+    const sorted = [...list].sort((a, b) => a.turnsPerSecond - b.turnsPerSecond);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    results.set(name, { ...median, peakRssMb: Math.max(...list.map((run) => run.peakRssMb)) });
   }
   const mastra = results.get('mastra');
   const floor = results.get('ai-sdk');
@@ -152,7 +166,7 @@ for (const { mode, concurrency, turns } of modes) {
 }
 
 console.log(
-  `a full chat turn in-process, zero-latency mock model, conversations of ${perSession} turns; sequential: ${sequentialTurns} turns, concurrent: ${concurrentTurns} turns by 50 workers (each capped at ${seconds} s); one process per row`,
+  `a full chat turn in-process, zero-latency mock model, conversations of ${perSession} turns; sequential: ${sequentialTurns} turns, concurrent: ${concurrentTurns} turns by 50 workers (each run capped at ${seconds} s); one process per run, ${rounds} rounds (median by turns/s, largest peak RSS)`,
 );
 console.log(formatTable(rows));
 for (const line of goals) console.log(line);
