@@ -66,8 +66,7 @@ async function startParley(
       CHAT_LOGGING__LEVEL: 'warn',
       // The benchmark sends far more than a person would: no per-user message limit.
       CHAT_TEXT_CHAT__RATE_LIMITING__ENABLED: 'false',
-      // One delta per model token, so the first byte leaves as soon as the first token came.
-      CHAT_TEXT_CHAT__STREAMING__CHUNK_SIZE: '1',
+      // Streaming as configured by default: the first text of a reply leaves at once, then chunk_size.
     },
   });
   const auth = createAuth(platform.storage);
