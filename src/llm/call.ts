@@ -143,11 +143,28 @@ function plainTextPrompt(request: LlmRequest): LanguageModelV3Prompt | undefined
   const prompt: LanguageModelV3Prompt = [];
   if (request.system !== undefined) prompt.push({ role: 'system', content: request.system });
   for (const message of request.messages) {
-    if (message.providerOptions !== undefined || typeof message.content !== 'string') return undefined;
-    if (message.role !== 'user' && message.role !== 'assistant') return undefined;
-    prompt.push({ role: message.role, content: [{ type: 'text', text: message.content }] });
+    const converted = promptMessageOf(message);
+    if (converted === undefined) return undefined;
+    prompt.push(converted);
   }
   return prompt;
+}
+
+type PromptMessage = LanguageModelV3Prompt[number];
+// A caller that sends the same message objects call after call (a chat's history) has them converted once;
+// the role and text are compared, in case a caller changed a message object since.
+const promptMessages = new WeakMap<ModelMessage, { role: string; text: string; converted: PromptMessage }>();
+
+function promptMessageOf(message: ModelMessage): PromptMessage | undefined {
+  const known = promptMessages.get(message);
+  if (known !== undefined && known.role === message.role && known.text === message.content) {
+    return known.converted;
+  }
+  if (message.providerOptions !== undefined || typeof message.content !== 'string') return undefined;
+  if (message.role !== 'user' && message.role !== 'assistant') return undefined;
+  const converted: PromptMessage = { role: message.role, content: [{ type: 'text', text: message.content }] };
+  promptMessages.set(message, { role: message.role, text: message.content, converted });
+  return converted;
 }
 
 /** The request's sampling settings, checked as streamText checks them (InvalidArgumentError). */

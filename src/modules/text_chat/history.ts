@@ -166,12 +166,17 @@ function select(
   if (allOrNothing && tokens > budget) return undefined;
   while (chosen.length > 1 && chosen.at(-1)!.role === 'assistant') tokens -= cost(chosen.pop()!);
   chosen.reverse();
-  return {
-    messages: chosen.map((message) => ({
-      role: message.role as 'user' | 'assistant',
-      content: message.content,
-    })),
-    tokens,
-    omitted: count - chosen.length,
-  };
+  return { messages: chosen.map(modelMessage), tokens, omitted: count - chosen.length };
+}
+
+// The model's form of a stored message, made once: a session's turns send mostly the same messages again,
+// and the objects are never changed after this.
+const modelMessages = new WeakMap<Message, ModelMessage>();
+
+function modelMessage(message: Message): ModelMessage {
+  const known = modelMessages.get(message);
+  if (known !== undefined) return known;
+  const converted: ModelMessage = { role: message.role as 'user' | 'assistant', content: message.content };
+  modelMessages.set(message, converted);
+  return converted;
 }
