@@ -188,6 +188,13 @@ export async function runTurn(
     // Most conversations fit whole by their size alone; the tokenizer is loaded only for longer ones.
     const selected =
       selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+    // A conversation past half the budget will soon need counting: load the tokenizer (about a second)
+    // now, in the background, rather than in the turn that first needs it.
+    if (selected.tokens > window.budget / 2) {
+      loadTokenCounter().catch((error: unknown) =>
+        ctx.log.error({ err: error }, 'could not load gpt-tokenizer'),
+      );
+    }
     ctx.log.debug(
       { turnId, sessionId, model, tokens: selected.tokens, omitted: selected.omitted },
       'turn started',
