@@ -20,7 +20,7 @@ import {
   type RemoteProviderSettings,
 } from './config.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
-import { LOCAL_RUNTIME_INSTALL, LOCAL_RUNTIME_PACKAGE } from './local.ts';
+import { createLlamaLoader, localUnavailable, type NodeLlamaCpp } from './llama-loader.ts';
 
 /** Texts per request (or per local run) when the caller sets none: small enough for every server's limit. */
 export const DEFAULT_EMBEDDING_BATCH_SIZE = 64;
@@ -55,8 +55,6 @@ export interface EmbeddingRegistry {
   /** Unloads local embedding models. */
   dispose(): Promise<void>;
 }
-
-type NodeLlamaCpp = typeof import('node-llama-cpp');
 
 /** Options of an embedding registry besides the config. */
 export interface EmbeddingRegistryOptions {
@@ -352,66 +350,13 @@ interface LoadedEmbeddingModel {
 
 /** Local GGUF embedding models, loaded on first use (the same rules as the local chat provider). */
 function createLocalEmbeddings(options: EmbeddingRegistryOptions) {
-  const importRuntime = options.importRuntime ?? (() => import('node-llama-cpp'));
-  const llamas = new Map<string, Promise<Llama>>();
+  const loader = createLlamaLoader({
+    importRuntime: options.importRuntime,
+    log: options.log,
+    needs: 'local embedding models',
+  });
+  const { loadRuntime, loadLlama } = loader;
   const models = new Map<string, Promise<LoadedEmbeddingModel>>();
-  let runtimePromise: Promise<NodeLlamaCpp> | undefined;
-
-  function unavailable(
-    message: string,
-    cause?: unknown,
-    details: Record<string, unknown> = {},
-  ): PlatformError {
-    return new PlatformError('CHAT_ERR_LLM_UNAVAILABLE', message, { cause, details });
-  }
-
-  function loadRuntime(): Promise<NodeLlamaCpp> {
-    runtimePromise ??= importRuntime().catch((error: unknown) => {
-      runtimePromise = undefined;
-      const code = (error as { code?: unknown } | null)?.code;
-      if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-        throw unavailable(
-          `local embedding models need ${LOCAL_RUNTIME_PACKAGE}, which is not installed; run \`${LOCAL_RUNTIME_INSTALL}\` ` +
-            'in the parley folder (see src/llm/README.md), or use another provider',
-          error,
-          { install: LOCAL_RUNTIME_INSTALL },
-        );
-      }
-      throw unavailable(`${LOCAL_RUNTIME_PACKAGE} failed to load: ${(error as Error).message}`, error);
-    });
-    return runtimePromise;
-  }
-
-  function loadLlama(runtime: NodeLlamaCpp, settings: LocalModelSettings): Promise<Llama> {
-    const key = `${settings.gpu}/${settings.maxThreads}`;
-    let llama = llamas.get(key);
-    if (llama === undefined) {
-      llama = runtime
-        .getLlama({
-          gpu: settings.gpu,
-          // Only the prebuilt binary shipped in the npm package: never compile, never download.
-          build: 'never',
-          skipDownload: true,
-          usePrebuiltBinaries: true,
-          progressLogs: false,
-          maxThreads: settings.maxThreads,
-          logLevel: runtime.LlamaLogLevel.warn,
-          logger: (level, message) => {
-            if (level === 'error' || level === 'fatal') options.log?.('error', message);
-            else if (level === 'warn') options.log?.('warn', message);
-          },
-        })
-        .catch((error: unknown) => {
-          llamas.delete(key);
-          throw unavailable(
-            `llama.cpp has no usable prebuilt binary here (gpu: ${String(settings.gpu)}): ${(error as Error).message}`,
-            error,
-          );
-        });
-      llamas.set(key, llama);
-    }
-    return llama;
-  }
 
   async function loadModel(provider: string, modelName: string, settings: LocalModelSettings) {
     const runtime = await loadRuntime();
@@ -420,7 +365,7 @@ function createLocalEmbeddings(options: EmbeddingRegistryOptions) {
     try {
       model = await llama.loadModel({ modelPath: settings.path });
     } catch (error) {
-      throw unavailable(
+      throw localUnavailable(
         `local embedding model "${provider}:${modelName}" failed to load from ${settings.path}: ${(error as Error).message}; ` +
           `check llm.providers.${provider}.models.${modelName}.path`,
         error,
@@ -496,10 +441,7 @@ function createLocalEmbeddings(options: EmbeddingRegistryOptions) {
         await result.value.context.dispose();
         await result.value.model.dispose();
       }
-      const loadedLlamas = await Promise.allSettled(llamas.values());
-      llamas.clear();
-      for (const result of loadedLlamas) if (result.status === 'fulfilled') await result.value.dispose();
-      runtimePromise = undefined;
+      await loader.dispose();
     },
   };
 }

@@ -24,15 +24,10 @@ import type {
   LlamaContextSequence,
   LlamaModel,
 } from 'node-llama-cpp';
-import { PlatformError } from '../core/errors.ts';
 import type { LocalModelSettings } from './config.ts';
+import { createLlamaLoader, localUnavailable, type NodeLlamaCpp } from './llama-loader.ts';
 
-/** The npm package the local provider runs on. */
-export const LOCAL_RUNTIME_PACKAGE = 'node-llama-cpp';
-/** The command that installs the tested version of it. */
-export const LOCAL_RUNTIME_INSTALL = 'npm install -E node-llama-cpp@3.21.1';
-
-type NodeLlamaCpp = typeof import('node-llama-cpp');
+export { LOCAL_RUNTIME_INSTALL, LOCAL_RUNTIME_PACKAGE } from './llama-loader.ts';
 
 /** Options of the local runtime. */
 export interface LocalRuntimeOptions {
@@ -58,15 +53,6 @@ interface LoadedModel {
   chatWrapper: ChatWrapper | undefined;
   /** Callers waiting for a free sequence (the context has `parallel` of them). */
   waiting: Array<() => void>;
-}
-
-function unavailable(message: string, cause?: unknown, details: Record<string, unknown> = {}): PlatformError {
-  return new PlatformError('CHAT_ERR_LLM_UNAVAILABLE', message, { cause, details });
-}
-
-function isModuleNotFound(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
 }
 
 /** The AI SDK prompt as node-llama-cpp chat history, plus what had to be dropped. */
@@ -119,58 +105,13 @@ const FINISH_REASONS = {
 
 /** Creates the runtime that owns node-llama-cpp, the loaded models and their contexts. */
 export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRuntime {
-  const importRuntime = options.importRuntime ?? (() => import('node-llama-cpp'));
-  const llamas = new Map<string, Promise<Llama>>();
+  const loader = createLlamaLoader({
+    importRuntime: options.importRuntime,
+    log: options.log,
+    needs: 'the local provider',
+  });
+  const { loadRuntime, loadLlama } = loader;
   const models = new Map<string, Promise<LoadedModel>>();
-  let runtimePromise: Promise<NodeLlamaCpp> | undefined;
-
-  function loadRuntime(): Promise<NodeLlamaCpp> {
-    runtimePromise ??= importRuntime().catch((error: unknown) => {
-      runtimePromise = undefined;
-      if (isModuleNotFound(error)) {
-        throw unavailable(
-          `the local provider needs ${LOCAL_RUNTIME_PACKAGE}, which is not installed; run \`${LOCAL_RUNTIME_INSTALL}\` ` +
-            'in the parley folder (see src/llm/README.md), or use another provider',
-          error,
-          { install: LOCAL_RUNTIME_INSTALL },
-        );
-      }
-      throw unavailable(`${LOCAL_RUNTIME_PACKAGE} failed to load: ${(error as Error).message}`, error);
-    });
-    return runtimePromise;
-  }
-
-  function loadLlama(runtime: NodeLlamaCpp, settings: LocalModelSettings): Promise<Llama> {
-    const key = `${settings.gpu}/${settings.maxThreads}`;
-    let llama = llamas.get(key);
-    if (llama === undefined) {
-      llama = runtime
-        .getLlama({
-          gpu: settings.gpu,
-          // Only the prebuilt binary shipped in the npm package: never compile, never download.
-          build: 'never',
-          skipDownload: true,
-          usePrebuiltBinaries: true,
-          progressLogs: false,
-          maxThreads: settings.maxThreads,
-          logLevel: runtime.LlamaLogLevel.warn,
-          logger: (level, message) => {
-            if (level === 'error' || level === 'fatal') options.log?.('error', message);
-            else if (level === 'warn') options.log?.('warn', message);
-          },
-        })
-        .catch((error: unknown) => {
-          llamas.delete(key);
-          throw unavailable(
-            `llama.cpp has no usable prebuilt binary here (gpu: ${String(settings.gpu)}): ${(error as Error).message}; ` +
-              'set gpu to false for the CPU build',
-            error,
-          );
-        });
-      llamas.set(key, llama);
-    }
-    return llama;
-  }
 
   async function loadModel(
     provider: string,
@@ -182,7 +123,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
     try {
       await access(settings.path);
     } catch (error) {
-      throw unavailable(
+      throw localUnavailable(
         `local model "${provider}:${modelName}": no file at ${settings.path}; check ${where}`,
         error,
         {
@@ -195,7 +136,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
     try {
       model = await llama.loadModel({ modelPath: settings.path });
     } catch (error) {
-      throw unavailable(
+      throw localUnavailable(
         `local model "${provider}:${modelName}" failed to load from ${settings.path}: ${(error as Error).message}`,
         error,
       );
@@ -419,9 +360,7 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
       await result.value.context.dispose();
       await result.value.model.dispose();
     }
-    const loadedLlamas = await Promise.allSettled(llamas.values());
-    llamas.clear();
-    for (const result of loadedLlamas) if (result.status === 'fulfilled') await result.value.dispose();
+    await loader.dispose();
   }
 
   return { languageModel, dispose };
