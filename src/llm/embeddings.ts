@@ -10,10 +10,9 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { EmbeddingModelV3 } from '@ai-sdk/provider';
 import { embedMany } from 'ai';
-import type { Llama, LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
+import type { LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
 import { PlatformError } from '../core/errors.ts';
 import {
-  API_KEY_ENV,
   type LlmSettings,
   type LocalModelSettings,
   parseLlmConfig,
@@ -21,6 +20,7 @@ import {
 } from './config.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
 import { createLlamaLoader, localUnavailable, type NodeLlamaCpp } from './llama-loader.ts';
+import { keyHint, providerClientSettings } from './provider-client.ts';
 
 /** Texts per request (or per local run) when the caller sets none: small enough for every server's limit. */
 export const DEFAULT_EMBEDDING_BATCH_SIZE = 64;
@@ -221,35 +221,8 @@ export function createEmbeddingRegistryFromSettings(
     });
   }
 
-  function apiKeyOf(provider: RemoteProviderSettings): string | undefined {
-    if (provider.apiKey !== undefined && provider.apiKey !== '') return provider.apiKey;
-    const variable = API_KEY_ENV[provider.type];
-    const fromEnv = variable === undefined ? undefined : env[variable];
-    return fromEnv === '' ? undefined : fromEnv;
-  }
-
-  function keyHint(provider: RemoteProviderSettings): string {
-    const variable = API_KEY_ENV[provider.type];
-    const configKey = `llm.providers.${provider.name}.api_key`;
-    return variable === undefined ? configKey : `${variable} or ${configKey}`;
-  }
-
   function remoteModel(provider: RemoteProviderSettings, modelId: string): EmbeddingModelV3 {
-    const apiKey = apiKeyOf(provider);
-    if (apiKey === undefined && provider.type !== 'openai-compatible') {
-      throw new PlatformError(
-        'CHAT_ERR_LLM_AUTH',
-        `provider "${provider.name}" has no API key: set ${keyHint(provider)}`,
-        {
-          details: { provider: provider.name },
-        },
-      );
-    }
-    const common = {
-      headers: provider.headers,
-      ...(apiKey === undefined ? {} : { apiKey }),
-      ...(provider.baseUrl === undefined ? {} : { baseURL: provider.baseUrl }),
-    };
+    const common = providerClientSettings(provider, env);
     if (provider.type === 'openai') {
       return createOpenAI({
         ...common,

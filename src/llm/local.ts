@@ -18,7 +18,6 @@ import type {
 import type {
   ChatHistoryItem,
   ChatWrapper,
-  Llama,
   LlamaChatResponseChunk,
   LlamaContext,
   LlamaContextSequence,

@@ -19,7 +19,6 @@ import {
   streamModel,
 } from './call.ts';
 import {
-  API_KEY_ENV,
   type LlmSettings,
   type LocalProviderSettings,
   type ProviderType,
@@ -35,6 +34,7 @@ import {
 import type { LlmErrorContext } from './errors.ts';
 import { createLocalRuntime, type LocalRuntime, type LocalRuntimeOptions } from './local.ts';
 import { createOfflineModel, OFFLINE_MODEL_NAME, OFFLINE_PROVIDER } from './offline.ts';
+import { keyHint, providerClientSettings } from './provider-client.ts';
 
 /** Options of createModelRegistry besides the config slice. */
 export interface ModelRegistryOptions {
@@ -140,35 +140,8 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
     return [...Object.keys(providers), OFFLINE_PROVIDER].sort();
   }
 
-  function keyHint(provider: RemoteProviderSettings): string {
-    const variable = API_KEY_ENV[provider.type];
-    const configKey = `llm.providers.${provider.name}.api_key`;
-    return variable === undefined ? configKey : `${variable} or ${configKey}`;
-  }
-
-  function apiKeyOf(provider: RemoteProviderSettings): string | undefined {
-    if (provider.apiKey !== undefined && provider.apiKey !== '') return provider.apiKey;
-    const variable = API_KEY_ENV[provider.type];
-    const fromEnv = variable === undefined ? undefined : env[variable];
-    return fromEnv === '' ? undefined : fromEnv;
-  }
-
   function remoteFactory(provider: RemoteProviderSettings): (modelId: string) => LanguageModelV3 {
-    const apiKey = apiKeyOf(provider);
-    if (apiKey === undefined && provider.type !== 'openai-compatible') {
-      throw new PlatformError(
-        'CHAT_ERR_LLM_AUTH',
-        `provider "${provider.name}" has no API key: set ${keyHint(provider)}`,
-        {
-          details: { provider: provider.name },
-        },
-      );
-    }
-    const common = {
-      headers: provider.headers,
-      ...(apiKey === undefined ? {} : { apiKey }),
-      ...(provider.baseUrl === undefined ? {} : { baseURL: provider.baseUrl }),
-    };
+    const common = providerClientSettings(provider, env);
     if (provider.type === 'openai') {
       const openai = createOpenAI({
         ...common,
