@@ -7,8 +7,14 @@
 import type { Message, Session } from '../core/types.ts';
 import { createPlatform } from '../platform/create-platform.ts';
 import { bootstrapAdmin, createAuth } from '../security/auth.ts';
-import { createChatGateway } from '../server/chat-gateway.ts';
+import { chatGatewayOptionsFrom, createChatGateway } from '../server/chat-gateway.ts';
 import { formatBootstrapNotice } from './bootstrap-notice.ts';
+
+/**
+ * Printed when the node generating a reply died and another starts it over (a terminal cannot take back
+ * the text already shown).
+ */
+const RESTART_NOTICE = '\n[the node answering stopped; another node starts the reply over]\n';
 
 /** One way to reach text_chat. */
 export interface ChatConnection {
@@ -97,6 +103,7 @@ export async function connectOverHttp(url: string, key: string): Promise<ChatCon
       if (!response.ok || response.body === null) throw await errorOf(response);
       for await (const { event, data } of readServerSentEvents(response.body)) {
         if (event === 'delta') onDelta((data as { text: string }).text);
+        else if (event === 'restart') onDelta(RESTART_NOTICE);
         else if (event === 'end') return (data as { message: Message }).message;
         else if (event === 'error') {
           const { error } = data as { error: { code: string; message: string } };
@@ -138,13 +145,13 @@ export async function connectInProcess(
     if (user === undefined) {
       throw new ChatRequestError('CHAT_ERR_NOT_FOUND', `no user named "${name}": pass --user <name>`);
     }
-    const textChat = platform.config.text_chat as { turn_timeout_ms?: number } | undefined;
-    const chat = createChatGateway(platform.bus, { turnTimeoutMs: textChat?.turn_timeout_ms ?? 120_000 });
+    const chat = createChatGateway(platform.bus, chatGatewayOptionsFrom(platform.config));
     return {
       description: `in-process (data in ${platform.config.data_dir}) as ${user.name}`,
       startSession: () => chat.startSession(user.id),
       send(sessionId, content, onDelta, signal) {
-        return chat.stream({ userId: user.id, sessionId, content }, { onDelta }, { signal }).done;
+        const onRestart = () => onDelta(RESTART_NOTICE);
+        return chat.stream({ userId: user.id, sessionId, content }, { onDelta, onRestart }, { signal }).done;
       },
       async close() {
         chat.close();

@@ -75,6 +75,11 @@ export const ERROR_CODES = {
     status: 499,
     meaning: 'The caller cancelled the model call (the client went away or stopped the reply).',
   },
+  CHAT_ERR_TURN_LOST: {
+    status: 503,
+    meaning:
+      'The node generating the reply stopped answering (text_chat.turn_recovery) and no other node could finish it; the user message is stored, send again.',
+  },
   CHAT_ERR_RATE_LIMITED: {
     status: 429,
     meaning:

@@ -6,9 +6,12 @@
  */
 
 import type { Bus } from '../core/bus-types.ts';
+import type { PlatformConfig } from '../core/config-types.ts';
+import { PlatformError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Message, Session } from '../core/types.ts';
 import { createTurnHub, type TurnHub } from './turn-hub.ts';
+import { createTurnWatchdog, type TurnWatch } from './turn-watchdog.ts';
 
 /** What creating or changing a session may set (`null` goes back to the default). */
 export interface SessionInput {
@@ -42,6 +45,12 @@ export interface StreamedTurn {
 /** What a streamed turn reports as it goes. */
 export interface TurnHandlers {
   onDelta(text: string): void;
+  /**
+   * The node generating the reply died and another node starts the reply over: drop the text so far.
+   * Without this handler a turn whose text was already shown is not started over; it fails with
+   * CHAT_ERR_TURN_LOST.
+   */
+  onRestart?(): void;
 }
 
 /** Sessions, messages and turns over the bus. */
@@ -70,6 +79,41 @@ export interface ChatGateway {
 export interface ChatGatewayOptions {
   /** How long a turn may take (text_chat.turn_timeout_ms). */
   turnTimeoutMs: number;
+  /**
+   * Over a networked bus (text_chat.turn_recovery): a turn silent for `lostAfterMs` is asked again, of
+   * whichever node answers, up to `maxAttempts` in all. Unset (the in-process bus): a turn cannot outlive
+   * its node, so nothing is watched.
+   */
+  recovery?: { lostAfterMs: number; maxAttempts: number };
+}
+
+/** text_chat's own defaults, for a config without the module (or the keys). */
+const DEFAULT_TURN_TIMEOUT_MS = 120_000;
+const DEFAULT_RECOVERY = { lostAfterMs: 5000, maxAttempts: 3 };
+
+/** The gateway's options from the platform config: text_chat's turn timeout and, over NATS, its recovery. */
+export function chatGatewayOptionsFrom(config: Readonly<PlatformConfig>): ChatGatewayOptions {
+  const slice = (config as unknown as Record<string, unknown>).text_chat as
+    | { turn_timeout_ms?: number; turn_recovery?: { lost_after_ms?: number; max_attempts?: number } }
+    | undefined;
+  const options: ChatGatewayOptions = { turnTimeoutMs: slice?.turn_timeout_ms ?? DEFAULT_TURN_TIMEOUT_MS };
+  if (config.bus.transport !== 'local') {
+    options.recovery = {
+      lostAfterMs: slice?.turn_recovery?.lost_after_ms ?? DEFAULT_RECOVERY.lostAfterMs,
+      maxAttempts: slice?.turn_recovery?.max_attempts ?? DEFAULT_RECOVERY.maxAttempts,
+    };
+  }
+  return options;
+}
+
+/** What a turn's caller tells the recovery loop (see `requestTurn`). */
+interface TurnAttempts {
+  /** The watch of the attempt under way, fed with what is heard of the turn. */
+  current?: TurnWatch | undefined;
+  /** True once the caller has its outcome (a late attempt would be for nothing). */
+  finished: boolean;
+  /** Gets the caller ready for another attempt; false when the turn cannot be started over. */
+  restart(): boolean;
 }
 
 // The bus request outlives text_chat's own turn timeout by this much, so that text_chat's timeout error
@@ -88,8 +132,16 @@ function stripUndefined<T extends Record<string, unknown>>(value: T): T {
 export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGateway {
   const hub: TurnHub = createTurnHub(bus);
   const turnTimeout = options.turnTimeoutMs + TURN_TIMEOUT_MARGIN_MS;
+  const recovery = options.recovery;
+  const watchdog =
+    recovery === undefined ? undefined : createTurnWatchdog({ lostAfterMs: recovery.lostAfterMs });
 
-  function turnRequest(input: TurnInput, turnId: string, stream: boolean): Promise<Message> {
+  function turnRequest(
+    input: TurnInput,
+    turnId: string,
+    stream: boolean,
+    signal?: AbortSignal,
+  ): Promise<Message> {
     const data = stripUndefined({
       userId: input.userId,
       sessionId: input.sessionId,
@@ -103,7 +155,48 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       userId: input.userId,
       sessionId: input.sessionId,
       timeout: turnTimeout,
+      ...(signal === undefined ? {} : { signal }),
     });
+  }
+
+  /**
+   * `message.send` for `turnId`. With recovery on, a turn that went silent (its node died) is asked
+   * again under the same turn id, so text_chat reuses the user message it stored and answers it anew.
+   */
+  async function requestTurn(
+    input: TurnInput,
+    turnId: string,
+    stream: boolean,
+    attempts: TurnAttempts,
+  ): Promise<Message> {
+    if (recovery === undefined || watchdog === undefined) return turnRequest(input, turnId, stream);
+    for (let attempt = 1; ; attempt++) {
+      const controller = new AbortController();
+      let lost = () => {};
+      const silence = new Promise<undefined>((resolve) => {
+        lost = () => resolve(undefined);
+      });
+      const watch = watchdog.watch(lost);
+      attempts.current = watch;
+      const request = turnRequest(input, turnId, stream, controller.signal);
+      try {
+        const message = await Promise.race([request, silence]);
+        if (message !== undefined) return message;
+      } finally {
+        watch.stop();
+        attempts.current = undefined;
+      }
+      // The node died with the request: stop waiting for its reply.
+      request.catch(() => {});
+      controller.abort();
+      if (attempts.finished || attempt >= recovery.maxAttempts || !attempts.restart()) {
+        throw new PlatformError(
+          'CHAT_ERR_TURN_LOST',
+          `the node generating the reply went silent for ${recovery.lostAfterMs} ms (text_chat.turn_recovery.lost_after_ms) after ${attempt} attempt(s); your message is stored: send it again`,
+          { details: { turnId, attempts: attempt } },
+        );
+      }
+    }
   }
 
   /** Emits `chat.cancel` for `turnId` when `signal` aborts; returns the cleanup. */
@@ -148,9 +241,17 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     async send(input, sendOptions = {}) {
       const turnId = newId();
       const stopWatching = cancelOnAbort(turnId, input.userId, sendOptions.signal);
+      // Nothing of the reply was shown yet: a lost turn can always start over.
+      const attempts: TurnAttempts = { finished: false, restart: () => true };
+      const heard = () => attempts.current?.heard();
+      const unregister =
+        recovery === undefined
+          ? () => {}
+          : hub.register(turnId, { delta: heard, end: heard, error: heard, alive: heard });
       try {
-        return await turnRequest(input, turnId, false);
+        return await requestTurn(input, turnId, false, attempts);
       } finally {
+        unregister();
         stopWatching();
       }
     },
@@ -159,12 +260,24 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       const turnId = newId();
       let unregister = () => {};
       let stopWatching = () => {};
+      let shown = false;
+      const attempts: TurnAttempts = {
+        finished: false,
+        restart() {
+          if (handlers.onRestart !== undefined) handlers.onRestart();
+          else if (shown) return false;
+          shown = false;
+          return true;
+        },
+      };
       const done = new Promise<Message>((resolve, reject) => {
         let settled = false;
         let graceTimer: NodeJS.Timeout | undefined;
         const finish = (outcome: () => void) => {
           if (settled) return;
           settled = true;
+          attempts.finished = true;
+          attempts.current?.stop();
           clearTimeout(graceTimer);
           unregister();
           stopWatching();
@@ -185,16 +298,21 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
         // Registered before the request goes out, so no delta can arrive unheard.
         unregister = hub.register(turnId, {
           delta: (text) => {
-            if (!settled && ended === undefined) handlers.onDelta(text);
+            attempts.current?.heard();
+            if (settled || ended !== undefined) return;
+            shown = true;
+            handlers.onDelta(text);
           },
           end: (message) => {
+            attempts.current?.heard();
             ended = message;
             arrived(message);
           },
           error: (error) => finish(() => reject(error)),
+          alive: () => attempts.current?.heard(),
         });
         stopWatching = cancelOnAbort(turnId, input.userId, streamOptions.signal);
-        turnRequest(input, turnId, true).then(
+        requestTurn(input, turnId, true, attempts).then(
           (message) => {
             replied = true;
             arrived(message);

@@ -6,7 +6,7 @@ import { NotFoundError, PlatformError } from '../core/errors.ts';
 import type { Platform } from '../platform/create-platform.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
-import { type ChatGateway, createChatGateway } from './chat-gateway.ts';
+import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -23,14 +23,6 @@ import { createWebAccess } from './web-client.ts';
 export interface CreateServerOptions {
   /** Users and keys; by default those in the platform storage (`users/`, `keys/`). */
   auth?: Auth;
-}
-
-/** text_chat's turn timeout when the module (or its key) is absent: its own default. */
-const DEFAULT_TURN_TIMEOUT_MS = 120_000;
-
-function turnTimeoutOf(platform: Platform): number {
-  const slice = platform.config.text_chat as { turn_timeout_ms?: unknown } | undefined;
-  return typeof slice?.turn_timeout_ms === 'number' ? slice.turn_timeout_ms : DEFAULT_TURN_TIMEOUT_MS;
 }
 
 /**
@@ -61,7 +53,7 @@ export async function createServer(
   );
 
   const auth = options.auth ?? createAuth(platform.storage);
-  const chat: ChatGateway = createChatGateway(platform.bus, { turnTimeoutMs: turnTimeoutOf(platform) });
+  const chat: ChatGateway = createChatGateway(platform.bus, chatGatewayOptionsFrom(platform.config));
   const context: ServerContext = {
     platform,
     auth,

@@ -14,6 +14,8 @@ export interface TurnSink {
   delta(text: string): void;
   end(message: Message): void;
   error(error: PlatformError): void;
+  /** The generating node said it is still working on the turn (`chat.response.alive`). */
+  alive?(): void;
 }
 
 /** The turns this node is streaming. */
@@ -28,6 +30,7 @@ export interface TurnHub {
 
 interface StreamEventData {
   turnId?: string;
+  turnIds?: unknown;
   text?: string;
   message?: Message;
   error?: PlatformErrorJSON;
@@ -41,6 +44,12 @@ export function createTurnHub(bus: Bus): TurnHub {
     'chat.response.*',
     (event: EventEnvelope<unknown>) => {
       const data = event.data as StreamEventData;
+      if (event.type === 'chat.response.alive') {
+        // One heartbeat names every turn of the node that sent it.
+        if (!Array.isArray(data.turnIds)) return;
+        for (const id of data.turnIds) if (typeof id === 'string') sinks.get(id)?.alive?.();
+        return;
+      }
       const turnId = event.correlationId ?? data.turnId;
       if (turnId === undefined) return;
       const sink = sinks.get(turnId);

@@ -72,8 +72,10 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
     // The read cache is per node and never hears of other nodes' writes: with it, a node lists (and sends
     // the model) a session log up to storage.cache.ttl_ms old. docs/operations.md: off on several nodes.
     CHAT_STORAGE__CACHE__ENABLED: 'false',
-    // A turn whose node died is given up by the client's node after this (+1 s); keeps the kill test short.
-    CHAT_TEXT_CHAT__TURN_TIMEOUT_MS: '4000',
+    // A turn whose node died is asked of another node after 2 s of silence; keeps the kill test short.
+    CHAT_TEXT_CHAT__TURN_TIMEOUT_MS: '6000',
+    CHAT_TEXT_CHAT__TURN_RECOVERY__HEARTBEAT_MS: '300',
+    CHAT_TEXT_CHAT__TURN_RECOVERY__LOST_AFTER_MS: '2000',
     CHAT_LLM: JSON.stringify({
       default_model: CLUSTER_MODEL,
       max_retries: 0,

@@ -97,11 +97,12 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
   // The two kill tests run in this order: the first kills the node generating the reply (n1 or n3),
   // leaving n2 (HTTP only) and one text_chat node; the second kills n2, the client's node.
 
-  it('the node generating a reply is killed (SIGKILL) mid-stream: the acknowledged user message is kept once, the client is told, the session goes on elsewhere', async () => {
+  it('the node generating a reply is killed (SIGKILL) mid-stream: another node answers the turn again, the acknowledged user message is kept once, the session goes on', async () => {
     const { n2 } = cluster.nodes;
     const { key, id: userId } = cluster.alice;
     const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
-    cluster.respond({ kind: 'stream', chunks: Array.from({ length: 30 }, (_, n) => `w${n} `), delayMs: 100 });
+    const chunks = Array.from({ length: 30 }, (_, n) => `w${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
 
     let victim: ParleyNode | undefined;
     let killed: Promise<void> | undefined;
@@ -114,28 +115,48 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     await killed;
     expect(victim?.exited).toBe(true);
     // `start` came with the first delta, once the user message was stored: it was acknowledged. The
-    // client's node never hears of the turn again; it gives up after text_chat.turn_timeout_ms (+1 s) and
-    // says so in an `error` event, rather than leaving the stream open.
+    // client's node hears nothing of the turn for turn_recovery.lost_after_ms, tells the client to drop
+    // the partial text (`restart`) and asks again: the other text_chat node answers the same turn whole.
     const names = turn.events.map((event) => event.event);
     expect(names[0]).toBe('start');
-    expect(names.at(-1)).toBe('error');
-    expect(turn.events.at(-1)?.data).toMatchObject({ error: { code: expect.stringMatching(/^CHAT_ERR_/) } });
-
-    // The session goes on, on the node still generating (the history still has the cut-off message).
+    expect(names).toContain('restart');
+    expect(names.at(-1), JSON.stringify(turn.events.at(-1))).toBe('end');
+    const afterRestart = turn.events.slice(names.lastIndexOf('restart') + 1);
+    const replyText = afterRestart
+      .map((event) => (event.event === 'delta' ? (event.data as { text: string }).text : ''))
+      .join('');
+    expect(replyText).toBe(chunks.join(''));
     const survivor = victim?.name === 'n1' ? 'n3' : 'n1';
+    expect(cluster.models[survivor].requests).toHaveLength(1);
+    // The survivor answered the stored user message (the turn's own, once), not a new one.
+    const retried = JSON.stringify(cluster.models[survivor].requests[0]?.body.messages);
+    expect(retried.split('cut me off')).toHaveLength(2);
+
+    // The session goes on (the history has the turn and its reply).
     cluster.respond({ kind: 'stream', chunks: ['still ', 'here'] });
     const next = await n2.call('POST', `/v1/sessions/${sessionId}/messages`, {
       key,
       body: { content: 'again' },
     });
     expect(next.status, JSON.stringify(next.body)).toBe(200);
+    // (respond() starts each model's request list afresh.)
     expect(cluster.generatedOn()).toEqual([survivor]);
     expect(JSON.stringify(cluster.models[survivor].requests[0]?.body.messages)).toContain('cut me off');
-    expect(await contentsOn(n2, key, sessionId)).toEqual(['cut me off', 'again', 'still here']);
+    expect(await contentsOn(n2, key, sessionId)).toEqual([
+      'cut me off',
+      chunks.join(''),
+      'again',
+      'still here',
+    ]);
 
     // What Redis holds, read directly: each message once, the cut-off turn's user message included.
     const log = await readSessionLog(TEST_REDIS_URL, redisPrefix, userId, sessionId);
-    expect(log.map((message) => message.content)).toEqual(['cut me off', 'again', 'still here']);
+    expect(log.map((message) => message.content)).toEqual([
+      'cut me off',
+      chunks.join(''),
+      'again',
+      'still here',
+    ]);
     expect(new Set(log.map((message) => message.id)).size).toBe(log.length);
   });
 

@@ -1,7 +1,7 @@
 /**
  * One chat turn streamed over server-sent events: `POST /v1/sessions/:id/messages?stream=sse`. The
  * response is read with fetch's body stream rather than EventSource, which cannot POST. Events: `start`
- * {turnId}, `delta` {text}, then `end` {message} or `error` {error}. A failure before the first event comes
+ * {turnId}, `delta` {text}, `restart` (another node answers again: drop the text so far), then `end` {message} or `error` {error}. A failure before the first event comes
  * back as a plain HTTP error (404, 429 with Retry-After, 502…), thrown as an ApiError.
  */
 
@@ -12,6 +12,8 @@ export interface TurnCallbacks {
   onStart(turnId: string): void;
   /** `arrivedAt` is the performance.now() at which the chunk holding it was read. */
   onDelta(text: string, arrivedAt: number): void;
+  /** The server node generating the reply died and another starts it over: drop the text so far. */
+  onRestart(): void;
 }
 
 /** How a turn ended. */
@@ -68,6 +70,7 @@ export async function streamTurn(
         const data = JSON.parse(parsed.data) as Record<string, unknown>;
         if (parsed.event === 'start') callbacks.onStart(String(data.turnId));
         else if (parsed.event === 'delta') callbacks.onDelta(String(data.text), arrivedAt);
+        else if (parsed.event === 'restart') callbacks.onRestart();
         else if (parsed.event === 'end') return { kind: 'end', message: data.message as ChatMessage };
         else if (parsed.event === 'error') {
           const error = (data.error ?? {}) as { code?: string; message?: string };

@@ -7,6 +7,7 @@ import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
+import { startTurnHeartbeat } from './turn-heartbeat.ts';
 import { createTurnRegistry } from './turn-registry.ts';
 import type { ChatCancel, MessageSendRequest, TextChatApi, TextChatConfig } from './types.ts';
 
@@ -59,6 +60,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
     };
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
+    const heartbeat = startTurnHeartbeat(ctx, turns, config.turn_recovery.heartbeat_ms);
     const api: TextChatApi = {
       listSessions: (userId) => requests.list({ userId }),
       getSession: (userId, sessionId) => requests.get({ userId, sessionId }),
@@ -88,6 +90,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       },
       health: () => ({ healthy: true }),
       async dispose() {
+        heartbeat.stop();
         turns.abortAll(new DOMException('text_chat is shutting down', 'AbortError'));
         await sessions.flush();
       },

@@ -18,6 +18,8 @@ export interface TurnRegistry {
   abortAll(reason: unknown): void;
   /** Turns running now. */
   activeCount(): number;
+  /** The ids of the turns running now. */
+  activeIds(): string[];
 }
 
 export interface TurnRegistryOptions {
@@ -78,5 +80,6 @@ export function createTurnRegistry(options: TurnRegistryOptions): TurnRegistry {
       for (const { controller } of running.values()) controller.abort(reason);
     },
     activeCount: () => running.size,
+    activeIds: () => [...running.keys()],
   };
 }

@@ -16,6 +16,8 @@ export interface TextChatConfig {
   history_token_budget: number;
   /** A turn still generating after this long is aborted (also the server's request timeout). */
   turn_timeout_ms: number;
+  /** Networked bus: heartbeats of running turns, and when a silent turn is asked of another node. */
+  turn_recovery: TurnRecoveryConfig;
   /** The model when neither request, session nor persona names one; else `llm.default_model`. */
   default_model?: string;
   /** Cap on the reply length, in tokens; unset leaves it to the model. */
@@ -36,6 +38,13 @@ export interface TextChatConfig {
     /** Bytes of session logs kept parsed in memory on a node (least recently used dropped first); 0: off. */
     max_bytes: number;
   };
+}
+
+/** `text_chat.turn_recovery`. */
+export interface TurnRecoveryConfig {
+  heartbeat_ms: number;
+  lost_after_ms: number;
+  max_attempts: number;
 }
 
 /** `text_chat.streaming`. */
@@ -167,6 +176,14 @@ export interface ChatResponseError {
   error: PlatformErrorJSON;
 }
 
+/**
+ * `chat.response.alive`: the turns a node is working on, every `turn_recovery.heartbeat_ms`; a node waiting
+ * for one of them takes its silence as the generating node's death.
+ */
+export interface ChatResponseAlive {
+  turnIds: string[];
+}
+
 /** `chat.response` (seed name): once per finished turn, for other modules. */
 export interface ChatResponse {
   sessionId: string;
@@ -224,6 +241,7 @@ declare module '../../core/events.ts' {
     'chat.response.delta': ChatResponseDelta;
     'chat.response.end': ChatResponseEnd;
     'chat.response.error': ChatResponseError;
+    'chat.response.alive': ChatResponseAlive;
     'chat.response': ChatResponse;
     'chat.cancel': ChatCancel;
   }

@@ -125,6 +125,10 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
             begin();
             stream.send('delta', { text });
           },
+          // The node generating the reply died; another node answers again from the start.
+          onRestart: () => {
+            if (stream.started) stream.send('restart', { turnId });
+          },
         },
         { signal: controller.signal },
       );

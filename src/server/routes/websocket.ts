@@ -86,7 +86,11 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
         const controller = new AbortController();
         const turn = chat.stream(
           { userId, sessionId, ...frame },
-          { onDelta: (text) => send({ type: 'delta', turnId: turn.turnId, text }) },
+          {
+            onDelta: (text) => send({ type: 'delta', turnId: turn.turnId, text }),
+            // The node generating the reply died; another node answers again from the start.
+            onRestart: () => send({ type: 'restart', turnId: turn.turnId }),
+          },
           { signal: controller.signal },
         );
         running = { turnId: turn.turnId, controller };

@@ -216,6 +216,10 @@ export function Conversation({
               pendingText.current += delta;
               scheduleFlush();
             },
+            onRestart: () => {
+              pendingText.current = '';
+              scheduleFlush();
+            },
           },
           controller.signal,
         );
