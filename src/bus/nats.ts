@@ -30,6 +30,7 @@ import type { EventEnvelope } from '../core/events.ts';
 import { matchesPattern } from '../core/pattern.ts';
 import type { BusTransport, TransportDeliver } from '../core/transport.ts';
 import { createDeadlines, type Deadline } from './deadlines.ts';
+import { createFallbackPublisher } from './nats-fallback.ts';
 import { createReplyInbox, isNoResponders } from './nats-replies.ts';
 import { ensureConsumer, ensureStream, natsNames, workSetConsumer } from './nats-stream.ts';
 
@@ -662,10 +663,6 @@ export async function createNatsTransport(
     const { type } = envelope;
     return new Promise((resolve, reject) => {
       let done = false;
-      let local = false;
-      let attempt = 0;
-      let retry: NodeJS.Timeout | undefined;
-      const retryUntil = Date.now() + Math.min(config.no_responders_retry_ms, timeout);
       const slot = replies.open(onMessage);
       const wire = wirePayload(envelope, slot.subject);
       if (wire instanceof PlatformError) {
@@ -686,36 +683,26 @@ export async function createNatsTransport(
       );
       const onAbort = () => finish(signal?.reason ?? new Error('aborted'), undefined);
       signal?.addEventListener('abort', onAbort, { once: true });
-      send();
-
-      function send(): void {
-        retry = undefined;
-        try {
-          connection.publish(local ? names.requestLocal(type) : names.requestWork(type), payload, {
-            reply: slot.subject,
-          });
-        } catch (error) {
-          finish(busError(error), undefined);
-        }
-      }
+      const publisher = createFallbackPublisher({
+        publish(local) {
+          try {
+            connection.publish(local ? names.requestLocal(type) : names.requestWork(type), payload, {
+              reply: slot.subject,
+            });
+          } catch (error) {
+            finish(busError(error), undefined);
+          }
+        },
+        retryUntil: Date.now() + Math.min(config.no_responders_retry_ms, timeout),
+        onNobody: () =>
+          finish(new NoHandlerError(`no handler for "${type}"`, { details: { type } }), undefined),
+      });
+      publisher.send();
 
       function onMessage(message: Msg): void {
         if (done) return;
         if (isNoResponders(message)) {
-          // Nobody on the work subject: ask the local listeners. Nobody there either: the handler's
-          // subscription may still be on its way to the server from another node, so retry briefly.
-          if (!local) {
-            local = true;
-            send();
-            return;
-          }
-          const wait = Math.min(10 * 2 ** attempt++, retryUntil - Date.now());
-          if (wait > 0) {
-            local = false;
-            retry = setTimeout(send, wait);
-            return;
-          }
-          finish(new NoHandlerError(`no handler for "${type}"`, { details: { type } }), undefined);
+          publisher.noResponders();
           return;
         }
         const reply = readReply(message);
@@ -728,7 +715,7 @@ export async function createNatsTransport(
         done = true;
         slot.close();
         deadlines.cancel(deadline);
-        if (retry !== undefined) clearTimeout(retry);
+        publisher.cancel();
         pendingCalls.delete(call);
         signal?.removeEventListener('abort', onAbort);
         if (error === undefined) resolve(value);
@@ -751,12 +738,8 @@ export async function createNatsTransport(
     const { type } = envelope;
     return new Promise((resolve, reject) => {
       let done = false;
-      let local = false;
-      let attempt = 0;
-      let retry: NodeJS.Timeout | undefined;
       let settleCheck: Deadline | undefined;
       const started = Date.now();
-      const retryUntil = started + Math.min(config.no_responders_retry_ms, timeout);
       const settleAt = started + config.gather_settle_ms;
       /** Responders that announced themselves, by key; true once they answered. */
       const responders = new Map<string, { name: string; answered: boolean }>();
@@ -776,38 +759,29 @@ export async function createNatsTransport(
       const deadline = deadlines.add(timeout, () => finish(true));
       const onAbort = () => stop(signal?.reason ?? new Error('aborted'));
       signal?.addEventListener('abort', onAbort, { once: true });
+      const publisher = createFallbackPublisher({
+        publish(local) {
+          try {
+            connection.publish(local ? names.gatherLocal(type) : names.gatherWork(type), payload, {
+              reply: slot.subject,
+            });
+          } catch (error) {
+            stop(busError(error));
+          }
+        },
+        retryUntil: started + Math.min(config.no_responders_retry_ms, timeout),
+        onNobody: () => finish(false),
+      });
       if (expected !== undefined && expected <= 0) {
         finish(false);
         return;
       }
-      send();
-
-      function send(): void {
-        retry = undefined;
-        try {
-          connection.publish(local ? names.gatherLocal(type) : names.gatherWork(type), payload, {
-            reply: slot.subject,
-          });
-        } catch (error) {
-          stop(busError(error));
-        }
-      }
+      publisher.send();
 
       function onMessage(message: Msg): void {
         if (done) return;
         if (isNoResponders(message)) {
-          if (!local) {
-            local = true;
-            send();
-            return;
-          }
-          const wait = Math.min(10 * 2 ** attempt++, retryUntil - Date.now());
-          if (wait > 0) {
-            local = false;
-            retry = setTimeout(send, wait);
-            return;
-          }
-          finish(false);
+          publisher.noResponders();
           return;
         }
         const reply = readReply(message);
@@ -849,7 +823,7 @@ export async function createNatsTransport(
         slot.close();
         deadlines.cancel(deadline);
         if (settleCheck !== undefined) deadlines.cancel(settleCheck);
-        if (retry !== undefined) clearTimeout(retry);
+        publisher.cancel();
         pendingCalls.delete(call);
         signal?.removeEventListener('abort', onAbort);
       }
