@@ -25,6 +25,7 @@ import { createNatsTransport } from '../../src/bus/nats.ts';
 import { createBus } from '../../src/core/bus.ts';
 import type { Bus } from '../../src/core/bus-types.ts';
 import type { NatsBusConfig } from '../../src/core/config-types.ts';
+import { formatTable, quantile } from '../report.ts';
 
 const NATS_URL = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
 const PAYLOAD = { sessionId: 's1', content: 'hello, parley', role: 'user' };
@@ -270,23 +271,6 @@ async function deleteStream(name: string): Promise<void> {
   } finally {
     await connection.close();
   }
-}
-
-function quantile(sorted: number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * fraction;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower]! + (sorted[upper]! - sorted[lower]!) * (position - lower);
-}
-
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => (row[column] ?? '').length)),
-  );
-  const line = (row: string[]) =>
-    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

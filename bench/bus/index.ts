@@ -19,6 +19,7 @@ import { createLocalTransport } from '../../src/bus/local.ts';
 import { createBus } from '../../src/core/bus.ts';
 import type { Bus } from '../../src/core/bus-types.ts';
 import type { EventEnvelope } from '../../src/core/events.ts';
+import { formatTable, quantile } from '../report.ts';
 
 /** Sizes of one run; the defaults keep the whole benchmark near 15 s on a small machine. */
 export interface BusBenchOptions {
@@ -294,23 +295,6 @@ function timerOverheadMicros(): number {
       0.5,
     ) * 1000
   );
-}
-
-function quantile(sorted: number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const position = (sorted.length - 1) * fraction;
-  const lower = Math.floor(position);
-  const upper = Math.ceil(position);
-  return sorted[lower]! + (sorted[upper]! - sorted[lower]!) * (position - lower);
-}
-
-function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((_, column) =>
-    Math.max(...[header, ...rows].map((row) => (row[column] ?? '').length)),
-  );
-  const line = (row: string[]) =>
-    `| ${row.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
-  return [line(header), line(widths.map((width) => '-'.repeat(width))), ...rows.map(line)].join('\n');
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
