@@ -124,6 +124,25 @@ export interface RemoteProviderSettings {
   api: 'responses' | 'chat';
 }
 
+/** A hosted provider that needs nothing but a key (from env), so it is known without a providers entry. */
+function builtIn(type: 'openai' | 'anthropic'): RemoteProviderSettings {
+  return {
+    type,
+    name: type,
+    apiKey: undefined,
+    baseUrl: undefined,
+    headers: {},
+    models: [],
+    api: 'responses',
+  };
+}
+
+/** `openai` and `anthropic` as they are when the config does not name them. */
+export const BUILT_IN_PROVIDERS: Readonly<Record<'openai' | 'anthropic', RemoteProviderSettings>> = {
+  openai: builtIn('openai'),
+  anthropic: builtIn('anthropic'),
+};
+
 /** Settings of one GGUF model of the local provider. */
 export interface LocalModelSettings {
   path: string;

@@ -13,6 +13,7 @@ import { embedMany } from 'ai';
 import type { LlamaEmbeddingContext, LlamaModel } from 'node-llama-cpp';
 import { PlatformError } from '../core/errors.ts';
 import {
+  BUILT_IN_PROVIDERS,
   type LlmSettings,
   type LocalModelSettings,
   parseLlmConfig,
@@ -112,16 +113,9 @@ export function createEmbeddingRegistryFromSettings(
   const env = options.env ?? process.env;
   const embedders = new Map<string, Embedder>();
   const local = createLocalEmbeddings(options);
+  // Only OpenAI of the built-in providers offers embeddings.
   const providers: Record<string, LlmSettings['providers'][string]> = {
-    openai: {
-      type: 'openai',
-      name: 'openai',
-      apiKey: undefined,
-      baseUrl: undefined,
-      headers: {},
-      models: [],
-      api: 'responses',
-    },
+    openai: BUILT_IN_PROVIDERS.openai,
     ...settings.providers,
   };
 
@@ -406,15 +400,6 @@ function createLocalEmbeddings(options: EmbeddingRegistryOptions) {
       return run;
     },
 
-    async dispose(): Promise<void> {
-      const loadedModels = await Promise.allSettled(models.values());
-      models.clear();
-      for (const result of loadedModels) {
-        if (result.status !== 'fulfilled') continue;
-        await result.value.context.dispose();
-        await result.value.model.dispose();
-      }
-      await loader.dispose();
-    },
+    dispose: () => loader.dispose(models),
   };
 }

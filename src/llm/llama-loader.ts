@@ -26,8 +26,17 @@ export interface LlamaLoaderOptions {
 export interface LlamaLoader {
   loadRuntime(): Promise<NodeLlamaCpp>;
   loadLlama(runtime: NodeLlamaCpp, settings: LocalModelSettings): Promise<Llama>;
-  /** Frees every Llama (after their models were disposed); a later load starts afresh. */
-  dispose(): Promise<void>;
+  /**
+   * Frees the `loaded` models of the caller (each context before its model), then every Llama; a later
+   * load starts afresh.
+   */
+  dispose(loaded?: Map<string, Promise<LoadedLlamaModel>>): Promise<void>;
+}
+
+/** What a caller keeps of a loaded GGUF model: the model and the context it opened on it. */
+export interface LoadedLlamaModel {
+  model: { dispose(): Promise<void> };
+  context: { dispose(): Promise<void> };
 }
 
 /** A CHAT_ERR_LLM_UNAVAILABLE error for the local runtime. */
@@ -99,10 +108,19 @@ export function createLlamaLoader(options: LlamaLoaderOptions): LlamaLoader {
       return llama;
     },
 
-    async dispose() {
-      const loaded = await Promise.allSettled(llamas.values());
+    async dispose(loaded) {
+      if (loaded !== undefined) {
+        const models = await Promise.allSettled(loaded.values());
+        loaded.clear();
+        for (const result of models) {
+          if (result.status !== 'fulfilled') continue;
+          await result.value.context.dispose();
+          await result.value.model.dispose();
+        }
+      }
+      const runtimes = await Promise.allSettled(llamas.values());
       llamas.clear();
-      for (const result of loaded) if (result.status === 'fulfilled') await result.value.dispose();
+      for (const result of runtimes) if (result.status === 'fulfilled') await result.value.dispose();
       runtimePromise = undefined;
     },
   };

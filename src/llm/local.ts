@@ -351,16 +351,5 @@ export function createLocalRuntime(options: LocalRuntimeOptions = {}): LocalRunt
     return model;
   }
 
-  async function dispose(): Promise<void> {
-    const loadedModels = await Promise.allSettled(models.values());
-    models.clear();
-    for (const result of loadedModels) {
-      if (result.status !== 'fulfilled') continue;
-      await result.value.context.dispose();
-      await result.value.model.dispose();
-    }
-    await loader.dispose();
-  }
-
-  return { languageModel, dispose };
+  return { languageModel, dispose: () => loader.dispose(models) };
 }

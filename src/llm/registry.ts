@@ -19,6 +19,7 @@ import {
   streamModel,
 } from './call.ts';
 import {
+  BUILT_IN_PROVIDERS,
   type LlmSettings,
   type LocalProviderSettings,
   type ProviderType,
@@ -110,24 +111,7 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
   });
   // openai and anthropic need nothing but a key, so they are known even without a providers entry.
   const providers: Record<string, RemoteProviderSettings | LocalProviderSettings> = {
-    openai: {
-      type: 'openai',
-      name: 'openai',
-      apiKey: undefined,
-      baseUrl: undefined,
-      headers: {},
-      models: [],
-      api: 'responses',
-    },
-    anthropic: {
-      type: 'anthropic',
-      name: 'anthropic',
-      apiKey: undefined,
-      baseUrl: undefined,
-      headers: {},
-      models: [],
-      api: 'responses',
-    },
+    ...BUILT_IN_PROVIDERS,
     ...settings.providers,
   };
   const offline = createOfflineModel({ env });
