@@ -12,6 +12,7 @@
 
 import { createHash, randomBytes } from 'node:crypto';
 import { newId } from '../core/ids.ts';
+import { readJson, writeJson } from '../storage/json.ts';
 import type { Storage } from '../storage/types.ts';
 
 /** Every key starts with this, so a leaked one is recognisable (secret scanners, logs). */
@@ -63,17 +64,6 @@ export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(KEY_BYTES).toString('base64url');
 }
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function toBytes(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
-}
-
-function fromBytes<T>(bytes: Uint8Array | undefined): T | undefined {
-  return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as T);
-}
-
 /** The keys kept in `storage` (a view scoped to the `keys/` root). */
 export function createApiKeyStore(storage: Storage): ApiKeyStore {
   const recordKey = (hash: string) => `hashes/${hash}.json`;
@@ -81,7 +71,7 @@ export function createApiKeyStore(storage: Storage): ApiKeyStore {
 
   async function hashOf(id: string): Promise<string | undefined> {
     if (!ID_PATTERN.test(id)) return undefined;
-    return fromBytes<{ hash: string }>(await storage.read(idKey(id)))?.hash;
+    return (await readJson<{ hash: string }>(storage, idKey(id)))?.hash;
   }
 
   return {
@@ -98,27 +88,25 @@ export function createApiKeyStore(storage: Storage): ApiKeyStore {
       };
       // The id index first: a crash between the two writes leaves an id that finds nothing, never a
       // working key that cannot be listed or revoked.
-      await storage.write(idKey(record.id), toBytes({ hash }));
-      await storage.write(recordKey(hash), toBytes(record));
+      await writeJson(storage, idKey(record.id), { hash });
+      await writeJson(storage, recordKey(hash), record);
       return { key, record };
     },
 
     async verify(key) {
       if (!KEY_PATTERN.test(key)) return undefined;
-      const record = fromBytes<ApiKeyRecord>(await storage.read(recordKey(hashApiKey(key))));
+      const record = await readJson<ApiKeyRecord>(storage, recordKey(hashApiKey(key)));
       return record === undefined || record.revoked ? undefined : record;
     },
 
     async get(id) {
       const hash = await hashOf(id);
-      return hash === undefined ? undefined : fromBytes<ApiKeyRecord>(await storage.read(recordKey(hash)));
+      return hash === undefined ? undefined : await readJson<ApiKeyRecord>(storage, recordKey(hash));
     },
 
     async list(filter = {}) {
       const keys = await storage.list('hashes/');
-      const records = await Promise.all(
-        keys.map(async (key) => fromBytes<ApiKeyRecord>(await storage.read(key))),
-      );
+      const records = await Promise.all(keys.map((key) => readJson<ApiKeyRecord>(storage, key)));
       return records
         .filter((record): record is ApiKeyRecord => record !== undefined)
         .filter((record) => filter.userId === undefined || record.userId === filter.userId)
@@ -128,11 +116,11 @@ export function createApiKeyStore(storage: Storage): ApiKeyStore {
     async revoke(id) {
       const hash = await hashOf(id);
       if (hash === undefined) return undefined;
-      const record = fromBytes<ApiKeyRecord>(await storage.read(recordKey(hash)));
+      const record = await readJson<ApiKeyRecord>(storage, recordKey(hash));
       if (record === undefined) return undefined;
       if (record.revoked) return record;
       const revoked: ApiKeyRecord = { ...record, revoked: true, revokedAt: new Date().toISOString() };
-      await storage.write(recordKey(hash), toBytes(revoked));
+      await writeJson(storage, recordKey(hash), revoked);
       return revoked;
     },
   };

@@ -6,6 +6,7 @@
 
 import { PlatformError, ValidationError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
+import { readJson, writeJson } from '../storage/json.ts';
 import type { Storage } from '../storage/types.ts';
 
 /** What a user may do: `admin` also manages users and API keys. */
@@ -47,17 +48,6 @@ export const USER_NAME_PATTERN = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const NAME_INDEX = 'by-name/';
 
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
-function toBytes(value: unknown): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
-}
-
-function fromBytes<T>(bytes: Uint8Array | undefined): T | undefined {
-  return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as T);
-}
-
 /** The users kept in `storage` (a view scoped to the `users/` root). */
 export function createUserStore(storage: Storage): UserStore {
   // Creations run one at a time on a node, so two concurrent creates of one name cannot both pass the check.
@@ -65,12 +55,12 @@ export function createUserStore(storage: Storage): UserStore {
 
   async function get(id: string): Promise<User | undefined> {
     if (!ID_PATTERN.test(id)) return undefined;
-    return fromBytes<User>(await storage.read(`${id}.json`));
+    return readJson<User>(storage, `${id}.json`);
   }
 
   async function findByName(name: string): Promise<User | undefined> {
     if (!USER_NAME_PATTERN.test(name)) return undefined;
-    const entry = fromBytes<{ id: string }>(await storage.read(`${NAME_INDEX}${name}.json`));
+    const entry = await readJson<{ id: string }>(storage, `${NAME_INDEX}${name}.json`);
     return entry === undefined ? undefined : get(entry.id);
   }
 
@@ -95,14 +85,14 @@ export function createUserStore(storage: Storage): UserStore {
     const user: User = { id: newId(), name: input.name, role, createdAt: new Date().toISOString() };
     // The record first, then the name: a crash between the two leaves an unnamed record, never a name
     // pointing at nothing.
-    await storage.write(`${user.id}.json`, toBytes(user));
-    await storage.write(`${NAME_INDEX}${user.name}.json`, toBytes({ id: user.id }));
+    await writeJson(storage, `${user.id}.json`, user);
+    await writeJson(storage, `${NAME_INDEX}${user.name}.json`, { id: user.id });
     return user;
   }
 
   async function list(): Promise<User[]> {
     const keys = (await storage.list('')).filter((key) => !key.includes('/') && key.endsWith('.json'));
-    const users = await Promise.all(keys.map(async (key) => fromBytes<User>(await storage.read(key))));
+    const users = await Promise.all(keys.map((key) => readJson<User>(storage, key)));
     return users
       .filter((user): user is User => user !== undefined)
       .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));

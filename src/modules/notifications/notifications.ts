@@ -1,19 +1,16 @@
 import { ValidationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
+import { readJson, writeJson } from '../../storage/json.ts';
 import { appendJsonLine, readJsonLines } from '../../storage/json-lines.ts';
 import type { Notification } from './types.ts';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const watchersKey = (userId: string) => `watchers/${encodeURIComponent(userId)}.json`;
 const inboxKey = (userId: string) => `inbox/${encodeURIComponent(userId)}.jsonl`;
 
 /** The users told when `userId`'s status changes. */
 export async function readWatchers(storage: ModuleStorage, userId: string): Promise<string[]> {
-  const bytes = await storage.read(watchersKey(userId));
-  return bytes === undefined ? [] : (JSON.parse(decoder.decode(bytes)) as string[]);
+  return (await readJson<string[]>(storage, watchersKey(userId))) ?? [];
 }
 
 /** Adds `watcherId` to the users told of `userId`'s status changes (idempotent). */
@@ -21,7 +18,7 @@ export async function addWatcher(storage: ModuleStorage, watcherId: string, user
   if (watcherId === '' || userId === '') throw new ValidationError('watch needs two non-empty user ids');
   const watchers = await readWatchers(storage, userId);
   if (watchers.includes(watcherId)) return;
-  await storage.write(watchersKey(userId), encoder.encode(JSON.stringify([...watchers, watcherId])));
+  await writeJson(storage, watchersKey(userId), [...watchers, watcherId]);
 }
 
 /** Appends a notification to its user's inbox (durable before it resolves). */

@@ -1,9 +1,7 @@
 import { PlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
+import { readJson, writeJson } from '../../storage/json.ts';
 import type { Persona, PersonaConfig, PersonaInput } from './types.ts';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** Persona ids double as file names, so they are kept to a safe, readable alphabet. */
 export const PERSONA_ID_PATTERN = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -81,9 +79,8 @@ export function validatePersona(input: unknown, maxSystemPromptLength: number): 
 /** The persona stored under `id`, or `undefined`. */
 export async function readStoredPersona(storage: ModuleStorage, id: string): Promise<Persona | undefined> {
   if (!PERSONA_ID_PATTERN.test(id)) return undefined;
-  const bytes = await storage.read(personaKey(id));
-  if (bytes === undefined) return undefined;
-  return { ...(JSON.parse(decoder.decode(bytes)) as PersonaInput), source: 'storage' };
+  const stored = await readJson<PersonaInput>(storage, personaKey(id));
+  return stored === undefined ? undefined : { ...stored, source: 'storage' };
 }
 
 /** Every stored persona, by id. */
@@ -108,7 +105,7 @@ export async function writeStoredPersona(
     );
   }
   const { source: _source, ...stored } = persona;
-  await storage.write(personaKey(persona.id), encoder.encode(JSON.stringify(stored)));
+  await writeJson(storage, personaKey(persona.id), stored);
   return persona;
 }
 

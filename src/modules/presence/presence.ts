@@ -1,9 +1,7 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
+import { readJson, writeJson } from '../../storage/json.ts';
 import type { PresenceRecord, UserStatusChanged } from './types.ts';
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 /** The storage key of a user's presence, relative to the module's root. */
 function presenceKey(userId: string): string {
@@ -26,7 +24,7 @@ export async function recordStatus(
     });
   }
   const record: PresenceRecord = { userId: change.userId, status: change.status, since: now.toISOString() };
-  await storage.write(presenceKey(change.userId), encoder.encode(JSON.stringify(record)));
+  await writeJson(storage, presenceKey(change.userId), record);
   return record;
 }
 
@@ -35,6 +33,5 @@ export async function readStatus(
   storage: ModuleStorage,
   userId: string,
 ): Promise<PresenceRecord | undefined> {
-  const bytes = await storage.read(presenceKey(userId));
-  return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as PresenceRecord);
+  return readJson<PresenceRecord>(storage, presenceKey(userId));
 }
