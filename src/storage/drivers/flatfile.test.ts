@@ -171,6 +171,42 @@ describe('append: group commit', () => {
   });
 });
 
+describe('append: files kept open', () => {
+  const openFiles = async () => (await readdir('/proc/self/fd')).length;
+
+  it('opens a file once for a run of appends and closes the least recently used beyond maxOpenFiles', async () => {
+    const small = createFlatfileStorage({ root: join(root, 'small'), maxOpenFiles: 2 });
+    for (let index = 0; index < 3; index += 1) await small.append('a.log', bytes(`a${index}`));
+    expect(small.stats().appendFilesOpened).toBe(1);
+    await small.append('b.log', bytes('b'));
+    await small.append('c.log', bytes('c')); // a.log, the least recently used, is closed
+    await small.append('a.log', bytes('a3'));
+    expect(small.stats().appendFilesOpened).toBe(4);
+    expect(new TextDecoder().decode(await small.read('a.log'))).toBe('a0a1a2a3');
+    await small.close();
+  });
+
+  it('appends after a write or a delete of the key to the new file, not the one it replaced', async () => {
+    await storage.append('log.jsonl', bytes('{"n":1}\n'));
+    await storage.write('log.jsonl', bytes('{"n":2}\n'));
+    await storage.append('log.jsonl', bytes('{"n":3}\n'));
+    expect(await readFile(join(root, 'log.jsonl'), 'utf8')).toBe('{"n":2}\n{"n":3}\n');
+    await storage.delete('log.jsonl');
+    await storage.append('log.jsonl', bytes('{"n":4}\n'));
+    expect(await readFile(join(root, 'log.jsonl'), 'utf8')).toBe('{"n":4}\n');
+  });
+
+  it.runIf(process.platform === 'linux')('closes every file it holds open when closed', async () => {
+    const before = await openFiles();
+    await Promise.all(
+      Array.from({ length: 20 }, (_, index) => storage.append(`logs/${index}.log`, bytes('x'))),
+    );
+    expect(await openFiles()).toBe(before + 20);
+    await storage.close();
+    expect(await openFiles()).toBe(before);
+  });
+});
+
 describe('append: torn last line', () => {
   it('reads a .jsonl file with a torn last line without it, and cuts it before the next append', async () => {
     await mkdir(join(root, 'logs'));
