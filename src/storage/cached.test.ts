@@ -71,7 +71,7 @@ describe('cacheStorage', () => {
     expect(cached.stats()).toMatchObject({ evictions: 2, size: 2 });
   });
 
-  it('invalidates a key on write, append and delete through it', async () => {
+  it('keeps a key current through writes, appends and deletes made through it', async () => {
     const { cached } = setup();
     await cached.write('k.log', bytes('1'));
     expect(text(await cached.read('k.log'))).toBe('1');
@@ -82,6 +82,64 @@ describe('cacheStorage', () => {
     await cached.delete('k.log');
     expect(await cached.read('k.log')).toBeUndefined();
     expect(await cached.exists('k.log')).toBe(false);
+  });
+
+  it('serves a log it appended to without reading it back, keeping the expiry of the first read', async () => {
+    const { backing, cached, advance } = setup({ ttlMs: 1_000 });
+    await backing.append('chat.jsonl', bytes('{"n":1}\n'));
+    expect(text(await cached.read('chat.jsonl'))).toBe('{"n":1}\n');
+    for (let n = 2; n <= 4; n += 1) {
+      await cached.append('chat.jsonl', bytes(`{"n":${n}}\n`));
+      expect(text(await cached.read('chat.jsonl'))).toBe(text(await backing.read('chat.jsonl')));
+    }
+    expect(backing.reads()).toBe(4); // 1 through the cache, 3 by the test itself
+    advance(1_000);
+    await cached.read('chat.jsonl');
+    expect(backing.reads()).toBe(5);
+  });
+
+  it('serves what it wrote, and a deleted key as missing, without asking the driver', async () => {
+    const { backing, cached } = setup();
+    const data = bytes('{"title":"a"}');
+    await cached.write('meta.json', data);
+    data.fill(0x21); // the caller reuses its buffer
+    expect(text(await cached.read('meta.json'))).toBe('{"title":"a"}');
+    expect(await cached.exists('meta.json')).toBe(true);
+    await cached.delete('meta.json');
+    expect(await cached.read('meta.json')).toBeUndefined();
+    expect(backing.reads()).toBe(0);
+    // A key not yet read: the first append makes it exactly the appended bytes.
+    expect(await cached.read('new.jsonl')).toBeUndefined();
+    await cached.append('new.jsonl', bytes('{"n":1}\n'));
+    expect(text(await cached.read('new.jsonl'))).toBe('{"n":1}\n');
+    expect(backing.reads()).toBe(1);
+  });
+
+  it('reads a log back after an append it cannot follow: a torn last line, or appends under way together', async () => {
+    const { backing, cached } = setup();
+    await backing.write('torn.jsonl', bytes('{"n":1}\n'));
+    await backing.append('torn.jsonl', bytes('{"n":2}\n')); // whole lines; then a torn one, as after a crash
+    const torn = { ...backing, read: async () => bytes('{"n":1}\n{"n":2') };
+    const overTorn = cacheStorage(torn, { ttlMs: 1_000, maxEntries: 10 });
+    await overTorn.read('torn.jsonl');
+    await overTorn.append('torn.jsonl', bytes('{"n":3}\n'));
+    expect(overTorn.stats().size).toBe(0);
+
+    await cached.read('log.jsonl');
+    await Promise.all([1, 2, 3].map((n) => cached.append('log.jsonl', bytes(`{"n":${n}}\n`))));
+    expect(cached.stats().size).toBe(0);
+    expect(text(await cached.read('log.jsonl'))).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+  });
+
+  it('leaves a key uncached after a change that failed', async () => {
+    const backing = createMemoryStorage();
+    const failing: Storage = { ...backing, append: async () => Promise.reject(new Error('disk full')) };
+    const cached = cacheStorage(failing, { ttlMs: 60_000, maxEntries: 10 });
+    await backing.write('k.log', bytes('1'));
+    await cached.read('k.log');
+    await expect(cached.append('k.log', bytes('2'))).rejects.toThrow('disk full');
+    expect(cached.stats().size).toBe(0);
+    expect(text(await cached.read('k.log'))).toBe('1');
   });
 
   it('does not cache a value read while a write to the same key was under way', async () => {

@@ -1,10 +1,19 @@
 /**
  * A read cache in front of a storage: recently read values (and recent misses) are answered from memory
- * for `ttlMs`, at most `maxEntries` of them, least recently used evicted first. Every write, delete and
- * append made through the cache invalidates the key. Changes made behind its back (another node, another
- * process) are seen once the entry expires, so the TTL bounds staleness.
+ * for `ttlMs`, at most `maxEntries` of them, least recently used evicted first. Changes made behind its
+ * back (another node, another process) are seen once the entry expires, so the TTL bounds staleness.
+ *
+ * Changes made through the cache keep it current rather than emptying it, so a log that is appended to and
+ * read again (a chat session, every turn) is never read back from the driver: once a write resolves, the
+ * cache holds the written bytes; once an append resolves, a cached value is extended by the appended bytes
+ * (keeping the entry's expiry, so the TTL still bounds staleness). A change is remembered only when no
+ * other change of the key overlapped it, and the driver applies one key's changes in call order, so the
+ * remembered bytes are the stored ones (after a delete: none). A failed change, overlapping changes, an
+ * append to an uncached key, or to a `.jsonl` value that ends in a torn line (the driver cuts it off
+ * before appending) leave the key uncached.
  */
 
+import { isJsonLinesKey } from './json-lines.ts';
 import type { Storage } from './types.ts';
 
 export interface CacheOptions {
@@ -30,9 +39,14 @@ export interface CachedStorage extends Storage {
 }
 
 interface Entry {
+  /** The cache's own copy: every hit hands out a copy of it. */
   value: Uint8Array | undefined;
   expiresAt: number;
 }
+
+const NEWLINE = 0x0a;
+/** What a change leaves when the cache cannot tell what the key holds afterwards. */
+const UNKNOWN = Symbol('unknown');
 
 /** Wraps `storage` with a TTL + LRU read cache. */
 export function cacheStorage(storage: Storage, options: CacheOptions): CachedStorage {
@@ -43,6 +57,9 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   // A read may only fill the cache if no mutation of its key started or ended while it was in flight;
   // a mutation deletes the key's token, so the read's token no longer matches.
   const readTokens = new Map<string, object>();
+  // Changes of a key under way, and how many have started: a change overlapped no other when none was
+  // under way as it started and none started before it ended.
+  const changes = new Map<string, { running: number; started: number }>();
   const counters = { hits: 0, misses: 0, evictions: 0 };
 
   function lookup(key: string): Entry | undefined {
@@ -57,9 +74,9 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     return entry;
   }
 
-  function store(key: string, value: Uint8Array | undefined): void {
+  function store(key: string, value: Uint8Array | undefined, expiresAt = now() + ttlMs): void {
     entries.delete(key);
-    entries.set(key, { value: value?.slice(), expiresAt: now() + ttlMs });
+    entries.set(key, { value, expiresAt });
     while (entries.size > maxEntries) {
       const oldest = entries.keys().next().value as string;
       entries.delete(oldest);
@@ -72,13 +89,55 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     readTokens.delete(key);
   }
 
-  async function mutate<T>(key: string, operation: () => Promise<T>): Promise<T> {
+  /**
+   * Runs a change of `key`. Once it succeeded without overlapping another change of the key, `next` (given
+   * the entry cached before it began) says what the key now holds: bytes, `undefined` for none, or
+   * `UNKNOWN` to leave it uncached.
+   */
+  async function mutate<T>(
+    key: string,
+    operation: () => Promise<T>,
+    next: (before: Entry | undefined) => Entry | typeof UNKNOWN,
+  ): Promise<T> {
+    const before = entries.get(key);
     invalidate(key);
-    try {
-      return await operation();
-    } finally {
-      invalidate(key);
+    let change = changes.get(key);
+    if (change === undefined) {
+      change = { running: 0, started: 0 };
+      changes.set(key, change);
     }
+    const overlapped = change.running > 0;
+    change.running += 1;
+    change.started += 1;
+    const startedBefore = change.started;
+    let succeeded = false;
+    try {
+      const result = await operation();
+      succeeded = true;
+      return result;
+    } finally {
+      const alone = !overlapped && change.started === startedBefore;
+      change.running -= 1;
+      if (change.running === 0) changes.delete(key);
+      invalidate(key);
+      if (alone && succeeded) {
+        const after = next(before !== undefined && before.expiresAt > now() ? before : undefined);
+        if (after !== UNKNOWN) store(key, after.value, after.expiresAt);
+      }
+    }
+  }
+
+  /** What `key` holds after `data` was appended to what `before` held; `UNKNOWN` when that is not known. */
+  function appended(key: string, before: Entry | undefined, data: Uint8Array): Entry | typeof UNKNOWN {
+    if (before === undefined) return UNKNOWN;
+    const old = before.value;
+    if (old === undefined) return { value: data, expiresAt: before.expiresAt };
+    // A torn last line (a crash) is cut off by the driver before it appends: the result is not old + data.
+    if (isJsonLinesKey(key) && old.length > 0 && old[old.length - 1] !== NEWLINE) return UNKNOWN;
+    const value = new Uint8Array(old.length + data.length);
+    value.set(old);
+    value.set(data, old.length);
+    return { value, expiresAt: before.expiresAt };
   }
 
   async function readThrough(key: string): Promise<Uint8Array | undefined> {
@@ -99,7 +158,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     }
     if (readTokens.get(key) === token) {
       readTokens.delete(key);
-      store(key, value);
+      store(key, value?.slice());
     }
     return value;
   }
@@ -112,13 +171,34 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       counters.hits += 1;
       return cached.value !== undefined;
     },
-    write: (key, data) => mutate(key, () => storage.write(key, data)),
-    delete: (key) => mutate(key, () => storage.delete(key)),
-    append: (key, data) => mutate(key, () => storage.append(key, data)),
+    write(key, data) {
+      // Copied now: the caller may reuse its buffer while the write is under way.
+      const value = data.slice();
+      return mutate(
+        key,
+        () => storage.write(key, value),
+        () => ({ value, expiresAt: now() + ttlMs }),
+      );
+    },
+    delete: (key) =>
+      mutate(
+        key,
+        () => storage.delete(key),
+        () => ({ value: undefined, expiresAt: now() + ttlMs }),
+      ),
+    append(key, data) {
+      const value = data.slice();
+      return mutate(
+        key,
+        () => storage.append(key, value),
+        (before) => appended(key, before, value),
+      );
+    },
     list: (prefix) => storage.list(prefix),
     async close() {
       entries.clear();
       readTokens.clear();
+      changes.clear();
       await storage.close();
     },
     stats: () => ({ ...counters, size: entries.size }),
