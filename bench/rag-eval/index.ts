@@ -1,24 +1,31 @@
 /**
  * Retrieval quality of the RAG module on Cranfield 1400 (1400 abstracts, 225 queries, graded qrels):
- * nDCG@10, MAP, P@10 and MRR for BM25, for BM25 with RM3 feedback, for BM25 over chunks made by the
- * module's chunker, and for hybrid BM25 + dense (RRF) when an embedder is given — next to the floors the
- * narsil TypeScript BM25 library holds on the same files.
+ * nDCG@10, MAP, P@10 and MRR for the module's default retrieval (BM25F with a title field, request words
+ * dropped from queries, RM3 feedback), for the steps that lead there from plain BM25, for the default over
+ * chunks made by the module's chunker, and for hybrid BM25 + dense (RRF) when an embedder is given — next
+ * to the floors the narsil TypeScript BM25 library holds on the same files. Every figure is given for all
+ * 225 queries, for the odd-numbered ones (the half the defaults were chosen on) and for the even-numbered
+ * ones (held out).
  *
- * Run on its own: `npx node bench/rag-eval/index.ts` (`--k1=… --b=…` to try other BM25 parameters).
+ * Run on its own: `npx node bench/rag-eval/index.ts` (`--k1= --b= --title-weight= --fb-docs= --fb-terms=
+ * --fb-weight=` to try other settings; `--tune` searches the settings on the odd queries).
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import {
+  type Bm25Feedback,
   type Bm25Index,
   type Bm25SearchOptions,
   createBm25Index,
   DEFAULT_BM25,
+  DEFAULT_FEEDBACK,
 } from '../../src/modules/rag/bm25.ts';
 import { chunkDocument, DEFAULT_CHUNKING } from '../../src/modules/rag/chunker.ts';
 import { reciprocalRankFusion } from '../../src/modules/rag/fusion.ts';
 import {
   type CranfieldCollection,
+  type CranfieldDocument,
   defaultCranfieldDir,
   documentText,
   gradesFor,
@@ -26,19 +33,24 @@ import {
 } from './cranfield.ts';
 import { averagePrecision, mean, ndcgAtK, precisionAtK, quantile, reciprocalRank } from './metrics.ts';
 
-/** Options of one evaluation run. */
-export interface RagEvalOptions {
-  /** Folder holding cran.all.1400, cran.qry and cranqrel. */
-  directory?: string;
+/** BM25 settings of one run (the module's defaults where absent). */
+export interface RetrievalSettings {
   k1?: number;
   b?: number;
+  titleWeight?: number;
+  feedback?: Bm25Feedback;
+}
+
+/** Options of one evaluation run. */
+export interface RagEvalOptions extends RetrievalSettings {
+  /** Folder holding cran.all.1400, cran.qry and cranqrel. */
+  directory?: string;
   /** Texts → vectors. When given, a hybrid (BM25 + dense, RRF) column is added. */
   embed?: (texts: string[]) => Promise<number[][]>;
 }
 
-/** Mean metrics of one retrieval system over the 225 queries. */
-export interface SystemResult {
-  name: string;
+/** Mean metrics of one retrieval system over a set of queries. */
+export interface Metrics {
   /** nDCG@10 with gain = grade (trec_eval's ndcg_cut_10). */
   ndcgAt10: number;
   /** nDCG@10 with gain = 2^grade − 1 (the definition behind narsil's floor). */
@@ -48,6 +60,15 @@ export interface SystemResult {
   precisionAt10: number;
   /** MRR over the first 10 results. */
   mrr: number;
+}
+
+/** One system's figures: all 225 queries, and the two halves. */
+export interface SystemResult extends Metrics {
+  name: string;
+  /** Odd-numbered queries (1, 3 … 225): the half the defaults were chosen on. */
+  tuning: Metrics;
+  /** Even-numbered queries (2, 4 … 224): held out. */
+  heldOut: Metrics;
   /** Milliseconds to build the index (and to embed, for hybrid). */
   indexMs: number;
   /** Milliseconds per query. */
@@ -56,7 +77,15 @@ export interface SystemResult {
 
 /** The result of `run()`: one entry per system, the reference floors, and the printed table. */
 export interface RagEvalResult {
-  parameters: { k1: number; b: number; chunkSize: number; chunkOverlap: number; depth: number };
+  parameters: {
+    k1: number;
+    b: number;
+    titleWeight: number;
+    feedback: Required<Bm25Feedback>;
+    chunkSize: number;
+    chunkOverlap: number;
+    depth: number;
+  };
   systems: SystemResult[];
   floor: typeof NARSIL_FLOOR;
   table: string;
@@ -77,47 +106,87 @@ const OWNER = 'cranfield';
 /** Results kept per query; MAP is computed over these (narsil uses 100 too). */
 const DEPTH = 100;
 
+/** The settings with the module's defaults filled in. */
+function resolveSettings(settings: RetrievalSettings): RagEvalResult['parameters'] {
+  return {
+    k1: settings.k1 ?? DEFAULT_BM25.k1,
+    b: settings.b ?? DEFAULT_BM25.b,
+    titleWeight: settings.titleWeight ?? DEFAULT_BM25.titleWeight,
+    feedback: { ...DEFAULT_FEEDBACK, ...settings.feedback },
+    ...DEFAULT_CHUNKING,
+    depth: DEPTH,
+  };
+}
+
 /** Runs the evaluation and returns the figures and a printable table. */
 export async function run(options: RagEvalOptions = {}): Promise<RagEvalResult> {
   const collection = await loadCranfield(options.directory ?? defaultCranfieldDir());
-  const k1 = options.k1 ?? DEFAULT_BM25.k1;
-  const b = options.b ?? DEFAULT_BM25.b;
+  const parameters = resolveSettings(options);
+  const { k1, b, titleWeight, feedback } = parameters;
 
-  const documents = timed(() => indexDocuments(collection, k1, b));
-  const chunks = timed(() => indexChunks(collection, k1, b));
+  // The steps from plain BM25 (one field, every query word, one pass) to the module's default.
+  const plain = timed(() => indexDocuments(collection, { k1, b, fields: false }));
+  const fielded = timed(() => indexDocuments(collection, { k1, b, titleWeight }));
+  const chunks = timed(() => indexChunks(collection, { k1, b, titleWeight }));
   const search =
-    (index: Bm25Index, extra: Partial<Bm25SearchOptions> = {}) =>
-    (query: string) =>
+    (index: Bm25Index, extra: Partial<Bm25SearchOptions>) =>
+    (query: string): string[] =>
       index.search(query, { ownerId: OWNER, topK: DEPTH, ...extra }).map((hit) => hit.docId);
+  const literal = { dropRequestWords: false };
 
-  const bm25 = evaluate('BM25', collection, documents.ms, search(documents.value));
+  const parleyDefault = evaluate(
+    '+ RM3 = parley default',
+    collection,
+    fielded.ms,
+    search(fielded.value, { feedback }),
+  );
   const systems = [
-    bm25.result,
-    evaluate('BM25 + RM3', collection, documents.ms, search(documents.value, { feedback: true })).result,
-    evaluate(`BM25, ${DEFAULT_CHUNKING.chunkSize}-char chunks`, collection, chunks.ms, (query) =>
-      bestDocuments(chunks.value.search(query, { ownerId: OWNER, topK: DEPTH * 3 })),
+    evaluate('plain BM25', collection, plain.ms, search(plain.value, literal)).result,
+    evaluate('+ title field', collection, fielded.ms, search(fielded.value, literal)).result,
+    evaluate('+ request words dropped', collection, fielded.ms, search(fielded.value, {})).result,
+    parleyDefault.result,
+    evaluate(`default, ${DEFAULT_CHUNKING.chunkSize}-char chunks`, collection, chunks.ms, (query) =>
+      bestDocuments(chunks.value.search(query, { ownerId: OWNER, topK: DEPTH * 3, feedback })),
     ).result,
   ];
   if (options.embed !== undefined)
-    systems.push(await evaluateHybrid(collection, bm25.rankings, options.embed));
-  const parameters = { k1, b, ...DEFAULT_CHUNKING, depth: DEPTH };
+    systems.push(await evaluateHybrid(collection, parleyDefault.rankings, options.embed));
   return { parameters, systems, floor: NARSIL_FLOOR, table: formatTable(systems, parameters) };
 }
 
+/** How the abstracts are indexed. */
+export interface IndexSettings {
+  k1?: number;
+  b?: number;
+  titleWeight?: number;
+  /**
+   * True (default): the title in the chunk's title field and the abstract as its text, as the module
+   * indexes a document (its title and a chunk of its text). False: title and abstract as one text.
+   */
+  fields?: boolean;
+}
+
+/** The chunk the module would index for a whole abstract. */
+function abstractChunk(document: CranfieldDocument, fields: boolean) {
+  return fields
+    ? { id: document.id, docId: document.id, title: document.title, text: document.body }
+    : { id: document.id, docId: document.id, text: documentText(document) };
+}
+
 /** Builds the single-owner index of whole documents (title + abstract) that the figures are about. */
-export function indexDocuments(collection: CranfieldCollection, k1: number, b: number): Bm25Index {
-  const index = createBm25Index({ k1, b });
-  for (const document of collection.documents) {
-    index.add({ id: document.id, docId: document.id, text: documentText(document) }, { ownerId: OWNER });
-  }
+export function indexDocuments(collection: CranfieldCollection, settings: IndexSettings = {}): Bm25Index {
+  const { fields = true, ...options } = settings;
+  const index = createBm25Index(fields ? options : { ...options, titleWeight: 0 });
+  for (const document of collection.documents) index.add(abstractChunk(document, fields), { ownerId: OWNER });
   return index;
 }
 
-function indexChunks(collection: CranfieldCollection, k1: number, b: number): Bm25Index {
-  const index = createBm25Index({ k1, b });
+/** The module's chunks of each abstract, each with its document's title (as `owner-index.ts` adds them). */
+function indexChunks(collection: CranfieldCollection, settings: IndexSettings): Bm25Index {
+  const index = createBm25Index(settings);
   for (const document of collection.documents) {
-    const chunks = chunkDocument({ docId: document.id, text: documentText(document), format: 'text' });
-    for (const chunk of chunks) index.add(chunk, { ownerId: OWNER });
+    const chunks = chunkDocument({ docId: document.id, text: document.body, format: 'text' });
+    for (const chunk of chunks) index.add({ ...chunk, title: document.title }, { ownerId: OWNER });
   }
   return index;
 }
@@ -157,16 +226,21 @@ export function evaluate(
   return { result: score(name, collection, rankings, indexMs, latencies), rankings };
 }
 
-function score(
-  name: string,
+/** Whether a query is in the half the defaults were chosen on (odd-numbered) or held out (even). */
+export function isTuningQuery(queryId: number): boolean {
+  return queryId % 2 === 1;
+}
+
+/** Mean metrics of `rankings` over the queries `include` accepts. */
+export function metricsOf(
   collection: CranfieldCollection,
-  rankings: Map<number, string[]>,
-  indexMs: number,
-  latencies: number[],
-): SystemResult {
+  rankings: ReadonlyMap<number, string[]>,
+  include: (queryId: number) => boolean = () => true,
+): Metrics {
   const per = { linear: [] as number[], exponential: [] as number[], map: [] as number[] };
   const more = { precision: [] as number[], mrr: [] as number[] };
   for (const query of collection.queries) {
+    if (!include(query.id)) continue;
     const grades = gradesFor(collection, query.id);
     const ranked = rankings.get(query.id) ?? [];
     per.linear.push(ndcgAtK(ranked, grades, 10, 'linear'));
@@ -176,12 +250,26 @@ function score(
     more.mrr.push(reciprocalRank(ranked.slice(0, 10), grades));
   }
   return {
-    name,
     ndcgAt10: mean(per.linear),
     ndcgAt10Exponential: mean(per.exponential),
     map: mean(per.map),
     precisionAt10: mean(more.precision),
     mrr: mean(more.mrr),
+  };
+}
+
+function score(
+  name: string,
+  collection: CranfieldCollection,
+  rankings: Map<number, string[]>,
+  indexMs: number,
+  latencies: number[],
+): SystemResult {
+  return {
+    name,
+    ...metricsOf(collection, rankings),
+    tuning: metricsOf(collection, rankings, isTuningQuery),
+    heldOut: metricsOf(collection, rankings, (queryId) => !isTuningQuery(queryId)),
     indexMs,
     queryMs: { mean: mean(latencies), p50: quantile(latencies, 0.5), p95: quantile(latencies, 0.95) },
   };
@@ -237,12 +325,25 @@ function formatTable(systems: SystemResult[], parameters: RagEvalResult['paramet
     floor,
   ];
   const millis = (value: number): string => `${value.toFixed(3)} ms`;
+  const metricRows = (label: string, of: (system: SystemResult) => Metrics, floors: boolean): string[][] => [
+    row(`${label}nDCG@10 (gain = grade, trec_eval)`, (system) => fixed(of(system).ndcgAt10)),
+    row(
+      `${label}nDCG@10 (gain = 2^grade - 1)`,
+      (system) => fixed(of(system).ndcgAt10Exponential),
+      floors ? fixed(NARSIL_FLOOR.ndcgAt10Exponential) : '',
+    ),
+    row(`${label}MAP (top 100)`, (system) => fixed(of(system).map), floors ? fixed(NARSIL_FLOOR.map) : ''),
+    row(
+      `${label}P@10`,
+      (system) => fixed(of(system).precisionAt10),
+      floors ? fixed(NARSIL_FLOOR.precisionAt10) : '',
+    ),
+    row(`${label}MRR (top 10)`, (system) => fixed(of(system).mrr), floors ? fixed(NARSIL_FLOOR.mrr) : ''),
+  ];
   const rows: string[][] = [
-    row('nDCG@10 (gain = grade, trec_eval)', (system) => fixed(system.ndcgAt10)),
-    row('nDCG@10 (gain = 2^grade - 1)', (system) => fixed(system.ndcgAt10Exponential), fixed(0.32)),
-    row('MAP (top 100)', (system) => fixed(system.map), fixed(NARSIL_FLOOR.map)),
-    row('P@10', (system) => fixed(system.precisionAt10), fixed(NARSIL_FLOOR.precisionAt10)),
-    row('MRR (top 10)', (system) => fixed(system.mrr), fixed(NARSIL_FLOOR.mrr)),
+    ...metricRows('all 225: ', (system) => system, true),
+    ...metricRows('held out (even, 112): ', (system) => system.heldOut, false),
+    ...metricRows('tuning (odd, 113): ', (system) => system.tuning, false),
     row('query latency, mean', (system) => millis(system.queryMs.mean)),
     row('query latency, p50', (system) => millis(system.queryMs.p50)),
     row('query latency, p95', (system) => millis(system.queryMs.p95)),
@@ -253,15 +354,83 @@ function formatTable(systems: SystemResult[], parameters: RagEvalResult['paramet
   );
   const line = (cells: string[]): string =>
     `| ${cells.map((cell, column) => cell.padEnd(widths[column] ?? 0)).join(' | ')} |`;
+  const { feedback } = parameters;
   return [
     `Cranfield 1400: 1400 docs (title + abstract), 225 queries, grade = 5 - code (code -1 = 0); ` +
-      `BM25 k1=${parameters.k1} b=${parameters.b}; RM3 10 docs/10 terms/0.5; ` +
+      `BM25 k1=${parameters.k1} b=${parameters.b}; title weight ${parameters.titleWeight}; ` +
+      `RM3 ${feedback.documents} docs/${feedback.terms} terms/${feedback.originalWeight}; ` +
       `chunks ${parameters.chunkSize}/${parameters.chunkOverlap} chars; depth ${parameters.depth}`,
     line(header),
     line(widths.map((width) => '-'.repeat(width))),
     ...rows.map(line),
   ].join('\n');
 }
+
+/**
+ * The settings search behind the defaults: every combination of a small grid, scored by nDCG@10 (trec_eval
+ * gain) on the odd-numbered queries only; the even-numbered ones are shown beside, never used to choose.
+ */
+export async function tune(directory = defaultCranfieldDir()): Promise<string> {
+  const collection = await loadCranfield(directory);
+  const results: Array<{ settings: string; tuning: Metrics; heldOut: Metrics; isDefault: boolean }> = [];
+  const defaults = resolveSettings({});
+  for (const k1 of [0.9, 1.2, 1.6, 2.0]) {
+    for (const b of [0.5, 0.75]) {
+      for (const titleWeight of [1, 2, 3]) {
+        const index = indexDocuments(collection, { k1, b, titleWeight });
+        for (const feedback of TUNING_FEEDBACK) {
+          const rankings = new Map<number, string[]>();
+          for (const query of collection.queries) {
+            const hits = index.search(query.text, {
+              ownerId: OWNER,
+              topK: DEPTH,
+              feedback: feedback ?? false,
+            });
+            rankings.set(
+              query.id,
+              hits.map((hit) => hit.docId),
+            );
+          }
+          const rm3 =
+            feedback === undefined
+              ? 'no RM3'
+              : `RM3 ${feedback.documents}/${feedback.terms}/${feedback.originalWeight}`;
+          const isDefault =
+            k1 === defaults.k1 &&
+            b === defaults.b &&
+            titleWeight === defaults.titleWeight &&
+            feedback?.documents === defaults.feedback.documents &&
+            feedback.terms === defaults.feedback.terms &&
+            feedback.originalWeight === defaults.feedback.originalWeight;
+          results.push({
+            settings: `k1 ${k1}, b ${b}, title ${titleWeight}, ${rm3}`,
+            tuning: metricsOf(collection, rankings, isTuningQuery),
+            heldOut: metricsOf(collection, rankings, (queryId) => !isTuningQuery(queryId)),
+            isDefault,
+          });
+        }
+      }
+    }
+  }
+  results.sort((left, right) => right.tuning.ndcgAt10 - left.tuning.ndcgAt10);
+  const format = (entry: (typeof results)[number], rank: number): string =>
+    `${String(rank + 1).padStart(3)}. ${entry.settings.padEnd(40)} odd nDCG@10 ${entry.tuning.ndcgAt10.toFixed(4)}` +
+    ` | even nDCG@10 ${entry.heldOut.ndcgAt10.toFixed(4)} (2^g-1: ${entry.heldOut.ndcgAt10Exponential.toFixed(4)})` +
+    `${entry.isDefault ? '  <- default' : ''}`;
+  const shown = results.map(format).filter((line, rank) => rank < 15 || line.endsWith('<- default'));
+  return [
+    `${results.length} settings, ranked by nDCG@10 on the 113 odd-numbered queries (even ones held out):`,
+    ...shown,
+  ].join('\n');
+}
+
+/** RM3 settings of the grid (`undefined`: no feedback). */
+const TUNING_FEEDBACK: ReadonlyArray<Required<Bm25Feedback> | undefined> = [
+  undefined,
+  ...[5, 10].flatMap((documents) =>
+    [10, 20].flatMap((terms) => [0.3, 0.5].map((originalWeight) => ({ documents, terms, originalWeight }))),
+  ),
+];
 
 /**
  * The embedder of `--embed`: `tiny` is the local stories260K GGUF (real code path, meaningless vectors);
@@ -297,13 +466,33 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     options: {
       k1: { type: 'string' },
       b: { type: 'string' },
+      'title-weight': { type: 'string' },
+      'fb-docs': { type: 'string' },
+      'fb-terms': { type: 'string' },
+      'fb-weight': { type: 'string' },
+      tune: { type: 'boolean' },
       embed: { type: 'string' },
       'base-url': { type: 'string' },
     },
   });
+  if (values.tune === true) {
+    console.log(await tune());
+    process.exit(0);
+  }
   const options: RagEvalOptions = {};
-  if (values.k1 !== undefined) options.k1 = Number(values.k1);
-  if (values.b !== undefined) options.b = Number(values.b);
+  const number = (value: string | undefined): number | undefined =>
+    value === undefined ? undefined : Number(value);
+  const set = <Key extends keyof RetrievalSettings>(key: Key, value: RetrievalSettings[Key] | undefined) => {
+    if (value !== undefined) options[key] = value;
+  };
+  set('k1', number(values.k1));
+  set('b', number(values.b));
+  set('titleWeight', number(values['title-weight']));
+  const feedback: Bm25Feedback = {};
+  if (values['fb-docs'] !== undefined) feedback.documents = Number(values['fb-docs']);
+  if (values['fb-terms'] !== undefined) feedback.terms = Number(values['fb-terms']);
+  if (values['fb-weight'] !== undefined) feedback.originalWeight = Number(values['fb-weight']);
+  options.feedback = feedback;
   const embedder =
     values.embed === undefined ? undefined : await embedderFor(values.embed, values['base-url']);
   if (embedder !== undefined) options.embed = embedder.embed;
@@ -313,7 +502,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
     console.log(
       embedder === undefined
         ? 'hybrid: not run (no embedder; --embed=<model> [--base-url=…] for an OpenAI-compatible server, --embed=tiny for the test GGUF)'
-        : `hybrid: dense side embedded with ${embedder.label}`,
+        : `hybrid: the default's ranking fused with the dense side, embedded with ${embedder.label}`,
     );
   } finally {
     await embedder?.dispose();

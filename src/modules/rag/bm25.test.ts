@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Bm25Index, type Bm25IndexJSON, bm25IndexFromJSON, createBm25Index } from './bm25.ts';
+import {
+  type Bm25Index,
+  type Bm25IndexJSON,
+  bm25IndexFromJSON,
+  createBm25Index,
+  isCurrentBm25Snapshot,
+} from './bm25.ts';
 import { chunkDocument } from './chunker.ts';
 
 const AERO = [
@@ -56,6 +62,73 @@ describe('createBm25Index', () => {
     const [hit] = index.search('propeller blade pitch', { ownerId: 'alice' });
     expect(hit?.chunkId).toBeDefined();
     expect(index.search('propellers', { ownerId: 'alice', topK: 1 })[0]?.chunkId).toBe(hit?.chunkId);
+  });
+
+  it("weighs a word of the chunk's title (document title, heading) above the same word in the text", () => {
+    const index = createBm25Index();
+    index.add(
+      { id: 'in-title', docId: 'nozzles', title: 'Nozzle design', text: 'Throat area and expansion ratio.' },
+      { ownerId: 'alice' },
+    );
+    index.add(
+      { id: 'in-text', docId: 'rockets', title: 'Rocket stages', text: 'The nozzle of the upper stage.' },
+      { ownerId: 'alice' },
+    );
+    expect(ids(index.search('nozzle', { ownerId: 'alice' }))).toEqual(['nozzles', 'rockets']);
+    // Every chunk of a document carries its title: a question naming the document finds its chunks.
+    expect(ids(index.search('rocket throat', { ownerId: 'alice' }))).toContain('rockets');
+    // Title weight 0: the title field counts for nothing, nor is anything listed twice.
+    const untitled = createBm25Index({ titleWeight: 0 });
+    untitled.add({ id: 'a', docId: 'a', title: 'Nozzle', text: 'nozzle nozzle' }, { ownerId: 'alice' });
+    expect(untitled.search('nozzle', { ownerId: 'alice' })).toHaveLength(1);
+    expect(untitled.search('nozzle', { ownerId: 'alice' })[0]!.score).toBeGreaterThan(0);
+    expect(() => createBm25Index({ titleWeight: -1 })).toThrow(/title_weight/);
+  });
+
+  it('leaves the words of a request out of the query unless nothing else is left', () => {
+    const index = createBm25Index();
+    index.add(
+      { id: 'flutter', docId: 'flutter', text: 'Panel flutter at supersonic speed.' },
+      { ownerId: 'alice' },
+    );
+    index.add(
+      { id: 'list', docId: 'list', text: 'Papers available: a list of papers and reports.' },
+      { ownerId: 'alice' },
+    );
+    const question = 'Has anyone written papers on flutter? Any information available?';
+    expect(ids(index.search(question, { ownerId: 'alice' }))).toEqual(['flutter']);
+    // Taken literally, "papers" and "available" find the list (and rank it first: they are rare words).
+    expect(ids(index.search(question, { ownerId: 'alice', dropRequestWords: false }))[0]).toBe('list');
+    // A query that is all request keeps its words.
+    expect(ids(index.search('papers available', { ownerId: 'alice' }))).toEqual(['list']);
+  });
+
+  it('adds earlier turns to a follow-up question, among the chunks that have a word of the question', () => {
+    const index = createBm25Index();
+    const add = (id: string, docId: string, text: string) =>
+      index.add({ id, docId, text }, { ownerId: 'alice' });
+    add('a380-weight', 'a380', 'A380 maximum take-off weight: 575 t.');
+    add('a380-range', 'a380', 'A380 range: 14,800 km.');
+    add('b747-weight', 'b747', 'Boeing 747 take-off weight: 412 t.');
+    add('b747-range', 'b747', 'Boeing 747 range: 13,400 km.');
+    const earlier = [{ text: 'What is the range of the A380?', weight: 0.5 }];
+    // Alone, "its weight" could be either aircraft's.
+    expect(ids(index.search('and its weight?', { ownerId: 'alice' })).sort()).toEqual(['a380', 'b747']);
+    const hits = index.search('and its weight?', { ownerId: 'alice', context: earlier });
+    expect(hits.map((hit) => hit.chunkId)).toEqual(['a380-weight', 'b747-weight']);
+    for (const feedback of [false, true]) {
+      expect(
+        index.search('and its weight?', { ownerId: 'alice', context: earlier, feedback })[0]?.chunkId,
+      ).toBe('a380-weight');
+    }
+    // A follow-up without a word the index knows is answered from the earlier turns.
+    expect(index.search('and that?', { ownerId: 'alice', context: earlier })[0]?.chunkId).toBe('a380-range');
+    expect(index.search('range', { ownerId: 'alice', context: [] })).toEqual(
+      index.search('range', { ownerId: 'alice' }),
+    );
+    expect(() => index.search('range', { ownerId: 'alice', context: [{ text: 'x', weight: 0 }] })).toThrow(
+      /weight/,
+    );
   });
 
   it('returns at most topK hits', () => {
@@ -217,18 +290,25 @@ describe('createBm25Index', () => {
   });
 
   describe('RM3 feedback', () => {
-    it('finds a chunk that shares vocabulary with the best matches but no query term', () => {
+    it('re-orders the matching chunks by the vocabulary of the best ones, and brings in none without a query term', () => {
       const index = indexOf([
-        { id: 'a', text: 'boundary layer transition turbulence spots intermittency' },
-        { id: 'b', text: 'boundary layer transition turbulence spots wedge' },
-        { id: 'c', text: 'turbulence spots intermittency wedge' },
-        { id: 'd', text: 'cylindrical shell buckling load' },
+        { id: 'spots', text: 'Transition of the boundary layer: turbulent spots and intermittency.' },
+        { id: 'wedges', text: 'Transition of the boundary layer: turbulent spots and wedges.' },
+        { id: 'bursts', text: 'Boundary layer transition through turbulent bursts and spots.' },
+        { id: 'coolant', text: 'Phase transition of the coolant in a pipe.' },
+        { id: 'no-term', text: 'Turbulent spots and intermittency in a boundary layer.' },
+        { id: 'shells', text: 'Cylindrical shell buckling load.' },
+        // The rest of the library: the coolant chunk's other words are common in it.
+        ...['Coolant pipe sizing.', 'Phase change coolant loops.', 'Coolant pumps and pipe bends.'].map(
+          (text, position) => ({ id: `coolant-${position}`, text }),
+        ),
       ]);
-      expect(ids(index.search('boundary layer', { ownerId: 'alice' }))).toEqual(['a', 'b']);
-      const expanded = ids(index.search('boundary layer', { ownerId: 'alice', feedback: true }));
-      expect(expanded.slice(0, 2).sort()).toEqual(['a', 'b']);
-      expect(expanded).toContain('c');
-      expect(expanded).not.toContain('d');
+      // One pass: the shortest chunk with the word wins.
+      expect(ids(index.search('transition', { ownerId: 'alice' }))[0]).toBe('coolant');
+      const expanded = ids(index.search('transition', { ownerId: 'alice', feedback: true }));
+      // Feedback learns "boundary layer, turbulent spots" from the matches, most of which are about that.
+      expect(expanded.slice(0, 3).sort()).toEqual(['bursts', 'spots', 'wedges']);
+      expect(expanded).toEqual([...expanded.slice(0, 3), 'coolant']);
       expect(() => index.search('layer', { ownerId: 'alice', feedback: { terms: 0 } })).toThrow(/feedback/);
     });
   });
@@ -274,6 +354,16 @@ describe('createBm25Index', () => {
 
     it('rejects data that is not a serialised index', () => {
       expect(() => bm25IndexFromJSON({ format: 'other' } as never)).toThrow(/parley BM25 index/);
+    });
+
+    it('tells a snapshot of the current format and settings from one to rebuild', () => {
+      const json = createBm25Index({ k1: 1.5 }).toJSON();
+      expect(isCurrentBm25Snapshot(json, { k1: 1.5 })).toBe(true);
+      expect(isCurrentBm25Snapshot(json, { k1: 1.5, titleWeight: 1 })).toBe(false);
+      expect(isCurrentBm25Snapshot(json, {})).toBe(false);
+      // Version 1 had one field (heading and text together): its owners are rebuilt from their documents.
+      expect(isCurrentBm25Snapshot({ ...json, version: 1 } as never, { k1: 1.5 })).toBe(false);
+      expect(isCurrentBm25Snapshot(undefined, {})).toBe(false);
     });
   });
 

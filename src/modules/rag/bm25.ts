@@ -3,31 +3,43 @@
  * document lengths and document frequencies — so a query is scored only against the asking owner's chunks,
  * and one owner's documents do not even shift the IDF of another owner's terms.
  *
- * Scoring is Lucene's BM25: idf = ln(1 + (N − df + 0.5) / (df + 0.5)), always positive, and
- * tf·(k1 + 1) / (tf + k1·(1 − b + b·len/avgLen)), summed over query terms (a repeated query term counts
- * once per repetition).
+ * Scoring is BM25F (Robertson, Zaragoza & Taylor 2004) over two fields: the chunk's *title* (its document's
+ * title and its heading path) and its *text*. Each field's term frequency is length-normalised on its own
+ * and the title's is weighted (`titleWeight`); their sum tf̃ saturates once, as in BM25:
+ * idf · tf̃·(k1 + 1) / (tf̃ + k1), with Lucene's idf = ln(1 + (N − df + 0.5) / (df + 0.5)) (always positive)
+ * and tf̃ = w_title·tf_title / (1 − b + b·len_title/avg_title) + tf_text / (1 − b + b·len_text/avg_text).
+ * Without a title this is plain BM25. Query terms are summed by weight (a repeated term counts once per
+ * repetition; a conversation's earlier turns count less, see `Bm25SearchOptions.context`).
  */
 import { ValidationError } from '../../core/errors.ts';
-import { createTokenizer, type Tokenizer } from './tokenize.ts';
+import { createTokenizer, REQUEST_WORDS, type Tokenizer } from './tokenize.ts';
 
 /** BM25 parameters and the analyser settings the index is built with. */
 export interface Bm25Options {
-  /** Term-frequency saturation. Default 1.2. */
+  /** Term-frequency saturation. Default 1.6. */
   k1?: number;
-  /** Length normalisation, 0 (none) to 1 (full). Default 0.75. */
+  /** Length normalisation, 0 (none) to 1 (full), of each field. Default 0.5. */
   b?: number;
   /** Drop English stopwords. Default true. */
   stopwords?: boolean;
   /** Porter-stem English words. Default true. */
   stemming?: boolean;
+  /** Weight of a term in the chunk's title (document title and heading path) against one in its text. Default 3. */
+  titleWeight?: number;
 }
 
-/** The defaults behind the `bm25.k1` and `bm25.b` config keys (Lucene's). */
+/**
+ * The defaults behind the `bm25.*` config keys. k1, b and the title weight (with the RM3 settings) are the
+ * best of a grid on the odd-numbered Cranfield queries, checked on the even-numbered ones
+ * (`npx node bench/rag-eval/index.ts --tune`; README, "Evaluation"). Lucene's k1 1.2 / b 0.75 are within
+ * 0.01 nDCG@10 of them.
+ */
 export const DEFAULT_BM25: Readonly<Required<Bm25Options>> = Object.freeze({
-  k1: 1.2,
-  b: 0.75,
+  k1: 1.6,
+  b: 0.5,
   stopwords: true,
   stemming: true,
+  titleWeight: 3,
 });
 
 /** A value a metadata filter can compare with. */
@@ -47,8 +59,17 @@ export interface IndexableChunk {
   id: string;
   docId: string;
   text: string;
-  /** Indexed with the text, so a chunk is found by the section it sits in. */
+  /** The document's title: the chunk's title field, with the heading (every chunk of a document has it). */
+  title?: string;
+  /** The heading path: indexed in the title field, so a chunk is found by the section it sits in. */
   heading?: string;
+}
+
+/** An earlier turn of a conversation with its weight (the question itself weighs 1). */
+export interface WeightedText {
+  text: string;
+  /** Greater than 0; a term's weight in the query is the sum over the question and the turns it is in. */
+  weight: number;
 }
 
 /** Who owns the chunk, and what to filter it by. */
@@ -63,8 +84,19 @@ export interface Bm25SearchOptions {
   /** How many hits at most. Default 10. */
   topK?: number;
   filter?: MetadataFilter;
-  /** Pseudo-relevance feedback (RM3): `true` for the defaults, or the settings. Off by default. */
+  /** Pseudo-relevance feedback (RM3): `true` for the defaults, or the settings. Off unless asked (rag asks: `bm25.feedback`). */
   feedback?: boolean | Bm25Feedback;
+  /**
+   * Earlier turns of the conversation, each with its weight against the question's 1: their terms are added
+   * to the query, but only chunks with a word of the question are returned (when it has one the index
+   * knows), so "and its weight?" after "what is the range of the A380?" finds the A380's weight.
+   */
+  context?: readonly WeightedText[];
+  /**
+   * Leave out the words of a request that are not its subject (`anyone`, `papers`, `information` …:
+   * `REQUEST_WORDS`) unless nothing else is left of a query part. Default true.
+   */
+  dropRequestWords?: boolean;
 }
 
 /**
@@ -73,18 +105,21 @@ export interface Bm25SearchOptions {
  * It finds relevant chunks that use other words than the query, at the cost of a second pass.
  */
 export interface Bm25Feedback {
-  /** First-pass chunks to learn from. Default 10. */
+  /** First-pass chunks to learn from. Default 5. */
   documents?: number;
-  /** Expansion terms kept. Default 10. */
+  /** Expansion terms kept. Default 20. */
   terms?: number;
   /** Share of the original query in the expanded one, 0 to 1. Default 0.5. */
   originalWeight?: number;
 }
 
-/** Anserini's RM3 defaults (fbDocs 10, fbTerms 10, originalQueryWeight 0.5). */
+/**
+ * RM3 settings chosen with the BM25 defaults on the odd-numbered Cranfield queries (Anserini's are
+ * 10/10/0.5: 0.008 nDCG@10 lower on the held-out half).
+ */
 export const DEFAULT_FEEDBACK: Readonly<Required<Bm25Feedback>> = Object.freeze({
-  documents: 10,
-  terms: 10,
+  documents: 5,
+  terms: 20,
   originalWeight: 0.5,
 });
 
@@ -98,14 +133,30 @@ export interface Bm25Hit {
 /** The persisted form of an index (plain JSON). */
 export interface Bm25IndexJSON {
   format: 'parley-bm25';
-  version: 1;
+  /** 2: two fields (title, text). Version 1 (one field) is not read: its owners are rebuilt. */
+  version: 2;
   options: Required<Bm25Options>;
   owners: Array<{
     ownerId: string;
-    chunks: Array<{ id: string; docId: string; length: number; metadata?: ChunkMetadata }>;
-    /** Per term: chunk position and term frequency, interleaved. */
+    chunks: Array<{
+      id: string;
+      docId: string;
+      /** Terms in the text field. */
+      length: number;
+      /** Terms in the title field. */
+      titleLength: number;
+      metadata?: ChunkMetadata;
+    }>;
+    /** Per term: chunk position, frequency in the text and frequency in the title, interleaved. */
     postings: Array<[term: string, entries: number[]]>;
   }>;
+}
+
+/** Whether a stored index can be read as is by an index built with `options` (else it is rebuilt). */
+export function isCurrentBm25Snapshot(json: Bm25IndexJSON | undefined, options: Bm25Options): boolean {
+  if (json?.format !== 'parley-bm25' || json.version !== 2 || typeof json.options !== 'object') return false;
+  const wanted = resolveOptions(options);
+  return (Object.keys(wanted) as Array<keyof Bm25Options>).every((key) => json.options[key] === wanted[key]);
 }
 
 /** A BM25 index partitioned by owner. */
@@ -133,22 +184,29 @@ export interface Bm25Index {
 interface Shard {
   termIds: Map<string, number>;
   terms: string[];
-  /** Per term id: slot and term frequency, interleaved. Dead slots stay until compaction. */
+  /** Per term id: slot, text frequency and title frequency, interleaved. Dead slots stay until compaction. */
   postings: number[][];
-  /** Per term id: how many live chunks contain it. */
+  /** Per term id: how many live chunks contain it (in either field). */
   documentFrequency: number[];
   chunkIds: string[];
   docIds: string[];
+  /** Per slot: terms in the text field. */
   lengths: number[];
+  /** Per slot: terms in the title field. */
+  titleLengths: number[];
   metadata: Array<ChunkMetadata | undefined>;
   alive: boolean[];
-  /** Per slot: term id and term frequency, interleaved (document frequencies on removal, RM3 feedback). */
+  /**
+   * Per slot: term id and frequency (both fields together), interleaved (document frequencies on removal,
+   * RM3 feedback).
+   */
   slotTerms: Int32Array[];
   slotByChunkId: Map<string, number>;
   slotsByDocId: Map<string, Set<number>>;
   liveCount: number;
   deadCount: number;
   totalLength: number;
+  totalTitleLength: number;
   /** Score accumulator reused across queries (search is synchronous, so one per shard is enough). */
   scores: Float64Array;
 }
@@ -160,6 +218,8 @@ interface RankedSlot {
 }
 
 const EMPTY_TERMS = new Int32Array(0);
+/** Entries per posting: slot, text frequency, title frequency. */
+const POSTING = 3;
 /** Dead slots are reclaimed once they outnumber live ones (and are more than a handful). */
 const COMPACT_MIN_DEAD = 256;
 
@@ -170,16 +230,18 @@ export function createBm25Index(options: Bm25Options = {}): Bm25Index {
 
 /** Rebuilds an index from `toJSON()` output (for example one read back from storage). */
 export function bm25IndexFromJSON(json: Bm25IndexJSON): Bm25Index {
-  if (json?.format !== 'parley-bm25' || json.version !== 1 || !Array.isArray(json.owners)) {
-    throw new ValidationError('not a parley BM25 index (format parley-bm25, version 1)');
+  if (json?.format !== 'parley-bm25' || json.version !== 2 || !Array.isArray(json.owners)) {
+    throw new ValidationError('not a parley BM25 index (format parley-bm25, version 2)');
   }
   return buildIndex(json.options, json);
 }
 
 function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
   const settings = resolveOptions(options);
-  const { k1, b } = settings;
+  const { k1, b, titleWeight } = settings;
   const tokenize: Tokenizer = createTokenizer(settings);
+  // Queries only: the same analysis without the words that phrase a request rather than name its subject.
+  const tokenizeSubject: Tokenizer = createTokenizer({ ...settings, extraStopwords: REQUEST_WORDS });
   const shards = new Map<string, Shard>();
   const docOwners = new Map<string, string>();
 
@@ -189,6 +251,7 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
     shard.liveCount--;
     shard.deadCount++;
     shard.totalLength -= shard.lengths[slot]!;
+    shard.totalTitleLength -= shard.titleLengths[slot]!;
     const slotTerms = shard.slotTerms[slot]!;
     for (let entry = 0; entry < slotTerms.length; entry += 2) shard.documentFrequency[slotTerms[entry]!]!--;
     shard.slotTerms[slot] = EMPTY_TERMS;
@@ -208,20 +271,25 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
     else if (shard.deadCount >= COMPACT_MIN_DEAD && shard.deadCount > shard.liveCount) compact(shard);
   };
 
-  /** BM25 scores of the shard's live chunks for weighted query terms; the best `topK`, best first. */
+  /**
+   * BM25 scores of the shard's live chunks for weighted query terms; the best `topK`, best first. Only
+   * `among` slots are ranked when given.
+   */
   const rank = (
     shard: Shard,
     weights: ReadonlyMap<number, number>,
     filter: MetadataFilter | undefined,
     topK: number,
+    among?: ReadonlySet<number>,
   ): RankedSlot[] => {
     const chunkCount = shard.liveCount;
-    const averageLength = shard.totalLength / chunkCount || 1;
-    const lengthFree = k1 * (1 - b);
-    const lengthScaled = (k1 * b) / averageLength;
+    // Per field: tf / (1 − b + b·len/avg) = tf / (free + scaled·len).
+    const textScaled = b / (shard.totalLength / chunkCount || 1);
+    const titleScaled = b / (shard.totalTitleLength / chunkCount || 1);
+    const free = 1 - b;
     if (shard.scores.length < shard.chunkIds.length)
       shard.scores = new Float64Array(shard.chunkIds.length * 2);
-    const { scores, alive, lengths } = shard;
+    const { scores, alive, lengths, titleLengths } = shard;
     const touched: number[] = [];
     try {
       for (const [termId, queryWeight] of weights) {
@@ -230,19 +298,25 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
         const idf = Math.log(1 + (chunkCount - frequency + 0.5) / (frequency + 0.5));
         const weight = idf * queryWeight * (k1 + 1);
         const postings: number[] = shard.postings[termId]!;
-        for (let entry = 0; entry < postings.length; entry += 2) {
+        for (let entry = 0; entry < postings.length; entry += POSTING) {
           const slot = postings[entry]!;
           if (!alive[slot]) continue;
-          const termFrequency = postings[entry + 1]!;
+          const textFrequency = postings[entry + 1]!;
+          const titleFrequency = postings[entry + 2]!;
+          let pseudo = textFrequency === 0 ? 0 : textFrequency / (free + textScaled * lengths[slot]!);
+          if (titleFrequency !== 0)
+            pseudo += (titleWeight * titleFrequency) / (free + titleScaled * titleLengths[slot]!);
+          // A title-only match under title weight 0 adds nothing (and must not be listed twice).
+          if (pseudo === 0) continue;
           if (scores[slot] === 0) touched.push(slot);
-          scores[slot]! +=
-            (weight * termFrequency) / (termFrequency + lengthFree + lengthScaled * lengths[slot]!);
+          scores[slot]! += (weight * pseudo) / (pseudo + k1);
         }
       }
-      const candidates =
+      let candidates =
         filter === undefined
           ? touched
           : touched.filter((slot) => matchesFilter(shard.metadata[slot], filter));
+      if (among !== undefined) candidates = candidates.filter((slot) => among.has(slot));
       return selectTop(candidates, scores, topK).map((slot) => ({ slot, score: scores[slot]! }));
     } finally {
       for (const slot of touched) scores[slot] = 0;
@@ -273,21 +347,44 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
       const existing = shard.slotByChunkId.get(chunk.id);
       if (existing !== undefined) removeSlot(shard, existing);
 
-      const terms = tokenize(chunk.heading === undefined ? chunk.text : `${chunk.heading}\n${chunk.text}`);
-      const frequencies = new Map<string, number>();
-      for (const term of terms) frequencies.set(term, (frequencies.get(term) ?? 0) + 1);
+      if (chunk.title !== undefined && typeof chunk.title !== 'string')
+        throw new ValidationError('chunk.title must be a string');
+      const textTerms = tokenize(chunk.text);
+      const titleTerms = tokenize([chunk.title, chunk.heading].filter(Boolean).join('\n'));
+      // term → [text frequency, title frequency]
+      const frequencies = new Map<string, [number, number]>();
+      const count = (terms: string[], field: 0 | 1): void => {
+        for (const term of terms) {
+          let pair = frequencies.get(term);
+          if (pair === undefined) {
+            pair = [0, 0];
+            frequencies.set(term, pair);
+          }
+          pair[field]++;
+        }
+      };
+      count(textTerms, 0);
+      count(titleTerms, 1);
 
       const slot = shard.chunkIds.length;
       const slotTerms = new Int32Array(frequencies.size * 2);
       let position = 0;
-      for (const [term, frequency] of frequencies) {
+      for (const [term, [textFrequency, titleFrequency]] of frequencies) {
         const termId = internTerm(shard, term);
-        shard.postings[termId]!.push(slot, frequency);
+        shard.postings[termId]!.push(slot, textFrequency, titleFrequency);
         shard.documentFrequency[termId]!++;
         slotTerms[position++] = termId;
-        slotTerms[position++] = frequency;
+        slotTerms[position++] = textFrequency + titleFrequency;
       }
-      pushSlot(shard, chunk.id, chunk.docId, terms.length, copyMetadata(addOptions.metadata), slotTerms);
+      pushSlot(
+        shard,
+        chunk.id,
+        chunk.docId,
+        textTerms.length,
+        titleTerms.length,
+        copyMetadata(addOptions.metadata),
+        slotTerms,
+      );
       docOwners.set(chunk.docId, ownerId);
     },
 
@@ -314,6 +411,7 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
       const ownerId = searchOptions?.ownerId;
       requireString(ownerId, 'ownerId');
       if (typeof query !== 'string') throw new ValidationError('query must be a string');
+      const context = checkContext(searchOptions.context);
       const topK = searchOptions.topK ?? 10;
       if (!Number.isInteger(topK) || topK < 1) throw new ValidationError('topK must be a positive integer');
       const filter = searchOptions.filter;
@@ -323,23 +421,47 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
 
       const shard = shards.get(ownerId);
       if (shard === undefined || shard.liveCount === 0) return [];
-      const queryTokens = tokenize(query);
-      const queryWeights = new Map<number, number>();
-      for (const term of queryTokens) {
-        const termId = shard.termIds.get(term);
-        if (termId !== undefined) queryWeights.set(termId, (queryWeights.get(termId) ?? 0) + 1);
-      }
-      if (queryWeights.size === 0) return [];
+      const dropRequestWords = searchOptions.dropRequestWords ?? true;
+      const weights = new Map<number, number>();
+      // The weight of every term, found in the shard or not: RM3 shares out the original query by it.
+      let totalWeight = 0;
+      const addTerms = (text: string, weight: number): number[] => {
+        let terms = dropRequestWords ? tokenizeSubject(text) : tokenize(text);
+        // "Any papers?" is all request: then its words are what it asks for.
+        if (terms.length === 0 && dropRequestWords) terms = tokenize(text);
+        const known: number[] = [];
+        for (const term of terms) {
+          totalWeight += weight;
+          const termId = shard.termIds.get(term);
+          if (termId === undefined) continue;
+          weights.set(termId, (weights.get(termId) ?? 0) + weight);
+          known.push(termId);
+        }
+        return known;
+      };
+      const questionTerms = addTerms(query, 1);
+      for (const { text, weight } of context) addTerms(text, weight);
+      if (weights.size === 0) return [];
 
+      // What may be returned: the chunks with a word of the question. Earlier turns re-order those (they
+      // say what the follow-up is about, not what it asks), and so does RM3 feedback (it does not bring in
+      // chunks that share no word with the question: on Cranfield that costs nothing, MAP 0.3563 vs 0.3564,
+      // and in a small library it keeps a question about ailerons from returning the note on rudders that
+      // only shares its boilerplate). A question with no known word leaves it to the earlier turns.
+      const among =
+        questionTerms.length > 0 && (context.length > 0 || feedback !== undefined)
+          ? slotsWith(shard, questionTerms)
+          : undefined;
       let ranked = rank(
         shard,
-        queryWeights,
+        weights,
         filter,
         feedback === undefined ? topK : Math.max(topK, feedback.documents),
+        among,
       );
       if (feedback !== undefined && ranked.length > 0) {
-        const expanded = expandQuery(shard, queryWeights, queryTokens.length, ranked, feedback);
-        ranked = rank(shard, expanded, filter, topK);
+        const expanded = expandQuery(shard, weights, totalWeight, ranked, feedback);
+        ranked = rank(shard, expanded, filter, topK, among ?? slotsWith(shard, [...weights.keys()]));
       }
       return ranked.slice(0, topK).map(({ slot, score }) => ({
         chunkId: shard.chunkIds[slot]!,
@@ -367,6 +489,7 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
               id,
               docId: shard.docIds[slot]!,
               length: shard.lengths[slot]!,
+              titleLength: shard.titleLengths[slot]!,
             };
             if (metadata !== undefined) entry.metadata = metadata;
             return entry;
@@ -374,7 +497,7 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
           postings: shard.terms.map((term, termId) => [term, [...shard.postings[termId]!]]),
         });
       }
-      return { format: 'parley-bm25', version: 1, options: { ...settings }, owners };
+      return { format: 'parley-bm25', version: 2, options: { ...settings }, owners };
     },
   };
 
@@ -391,20 +514,21 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
           });
         }
         docOwners.set(chunk.docId, owner.ownerId);
-        pushSlot(shard, chunk.id, chunk.docId, chunk.length, chunk.metadata, EMPTY_TERMS);
+        pushSlot(shard, chunk.id, chunk.docId, chunk.length, chunk.titleLength, chunk.metadata, EMPTY_TERMS);
       }
       for (const [term, entries] of owner.postings) {
         const termId = internTerm(shard, term);
-        for (let entry = 0; entry < entries.length; entry += 2) {
+        if (entries.length % POSTING !== 0) throw new ValidationError('a posting list is cut short');
+        for (let entry = 0; entry < entries.length; entry += POSTING) {
           const slot = entries[entry]!;
           const list = slotTerms[slot];
           if (list === undefined) {
             throw new ValidationError('a posting names a chunk the index does not hold');
           }
-          list.push(termId, entries[entry + 1]!);
+          list.push(termId, entries[entry + 1]! + entries[entry + 2]!);
         }
         shard.postings[termId] = [...entries];
-        shard.documentFrequency[termId] = entries.length / 2;
+        shard.documentFrequency[termId] = entries.length / POSTING;
       }
       slotTerms.forEach((list, slot) => {
         shard.slotTerms[slot] = Int32Array.from(list);
@@ -423,7 +547,36 @@ function resolveOptions(options: Bm25Options): Required<Bm25Options> {
   if (!Number.isFinite(resolved.b) || resolved.b < 0 || resolved.b > 1) {
     throw new ValidationError('bm25.b must be a number from 0 to 1', { details: { b: resolved.b } });
   }
+  if (!Number.isFinite(resolved.titleWeight) || resolved.titleWeight < 0) {
+    throw new ValidationError('bm25.title_weight must be a number ≥ 0', {
+      details: { titleWeight: resolved.titleWeight },
+    });
+  }
   return Object.freeze(resolved);
+}
+
+/** The earlier turns of a search, checked. */
+function checkContext(context: readonly WeightedText[] | undefined): readonly WeightedText[] {
+  if (context === undefined) return [];
+  if (!Array.isArray(context)) throw new ValidationError('context must be a list of weighted texts');
+  for (const part of context) {
+    if (typeof part?.text !== 'string' || !(Number.isFinite(part.weight) && part.weight > 0)) {
+      throw new ValidationError('each context entry must be { text: string, weight: number > 0 }');
+    }
+  }
+  return context;
+}
+
+/** The live slots that hold any of the terms. */
+function slotsWith(shard: Shard, termIds: readonly number[]): Set<number> {
+  const slots = new Set<number>();
+  for (const termId of termIds) {
+    const postings = shard.postings[termId]!;
+    for (let entry = 0; entry < postings.length; entry += POSTING) {
+      if (shard.alive[postings[entry]!]) slots.add(postings[entry]!);
+    }
+  }
+  return slots;
 }
 
 /** The options without keys set to `undefined`, so spreading them over defaults keeps the defaults. */
@@ -441,6 +594,7 @@ function createShard(): Shard {
     chunkIds: [],
     docIds: [],
     lengths: [],
+    titleLengths: [],
     metadata: [],
     alive: [],
     slotTerms: [],
@@ -449,6 +603,7 @@ function createShard(): Shard {
     liveCount: 0,
     deadCount: 0,
     totalLength: 0,
+    totalTitleLength: 0,
     scores: new Float64Array(64),
   };
 }
@@ -470,6 +625,7 @@ function pushSlot(
   chunkId: string,
   docId: string,
   length: number,
+  titleLength: number,
   metadata: ChunkMetadata | undefined,
   slotTerms: Int32Array,
 ): void {
@@ -477,6 +633,7 @@ function pushSlot(
   shard.chunkIds.push(chunkId);
   shard.docIds.push(docId);
   shard.lengths.push(length);
+  shard.titleLengths.push(titleLength);
   shard.metadata.push(metadata);
   shard.alive.push(true);
   shard.slotTerms.push(slotTerms);
@@ -489,6 +646,7 @@ function pushSlot(
   slots.add(slot);
   shard.liveCount++;
   shard.totalLength += length;
+  shard.totalTitleLength += titleLength;
 }
 
 /** Drops dead slots and terms no live chunk uses, renumbering both. */
@@ -512,9 +670,9 @@ function compact(shard: Shard): void {
     documentFrequency.push(shard.documentFrequency[termId]!);
     const old = shard.postings[termId]!;
     const kept: number[] = [];
-    for (let entry = 0; entry < old.length; entry += 2) {
+    for (let entry = 0; entry < old.length; entry += POSTING) {
       const slot = slotMap[old[entry]!]!;
-      if (slot !== -1) kept.push(slot, old[entry + 1]!);
+      if (slot !== -1) kept.push(slot, old[entry + 1]!, old[entry + 2]!);
     }
     postings.push(kept);
   });
@@ -525,6 +683,7 @@ function compact(shard: Shard): void {
   shard.chunkIds = live.map((slot) => shard.chunkIds[slot]!);
   shard.docIds = live.map((slot) => shard.docIds[slot]!);
   shard.lengths = live.map((slot) => shard.lengths[slot]!);
+  shard.titleLengths = live.map((slot) => shard.titleLengths[slot]!);
   shard.metadata = live.map((slot) => shard.metadata[slot]);
   shard.alive = live.map(() => true);
   shard.slotTerms = live.map((slot) =>
@@ -563,6 +722,7 @@ function resolveFeedback(feedback: boolean | Bm25Feedback | undefined): Required
 function expandQuery(
   shard: Shard,
   queryWeights: ReadonlyMap<number, number>,
+  /** The query's total term weight (its length, when every term weighs 1). */
   queryLength: number,
   ranked: readonly RankedSlot[],
   feedback: Required<Bm25Feedback>,
@@ -571,7 +731,7 @@ function expandQuery(
   const totalScore = sources.reduce((sum, { score }) => sum + score, 0);
   const relevance = new Map<number, number>();
   for (const { slot, score } of sources) {
-    const length = shard.lengths[slot]!;
+    const length = shard.lengths[slot]! + shard.titleLengths[slot]!;
     if (length === 0) continue;
     const slotTerms = shard.slotTerms[slot]!;
     const share = score / totalScore / length;

@@ -96,6 +96,7 @@ export default defineModule<RagConfig, RagApi>({
           if (data.topK !== undefined) request.topK = Math.min(data.topK, ctx.config.max_top_k);
           if (data.sessionId !== undefined) request.sessionId = data.sessionId;
           if (data.filter !== undefined) request.filter = data.filter;
+          if (data.context !== undefined) request.context = data.context;
           return { source: 'rag', results: await api.query(request) };
         },
       },

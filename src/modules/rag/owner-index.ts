@@ -22,6 +22,7 @@ import {
   type Bm25Options,
   bm25IndexFromJSON,
   createBm25Index,
+  isCurrentBm25Snapshot,
 } from './bm25.ts';
 import { contentHash, readContent, readRecord } from './documents.ts';
 import type { ChunkRecord, DocumentRecord } from './types.ts';
@@ -140,10 +141,11 @@ export function createOwnerIndexes(options: OwnerIndexesOptions): OwnerIndexes {
     drop(state, record.docId);
     const metadata = chunkMetadata(record);
     for (const chunk of record.chunks) {
-      const indexed: { id: string; docId: string; text: string; heading?: string } = {
+      const indexed: { id: string; docId: string; text: string; title: string; heading?: string } = {
         id: chunk.id,
         docId: record.docId,
         text: text.slice(chunk.start, chunk.end),
+        title: record.title,
       };
       if (chunk.heading !== undefined) indexed.heading = chunk.heading;
       state.index.add(indexed, { ownerId: state.ownerId, metadata });
@@ -198,17 +200,6 @@ export function createOwnerIndexes(options: OwnerIndexesOptions): OwnerIndexes {
     return records;
   }
 
-  function sameOptions(snapshot: Bm25IndexJSON): boolean {
-    const wanted = createBm25Index(options.bm25).options;
-    const stored = snapshot.options;
-    return (
-      stored.k1 === wanted.k1 &&
-      stored.b === wanted.b &&
-      stored.stopwords === wanted.stopwords &&
-      stored.stemming === wanted.stemming
-    );
-  }
-
   async function load(ownerId: string): Promise<Slot> {
     let state: MutableState;
     let savedSequence = 0;
@@ -233,14 +224,14 @@ export function createOwnerIndexes(options: OwnerIndexesOptions): OwnerIndexes {
     }
     if (snapshot !== undefined) {
       savedSequence = snapshot.sequence;
-      if (sameOptions(snapshot.bm25)) {
+      if (isCurrentBm25Snapshot(snapshot.bm25, options.bm25)) {
         state = emptyState(ownerId, bm25IndexFromJSON(snapshot.bm25));
         for (const record of snapshot.documents) {
           state.documents.set(record.docId, record);
           for (const chunk of record.chunks) state.chunks.set(chunk.id, { record, chunk });
         }
       } else {
-        log.info({ ownerId }, 'rag: bm25 settings changed; rebuilding the owner index');
+        log.info({ ownerId }, 'rag: bm25 settings or index format changed; rebuilding the owner index');
         state = await rebuild(ownerId, snapshot.documents);
         rebuilt = true;
       }

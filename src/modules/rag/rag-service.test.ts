@@ -108,7 +108,7 @@ describe('rag service: durability of the per-owner index', () => {
     await node.api.addDocument({ ownerId: 'bob', filename: 'b.md', content: text('propeller') });
     await node.dispose();
 
-    const retuned = service(storage, { bm25: { k1: 0.9, b: 0.4, feedback: false } });
+    const retuned = service(storage, { bm25: { k1: 0.9, b: 0.4, title_weight: 1, feedback: false } });
     expect(
       (await retuned.api.query({ ownerId: 'alice', query: 'propeller' })).map((hit) => hit.docId),
     ).toEqual([docId]);

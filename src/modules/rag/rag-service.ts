@@ -42,7 +42,7 @@ export function createRagService(options: RagServiceOptions): RagService {
   const retrievers = [...(options.retrievers ?? []), ...(options.dense === undefined ? [] : [options.dense])];
   const owners = createOwnerIndexes({
     storage,
-    bm25: { k1: config.bm25.k1, b: config.bm25.b },
+    bm25: { k1: config.bm25.k1, b: config.bm25.b, titleWeight: config.bm25.title_weight },
     snapshotEvery: config.index.snapshot_every,
     snapshotDelayMs: config.index.snapshot_delay_ms,
     maxLoadedOwners: config.index.max_loaded_owners,

@@ -5,7 +5,7 @@
  */
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
-import { type MetadataFilter, matchesFilter, validateFilter } from './bm25.ts';
+import { type MetadataFilter, matchesFilter, validateFilter, type WeightedText } from './bm25.ts';
 import { contentHash, readContent } from './documents.ts';
 import { reciprocalRankFusion } from './fusion.ts';
 import { chunkMetadata, type OwnerIndexes, type OwnerState } from './owner-index.ts';
@@ -87,6 +87,15 @@ export interface Retrieval {
   remember(record: DocumentRecord, text: string): void;
 }
 
+/** Most earlier turns a query may carry, and the longest one (characters): a follow-up needs a few lines. */
+export const MAX_CONTEXT_ENTRIES = 8;
+export const MAX_CONTEXT_CHARACTERS = 4000;
+
+/** The weight of earlier turn n (0 = the newest) against the question's 1: each turn back halves it. */
+function contextWeight(position: number): number {
+  return 0.5 ** (position + 1);
+}
+
 /** Validates a query request; returns the effective topK. */
 function checkQuery(request: RagQueryRequest, config: Readonly<RagConfig>): number {
   if (typeof request?.ownerId !== 'string' || request.ownerId === '') {
@@ -108,6 +117,19 @@ function checkQuery(request: RagQueryRequest, config: Readonly<RagConfig>): numb
     throw new ValidationError('sessionId must be a non-empty string', { details: { field: 'sessionId' } });
   }
   if (request.filter !== undefined) validateFilter(request.filter);
+  if (request.context !== undefined) {
+    const { context } = request;
+    if (
+      !Array.isArray(context) ||
+      context.length > MAX_CONTEXT_ENTRIES ||
+      !context.every((entry) => typeof entry === 'string' && entry.length <= MAX_CONTEXT_CHARACTERS)
+    ) {
+      throw new ValidationError(
+        `context must be a list of at most ${MAX_CONTEXT_ENTRIES} strings of at most ${MAX_CONTEXT_CHARACTERS} characters (earlier turns, newest first)`,
+        { details: { field: 'context' } },
+      );
+    }
+  }
   return topK;
 }
 
@@ -150,16 +172,22 @@ export function createRetrieval(options: RetrievalOptions): Retrieval {
   ): Promise<Array<{ chunkId: string; score: number }>> {
     const candidates = retrievers.length === 0 ? topK : topK * config.fusion.candidates_factor;
     const searchOptions = { ownerId: request.ownerId, topK: candidates };
+    const context: WeightedText[] = (request.context ?? [])
+      .map((text, position) => ({ text, weight: contextWeight(position) }))
+      .filter((entry) => entry.text.trim() !== '');
     const bm25 = state.index.search(request.query, {
       ...searchOptions,
       ...(filter === undefined ? {} : { filter }),
+      ...(context.length === 0 ? {} : { context }),
       feedback: config.bm25.feedback,
     });
     if (retrievers.length === 0) return bm25;
+    // An embedding takes one text: the question after the turns before it (oldest first), as it was said.
+    const denseQuery = [...context.map((entry) => entry.text).reverse(), request.query].join('\n');
     const lists = await Promise.all(
       retrievers.map(async (retriever) => {
         try {
-          const hits = await retriever.search(request.query, {
+          const hits = await retriever.search(denseQuery, {
             ...searchOptions,
             ...(filter === undefined ? {} : { filter }),
           });

@@ -11,6 +11,8 @@ export interface TokenizerOptions {
   stopwords?: boolean;
   /** Reduce English words to their Porter stem (`flows`, `flowing` → `flow`). Default true. */
   stemming?: boolean;
+  /** More words to drop (lowercase, before stemming), such as `REQUEST_WORDS` for queries. */
+  extraStopwords?: ReadonlySet<string>;
 }
 
 /** Turns text into the terms an index stores. */
@@ -33,6 +35,23 @@ export const ENGLISH_STOPWORDS: ReadonlySet<string> = new Set(
     .filter((word) => word !== ''),
 );
 
+/**
+ * Words that phrase a request for information rather than name its subject — "has anyone written
+ * papers on …", "is any information available about …", "tell me what is known of …". They are rare in
+ * the documents, so BM25 gives them a high IDF and ranks by them chunks that happen to say "papers" or
+ * "available". Queries drop them (documents keep them); a query of nothing else keeps them. Chosen as
+ * English request phrasing, not fitted to a test collection; words that are also subjects in technical
+ * text (`source`, `reference`, `work`, `study`, `need`) are left out.
+ */
+export const REQUEST_WORDS: ReadonlySet<string> = new Set(
+  `anyone anybody someone somebody anything something everything information info paper papers article
+  articles document documents literature publication publications report reports available exist exists
+  existing known know knows tell explain describe discuss find found give show please look looking help
+  thanks thank regarding concerning`
+    .split(/\s+/)
+    .filter((word) => word !== ''),
+);
+
 // Scripts written without spaces between words: a run of them is one "word" to the regex below, so the
 // ICU word segmenter (dictionary based for Chinese, Japanese, Thai …) cuts it instead.
 const UNSPACED_SCRIPT =
@@ -46,10 +65,12 @@ const wordSegmenter = new Intl.Segmenter(undefined, { granularity: 'word' });
 export function createTokenizer(options: TokenizerOptions = {}): Tokenizer {
   const dropStopwords = options.stopwords ?? true;
   const stem = options.stemming ?? true;
+  const extra = options.extraStopwords;
   const stems = new Map<string, string>();
 
   const normalise = (word: string, terms: string[]): void => {
     if (dropStopwords && ENGLISH_STOPWORDS.has(word)) return;
+    if (extra?.has(word) === true) return;
     // Porter's rules are for English: other words are kept as they are rather than mangled.
     if (!stem || !ASCII_WORD.test(word)) {
       terms.push(word);

@@ -14,6 +14,8 @@ export interface RagConfig {
     k1: number;
     /** Length normalisation, 0 … 1. */
     b: number;
+    /** Weight of a term in a chunk's title field (document title, heading path) against its text. */
+    title_weight: number;
     /** RM3 pseudo-relevance feedback on every query. */
     feedback: boolean;
   };
@@ -167,6 +169,13 @@ export interface DocumentGetRequest {
 export interface RagQueryRequest {
   ownerId: string;
   query: string;
+  /**
+   * The conversation before the question, newest first (a chat's previous user messages): a follow-up
+   * ("and its weight?") is searched with the subject of the turns before it. The nth entry weighs 0.5^n
+   * against the question's 1 and only re-orders the chunks that have a word of the question. At most
+   * `MAX_CONTEXT_ENTRIES` entries of `MAX_CONTEXT_CHARACTERS` characters.
+   */
+  context?: string[];
   topK?: number;
   /** Equality filter on document metadata (and `docId`, `kind`, `mediaType`); a list means any of. */
   filter?: MetadataFilter;
@@ -199,6 +208,8 @@ export interface KnowledgeQuery {
   /** Whose knowledge to search (the envelope's `userId` when absent). */
   userId?: string;
   query: string;
+  /** Earlier user messages of the conversation, newest first (`RagQueryRequest.context`). */
+  context?: string[];
   sessionId?: string;
   topK?: number;
   filter?: MetadataFilter;
