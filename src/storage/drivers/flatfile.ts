@@ -111,6 +111,10 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   const fileMode = options.fileMode ?? 0o600;
   const directoryMode = options.directoryMode ?? 0o700;
   const maxOpenFiles = Math.max(1, options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+  // Temporary files are named by a random prefix of this storage and a counter: unique without asking
+  // for random bytes on every write (the prefix tells them from those a crashed process left behind).
+  const temporaryPrefix = `${RESERVED_SEGMENT_PREFIX}${randomBytes(8).toString('hex')}-`;
+  let temporaryCount = 0;
   // Key → open file, least recently used first (a Map iterates in insertion order).
   const appendFiles = new Map<string, AppendFile>();
   const counters: FlatfileStats = {
@@ -285,10 +289,11 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const path = pathOf(key);
     const directory = dirname(path);
     const createdParents = await ensureDirectory(directory);
-    const temporary = join(directory, `${RESERVED_SEGMENT_PREFIX}${randomBytes(8).toString('hex')}`);
+    temporaryCount += 1;
+    const temporaryPath = join(directory, `${temporaryPrefix}${temporaryCount.toString(36)}`);
     try {
       const handle = await open(
-        temporary,
+        temporaryPath,
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
         fileMode,
       );
@@ -299,9 +304,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       } finally {
         await handle.close();
       }
-      await rename(temporary, path);
+      await rename(temporaryPath, path);
     } catch (error) {
-      await rm(temporary, { force: true }).catch(() => undefined);
+      await rm(temporaryPath, { force: true }).catch(() => undefined);
       throw error;
     }
     await syncEntries(directory, createdParents);
