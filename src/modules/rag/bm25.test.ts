@@ -292,23 +292,29 @@ describe('createBm25Index', () => {
   describe('RM3 feedback', () => {
     it('re-orders the matching chunks by the vocabulary of the best ones, and brings in none without a query term', () => {
       const index = indexOf([
-        { id: 'spots', text: 'Transition of the boundary layer: turbulent spots and intermittency.' },
-        { id: 'wedges', text: 'Transition of the boundary layer: turbulent spots and wedges.' },
-        { id: 'bursts', text: 'Boundary layer transition through turbulent bursts and spots.' },
-        { id: 'coolant', text: 'Phase transition of the coolant in a pipe.' },
+        { id: 'spots', text: 'Transition: boundary layer turbulent spots.' },
+        { id: 'wedges', text: 'Transition: boundary layer turbulent wedges.' },
+        { id: 'bursts', text: 'Transition: boundary layer turbulent bursts.' },
+        { id: 'coolant', text: 'Phase transition of the coolant in a heat pipe loop.' },
+        {
+          id: 'survey',
+          text: 'A survey of measurements in the boundary layer of swept wings, with turbulent spots, wedges and bursts observed near transition at several Reynolds numbers and angles of attack.',
+        },
         { id: 'no-term', text: 'Turbulent spots and intermittency in a boundary layer.' },
         { id: 'shells', text: 'Cylindrical shell buckling load.' },
-        // The rest of the library: the coolant chunk's other words are common in it.
-        ...['Coolant pipe sizing.', 'Phase change coolant loops.', 'Coolant pumps and pipe bends.'].map(
-          (text, position) => ({ id: `coolant-${position}`, text }),
-        ),
       ]);
-      // One pass: the shortest chunk with the word wins.
-      expect(ids(index.search('transition', { ownerId: 'alice' }))[0]).toBe('coolant');
-      const expanded = ids(index.search('transition', { ownerId: 'alice', feedback: true }));
-      // Feedback learns "boundary layer, turbulent spots" from the matches, most of which are about that.
-      expect(expanded.slice(0, 3).sort()).toEqual(['bursts', 'spots', 'wedges']);
-      expect(expanded).toEqual([...expanded.slice(0, 3), 'coolant']);
+      // One pass: the long survey comes last, below the short note on coolant.
+      expect(ids(index.search('transition', { ownerId: 'alice' })).slice(3)).toEqual(['coolant', 'survey']);
+      // Feedback learns "boundary layer, turbulent spots" from the best three and lifts the survey; the
+      // chunk with that vocabulary but not the word asked for stays out.
+      const feedback = { documents: 3, terms: 10 };
+      const expanded = ids(index.search('transition', { ownerId: 'alice', feedback }));
+      expect(expanded.slice(3)).toEqual(['survey', 'coolant']);
+      // With no more chunks to re-order than it learns from, it would only reward the ones most like their
+      // own average: the first pass stands.
+      expect(index.search('transition', { ownerId: 'alice', feedback: { documents: 5 } })).toEqual(
+        index.search('transition', { ownerId: 'alice' }),
+      );
       expect(() => index.search('layer', { ownerId: 'alice', feedback: { terms: 0 } })).toThrow(/feedback/);
     });
   });

@@ -460,8 +460,14 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
         among,
       );
       if (feedback !== undefined && ranked.length > 0) {
-        const expanded = expandQuery(shard, weights, totalWeight, ranked, feedback);
-        ranked = rank(shard, expanded, filter, topK, among ?? slotsWith(shard, [...weights.keys()]));
+        const candidates = among ?? slotsWith(shard, [...weights.keys()]);
+        // Feedback learns what the best few chunks share, to re-order the rest by it. When the best few are
+        // all there is, it would only reward the candidates most like their own average: the first pass
+        // stands.
+        if (candidates.size > feedback.documents) {
+          const expanded = expandQuery(shard, weights, totalWeight, ranked, feedback);
+          ranked = rank(shard, expanded, filter, topK, candidates);
+        }
       }
       return ranked.slice(0, topK).map(({ slot, score }) => ({
         chunkId: shard.chunkIds[slot]!,

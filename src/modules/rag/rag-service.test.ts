@@ -227,3 +227,36 @@ describe('rag service: hybrid retrieval hook', () => {
     expect(await node.api.listDocuments({ ownerId: 'alice' })).toHaveLength(1);
   });
 });
+
+describe('rag service: follow-up questions', () => {
+  it('searches a question with the earlier turns given as context, and checks them', async () => {
+    const node = service(createMemoryStorage());
+    const aircraft = (name: string, kg: number, km: number) =>
+      `# ${name}\n\n## Weight\n\nEmpty weight ${kg} kg.\n\n## Range\n\nRange ${km} km with full tanks.\n`;
+    await node.api.addDocument({
+      ownerId: 'alice',
+      filename: 'heron.md',
+      content: aircraft('Heron', 300, 700),
+    });
+    const albatross = await node.api.addDocument({
+      ownerId: 'alice',
+      filename: 'albatross.md',
+      content: aircraft('Albatross', 320, 900),
+    });
+    // Alone, the two weights tie (the first indexed comes first).
+    const [alone] = await node.api.query({ ownerId: 'alice', query: 'and its empty weight?' });
+    expect(alone?.heading).toBe('Heron > Weight');
+    const [best] = await node.api.query({
+      ownerId: 'alice',
+      query: 'and its empty weight?',
+      context: ['What is the range of the Albatross?'],
+    });
+    expect(best).toMatchObject({ docId: albatross.docId, heading: 'Albatross > Weight' });
+    for (const context of [['x'.repeat(5000)], Array.from({ length: 9 }, () => 'x'), 'text', [3]]) {
+      await expect(
+        node.api.query({ ownerId: 'alice', query: 'weight', context: context as never }),
+      ).rejects.toMatchObject({ code: 'CHAT_ERR_VALIDATION_INVALID', details: { field: 'context' } });
+    }
+    await node.dispose();
+  });
+});

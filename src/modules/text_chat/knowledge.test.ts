@@ -4,7 +4,7 @@ import type { ModuleDefinition } from '../../core/module.ts';
 import type { Message, Session } from '../../core/types.ts';
 import rag from '../rag/index.ts';
 import textChat from './index.ts';
-import { buildKnowledge, type Citation, type KnowledgePassage } from './knowledge.ts';
+import { buildKnowledge, type Citation, conversationContext, type KnowledgePassage } from './knowledge.ts';
 import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
 import type { ChatResponseEnd } from './types.ts';
 
@@ -120,6 +120,43 @@ describe('knowledge in chat turns', () => {
     expect(harness.calls.at(-1)!.prompt.at(-1)).toMatchObject({ role: 'user' });
   });
 
+  it('answers a follow-up from the document the conversation is about', async () => {
+    const harness = await start();
+    const albatross = await addDocument(
+      harness,
+      'u1',
+      'albatross.md',
+      `${manual}\n\n## Weight\n\nEmpty weight 320 kg.`,
+    );
+    const pelican = await addDocument(
+      harness,
+      'u1',
+      'pelican.md',
+      '# Pelican notes\n\n## Weight\n\nEmpty weight: 410 kg. Weigh the Pelican empty before each season.',
+    );
+    // The rest of the library: the Albatross is one aircraft among several.
+    for (const name of ['Kestrel', 'Heron', 'Swift']) {
+      await addDocument(
+        harness,
+        'u1',
+        `${name.toLowerCase()}.md`,
+        `# ${name} handbook\n\n## Fuel\n\nThe ${name} carries fuel in one fuselage tank.\n\n## Engine\n\nStart with the mixture rich.`,
+      );
+    }
+    const followUp = 'And what about its empty weight?';
+    // Asked alone, the question fits the Pelican's notes best.
+    const alone = await send(harness, 'u1', (await newSession(harness, 'u1')).id, followUp);
+    expect(citationsOf(alone)?.[0]?.docId).toBe(pelican);
+
+    const session = await newSession(harness, 'u1');
+    const first = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    expect(citationsOf(first)?.[0]?.docId).toBe(albatross);
+    const reply = await send(harness, 'u1', session.id, followUp);
+    const [best] = citationsOf(reply)!;
+    expect(best).toMatchObject({ docId: albatross, heading: 'Albatross flight manual > Weight' });
+    expect(systemOf(harness)).toContain('Empty weight 320 kg.');
+  });
+
   it('adds nothing for a user without documents, and never shows another user’s documents', async () => {
     const harness = await start();
     await addDocument(harness, 'u2', 'albatross.md', manual);
@@ -227,5 +264,48 @@ describe('buildKnowledge', () => {
       section: undefined,
       citations: [],
     });
+  });
+});
+
+describe('conversationContext', () => {
+  const message = (role: Message['role'], content: string, turnId = newId()): Message => ({
+    id: newId(),
+    role,
+    content,
+    timestamp: new Date().toISOString(),
+    metadata: { turnId },
+  });
+  const sequence = (messages: Message[]) => ({
+    count: messages.length,
+    at: (index: number) => messages[index]!,
+  });
+
+  it("gives the user's messages before this turn's, newest first, without the replies", () => {
+    const history = sequence([
+      message('user', 'Tell me about the Albatross.'),
+      message('assistant', 'The Albatross is a light aircraft with a long wing.'),
+      message('user', 'How much fuel does it carry?'),
+      message('assistant', '212 litres.'),
+      message('user', 'And its range?'),
+    ]);
+    expect(conversationContext(history)).toEqual(['And its range?', 'How much fuel does it carry?']);
+    // A redelivered turn's history already holds its own message: that one is the question, not context.
+    const own = message('user', 'And its weight?', 'turn-9');
+    expect(
+      conversationContext(sequence([...Array.from({ length: 5 }, (_, i) => history.at(i)), own]), 'turn-9'),
+    ).toEqual(['And its range?', 'How much fuel does it carry?']);
+    expect(conversationContext(undefined)).toEqual([]);
+    expect(conversationContext(sequence([]))).toEqual([]);
+  });
+
+  it('keeps within the character budget, cutting the oldest message kept to its end at a word', () => {
+    const long = `${'Some background on our fleet and its history. '.repeat(30)}Which one has the longest range?`;
+    const history = sequence([message('user', long), message('user', 'And the Albatross?')]);
+    const context = conversationContext(history, undefined, { messages: 2, characters: 60 });
+    expect(context[0]).toBe('And the Albatross?');
+    expect(context[1]!.endsWith('Which one has the longest range?')).toBe(true);
+    expect(context.join('').length).toBeLessThanOrEqual(60);
+    expect(long).toContain(context[1]!);
+    expect(context[1]!.startsWith(' ')).toBe(false);
   });
 });

@@ -4,12 +4,16 @@
  * user's best document chunks), puts the passages that fit `knowledge.max_context_tokens` into the system
  * prompt as numbered sources, and keeps a citation per passage for the reply's `metadata.citations`.
  *
+ * The query is the user's message plus, as `context`, the user's messages just before it: a follow-up
+ * ("and what about its weight?") names its subject only in an earlier turn. rag weighs those turns below
+ * the question and lets them re-order only the passages that match the question (rag README).
+ *
  * Knowledge is a help, never a condition: no responder (rag not loaded), a late or failing one, or a user
  * without documents all give a turn without a knowledge section. Another user's documents cannot come
  * back: the query names the turn's own user, and rag searches only that owner's index.
  */
 import type { ModuleContext } from '../../core/module.ts';
-import { loadTokenCounter, type TokenCounter } from './history.ts';
+import { loadTokenCounter, type MessageSequence, type TokenCounter } from './history.ts';
 
 /** `text_chat.knowledge`. */
 export interface KnowledgeConfig {
@@ -47,6 +51,46 @@ export interface KnowledgePassage extends Citation {
 }
 
 const NO_KNOWLEDGE: TurnKnowledge = Object.freeze({ section: undefined, citations: [] });
+
+/**
+ * How much of the conversation goes with the question: the user's two messages before it, within 600
+ * characters (about 150 tokens at four characters a token; counted in characters so that no tokenizer is
+ * loaded for it). A follow-up leans on the turn or two before it; more would drag in older subjects.
+ */
+export const FOLLOW_UP_CONTEXT = Object.freeze({ messages: 2, characters: 600 });
+
+/**
+ * The user's messages before this turn's, newest first, within `limits` (the oldest one kept may be cut to
+ * its end, where a question usually is). Assistant replies are left out: long, and in the model's words
+ * rather than the user's. `turnId` marks this turn's own message, which a redelivered turn's history holds.
+ */
+export function conversationContext(
+  history: MessageSequence | undefined,
+  turnId?: string,
+  limits: { messages: number; characters: number } = FOLLOW_UP_CONTEXT,
+): string[] {
+  const context: string[] = [];
+  if (history === undefined) return context;
+  let room = limits.characters;
+  for (let index = history.count - 1; index >= 0 && context.length < limits.messages && room > 0; index--) {
+    const message = history.at(index);
+    if (message.role !== 'user' || (turnId !== undefined && message.metadata.turnId === turnId)) continue;
+    const text = message.content.trim();
+    if (text === '') continue;
+    if (text.length <= room) {
+      context.push(text);
+      room -= text.length;
+      continue;
+    }
+    // Too long for what is left: its end, from a word boundary.
+    const tail = text.slice(text.length - room);
+    const start = tail.search(/\s/);
+    const cut = start === -1 ? tail : tail.slice(start).trim();
+    if (cut !== '') context.push(cut);
+    break;
+  }
+  return context;
+}
 
 const HEADER =
   'Context from your documents:\n' +
@@ -126,13 +170,27 @@ export function buildKnowledge(
 export async function lookupKnowledge(
   ctx: Pick<ModuleContext, 'gather' | 'log'>,
   config: Readonly<KnowledgeConfig>,
-  turn: { userId: string; sessionId: string; query: string },
+  turn: {
+    userId: string;
+    sessionId: string;
+    query: string;
+    /** The session's messages before this turn's (`conversationContext`); absent: the message alone. */
+    history?: MessageSequence;
+    turnId?: string;
+  },
 ): Promise<TurnKnowledge> {
   if (!config.enabled) return NO_KNOWLEDGE;
   try {
+    const context = conversationContext(turn.history, turn.turnId);
     const result = await ctx.gather(
       'knowledge.query',
-      { userId: turn.userId, query: turn.query, sessionId: turn.sessionId, topK: config.top_k },
+      {
+        userId: turn.userId,
+        query: turn.query,
+        sessionId: turn.sessionId,
+        topK: config.top_k,
+        ...(context.length === 0 ? {} : { context }),
+      },
       { timeout: config.timeout_ms, userId: turn.userId, sessionId: turn.sessionId },
     );
     if (result.failed.length > 0 || result.timedOut) {
