@@ -153,7 +153,14 @@ export async function runTurn(
     (error: unknown) => ({ persona: undefined, error }),
   );
   // So are the user's documents (knowledge.ts; never rejects: a turn goes on without knowledge).
-  const knowledgeLookup = lookupKnowledge(ctx, config.knowledge, { userId, sessionId, query: input.content });
+  const knowledgeLookup = lookupKnowledge(ctx, config.knowledge, {
+    userId,
+    sessionId,
+    query: input.content,
+    // The earlier messages make a follow-up's query ("and its weight?"); this turn's own is left out.
+    history: log,
+    turnId,
+  });
   let userMessage = earlier.user;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
   let history: MessageSequence = log;
