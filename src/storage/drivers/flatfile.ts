@@ -210,25 +210,47 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     return keep;
   }
 
+  /**
+   * Creates the file at `path` (`O_EXCL`), and its folders when missing (tried only after the file could
+   * not be created: most files go into a folder that exists). Returns the handle and the folders created,
+   * whose parents' entries must be fsynced with the file's own folder.
+   */
+  async function createFile(
+    path: string,
+    flags: number,
+  ): Promise<{ handle: FileHandle; createdParents: string[] }> {
+    const exclusive = flags | constants.O_CREAT | constants.O_EXCL;
+    try {
+      return { handle: await open(path, exclusive, fileMode), createdParents: [] };
+    } catch (error) {
+      if (errorCode(error) !== 'ENOENT') throw error;
+    }
+    const createdParents = await ensureDirectory(dirname(path));
+    return { handle: await open(path, exclusive, fileMode), createdParents };
+  }
+
   /** Opens `key` for appending (creating it and its folders), with its torn tail cut off. */
   async function openAppendFile(key: string): Promise<AppendFile> {
     const path = pathOf(key);
-    const directory = dirname(path);
-    let createdParents: string[] | undefined;
     let handle: FileHandle;
+    let created: { createdParents: string[] } | undefined;
     try {
       handle = await open(path, APPEND_FLAGS);
     } catch (error) {
       if (errorCode(error) !== 'ENOENT') throw error;
-      createdParents = await ensureDirectory(directory);
-      handle = await open(path, APPEND_FLAGS | constants.O_CREAT, fileMode);
+      const file = await createFile(path, APPEND_FLAGS);
+      handle = file.handle;
+      created = file;
     }
     counters.appendFilesOpened += 1;
     try {
+      if (created !== undefined) {
+        // A new file is durable only once its directory entry is: before its first append is acknowledged.
+        await syncEntries(dirname(path), created.createdParents);
+        return { handle, size: 0, busy: false };
+      }
       let size = (await handle.stat()).size;
       if (isJsonLinesKey(key)) size = await cutTornTail(handle, size);
-      // A new file is durable only once its directory entry is: before its first append is acknowledged.
-      if (createdParents !== undefined) await syncEntries(directory, createdParents);
       return { handle, size, busy: false };
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -288,15 +310,13 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   async function writeFile(key: string, data: Uint8Array): Promise<boolean> {
     const path = pathOf(key);
     const directory = dirname(path);
-    const createdParents = await ensureDirectory(directory);
     temporaryCount += 1;
     const temporaryPath = join(directory, `${temporaryPrefix}${temporaryCount.toString(36)}`);
+    let createdParents: string[] = [];
     try {
-      const handle = await open(
-        temporaryPath,
-        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL,
-        fileMode,
-      );
+      const created = await createFile(temporaryPath, constants.O_WRONLY);
+      createdParents = created.createdParents;
+      const handle = created.handle;
       try {
         await writeAll(handle, data);
         await handle.datasync();
