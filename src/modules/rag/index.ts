@@ -48,6 +48,8 @@ export default defineModule<RagConfig, RagApi>({
     'rag.document.get',
     'rag.query',
     'knowledge.query',
+    // A deleted chat session takes the documents bound to it along (text_chat emits it).
+    'session.deleted',
   ],
   setup(ctx) {
     if (ctx.config.chunk_overlap >= ctx.config.chunk_size) {
@@ -82,6 +84,17 @@ export default defineModule<RagConfig, RagApi>({
         'rag.query': async (event: EventEnvelope<RagQueryRequest>) => ({
           hits: await api.query(payload(event)),
         }),
+        // text_chat deleted a session: its documents go too (idempotent, so a redelivery is harmless).
+        'session.deleted': async (event) => {
+          const { userId, sessionId } = payload(event);
+          const result = await api.deleteSessionDocuments({ ownerId: userId, sessionId });
+          if (result.docIds.length > 0) {
+            ctx.log.info(
+              { ownerId: userId, sessionId, documents: result.docIds.length, chunks: result.chunks },
+              'rag: removed the documents of a deleted session',
+            );
+          }
+        },
         // Aggregation: rag's reply to a gather is the seed's `knowledge.response`.
         'knowledge.query': async (event: EventEnvelope<KnowledgeQuery>): Promise<KnowledgeResponse> => {
           const data = payload(event);

@@ -16,7 +16,7 @@ import {
   readContent,
   writeDocument,
 } from './documents.ts';
-import type { OwnerIndexes } from './owner-index.ts';
+import type { OwnerIndexes, OwnerTransaction } from './owner-index.ts';
 import { parseDocument } from './parsers.ts';
 import { type Retrieval, type Retriever, retrieverDocument } from './retrieval.ts';
 import type {
@@ -28,6 +28,8 @@ import type {
   DocumentMetadataValue,
   DocumentRecord,
   RagConfig,
+  SessionDocumentsDeleteRequest,
+  SessionDocumentsDeleteResult,
 } from './types.ts';
 
 /** Metadata keys rag sets on every chunk itself; a document's own metadata may not use them. */
@@ -54,6 +56,7 @@ export interface IngestOptions {
 export interface Ingest {
   addDocument(request: DocumentAddRequest): Promise<DocumentAddResult>;
   deleteDocument(request: DocumentDeleteRequest): Promise<DocumentDeleteResult>;
+  deleteSessionDocuments(request: SessionDocumentsDeleteRequest): Promise<SessionDocumentsDeleteResult>;
 }
 
 function invalid(field: string, message: string): ValidationError {
@@ -268,25 +271,62 @@ export function createIngest(options: IngestOptions): Ingest {
     const chunks = await owners.update(ownerId, async (transaction) => {
       const existing = transaction.state.documents.get(docId);
       if (existing === undefined) throw new NotFoundError(`no document ${docId}`, { details: { docId } });
-      await transaction.remove(docId);
-      await deleteDocumentFiles(storage, docId);
-      for (const retriever of retrievers) {
-        try {
-          await retriever.removeDocument?.(ownerId, docId);
-        } catch (error) {
-          // The document is gone: its leftover vectors can never surface (hits must be current chunks).
-          log.error(
-            { err: error, retriever: retriever.name, docId },
-            'rag: a retriever failed to remove a document',
-          );
-        }
-      }
-      return existing.chunks.length;
+      return removeDocument(transaction, existing);
     });
-    log.info({ ownerId, docId, chunks }, 'rag: document deleted');
     await options.changed({ ownerId, docId, change: 'deleted', chunks });
     return { docId, deleted: true, chunks };
   }
 
-  return { addDocument, deleteDocument };
+  /** Under the owner's lock: the document's journal line, files, other retrievers' entries. */
+  async function removeDocument(transaction: OwnerTransaction, record: DocumentRecord): Promise<number> {
+    const { ownerId, docId } = record;
+    await transaction.remove(docId);
+    await deleteDocumentFiles(storage, docId);
+    for (const retriever of retrievers) {
+      try {
+        await retriever.removeDocument?.(ownerId, docId);
+      } catch (error) {
+        // The document is gone: its leftover vectors can never surface (hits must be current chunks).
+        log.error(
+          { err: error, retriever: retriever.name, docId },
+          'rag: a retriever failed to remove a document',
+        );
+      }
+    }
+    log.info({ ownerId, docId, chunks: record.chunks.length }, 'rag: document deleted');
+    return record.chunks.length;
+  }
+
+  async function deleteSessionDocuments(
+    request: SessionDocumentsDeleteRequest,
+  ): Promise<SessionDocumentsDeleteResult> {
+    if (typeof request !== 'object' || request === null)
+      throw invalid('request', 'the request must be an object');
+    assertOwnerId(request.ownerId);
+    const { ownerId, sessionId } = request;
+    if (typeof sessionId !== 'string' || sessionId === '') {
+      throw invalid('sessionId', 'sessionId must be a non-empty string');
+    }
+    // One lock for the whole session: a query or a listing sees all of its documents or none.
+    const removed = await owners.update(ownerId, async (transaction) => {
+      const records = [...transaction.state.documents.values()].filter(
+        (record) => record.sessionId === sessionId,
+      );
+      const done: Array<{ docId: string; chunks: number }> = [];
+      for (const record of records) {
+        done.push({ docId: record.docId, chunks: await removeDocument(transaction, record) });
+      }
+      return done;
+    });
+    for (const { docId, chunks } of removed) {
+      await options.changed({ ownerId, docId, change: 'deleted', chunks });
+    }
+    return {
+      sessionId,
+      docIds: removed.map((entry) => entry.docId),
+      chunks: removed.reduce((sum, entry) => sum + entry.chunks, 0),
+    };
+  }
+
+  return { addDocument, deleteDocument, deleteSessionDocuments };
 }

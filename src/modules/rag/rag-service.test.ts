@@ -260,3 +260,61 @@ describe('rag service: follow-up questions', () => {
     await node.dispose();
   });
 });
+
+describe('rag service: a session’s documents', () => {
+  it('removes the documents bound to a session from BM25, the other retrievers and storage', async () => {
+    const storage = createMemoryStorage();
+    const removed: string[] = [];
+    const vectors: Retriever = {
+      name: 'dense',
+      async indexDocument() {},
+      async removeDocument(ownerId, docId) {
+        removed.push(`${ownerId}/${docId}`);
+      },
+      async search() {
+        return [];
+      },
+    };
+    const node = service(storage, {}, [vectors]);
+    const add = (filename: string, sessionId?: string) =>
+      node.api.addDocument({
+        ownerId: 'alice',
+        filename,
+        content: text('trim tabs'),
+        ...(sessionId ? { sessionId } : {}),
+      });
+    const bound = await add('a.md', 's1');
+    const library = await add('b.md');
+    const otherSession = await add('c.md', 's2');
+    // Bob's session of the same id is Bob's.
+    const bobs = await node.api.addDocument({
+      ownerId: 'bob',
+      filename: 'a.md',
+      content: text('trim tabs'),
+      sessionId: 's1',
+    });
+
+    const result = await node.api.deleteSessionDocuments({ ownerId: 'alice', sessionId: 's1' });
+    expect(result).toEqual({ sessionId: 's1', docIds: [bound.docId], chunks: bound.chunks });
+    expect(removed).toEqual([`alice/${bound.docId}`]);
+    expect(await storage.list(`rag/documents/${bound.docId}/`)).toEqual([]);
+    const left = (await node.api.query({ ownerId: 'alice', query: 'trim tabs', topK: 10 })).map(
+      (hit) => hit.docId,
+    );
+    expect(new Set(left)).toEqual(new Set([library.docId, otherSession.docId]));
+    expect((await node.api.listDocuments({ ownerId: 'bob' })).map((document) => document.docId)).toEqual([
+      bobs.docId,
+    ]);
+
+    expect(await node.api.deleteSessionDocuments({ ownerId: 'alice', sessionId: 's1' })).toEqual({
+      sessionId: 's1',
+      docIds: [],
+      chunks: 0,
+    });
+    await expect(node.api.deleteSessionDocuments({ ownerId: 'alice', sessionId: '' })).rejects.toMatchObject({
+      code: 'CHAT_ERR_VALIDATION_INVALID',
+      details: { field: 'sessionId' },
+    });
+    await node.dispose();
+  });
+});

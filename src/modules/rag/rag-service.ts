@@ -70,6 +70,7 @@ export function createRagService(options: RagServiceOptions): RagService {
   const api: RagApi = {
     addDocument: ingest.addDocument,
     deleteDocument: ingest.deleteDocument,
+    deleteSessionDocuments: ingest.deleteSessionDocuments,
     query: retrieval.query,
     reindexVectors: createVectorReindex({
       storage,

@@ -151,6 +151,20 @@ export interface DocumentDeleteResult {
   chunks: number;
 }
 
+/** Removes every document bound to a chat session (rag does it on `session.deleted`). */
+export interface SessionDocumentsDeleteRequest {
+  ownerId: string;
+  sessionId: string;
+}
+
+/** What removing a session's documents did (nothing, for a session without documents). */
+export interface SessionDocumentsDeleteResult {
+  sessionId: string;
+  docIds: string[];
+  /** Chunks removed, over all the documents. */
+  chunks: number;
+}
+
 /** `rag.document.list`: the owner's documents, newest change first. Reply: `{ documents }`. */
 export interface DocumentListRequest {
   ownerId: string;
@@ -255,6 +269,8 @@ export interface VectorReindexReport {
 export interface RagApi {
   addDocument(request: DocumentAddRequest): Promise<DocumentAddResult>;
   deleteDocument(request: DocumentDeleteRequest): Promise<DocumentDeleteResult>;
+  /** Removes the documents bound to a session (chunks, vectors, files); what `session.deleted` triggers. */
+  deleteSessionDocuments(request: SessionDocumentsDeleteRequest): Promise<SessionDocumentsDeleteResult>;
   listDocuments(request: DocumentListRequest): Promise<DocumentSummary[]>;
   getDocument(request: DocumentGetRequest): Promise<DocumentSummary & { content?: string }>;
   query(request: RagQueryRequest): Promise<RagHit[]>;
