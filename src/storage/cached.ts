@@ -134,8 +134,17 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     if (old === undefined) return { value: data, expiresAt: before.expiresAt };
     // A torn last line (a crash) is cut off by the driver before it appends: the result is not old + data.
     if (isJsonLinesKey(key) && old.length > 0 && old[old.length - 1] !== NEWLINE) return UNKNOWN;
-    const value = new Uint8Array(old.length + data.length);
-    value.set(old);
+    // The cached bytes sit at the start of a buffer only the cache holds, with room to grow into (half
+    // again their size each time it runs out), so a log appended to turn after turn is not copied whole
+    // on every append.
+    const length = old.length + data.length;
+    let value: Uint8Array;
+    if (old.byteOffset === 0 && old.buffer.byteLength >= length) {
+      value = new Uint8Array(old.buffer, 0, length);
+    } else {
+      value = new Uint8Array(new ArrayBuffer(length + (length >> 1)), 0, length);
+      value.set(old);
+    }
     value.set(data, old.length);
     return { value, expiresAt: before.expiresAt };
   }
