@@ -96,7 +96,7 @@ export const ERROR_CODES = {
   CHAT_ERR_PAYLOAD_TOO_LARGE: {
     status: 413,
     meaning:
-      'The request body (or WebSocket frame) is larger than server.body_limit_bytes; an upload is larger than server.upload_limit_bytes or rag.max_document_bytes, or has more than server.upload_max_files files.',
+      'The request body (or WebSocket frame) is larger than server.body_limit_bytes; an upload is larger than server.upload_limit_bytes or rag.max_document_bytes, or has more than server.upload_max_files files; a document decompresses to more than rag.max_uncompressed_bytes or has more than rag.max_archive_entries archive entries.',
   },
   CHAT_ERR_CONFLICT: { status: 409, meaning: 'The resource already exists (a user name that is taken).' },
   CHAT_ERR_SERVER_BUSY: {

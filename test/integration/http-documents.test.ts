@@ -2,11 +2,12 @@
  * Documents over real HTTP on loopback, with flatfile storage and the real rag module: multipart upload
  * (text, Markdown, HTML, PDF; a corrupt PDF is a per-file error and the rest are stored), listing,
  * metadata and text, the cited passage, queries, deletion; owner, other user and no key for every route;
- * the upload limits (413 naming the limit, both with and without a Content-Length).
+ * the upload limits (413 naming the limit, both with and without a Content-Length), and a DOCX zip bomb
+ * (a per-file 413).
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makePdf } from '../../src/modules/rag/test-fixtures.ts';
+import { makeDocx, makePdf } from '../../src/modules/rag/test-fixtures.ts';
 import { type HttpHarness, readSse, startHttpHarness, type TestUser } from './http-harness.ts';
 
 const UPLOAD_LIMIT = 65_536;
@@ -106,6 +107,32 @@ describe('POST /v1/documents', () => {
     expect(again.body.documents).toEqual([
       expect.objectContaining({ filename: 'wings.md', status: 'unchanged', docId: byName['wings.md'].docId }),
     ]);
+  });
+
+  it('refuses a DOCX that decompresses past rag.max_uncompressed_bytes (a zip bomb) with a per-file 413', async () => {
+    const { alice } = harness;
+    // 51 MiB of zeros deflate to about 50 KiB: a small upload, over the default 50 MiB once inflated.
+    const bomb = makeDocx([{ text: 'Nothing to see' }], undefined, {
+      files: { 'word/media/zeros.bin': new Uint8Array(51 * 1024 * 1024) },
+      zip: { deflate: true },
+    });
+    expect(bomb.length).toBeLessThan(UPLOAD_LIMIT);
+    const result = await upload(alice, [
+      { name: 'bomb.docx', content: bomb },
+      { name: 'ok.docx', content: makeDocx([{ text: 'Trim the aircraft for hands-off flight.' }]) },
+    ]);
+    expect(result.status).toBe(207);
+    const [refused, stored] = result.body.documents;
+    expect(refused).toMatchObject({
+      filename: 'bomb.docx',
+      status: 'failed',
+      error: {
+        code: 'CHAT_ERR_PAYLOAD_TOO_LARGE',
+        status: 413,
+        message: 'bomb.docx: decompresses to more than 50 MiB (rag.max_uncompressed_bytes)',
+      },
+    });
+    expect(stored).toMatchObject({ filename: 'ok.docx', status: 'added', kind: 'docx' });
   });
 
   it('refuses an upload over server.upload_limit_bytes with 413 naming the limit, and stores none of it', async () => {

@@ -183,6 +183,10 @@ export function createIngest(options: IngestOptions): Ingest {
       ...(payload.text === undefined ? {} : { text: payload.text }),
       ...(filename === undefined ? {} : { filename }),
       ...(mediaType === undefined ? {} : { mediaType }),
+      limits: {
+        maxUncompressedBytes: config.max_uncompressed_bytes,
+        maxArchiveEntries: config.max_archive_entries,
+      },
     });
     const hash = contentHash(parsed.text);
     const docId = request.docId ?? deriveDocId(ownerId, source ?? filename ?? hash);

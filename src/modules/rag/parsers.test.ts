@@ -133,3 +133,64 @@ describe('parseDocument', () => {
     expect(empty.message).toContain('OCR');
   });
 });
+
+describe('parseDocument: compressed files are bounded (zip bombs)', () => {
+  const limits = { maxUncompressedBytes: 1024 * 1024, maxArchiveEntries: 20 };
+  const paragraphs = [{ text: 'Wing loading', style: 'Heading1' as const }, { text: 'Keep it low.' }];
+  const zeros = new Uint8Array(2 * 1024 * 1024);
+
+  it('reads a deflated DOCX and a deflated PDF within the limits', async () => {
+    const docx = await parseDocument({
+      bytes: makeDocx(paragraphs, undefined, { zip: { deflate: true } }),
+      filename: 'small.docx',
+      limits,
+    });
+    expect(docx.text).toContain('# Wing loading');
+    const pdf = await parseDocument({
+      bytes: makePdf([['Stall speed 48 knots']], undefined, { deflate: {}, padding: 1000 }),
+      filename: 'small.pdf',
+      limits,
+    });
+    expect(pdf.text).toContain('Stall speed 48 knots');
+  });
+
+  it('refuses a DOCX whose entries inflate past max_uncompressed_bytes, whatever their headers say', async () => {
+    for (const declaredSizes of [undefined, { 'word/media/zeros.bin': 10 }]) {
+      const bomb = makeDocx(paragraphs, undefined, {
+        files: { 'word/media/zeros.bin': zeros },
+        zip: { deflate: true, ...(declaredSizes === undefined ? {} : { declaredSizes }) },
+      });
+      // A small upload: 2 MiB of zeros deflate to about 2 KiB.
+      expect(bomb.length).toBeLessThan(10_000);
+      const error = await parseError(parseDocument({ bytes: bomb, filename: 'bomb.docx', limits }));
+      expect(error.code).toBe('CHAT_ERR_PAYLOAD_TOO_LARGE');
+      expect(error.message).toBe('bomb.docx: decompresses to more than 1 MiB (rag.max_uncompressed_bytes)');
+    }
+  });
+
+  it('refuses a DOCX with more entries than max_archive_entries', async () => {
+    const files = Object.fromEntries(
+      Array.from({ length: 30 }, (_, index) => [`word/media/${index}.txt`, 'x']),
+    );
+    const error = await parseError(
+      parseDocument({ bytes: makeDocx(paragraphs, undefined, { files }), filename: 'many.docx', limits }),
+    );
+    expect(error.code).toBe('CHAT_ERR_PAYLOAD_TOO_LARGE');
+    expect(error.message).toMatch(
+      /^many\.docx: has \d+ or more archive entries, more than 20 \(rag\.max_archive_entries\)$/,
+    );
+  });
+
+  it('refuses a PDF whose deflated streams inflate past max_uncompressed_bytes, deflated once or twice', async () => {
+    for (const passes of [1, 2]) {
+      const bomb = makePdf([['Stall speed 48 knots']], undefined, {
+        deflate: { passes },
+        padding: 2 * 1024 * 1024,
+      });
+      expect(bomb.length).toBeLessThan(20_000);
+      const error = await parseError(parseDocument({ bytes: bomb, filename: 'bomb.pdf', limits }));
+      expect(error.code).toBe('CHAT_ERR_PAYLOAD_TOO_LARGE');
+      expect(error.message).toBe('bomb.pdf: decompresses to more than 1 MiB (rag.max_uncompressed_bytes)');
+    }
+  });
+});

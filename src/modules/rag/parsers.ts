@@ -6,6 +6,12 @@
  */
 import { PlatformError } from '../../core/errors.ts';
 import type { ChunkFormat } from './chunker.ts';
+import {
+  checkPdfStreams,
+  checkZipArchive,
+  DEFAULT_DECOMPRESSION_LIMITS,
+  type DecompressionLimits,
+} from './decompression-limits.ts';
 
 /** The kinds of file the parser reads. */
 export type DocumentKind = 'text' | 'markdown' | 'html' | 'pdf' | 'docx';
@@ -18,6 +24,8 @@ export interface ParseInput {
   filename?: string;
   /** A MIME type (parameters such as `; charset=utf-8` are ignored). */
   mediaType?: string;
+  /** What a DOCX or PDF may inflate to (`DEFAULT_DECOMPRESSION_LIMITS` when absent). */
+  limits?: DecompressionLimits;
 }
 
 /** The text of a document, ready for chunking. */
@@ -168,10 +176,16 @@ async function parseKind(
     }
     case 'html':
       return htmlToMarkdown(textOf(input));
-    case 'pdf':
-      return parsePdf(bytesOf(input));
-    case 'docx':
-      return parseDocx(bytesOf(input));
+    case 'pdf': {
+      const bytes = bytesOf(input);
+      checkPdfStreams(bytes, input.filename ?? 'the document', input.limits ?? DEFAULT_DECOMPRESSION_LIMITS);
+      return parsePdf(bytes);
+    }
+    case 'docx': {
+      const bytes = bytesOf(input);
+      checkZipArchive(bytes, input.filename ?? 'the document', input.limits ?? DEFAULT_DECOMPRESSION_LIMITS);
+      return parseDocx(bytes);
+    }
   }
 }
 

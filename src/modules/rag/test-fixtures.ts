@@ -2,9 +2,7 @@
  * Test support (only *.test.ts import it): small but real PDF and DOCX files built from their specs at test
  * time, so the parser tests read genuine files without binary fixtures in the repository.
  */
-import { crc32 } from 'node:zlib';
-
-const encoder = new TextEncoder();
+import { crc32, deflateRawSync, deflateSync } from 'node:zlib';
 
 /** A PDF string literal: backslash and parentheses escaped (PDF 32000-1 §7.3.4.2). */
 function pdfString(text: string): string {
@@ -16,7 +14,16 @@ function pdfString(text: string): string {
  * Helvetica) and an Info dictionary carrying `title`. Cross-reference offsets are computed, so readers that
  * check the xref table accept it. ASCII text only (the standard font's encoding).
  */
-export function makePdf(pages: string[][], title?: string): Uint8Array {
+export function makePdf(
+  pages: string[][],
+  title?: string,
+  options: {
+    /** Deflate the page content streams (FlateDecode), `passes` times over (default 1). */
+    deflate?: { passes?: number };
+    /** Bytes of blank lines added to each page's content (before deflating): a small file, a large stream. */
+    padding?: number;
+  } = {},
+): Uint8Array {
   const objects: string[] = [];
   const pageCount = pages.length;
   const fontId = 3;
@@ -28,10 +35,20 @@ export function makePdf(pages: string[][], title?: string): Uint8Array {
   pages.forEach((lines, index) => {
     const pageId = 4 + index * 2;
     const drawing = lines.map((line) => `${pdfString(line)} Tj 0 -16 Td`).join('\n');
-    const stream = `BT\n/F1 12 Tf\n72 720 Td\n${drawing}\nET`;
+    const stream = `BT\n/F1 12 Tf\n72 720 Td\n${drawing}\nET${'\n'.repeat(options.padding ?? 0)}`;
     objects[pageId] =
       `<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 ${fontId} 0 R >> >> /Contents ${pageId + 1} 0 R >>`;
-    objects[pageId + 1] = `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`;
+    if (options.deflate === undefined) {
+      objects[pageId + 1] = `<< /Length ${stream.length} >>\nstream\n${stream}\nendstream`;
+    } else {
+      const passes = options.deflate.passes ?? 1;
+      let data: Buffer = Buffer.from(stream, 'latin1');
+      for (let pass = 0; pass < passes; pass++) data = deflateSync(data);
+      const filters = Array.from({ length: passes }, () => '/FlateDecode').join(' ');
+      // Latin-1 keeps the deflated bytes one character each, as the file is encoded below.
+      objects[pageId + 1] =
+        `<< /Length ${data.length} /Filter [${filters}] >>\nstream\n${data.toString('latin1')}\nendstream`;
+    }
   });
   const infoId = 4 + pageCount * 2;
   objects[infoId] = title === undefined ? '<< >>' : `<< /Title ${pdfString(title)} >>`;
@@ -46,27 +63,39 @@ export function makePdf(pages: string[][], title?: string): Uint8Array {
   body += `xref\n0 ${objects.length}\n0000000000 65535 f \n`;
   for (let id = 1; id < objects.length; id++) body += `${String(offsets[id]).padStart(10, '0')} 00000 n \n`;
   body += `trailer\n<< /Size ${objects.length} /Root 1 0 R /Info ${infoId} 0 R >>\nstartxref\n${xrefOffset}\n%%EOF\n`;
-  return encoder.encode(body);
+  // Latin-1: one byte per character, so the offsets above are byte offsets even with binary streams.
+  return new Uint8Array(Buffer.from(body, 'latin1'));
+}
+
+/** How `makeZip` writes its entries. */
+export interface ZipOptions {
+  /** Deflate every entry (method 8) instead of storing it (method 0). */
+  deflate?: boolean;
+  /** A false uncompressed size to declare for some entries (as a crafted zip bomb would). */
+  declaredSizes?: Record<string, number>;
 }
 
 /** A ZIP archive of the given files, stored without compression (every ZIP reader accepts method 0). */
-export function makeZip(files: Record<string, string>): Uint8Array {
+export function makeZip(files: Record<string, string | Uint8Array>, options: ZipOptions = {}): Uint8Array {
   const local: Buffer[] = [];
   const central: Buffer[] = [];
   let offset = 0;
   for (const [name, content] of Object.entries(files)) {
     const nameBytes = Buffer.from(name, 'utf8');
-    const data = Buffer.from(content, 'utf8');
-    const checksum = crc32(data);
+    const raw = typeof content === 'string' ? Buffer.from(content, 'utf8') : Buffer.from(content);
+    const checksum = crc32(raw);
+    const data = options.deflate === true ? deflateRawSync(raw) : raw;
+    const method = options.deflate === true ? 8 : 0;
+    const declared = options.declaredSizes?.[name] ?? raw.length;
     const header = Buffer.alloc(30);
     header.writeUInt32LE(0x04034b50, 0);
     header.writeUInt16LE(20, 4); // version needed
     header.writeUInt16LE(0x0800, 6); // UTF-8 names
-    header.writeUInt16LE(0, 8); // stored
+    header.writeUInt16LE(method, 8);
     header.writeUInt32LE(0, 10); // time and date
     header.writeUInt32LE(checksum, 14);
     header.writeUInt32LE(data.length, 18);
-    header.writeUInt32LE(data.length, 22);
+    header.writeUInt32LE(declared, 22);
     header.writeUInt16LE(nameBytes.length, 26);
     header.writeUInt16LE(0, 28);
     local.push(header, nameBytes, data);
@@ -75,11 +104,11 @@ export function makeZip(files: Record<string, string>): Uint8Array {
     entry.writeUInt16LE(20, 4);
     entry.writeUInt16LE(20, 6);
     entry.writeUInt16LE(0x0800, 8);
-    entry.writeUInt16LE(0, 10);
+    entry.writeUInt16LE(method, 10);
     entry.writeUInt32LE(0, 12);
     entry.writeUInt32LE(checksum, 16);
     entry.writeUInt32LE(data.length, 20);
-    entry.writeUInt32LE(data.length, 24);
+    entry.writeUInt32LE(declared, 24);
     entry.writeUInt16LE(nameBytes.length, 28);
     entry.writeUInt32LE(offset, 42);
     central.push(entry, nameBytes);
@@ -110,7 +139,11 @@ export interface DocxParagraph {
  * and a styles part defining the heading styles so converters map them to headings. `title` goes into the
  * core properties (docProps/core.xml).
  */
-export function makeDocx(paragraphs: DocxParagraph[], title?: string): Uint8Array {
+export function makeDocx(
+  paragraphs: DocxParagraph[],
+  title?: string,
+  extra: { files?: Record<string, string | Uint8Array>; zip?: ZipOptions } = {},
+): Uint8Array {
   const ns = 'http://schemas.openxmlformats.org/wordprocessingml/2006/main';
   const body = paragraphs
     .map(({ text, style }) => {
@@ -120,32 +153,36 @@ export function makeDocx(paragraphs: DocxParagraph[], title?: string): Uint8Arra
     .join('');
   const style = (id: string, name: string) =>
     `<w:style w:type="paragraph" w:styleId="${id}"><w:name w:val="${name}"/></w:style>`;
-  return makeZip({
-    '[Content_Types].xml':
-      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-      '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
-      '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
-      '<Default Extension="xml" ContentType="application/xml"/>' +
-      '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>' +
-      '<Override PartName="/word/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"/>' +
-      '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>' +
-      '</Types>',
-    '_rels/.rels':
-      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-      '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
-      '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>' +
-      '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/>' +
-      '</Relationships>',
-    'word/_rels/document.xml.rels':
-      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-      '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
-      '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>' +
-      '</Relationships>',
-    'word/styles.xml': `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:styles xmlns:w="${ns}">${style('Title', 'Title')}${style('Heading1', 'heading 1')}${style('Heading2', 'heading 2')}</w:styles>`,
-    'word/document.xml': `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="${ns}"><w:body>${body}</w:body></w:document>`,
-    'docProps/core.xml':
-      '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
-      '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">' +
-      `<dc:title>${xmlText(title ?? '')}</dc:title></cp:coreProperties>`,
-  });
+  return makeZip(
+    {
+      '[Content_Types].xml':
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
+        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">' +
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>' +
+        '<Default Extension="xml" ContentType="application/xml"/>' +
+        '<Override PartName="/word/document.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/>' +
+        '<Override PartName="/word/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.styles+xml"/>' +
+        '<Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>' +
+        '</Types>',
+      '_rels/.rels':
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/>' +
+        '<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/>' +
+        '</Relationships>',
+      'word/_rels/document.xml.rels':
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
+        '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">' +
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/>' +
+        '</Relationships>',
+      'word/styles.xml': `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:styles xmlns:w="${ns}">${style('Title', 'Title')}${style('Heading1', 'heading 1')}${style('Heading2', 'heading 2')}</w:styles>`,
+      'word/document.xml': `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><w:document xmlns:w="${ns}"><w:body>${body}</w:body></w:document>`,
+      'docProps/core.xml':
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>' +
+        '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/">' +
+        `<dc:title>${xmlText(title ?? '')}</dc:title></cp:coreProperties>`,
+      ...extra.files,
+    },
+    extra.zip,
+  );
 }

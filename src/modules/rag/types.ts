@@ -25,6 +25,10 @@ export interface RagConfig {
   max_top_k: number;
   /** Largest document accepted, in bytes (of the upload, before parsing). */
   max_document_bytes: number;
+  /** Most bytes a compressed document (DOCX entries, PDF streams) may inflate to, all together. */
+  max_uncompressed_bytes: number;
+  /** Most entries a DOCX (ZIP) archive may have. */
+  max_archive_entries: number;
   /** How long `parley ingest` waits for one document (parsing a big PDF, embedding later). */
   ingest_timeout_ms: number;
   /** Document texts kept in memory to build hits without reading `content.txt` again. */
