@@ -1,25 +1,27 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
-import { appendJsonLine } from '../../storage/json-lines.ts';
+import { encodeJsonLine } from '../../storage/json-lines.ts';
 import type { SessionLog } from './history-cache.ts';
 import { messagesKey } from './sessions.ts';
 import type { MessagesPage } from './types.ts';
 
 /**
  * A session's messages live in `{user_id}/{session_id}/messages.jsonl`, one JSON message per line. Each
- * message is one append (atomic per line, durable before it resolves), so two turns of one session running
- * at once interleave whole messages; the log's order is the order of the appends.
+ * append holds whole lines (atomic, durable before it resolves), so two turns of one session running at
+ * once interleave whole messages; the log's order is the order of the appends.
  */
 
-/** Appends one message to the session's log; durable when the promise resolves. */
-export function appendMessage(
+/** Appends messages to the session's log, in order, in one append; durable when the promise resolves. */
+export function appendMessages(
   storage: ModuleStorage,
   userId: string,
   sessionId: string,
-  message: Message,
+  messages: readonly Message[],
 ): Promise<void> {
-  return appendJsonLine(storage, messagesKey(userId, sessionId), message);
+  const lines = messages.map((message) => encodeJsonLine(message));
+  const bytes = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
+  return storage.append(messagesKey(userId, sessionId), bytes);
 }
 
 /**

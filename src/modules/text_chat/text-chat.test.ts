@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { countTokens } from 'gpt-tokenizer';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPlatformError, type PlatformError } from '../../core/errors.ts';
@@ -241,6 +243,72 @@ describe('text_chat turns', () => {
     expect(
       harness.events('chat.response.delta').map((event) => (event.data as ChatResponseDelta).text),
     ).toEqual(['abc']);
+  });
+
+  it('shows nothing of a streamed reply before the user message is in the log', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 1 } } });
+    const session = await newSession(harness);
+    harness.script({ kind: 'hang', chunks: ['Thinking'] });
+    const turnId = newId();
+    const logPath = join(harness.dataDir, `sessions/u1/${session.id}/messages.jsonl`);
+    let logAtFirstDelta: string[] | undefined;
+    harness.bus.on(
+      'chat.response.delta',
+      (event) => {
+        if (event.correlationId !== turnId || logAtFirstDelta !== undefined) return;
+        // Read at once, while the model is still generating: only the user message can be there.
+        try {
+          logAtFirstDelta = readFileSync(logPath, 'utf8')
+            .trimEnd()
+            .split('\n')
+            .map((line) => (JSON.parse(line) as Message).content);
+        } catch {
+          logAtFirstDelta = []; // no log yet
+        }
+        void harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
+      },
+      { mode: 'local' },
+    );
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi' }, turnId);
+    expect(logAtFirstDelta).toEqual(['Hi']);
+    const types = harness.events('>').map((event) => event.type);
+    expect(types.indexOf('message.received')).toBeLessThan(types.indexOf('chat.response.delta'));
+  });
+
+  it('stores the user message of a turn that is not streamed with its reply, or alone once reply_commit_window_ms ran out', async () => {
+    const harness = await start({ text_chat: { reply_commit_window_ms: 20 } });
+    const session = await newSession(harness);
+    const log = async () =>
+      (await harness.readDataFile(`sessions/u1/${session.id}/messages.jsonl`).catch(() => ''))
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => (JSON.parse(line) as Message).content);
+
+    // A model that answers at once: user message and reply are stored together, then shown.
+    harness.script({ kind: 'reply', chunks: ['Hello'] });
+    await send(harness, { userId: 'u1', sessionId: session.id, content: 'Hi', stream: false });
+    expect(await log()).toEqual(['Hi', 'Hello']);
+    const types = harness.events('>').map((event) => event.type);
+    expect(types.filter((type) => /^(message\.received|chat\.response\.(delta|end))$/.test(type))).toEqual([
+      'message.received',
+      'chat.response.delta',
+      'chat.response.end',
+    ]);
+
+    // A slow model: the user message does not wait for it beyond the window.
+    harness.script({ kind: 'hang', chunks: ['Let me think'] });
+    const turnId = newId();
+    const turn = send(
+      harness,
+      { userId: 'u1', sessionId: session.id, content: 'A hard one', stream: false },
+      turnId,
+    );
+    while (harness.events('message.received').length < 2)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await log()).toEqual(['Hi', 'Hello', 'A hard one']);
+    await harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
+    expect((await turn).metadata.finishReason).toBe('cancelled');
+    expect(await log()).toEqual(['Hi', 'Hello', 'A hard one', 'Let me think']);
   });
 
   it('rejects a message over max_message_length with a ValidationError naming the limit', async () => {

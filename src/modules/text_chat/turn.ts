@@ -14,7 +14,6 @@ import { createDeltaChunker } from './delta-chunker.ts';
 import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
 import type { HistoryCache } from './history-cache.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
-import { appendMessage } from './messages.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
@@ -27,6 +26,7 @@ import type {
   StreamingConfig,
   TextChatConfig,
 } from './types.ts';
+import { createPendingUserMessage, type PendingUserMessage, storedUserMessage } from './user-message.ts';
 import {
   codePointLength,
   optionalModelName,
@@ -161,10 +161,12 @@ export async function runTurn(
     history: log,
     turnId,
   });
-  let userMessage = earlier.user;
+  // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
+  const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
-  let history: MessageSequence = log;
-  if (userMessage === undefined) {
+  let history: MessageSequence;
+  let userMessage: PendingUserMessage;
+  if (earlier.user === undefined) {
     const stored: Message = {
       id: newId(),
       content: input.content,
@@ -172,17 +174,24 @@ export async function runTurn(
       timestamp: new Date().toISOString(),
       metadata: { sessionId, turnId } satisfies MessageMetadata,
     };
-    userMessage = stored;
-    // Durable before the model is called: the user's message survives whatever happens next.
-    await appendMessage(ctx.storage, userId, sessionId, stored);
+    // Stored while the model works, and durable before any of the reply is shown (user-message.ts).
+    userMessage = createPendingUserMessage({
+      storage: ctx.storage,
+      sessions,
+      userId,
+      sessionId,
+      message: stored,
+      windowMs: streamed ? 0 : config.reply_commit_window_ms,
+      onStored: (message) => safeEmit(ctx, 'message.received', { userId, sessionId, message }, envelope),
+    });
     history = { count: log.count + 1, at: (index) => (index === log.count ? stored : log.at(index)) };
-    await safeEmit(ctx, 'message.received', { userId, sessionId, message: stored }, envelope);
   } else {
     // A redelivered turn whose reply was never stored: its history ends at its own message.
-    const own = userMessage;
+    const own = earlier.user;
     let end = log.count;
     while (end > 0 && log.at(end - 1) !== own) end--;
     history = { count: end, at: (index) => log.at(index) };
+    userMessage = storedUserMessage(ctx.storage, sessions, userId, sessionId);
   }
 
   try {
@@ -213,13 +222,20 @@ export async function runTurn(
     if (system !== undefined) request.system = system;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
-    const streaming: StreamingConfig =
-      config.streaming.enabled && input.stream
-        ? config.streaming
-        : { ...config.streaming, chunk_size: Number.POSITIVE_INFINITY };
-    const outcome = await generate(deps, request, turnId, userId, streaming, (text) =>
-      safeEmit(ctx, 'chat.response.delta', { turnId, sessionId, text }, envelope),
-    );
+    const streaming: StreamingConfig = streamed
+      ? config.streaming
+      : { ...config.streaming, chunk_size: Number.POSITIVE_INFINITY };
+    const emitDelta = (text: string) =>
+      safeEmit(ctx, 'chat.response.delta', { turnId, sessionId, text }, envelope);
+    // A turn that is not streamed shows its one delta after the reply is stored.
+    const heldBack: string[] = [];
+    const outcome = await generate(deps, request, turnId, userId, streaming, (text) => {
+      if (!streamed) {
+        heldBack.push(text);
+        return Promise.resolve();
+      }
+      return userMessage.durable ? emitDelta(text) : userMessage.store().then(() => emitDelta(text));
+    });
 
     const replyMetadata: MessageMetadata = { sessionId, turnId, model, finishReason: outcome.finishReason };
     if (persona !== undefined) replyMetadata.personaId = persona.id;
@@ -233,13 +249,10 @@ export async function runTurn(
       timestamp: new Date().toISOString(),
       metadata: { ...replyMetadata },
     };
-    // A session deleted during the turn stays deleted (NotFoundError): writing the reply would recreate
-    // its folder.
-    await sessions.assertExists(userId, sessionId);
     // A failed generation keeps its partial text (marked with the error); an empty one is not a message.
-    if (outcome.error === undefined || outcome.text !== '') {
-      await appendMessage(ctx.storage, userId, sessionId, reply);
-    }
+    // A session deleted during the turn stays deleted (NotFoundError): nothing is written.
+    await userMessage.storeWith(outcome.error === undefined || outcome.text !== '' ? reply : undefined);
+    for (const text of heldBack) await emitDelta(text);
     // updatedAt follows the newest message; written a little later, off the turn's path.
     sessions.touch(userId, sessionId, reply.timestamp);
     if (outcome.error !== undefined) throw outcome.error;
@@ -253,6 +266,8 @@ export async function runTurn(
     );
     return reply;
   } catch (caught) {
+    // The user's message is stored whatever failed (unless storing it is what failed).
+    await userMessage.store().catch(() => {});
     const error = toPlatformError(caught);
     ctx.log.warn({ turnId, sessionId, code: error.code, err: caught }, 'turn failed');
     await safeEmit(ctx, 'chat.response.error', { turnId, sessionId, error: error.toJSON() }, envelope);

@@ -16,6 +16,8 @@ export interface TextChatConfig {
   history_token_budget: number;
   /** A turn still generating after this long is aborted (also the server's request timeout). */
   turn_timeout_ms: number;
+  /** A turn that is not streamed waits this long for its reply to store the user message with it. */
+  reply_commit_window_ms: number;
   /** Networked bus: heartbeats of running turns, and when a silent turn is asked of another node. */
   turn_recovery: TurnRecoveryConfig;
   /** The model when neither request, session nor persona names one; else `llm.default_model`. */

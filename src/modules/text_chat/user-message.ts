@@ -1,0 +1,97 @@
+import type { ModuleStorage } from '../../core/module.ts';
+import type { Message } from '../../core/types.ts';
+import { appendMessages } from './messages.ts';
+import type { SessionStore } from './sessions.ts';
+
+/**
+ * The user's message of a turn on its way to the log, stored while the model is already working on the
+ * reply (neither needs the other), and always before anything of the reply is shown:
+ *
+ * - a streamed turn starts storing it at once, and its first delta waits until it is durable;
+ * - a turn that is not streamed shows nothing before its reply is stored, so the user message waits up to
+ *   `windowMs` for the reply and goes to the log in the same append (one fsync instead of two); a reply
+ *   that takes longer finds the user message already stored when the window ran out.
+ *
+ * Either way the user message is durable before any byte of the reply leaves, and before the turn is
+ * acknowledged. What the window changes is only how soon it is stored while nothing has been answered.
+ */
+export interface PendingUserMessage {
+  /** True once the user message is durable. */
+  readonly durable: boolean;
+  /** Stores the user message now unless that has begun; resolves once it is durable. */
+  store(): Promise<void>;
+  /**
+   * Stores `reply` after the user message: in one append with it when it was not stored yet, else on its
+   * own once the user message is durable. Undefined `reply`: the user message alone.
+   */
+  storeWith(reply: Message | undefined): Promise<void>;
+}
+
+export interface PendingUserMessageOptions {
+  storage: ModuleStorage;
+  sessions: SessionStore;
+  userId: string;
+  sessionId: string;
+  message: Message;
+  /** How long the user message waits for the reply; 0: stored at once. */
+  windowMs: number;
+  /** Told once the user message is durable (emits `message.received`). */
+  onStored: (message: Message) => Promise<void>;
+}
+
+/** Starts the wait for a new user message (and, with `windowMs` 0, its storing). */
+export function createPendingUserMessage(options: PendingUserMessageOptions): PendingUserMessage {
+  const { storage, sessions, userId, sessionId, message } = options;
+  let stored: Promise<void> | undefined;
+  let durable = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  function begin(messages: Message[]): Promise<void> {
+    clearTimeout(timer);
+    stored = (async () => {
+      // The session may have been deleted since the turn began: writing would bring its folder back.
+      await sessions.assertExists(userId, sessionId);
+      await appendMessages(storage, userId, sessionId, messages);
+      durable = true;
+      await options.onStored(message);
+    })();
+    // Awaited by whoever needs it; a failure before then must not count as unhandled.
+    stored.catch(() => {});
+    return stored;
+  }
+
+  const pending: PendingUserMessage = {
+    get durable() {
+      return durable;
+    },
+    store: () => stored ?? begin([message]),
+    async storeWith(reply) {
+      if (stored === undefined) return begin(reply === undefined ? [message] : [message, reply]);
+      await stored;
+      if (reply === undefined) return;
+      await sessions.assertExists(userId, sessionId);
+      await appendMessages(storage, userId, sessionId, [reply]);
+    },
+  };
+  if (options.windowMs <= 0) void pending.store();
+  else timer = setTimeout(() => void pending.store(), options.windowMs);
+  return pending;
+}
+
+/** The user message of a turn delivered again (its node died), already in the log. */
+export function storedUserMessage(
+  storage: ModuleStorage,
+  sessions: SessionStore,
+  userId: string,
+  sessionId: string,
+): PendingUserMessage {
+  return {
+    durable: true,
+    store: async () => {},
+    async storeWith(reply) {
+      if (reply === undefined) return;
+      await sessions.assertExists(userId, sessionId);
+      await appendMessages(storage, userId, sessionId, [reply]);
+    },
+  };
+}
