@@ -2,8 +2,9 @@
  * parley as a user sets it up in-process: `createPlatform()` with the repository's config (every module,
  * flatfile storage in a temp dir: each message an fsynced append) and the zero-latency AI SDK mock model as
  * its `llm` (bench/chat's). A turn is the chat contract's `message.send` on the bus — what the HTTP server
- * sends — with the session's history from storage within text_chat's token budget. Rate limiting is off
- * (a benchmark is not a person).
+ * sends for a JSON (not streamed) reply, as the peers' `generate`/`invoke`/`generateText` calls are not
+ * streamed either — with the session's history from storage within text_chat's token budget. Rate limiting
+ * is off (a benchmark is not a person).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,7 +37,7 @@ export async function setup(): Promise<Subject> {
     async turn(sessionId, content) {
       const reply = await bus.request<Message>(
         'message.send',
-        { userId, sessionId, content },
+        { userId, sessionId, content, stream: false },
         { correlationId: newId(), userId, sessionId, timeout: 120_000 },
       );
       return reply.content;
