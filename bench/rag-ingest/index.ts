@@ -69,6 +69,7 @@ try {
         ownerId: OWNER,
         filename: `cran-${document.id}.txt`,
         content: documentText(document),
+        ...(document.title === '' ? {} : { title: document.title }),
       });
       chunks += result.chunks;
     } catch {

@@ -288,7 +288,8 @@ async function ingest(): Promise<IngestRow[]> {
         text: documentText(document),
         format: 'text',
       })) {
-        bm25.add(chunk, { ownerId: 'bench' });
+        // As rag indexes a chunk: with its document's title in the title field.
+        bm25.add({ ...chunk, title: document.title }, { ownerId: 'bench' });
         chunks++;
       }
     }
@@ -325,7 +326,7 @@ async function ingest(): Promise<IngestRow[]> {
         text: documentText(document),
         format: 'text',
       });
-      for (const chunk of documentChunks) bm25.add(chunk, { ownerId: 'bench' });
+      for (const chunk of documentChunks) bm25.add({ ...chunk, title: document.title }, { ownerId: 'bench' });
       await setDocumentVectors(index, embedder, document.id, documentChunks);
       chunks += documentChunks.length;
     }
