@@ -11,6 +11,9 @@
  * remembered bytes are the stored ones (after a delete: none). A failed change, overlapping changes, an
  * append to an uncached key, or to a `.jsonl` value that ends in a torn line (the driver cuts it off
  * before appending) leave the key uncached.
+ *
+ * `readFrom` answers a hit with a copy of the value's tail only: a reader following a long log pays for
+ * its new lines, not for the whole log.
  */
 
 import { isJsonLinesKey } from './json-lines.ts';
@@ -174,6 +177,17 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
 
   return {
     read: (key) => readThrough(key),
+    async readFrom(key, offset) {
+      const cached = lookup(key);
+      if (cached !== undefined) {
+        counters.hits += 1;
+        // Only the tail is copied: what a reader of a long log's new lines needs.
+        return cached.value?.slice(Math.min(offset, cached.value.length));
+      }
+      // A miss reads the whole value, which fills the cache (and later appends extend it).
+      const value = await readThrough(key);
+      return value?.subarray(Math.min(offset, value.length));
+    },
     async exists(key) {
       const cached = lookup(key);
       if (cached === undefined) return storage.exists(key);

@@ -20,5 +20,6 @@ export {
   readJsonLines,
 } from './json-lines.ts';
 export { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from './keys.ts';
+export { type ReadableFrom, readFrom } from './read-from.ts';
 export { scopeStorage } from './scoped.ts';
 export type { Storage, StorageBackendName } from './types.ts';

@@ -6,6 +6,7 @@
 
 import { StorageUnavailableError } from '../core/errors.ts';
 import { assertValidKey, assertValidPrefix } from './keys.ts';
+import { readFrom } from './read-from.ts';
 import type { Storage } from './types.ts';
 
 /**
@@ -36,6 +37,7 @@ export function scopeStorage(storage: Storage, root: string): Storage {
 
   return {
     read: (key) => run(key, (fullKey) => storage.read(fullKey)),
+    readFrom: (key, offset) => run(key, (fullKey) => readFrom(storage, fullKey, offset)),
     write: (key, data) => run(key, (fullKey) => storage.write(fullKey, data)),
     delete: (key) => run(key, (fullKey) => storage.delete(fullKey)),
     exists: (key) => run(key, (fullKey) => storage.exists(fullKey)),

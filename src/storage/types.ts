@@ -10,6 +10,12 @@
 export interface Storage {
   /** The bytes stored at `key`, or `undefined` when there are none. */
   read(key: string): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: the bytes stored at `key` from byte `offset` on (empty when the value is not longer), or
+   * `undefined` when there are none — for a storage that can give the end of a value without copying all
+   * of it. Callers use `readFrom()` (read-from.ts), which falls back to `read`.
+   */
+  readFrom?(key: string, offset: number): Promise<Uint8Array | undefined>;
   /** Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. */
   write(key: string, data: Uint8Array): Promise<boolean>;
   /** Removes `key`; `false` when it did not exist. */

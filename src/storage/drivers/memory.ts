@@ -45,6 +45,15 @@ export function createMemoryStorage(): Storage {
       entry.chunks = [joined];
       return joined.slice();
     },
+    async readFrom(key, offset) {
+      assertValidKey(key);
+      assertOpen();
+      const entry = entries.get(key);
+      if (entry === undefined) return undefined;
+      const joined = join(entry.chunks);
+      entry.chunks = [joined];
+      return joined.slice(Math.min(offset, joined.length));
+    },
     async write(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
