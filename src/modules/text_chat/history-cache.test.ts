@@ -67,6 +67,49 @@ describe('createHistoryCache', () => {
     expect((await cache.load(storage, 'u1', 's1')).count).toBe(0);
   });
 
+  it('reads only the end of a log it holds, and a log grown by two loads at once once', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const reads: string[] = [];
+    const view = {
+      ...storage,
+      read: (key: string) => {
+        reads.push('read');
+        return storage.read(key);
+      },
+      readFrom: (key: string, offset: number) => {
+        reads.push(`from ${offset}`);
+        return storage.readFrom!(key, offset);
+      },
+    };
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    for (const id of ['a', 'b', 'c']) await log.append(message(id));
+    expect(ids(await cache.load(view, 'u1', 's1'))).toEqual(['a', 'b', 'c']);
+    await log.append(message('d'));
+    const [first, second] = await Promise.all([cache.load(view, 'u1', 's1'), cache.load(view, 'u1', 's1')]);
+    expect(ids(first)).toEqual(['a', 'b', 'c', 'd']);
+    expect(ids(second)).toEqual(['a', 'b', 'c', 'd']);
+    const length = (await storage.read(messagesKey('u1', 's1')))!.length;
+    const before = length - encodeJsonLine(message('d')).length;
+    expect(reads[0]).toBe('read');
+    expect(reads.slice(1).every((read) => read.startsWith('from '))).toBe(true);
+    expect(Number(reads[1]!.slice(5))).toBe(before - 64);
+  });
+
+  it('hands back the message objects this node appended, once their lines are read', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    await log.append(message('a'));
+    await cache.load(storage, 'u1', 's1');
+    const own = message('b', 'assistant', 'turn-a');
+    await log.append(own);
+    cache.appended('u1', 's1', [own]);
+    const loaded = await cache.load(storage, 'u1', 's1');
+    expect(loaded.at(1)).toBe(own);
+    expect(loaded.turn('turn-a').reply).toBe(own);
+  });
+
   it('ignores a torn last line until it is whole', async () => {
     const storage = createMemoryStorage();
     const cache = createHistoryCache({ maxBytes: 1 << 20 });

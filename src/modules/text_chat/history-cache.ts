@@ -1,14 +1,19 @@
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import { parseJsonLines } from '../../storage/json-lines.ts';
+import { type ReadableFrom, readFrom } from '../../storage/read-from.ts';
 import { messagesKey } from './sessions.ts';
 
 /**
  * A per-node cache of parsed session logs, so a turn does not parse (and tokenize) the whole history
- * again. The log in storage stays the truth: every load reads it, and only the lines past the cached end
- * are parsed. Storage is shared between nodes (redis, s3), so another node may have appended since; the
- * read sees that, and a log that no longer starts with what was cached (deleted, replaced) is parsed
- * again from the start. So the cache changes the cost of a turn, never what it sees.
+ * again. The log in storage stays the truth: every load reads it — only from a little before the cached
+ * end (`readFrom`: the read cache copies just that tail), so a long log costs a turn its new lines — and
+ * parses only the lines past the cached end. Storage is shared between nodes (redis, s3), so another node
+ * may have appended since; the read sees that, and a log that no longer holds the cached end's last bytes
+ * where they were (deleted, replaced) is read and parsed again from the start. So the cache changes the
+ * cost of a turn, never what it sees. The messages this node appended itself (`appended`) are taken back
+ * as the same objects when their lines are parsed, so what was worked out for them (token counts, the
+ * model's form) is not worked out again.
  */
 
 const NEWLINE = 0x0a;
@@ -39,11 +44,17 @@ interface Entry {
   length: number;
   /** The last bytes before `length`, to tell the same log from another one. */
   fingerprint: Uint8Array;
+  /** Messages this node appended whose lines are not parsed yet, by id. */
+  appended: Map<string, Message>;
+  /** The length counted in the cache's byte total. */
+  counted: number;
 }
 
 export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
-  load(storage: ModuleStorage, userId: string, sessionId: string): Promise<SessionLog>;
+  load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
+  /** Tells the cache these messages were just appended to the session's log by this node. */
+  appended(userId: string, sessionId: string, messages: readonly Message[]): void;
   /** Drops a session (it was deleted). */
   forget(userId: string, sessionId: string): void;
   /** Sessions and log bytes cached now (for tests and diagnostics). */
@@ -55,8 +66,12 @@ export interface HistoryCacheOptions {
   maxBytes: number;
 }
 
-function index(entry: Entry, messages: readonly Message[]): void {
-  for (const message of messages) {
+function index(entry: Entry, parsed: readonly Message[]): void {
+  for (const line of parsed) {
+    // The object this node appended, when the line is one of those (same id, same text).
+    const own = entry.appended.get(line.id);
+    const message = own !== undefined && own.content === line.content && own.role === line.role ? own : line;
+    entry.appended.delete(line.id);
     const position = entry.messages.push(message) - 1;
     const turnId = message.metadata.turnId;
     if (typeof turnId !== 'string') continue;
@@ -89,17 +104,30 @@ function snapshot(entry: Entry): SessionLog {
   };
 }
 
-function sameBytes(bytes: Uint8Array, end: number, fingerprint: Uint8Array): boolean {
-  if (end < fingerprint.length) return false;
-  const start = end - fingerprint.length;
-  for (let offset = 0; offset < fingerprint.length; offset++) {
-    if (bytes[start + offset] !== fingerprint[offset]) return false;
+function newEntry(appended = new Map<string, Message>()): Entry {
+  return { messages: [], turns: new Map(), length: 0, fingerprint: new Uint8Array(0), appended, counted: 0 };
+}
+
+/** Whether `bytes` starts with `prefix`. */
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let offset = 0; offset < prefix.length; offset++) {
+    if (bytes[offset] !== prefix[offset]) return false;
   }
   return true;
 }
 
-function newEntry(): Entry {
-  return { messages: [], turns: new Map(), length: 0, fingerprint: new Uint8Array(0) };
+/**
+ * Parses the whole lines of `fresh` (the log's bytes past `entry.length`) into `entry`. `bytes` holds
+ * `fresh` at `offset`, after what came before it, for the new fingerprint. Only whole lines count: an
+ * unterminated last line is a write torn by a crash, never acknowledged.
+ */
+function extend(entry: Entry, fresh: Uint8Array, offset: number, bytes: Uint8Array, key: string): void {
+  const end = fresh.lastIndexOf(NEWLINE) + 1;
+  if (end === 0) return;
+  index(entry, parseJsonLines<Message>(fresh.subarray(0, end), key));
+  entry.length += end;
+  entry.fingerprint = bytes.slice(Math.max(0, offset + end - FINGERPRINT_BYTES), offset + end);
 }
 
 /** Creates the cache (one per text_chat instance). */
@@ -111,53 +139,55 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
   function remember(key: string, entry: Entry): void {
     const previous = entries.get(key);
     if (previous !== undefined) {
-      bytes -= previous.length;
+      bytes -= previous.counted;
       entries.delete(key);
     }
     if (entry.length > options.maxBytes) return;
     entries.set(key, entry);
-    bytes += entry.length;
+    entry.counted = entry.length;
+    bytes += entry.counted;
     for (const [oldestKey, oldest] of entries) {
       if (bytes <= options.maxBytes) break;
       entries.delete(oldestKey);
-      bytes -= oldest.length;
+      bytes -= oldest.counted;
     }
   }
 
   return {
     async load(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
-      const stored = (await storage.read(key)) ?? new Uint8Array(0);
-      // Only whole lines count: an unterminated last line is a write torn by a crash, never acknowledged.
-      const end = stored.lastIndexOf(NEWLINE) + 1;
-      const cached = entries.get(key);
-      let entry: Entry;
-      if (
-        cached !== undefined &&
-        end >= cached.length &&
-        sameBytes(stored, cached.length, cached.fingerprint)
-      ) {
-        if (end === cached.length) {
-          remember(key, cached);
-          return snapshot(cached);
+      let cached = entries.get(key);
+      while (cached !== undefined && cached.length > 0) {
+        // Only the bytes from the fingerprint on: they must still be there, followed by what is new.
+        const { length, fingerprint } = cached;
+        const tail = await readFrom(storage, key, length - fingerprint.length);
+        // Another load of this log parsed more meanwhile (or dropped it): start again from where it is.
+        if (entries.get(key) !== cached || cached.length !== length) {
+          cached = entries.get(key);
+          continue;
         }
-        entry = cached;
-        index(entry, parseJsonLines<Message>(stored.subarray(cached.length, end), key));
-      } else {
-        entry = newEntry();
-        index(entry, parseJsonLines<Message>(stored.subarray(0, end), key));
+        if (tail === undefined || !startsWith(tail, fingerprint)) break;
+        extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
+        remember(key, cached);
+        return snapshot(cached);
       }
-      entry.length = end;
-      entry.fingerprint = stored.slice(Math.max(0, end - FINGERPRINT_BYTES), end);
+      const stored = (await storage.read(key)) ?? new Uint8Array(0);
+      const entry = newEntry(entries.get(key)?.appended);
+      extend(entry, stored, 0, stored, key);
       remember(key, entry);
       return snapshot(entry);
+    },
+    appended(userId, sessionId, messages) {
+      const entry = entries.get(messagesKey(userId, sessionId));
+      if (entry === undefined) return;
+      for (const message of messages) entry.appended.set(message.id, message);
     },
     forget(userId, sessionId) {
       const key = messagesKey(userId, sessionId);
       const entry = entries.get(key);
       if (entry === undefined) return;
       entries.delete(key);
-      bytes -= entry.length;
+      bytes -= entry.counted;
     },
     size: () => ({ sessions: entries.size, bytes }),
   };

@@ -161,6 +161,8 @@ export async function runTurn(
     history: log,
     turnId,
   });
+  // The history cache takes back the objects this turn stores (their token counts are known).
+  const onAppended = (messages: readonly Message[]) => deps.history.appended(userId, sessionId, messages);
   // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
   const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
@@ -183,6 +185,7 @@ export async function runTurn(
       message: stored,
       windowMs: streamed ? 0 : config.reply_commit_window_ms,
       onStored: (message) => safeEmit(ctx, 'message.received', { userId, sessionId, message }, envelope),
+      onAppended,
     });
     history = { count: log.count + 1, at: (index) => (index === log.count ? stored : log.at(index)) };
   } else {
@@ -191,7 +194,7 @@ export async function runTurn(
     let end = log.count;
     while (end > 0 && log.at(end - 1) !== own) end--;
     history = { count: end, at: (index) => log.at(index) };
-    userMessage = storedUserMessage(ctx.storage, sessions, userId, sessionId);
+    userMessage = storedUserMessage({ storage: ctx.storage, sessions, userId, sessionId, onAppended });
   }
 
   try {

@@ -45,6 +45,7 @@ async function setup(windowMs: number) {
     message: user,
     windowMs,
     onStored: async (stored) => void received.push(stored),
+    onAppended: () => {},
   });
   const log = () => readJsonLines<Message>(storage, messagesKey('u1', session.id));
   return { storage, sessions, session, user, received, pending, log };

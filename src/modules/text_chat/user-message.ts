@@ -37,6 +37,8 @@ export interface PendingUserMessageOptions {
   windowMs: number;
   /** Told once the user message is durable (emits `message.received`). */
   onStored: (message: Message) => Promise<void>;
+  /** Told of every append this makes, once it is durable (the history cache keeps the objects). */
+  onAppended: (messages: readonly Message[]) => void;
 }
 
 /** Starts the wait for a new user message (and, with `windowMs` 0, its storing). */
@@ -52,6 +54,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       // The session may have been deleted since the turn began: writing would bring its folder back.
       await sessions.assertExists(userId, sessionId);
       await appendMessages(storage, userId, sessionId, messages);
+      options.onAppended(messages);
       durable = true;
       await options.onStored(message);
     })();
@@ -71,6 +74,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       if (reply === undefined) return;
       await sessions.assertExists(userId, sessionId);
       await appendMessages(storage, userId, sessionId, [reply]);
+      options.onAppended([reply]);
     },
   };
   if (options.windowMs <= 0) void pending.store();
@@ -80,11 +84,9 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
 
 /** The user message of a turn delivered again (its node died), already in the log. */
 export function storedUserMessage(
-  storage: ModuleStorage,
-  sessions: SessionStore,
-  userId: string,
-  sessionId: string,
+  options: Pick<PendingUserMessageOptions, 'storage' | 'sessions' | 'userId' | 'sessionId' | 'onAppended'>,
 ): PendingUserMessage {
+  const { storage, sessions, userId, sessionId } = options;
   return {
     durable: true,
     store: async () => {},
@@ -92,6 +94,7 @@ export function storedUserMessage(
       if (reply === undefined) return;
       await sessions.assertExists(userId, sessionId);
       await appendMessages(storage, userId, sessionId, [reply]);
+      options.onAppended([reply]);
     },
   };
 }
