@@ -116,6 +116,63 @@ describe.skipIf(!sharedReachable && !IN_CI)('redis driver on the shared Redis', 
     expect(lines).toHaveLength(400);
     expect(new Set(lines.map((line) => line.index)).size).toBe(400);
   });
+
+  it('applies operations issued behind a write that creates its key in call order', async () => {
+    // Creating a key takes two round trips (SET XX finds nothing, then the create script): whatever was
+    // issued meanwhile must still land after it.
+    const storage = await open('order');
+    const settled = await Promise.all([
+      storage.write('logs/new.jsonl', bytes('first\n')),
+      storage.append('logs/new.jsonl', bytes('second\n')),
+      storage.exists('logs/new.jsonl'),
+      storage.list('logs/'),
+      storage.write('logs/new.jsonl', bytes('third\n')),
+      storage.append('logs/new.jsonl', bytes('fourth\n')),
+      storage.read('logs/new.jsonl'),
+    ]);
+    expect(settled[2]).toBe(true);
+    expect(settled[3]).toEqual(['logs/new.jsonl']);
+    expect(text(settled[6] as Uint8Array)).toBe('third\nfourth\n');
+    expect(await storage.delete('logs/new.jsonl')).toBe(true);
+    const [, , read] = await Promise.all([
+      storage.write('logs/new.jsonl', bytes('again\n')),
+      storage.delete('logs/new.jsonl'),
+      storage.read('logs/new.jsonl'),
+    ]);
+    expect(read).toBeUndefined();
+    expect(await storage.list('logs/')).toEqual([]);
+  });
+
+  it('stores the bytes as they were at the call, whatever the caller does with its array after', async () => {
+    const storage = await open('copies');
+    const fresh = bytes('created');
+    const replacing = bytes('replaced');
+    const behind = bytes('appended');
+    const created = storage.write('doc.txt', fresh);
+    const appended = storage.append('doc.txt', behind);
+    fresh.fill(0x21);
+    behind.fill(0x21);
+    await Promise.all([created, appended]);
+    expect(text(await storage.read('doc.txt'))).toBe('createdappended');
+    const replaced = storage.write('doc.txt', replacing);
+    replacing.fill(0x21);
+    await replaced;
+    expect(text(await storage.read('doc.txt'))).toBe('replaced');
+  });
+
+  it('gives each of many values read at once its own bytes', async () => {
+    const storage = await open('reads');
+    for (let index = 0; index < 50; index++)
+      await storage.write(`docs/${index}.json`, bytes(`{"n":${index}}`));
+    const values = await Promise.all(
+      Array.from({ length: 50 }, (_, index) => storage.read(`docs/${index}.json`)),
+    );
+    for (const value of values) value?.fill(0x3f);
+    for (let index = 0; index < 50; index++) {
+      expect(text(await storage.read(`docs/${index}.json`))).toBe(`{"n":${index}}`);
+    }
+    expect(values.every((value) => value?.every((byte) => byte === 0x3f))).toBe(true);
+  });
 });
 
 describe('redis driver when Redis cannot be reached', () => {

@@ -3,17 +3,22 @@
  * (`prefix + '/keys'`, every score 0) so `list(prefix)` is a ZRANGEBYLEX range — O(log n + m), no SCAN of
  * the keyspace. The index name cannot collide with a value: no valid key starts with `/`.
  *
- * - Value and index change together in one Lua script (write = SET + ZADD, append = APPEND + ZADD,
- *   delete = DEL + ZREM), so a listing never names a key without a value or misses one with a value.
+ * - Every key that has a value is in the index. Only creating a key adds to the index, so only creating
+ *   one pays for a script: a `write` is a plain `SET … XX` (replace only an existing key — which is indexed
+ *   already), and only when that finds no key does the write go again as a Lua script (SET + ZADD). An
+ *   `append` is a script (APPEND, and ZADD when the APPEND created the key) and a `delete` one too (DEL +
+ *   ZREM), so a listing never names a key without a value or misses one with a value.
  * - All commands go over one connection in call order, so operations on one key apply in call order and
- *   concurrent appends never interleave (APPEND is atomic).
+ *   concurrent appends never interleave (APPEND is atomic). A write that has to go again holds back the
+ *   operations on its key issued meanwhile, so none overtakes it.
  * - Failing fast (DESIGN.md §1.7: a clear 503, never a hang): the offline queue is off, so a command
  *   issued while Redis is unreachable rejects at once instead of waiting for a reconnection; in-flight
  *   commands reject when the connection drops (`maxRetriesPerRequest: 0`) instead of being resent —
  *   resending an APPEND that Redis may already have applied could duplicate it; and when commands are
  *   waiting but no reply has come for `commandTimeoutMs` (a hung server, a silent network), a watchdog
- *   drops the connection, which fails them. Each of these surfaces as CHAT_ERR_STORAGE_UNAVAILABLE. Meanwhile the client reconnects on its own, forever, with a backoff
- *   capped at `reconnectMaxDelayMs`, and the driver works again as soon as Redis is back.
+ *   drops the connection, which fails them. Each of these surfaces as CHAT_ERR_STORAGE_UNAVAILABLE.
+ *   Meanwhile the client reconnects on its own, forever, with a backoff capped at `reconnectMaxDelayMs`,
+ *   and the driver works again as soon as Redis is back.
  * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
  *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
  *   all but the last second). See README.md.
@@ -67,9 +72,12 @@ export interface RedisStorage extends Storage {
 // Lua keeps value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's four). Sent
 // with EVAL every time, not EVALSHA: after a Redis restart EVALSHA fails with NOSCRIPT and has to be
 // resent, and a resent write could land after a later append to the same key that succeeded meanwhile.
+// APPEND returns the new length: the data's own length means the key was just created (or was empty, and
+// is indexed already), and only then is the index touched.
 const SCRIPTS = {
-  write: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
-  append: "redis.call('APPEND', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  create: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
+  append:
+    "local length = redis.call('APPEND', KEYS[1], ARGV[1]) if length == #ARGV[1] then redis.call('ZADD', KEYS[2], 0, ARGV[2]) end return length",
   delete: "local removed = redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return removed",
 } as const;
 
@@ -95,9 +103,15 @@ function asBuffer(data: Uint8Array): Buffer {
 }
 
 function toUint8Array(buffer: Buffer): Uint8Array {
-  // A plain Uint8Array the caller owns: a view when the Buffer owns all of its memory, else a copy.
-  const ownsMemory = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength;
-  return ownsMemory ? new Uint8Array(buffer.buffer, 0, buffer.byteLength) : new Uint8Array(buffer);
+  // A plain Uint8Array the caller owns. ioredis hands a reply's bytes as a view into the chunk the socket
+  // read (fresh memory per read, never written again), so a view of the same bytes is the caller's alone.
+  // Copying 1 KiB cost a fifth of the read rate in bench/storage (a new backing store per read, and the
+  // garbage collection it brings). A value that is less than half of its chunk (many replies read at once)
+  // is copied instead, so a small value kept for long never holds a large chunk in memory.
+  if (buffer.byteLength * 2 >= buffer.buffer.byteLength) {
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  return new Uint8Array(buffer);
 }
 
 /**
@@ -196,13 +210,36 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   );
   watchdog.unref();
 
+  // Keys with a write in flight, each with a promise that settles (never rejects) when the write is done.
+  // A write that finds no key (`SET … XX` answers nil) goes again as the create script; an operation on
+  // the key issued meanwhile waits for the write, or it could reach Redis before the script does.
+  const writing = new Map<string, Promise<void>>();
+
+  /** What an operation on `key` waits for before it sends: the write in flight on it, if any. */
+  function pendingWrite(key: string): Promise<void> | undefined {
+    return writing.size === 0 ? undefined : writing.get(key);
+  }
+
+  /** What a listing of `listPrefix` waits for: the writes in flight under it (a new key may be among them). */
+  function writesUnder(listPrefix: string): Promise<unknown> | undefined {
+    if (writing.size === 0) return undefined;
+    const pending = [...writing].filter(([key]) => key.startsWith(listPrefix)).map(([, gate]) => gate);
+    return pending.length === 0 ? undefined : Promise.all(pending);
+  }
+
   /**
-   * Sends one command now — so commands leave in call order — and maps its failure to a platform error.
-   * Each operation below is one async frame around it, nothing more.
+   * Sends one operation — at once unless a write of the same key is in flight, so operations leave in call
+   * order — and maps its failure to a platform error. Each operation below is one async frame around it.
    */
-  async function run<T>(operation: string, key: string, send: () => Promise<T>): Promise<T> {
+  async function run<T>(
+    operation: string,
+    key: string,
+    before: Promise<unknown> | undefined,
+    send: () => Promise<T>,
+  ): Promise<T> {
     inFlight += 1;
     try {
+      if (before !== undefined) await before;
       return await send();
     } catch (error) {
       throw failure(operation, key, error);
@@ -211,28 +248,46 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     }
   }
 
+  /** The write: replace an existing (so indexed) key, or create the key and index it. */
+  async function replaceOrCreate(key: string, bytes: Buffer): Promise<void> {
+    const replaced = await redis.set(prefix + key, bytes, 'XX');
+    if (replaced === null) await redis.eval(SCRIPTS.create, 2, prefix + key, indexKey, bytes, key);
+  }
+
   return {
     prefix,
     async read(key) {
       assertValidKey(key);
       assertOpen();
-      const value = await run('read', key, () => redis.getBuffer(prefix + key));
+      const value = await run('read', key, pendingWrite(key), () => redis.getBuffer(prefix + key));
       return value === null ? undefined : toUint8Array(value);
     },
     async write(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
-      await run('write', key, () =>
-        redis.eval(SCRIPTS.write, 2, prefix + key, indexKey, asBuffer(data), key),
+      // Copied now: the bytes may be sent after the caller has the array back (a create goes twice).
+      const bytes = Buffer.from(data);
+      const done = run('write', key, pendingWrite(key), () => replaceOrCreate(key, bytes));
+      const gate = done.then(
+        () => undefined,
+        () => undefined,
       );
+      writing.set(key, gate);
+      // Registered before any waiter, so the entry is gone before the first waiter sends.
+      void gate.then(() => {
+        if (writing.get(key) === gate) writing.delete(key);
+      });
+      await done;
       return true;
     },
     async delete(key) {
       assertValidKey(key);
       assertOpen();
       return (
-        (await run('delete', key, () => redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key))) === 1
+        (await run('delete', key, pendingWrite(key), () =>
+          redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key),
+        )) === 1
       );
     },
     async list(listPrefix) {
@@ -242,26 +297,31 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       // prefix itself and the prefix followed by 0xff (a byte UTF-8 never uses).
       const low = listPrefix === '' ? '-' : `[${listPrefix}`;
       const high = listPrefix === '' ? '+' : Buffer.concat([Buffer.from(`(${listPrefix}`), LEX_TOP]);
-      const keys = await run('list', listPrefix, () => redis.zrangebylex(indexKey, low, high));
+      const keys = await run('list', listPrefix, writesUnder(listPrefix), () =>
+        redis.zrangebylex(indexKey, low, high),
+      );
       // Redis orders by UTF-8 bytes; the contract orders by UTF-16 code units (they differ above U+FFFF).
       return keys.sort();
     },
     async exists(key) {
       assertValidKey(key);
       assertOpen();
-      return (await run('exists', key, () => redis.exists(prefix + key))) === 1;
+      return (await run('exists', key, pendingWrite(key), () => redis.exists(prefix + key))) === 1;
     },
     async append(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'append');
       assertOpen();
-      await run('append', key, () =>
-        redis.eval(SCRIPTS.append, 2, prefix + key, indexKey, asBuffer(data), key),
+      const before = pendingWrite(key);
+      // Behind a write the bytes leave later: keep a copy of them then.
+      const bytes = before === undefined ? asBuffer(data) : Buffer.from(data);
+      await run('append', key, before, () =>
+        redis.eval(SCRIPTS.append, 2, prefix + key, indexKey, bytes, key),
       );
     },
     async ping() {
       assertOpen();
-      await run('ping', '', () => redis.ping());
+      await run('ping', '', undefined, () => redis.ping());
     },
     close() {
       closed = true;
