@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { countTokens } from 'gpt-tokenizer';
 import { describe, expect, it } from 'vitest';
 import type { Message, Role } from '../../core/types.ts';
@@ -115,5 +116,46 @@ describe('selectHistory', () => {
     );
     // Even the turn's own message alone: only counting can tell whether older ones would fit beside it.
     expect(selectWithoutCounting({ messages: greek, system: undefined, budget: 5 })).toBe(undefined);
+  });
+
+  it('chooses turn after turn, from the window it kept, what a fresh look at the whole conversation chooses', () => {
+    const entry = fc.record({
+      role: fc.constantFrom<Role>('user', 'assistant', 'assistant', 'system'),
+      words: fc.nat(40),
+      failed: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(entry, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 10, max: 400 }),
+        fc.constantFrom(undefined, 'Be brief.'),
+        (turns, budget, system) => {
+          const log: Message[] = [];
+          let serial = 0;
+          for (const turn of turns) {
+            for (const { role, words, failed } of turn) {
+              serial += 1;
+              log.push(
+                message(
+                  role,
+                  `m${serial} ${'word '.repeat(words)}`.trim(),
+                  failed ? { error: { code: 'X' } } : {},
+                ),
+              );
+            }
+            // The same objects turn after turn (as the history cache gives them) against copies of them.
+            const kept = { messages: log, system, budget };
+            const fresh = { messages: log.map((m) => ({ ...m })), system, budget };
+            const shape = (selected: ReturnType<typeof selectWithoutCounting>) =>
+              selected && { ...selected, messages: selected.messages.map((m) => [m.role, m.content]) };
+            expect(shape(selectHistory({ ...kept, countTokens }))).toEqual(
+              shape(selectHistory({ ...fresh, countTokens })),
+            );
+            expect(shape(selectWithoutCounting(kept))).toEqual(shape(selectWithoutCounting(fresh)));
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });

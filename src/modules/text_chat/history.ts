@@ -52,18 +52,19 @@ export interface SelectHistoryOptions {
   countTokens: TokenCounter;
 }
 
-// A message's text never changes, so its count is kept for the message object's life: the history cache
-// hands the same objects to every turn of a session, and each message is tokenized once per node.
-const counted = new WeakMap<TokenCounter, WeakMap<Message, number>>();
+/** What a message costs in a window: its tokens by a counter, or their bound. */
+type MessageCost = (message: Message) => number;
 
-function messageCounter(countTokens: TokenCounter): (message: Message) => number {
-  let known = counted.get(countTokens);
-  if (known === undefined) {
-    known = new WeakMap();
-    counted.set(countTokens, known);
-  }
-  const cache = known;
-  return (message) => {
+// A message's text never changes, so its count is kept for the message object's life: the history cache
+// hands the same objects to every turn of a session, and each message is tokenized once per node. One
+// cost function per counter, so a conversation's window (below) is found again by it.
+const counters = new WeakMap<TokenCounter, MessageCost>();
+
+function messageCounter(countTokens: TokenCounter): MessageCost {
+  const known = counters.get(countTokens);
+  if (known !== undefined) return known;
+  const cache = new WeakMap<Message, number>();
+  const cost: MessageCost = (message) => {
     let tokens = cache.get(message);
     if (tokens === undefined) {
       tokens = countTokens(message.content) + TOKENS_PER_MESSAGE;
@@ -71,6 +72,8 @@ function messageCounter(countTokens: TokenCounter): (message: Message) => number
     }
     return tokens;
   };
+  counters.set(countTokens, cost);
+  return cost;
 }
 
 // The persona's system prompt is the same text turn after turn: its count is kept too (a few prompts).
@@ -117,8 +120,9 @@ function isUsable(message: Message): boolean {
  * The newest run of messages that fits the budget, oldest first. The turn's own message is always sent
  * (max_message_length bounds it); older ones are added newest first until the next would not fit, so the
  * model sees a contiguous recent conversation. Replies that failed (metadata.error) are left out, and the
- * history never starts with an assistant message (some providers require a user message first). Only the
- * messages that fit are visited (newest first), so a long log costs no more than a short one.
+ * history never starts with an assistant message (some providers require a user message first). A
+ * conversation's window is kept from turn to turn (see Window): a turn looks at the messages added since
+ * and the oldest it drops, so a long chat costs a turn no more than a short one.
  */
 export function selectHistory(options: SelectHistoryOptions): SelectedHistory {
   const system = options.system === undefined ? 0 : systemTokens(options.countTokens, options.system);
@@ -138,17 +142,70 @@ export function selectWithoutCounting(
   return select(options, system, tokenBound, true);
 }
 
-function select(
-  options: Omit<SelectHistoryOptions, 'countTokens'>,
+/**
+ * The newest run of usable messages that fits `budget` (the newest always), as a conversation's previous
+ * turn left it: a turn adds a message or two at the end and drops the oldest that no longer fit, so it
+ * looks at what changed, not at the whole window (a long chat's window is hundreds of messages).
+ */
+interface Window {
+  budget: number;
+  systemCost: number;
+  /** The sequence's newest message when the window was taken, and its index. */
+  last: number;
+  lastMessage: Message;
+  /** Index of the window's oldest message (`chosen[0]`). */
+  start: number;
+  /** TOKENS_PER_REPLY + system + the costs of `chosen`. */
+  tokens: number;
+  /** The window's messages, oldest first, and their model form. Never changed: a new window copies. */
+  chosen: Message[];
+  models: ModelMessage[];
+  /** No usable message older than the window was left out. */
+  covered: boolean;
+}
+
+// Per cost function, each conversation's last window, keyed by the conversation's first message object
+// (the history cache keeps it the same object from turn to turn; a log parsed anew starts afresh).
+const windows = new WeakMap<MessageCost, WeakMap<Message, Window>>();
+
+function windowOf(
+  count: number,
+  at: (index: number) => Message,
   systemCost: number,
-  cost: (message: Message) => number,
-  allOrNothing: boolean,
-): SelectedHistory | undefined {
-  const { budget } = options;
-  const source = options.messages;
-  const count = 'count' in source ? source.count : source.length;
-  const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
+  budget: number,
+  cost: MessageCost,
+): Window | undefined {
+  if (count === 0) return undefined;
+  let byConversation = windows.get(cost);
+  if (byConversation === undefined) {
+    byConversation = new WeakMap();
+    windows.set(cost, byConversation);
+  }
+  const previous = byConversation.get(at(0));
+  const window =
+    previous !== undefined &&
+    previous.budget === budget &&
+    previous.systemCost === systemCost &&
+    previous.last < count &&
+    at(previous.last) === previous.lastMessage &&
+    (previous.chosen.length === 0 || at(previous.start) === previous.chosen[0])
+      ? slideWindow(previous, count, at, cost)
+      : walkWindow(count, at, systemCost, budget, cost);
+  byConversation.set(at(0), window);
+  return window;
+}
+
+/** The window found from the newest message back (no earlier window to start from). */
+function walkWindow(
+  count: number,
+  at: (index: number) => Message,
+  systemCost: number,
+  budget: number,
+  cost: MessageCost,
+): Window {
   let tokens = TOKENS_PER_REPLY + systemCost;
+  let start = count;
+  let covered = true;
   // Newest first while collecting.
   const chosen: Message[] = [];
   for (let index = count - 1; index >= 0; index--) {
@@ -156,17 +213,98 @@ function select(
     if (!isUsable(message)) continue;
     const messageTokens = cost(message);
     if (chosen.length > 0 && tokens + messageTokens > budget) {
-      if (allOrNothing) return undefined;
+      covered = false;
       break;
     }
     tokens += messageTokens;
     chosen.push(message);
+    start = index;
   }
-  // The turn's own message goes whatever its size; by the bound, that is only known to fit when it does.
-  if (allOrNothing && tokens > budget) return undefined;
-  while (chosen.length > 1 && chosen.at(-1)!.role === 'assistant') tokens -= cost(chosen.pop()!);
   chosen.reverse();
-  return { messages: chosen.map(modelMessage), tokens, omitted: count - chosen.length };
+  const lastMessage = at(count - 1);
+  return {
+    budget,
+    systemCost,
+    last: count - 1,
+    lastMessage,
+    start,
+    tokens,
+    chosen,
+    models: chosen.map(modelMessage),
+    covered,
+  };
+}
+
+/** `previous` moved on to the sequence's end: the new messages added, the oldest dropped while over. */
+function slideWindow(
+  previous: Window,
+  count: number,
+  at: (index: number) => Message,
+  cost: MessageCost,
+): Window {
+  let { tokens, chosen, models, start } = previous;
+  const added: Message[] = [];
+  for (let index = previous.last + 1; index < count; index++) {
+    const message = at(index);
+    if (!isUsable(message)) continue;
+    tokens += cost(message);
+    added.push(message);
+  }
+  if (added.length > 0) {
+    if (chosen.length === 0) start = count; // found below
+    chosen = chosen.concat(added);
+    models = models.concat(added.map(modelMessage));
+  }
+  let dropped = 0;
+  while (chosen.length - dropped > 1 && tokens > previous.budget) tokens -= cost(chosen[dropped++]!);
+  if (dropped > 0) {
+    chosen = chosen.slice(dropped);
+    models = models.slice(dropped);
+  }
+  // The index of the new oldest message: the first of `chosen` at or after where the old one was.
+  if (chosen.length > 0) {
+    if (start >= count) start = previous.last + 1;
+    while (start < count && at(start) !== chosen[0]) start++;
+  }
+  return {
+    budget: previous.budget,
+    systemCost: previous.systemCost,
+    last: count - 1,
+    lastMessage: at(count - 1),
+    start,
+    tokens,
+    chosen,
+    models,
+    covered: previous.covered && dropped === 0,
+  };
+}
+
+function select(
+  options: Omit<SelectHistoryOptions, 'countTokens'>,
+  systemCost: number,
+  cost: MessageCost,
+  allOrNothing: boolean,
+): SelectedHistory | undefined {
+  const { budget } = options;
+  const source = options.messages;
+  const count = 'count' in source ? source.count : source.length;
+  const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
+  const window = windowOf(count, at, systemCost, budget, cost);
+  if (window === undefined) {
+    const tokens = TOKENS_PER_REPLY + systemCost;
+    return allOrNothing && tokens > budget ? undefined : { messages: [], tokens, omitted: 0 };
+  }
+  // By the bound, the whole conversation must fit (the turn's own message too): only then is it known
+  // to fit by real counting.
+  if (allOrNothing && (!window.covered || window.tokens > budget)) return undefined;
+  // The history never starts with an assistant message.
+  let { tokens } = window;
+  let first = 0;
+  while (window.chosen.length - first > 1 && window.chosen[first]!.role === 'assistant') {
+    tokens -= cost(window.chosen[first++]!);
+  }
+  const chosen = window.chosen.length - first;
+  return { messages: window.models.slice(first), tokens, omitted: count - chosen };
 }
 
 // The model's form of a stored message, made once: a session's turns send mostly the same messages again,
