@@ -5,8 +5,9 @@
  *   fsync; append: O_APPEND + fdatasync; read: readFile; list: recursive readdir, sorted);
  * - redis vs raw ioredis (write: SET; read: GET; append: APPEND; list: SCAN MATCH — the raw way to find
  *   keys by prefix — and ZRANGEBYLEX over the driver's own index, to show the driver's overhead alone);
- * - s3 vs the raw AWS SDK (write: PutObject; read: GetObject; append: PutObject of a new object, the raw
- *   form of an append on S3; list: ListObjectsV2).
+ * - s3 vs the raw AWS SDK (write: PutObject; read: GetObject, and GetObject + ListObjectsV2 at once — the two
+ *   requests of the driver's read, to show its own overhead; append: PutObject of a new object, the raw form
+ *   of an append on S3; list: ListObjectsV2).
  *
  * Redis is a private `redis-server` on a free port (no persistence; 20,000 unrelated keys in it, as a
  * deployment has other users' data), or `CHAT_BENCH_REDIS_URL` when set; s3rver runs in a child process so
@@ -108,6 +109,8 @@ function pairs(
     read: (key: string) => Promise<unknown>;
     append: (key: string, data: Uint8Array) => Promise<unknown>;
     lists: { name: string; list: (prefix: string) => Promise<unknown> }[];
+    /** Other raw ways to read, each a row of its own beside the plain read. */
+    reads?: { name: string; read: (key: string) => Promise<unknown> }[];
   },
   names: { write: string; read: string; append: string },
 ): Pair[] {
@@ -126,6 +129,13 @@ function pairs(
       baseline: (index) => raw.read(documentKey(index)),
       concurrency: 1,
     },
+    ...(raw.reads ?? []).map(({ name, read }) => ({
+      operation: 'read 1 KiB',
+      raw: name,
+      driver: (index: number) => driver.read(documentKey(index)),
+      baseline: (index: number) => read(documentKey(index)),
+      concurrency: 1,
+    })),
     {
       operation: 'append a line',
       raw: names.append,
@@ -338,13 +348,31 @@ async function s3Backend(): Promise<Backend> {
   });
   const rawName = (key: string) => `raw/${key}`;
   let appended = 0;
+  async function getObject(key: string) {
+    const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: rawName(key) }));
+    return response.Body?.transformToByteArray();
+  }
   const raw = {
     write: (key: string, data: Uint8Array) =>
       client.send(new PutObjectCommand({ Bucket: bucket, Key: rawName(key), Body: data })),
-    async read(key: string) {
-      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: rawName(key) }));
-      return response.Body?.transformToByteArray();
-    },
+    read: getObject,
+    reads: [
+      {
+        // What the driver's read sends: the object, and a listing of its append parts (none here).
+        name: 'SDK GetObject + ListObjectsV2 at once',
+        read: (key: string) =>
+          Promise.all([
+            getObject(key),
+            client.send(
+              new ListObjectsV2Command({
+                Bucket: bucket,
+                Prefix: `raw/.parley-tmp-appends/${key}/`,
+                Delimiter: '/',
+              }),
+            ),
+          ]),
+      },
+    ],
     append: (key: string, data: Uint8Array) =>
       client.send(
         new PutObjectCommand({
