@@ -78,6 +78,8 @@ const TAIL_SCAN_CHUNK = 64 * 1024;
 const SYNCED_WRITES = constants.O_DSYNC !== undefined;
 const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | (constants.O_DSYNC ?? 0);
 const DEFAULT_MAX_OPEN_FILES = 256;
+/** Folders kept open for fsync (a new session's folder is synced three or four times in its first seconds). */
+const MAX_OPEN_DIRECTORIES = 64;
 
 /** A file held open for appending. */
 interface AppendFile {
@@ -117,6 +119,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   let temporaryCount = 0;
   // Key → open file, least recently used first (a Map iterates in insertion order).
   const appendFiles = new Map<string, AppendFile>();
+  // Folder path → open handle for fsync, least recently used first. A handle is closed only by eviction
+  // or close(); FileHandle.close waits for a sync under way on it.
+  const directories = new Map<string, FileHandle>();
   const counters: FlatfileStats = {
     appends: 0,
     appendBatches: 0,
@@ -161,13 +166,31 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   }
 
   async function syncDirectory(path: string): Promise<void> {
-    const handle = await open(path, constants.O_RDONLY);
-    try {
-      await handle.sync();
-      counters.directorySyncs += 1;
-    } finally {
-      await handle.close();
+    const kept = directories.get(path);
+    if (kept !== undefined) {
+      directories.delete(path);
+      directories.set(path, kept);
+      await kept.sync();
+    } else {
+      const handle = await open(path, constants.O_RDONLY);
+      if (directories.has(path)) {
+        // Another sync of this folder opened it meanwhile: use this handle once.
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+      } else {
+        directories.set(path, handle);
+        for (const [oldest, oldestHandle] of directories) {
+          if (directories.size <= MAX_OPEN_DIRECTORIES) break;
+          directories.delete(oldest);
+          void oldestHandle.close().catch(() => undefined);
+        }
+        await handle.sync();
+      }
     }
+    counters.directorySyncs += 1;
   }
 
   /** Makes `directory` exist; returns the directories whose entries must be fsynced to make it durable. */
@@ -183,7 +206,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
 
   /** fsyncs `directory` (where a name was added or removed) and every parent of a directory just created. */
   async function syncEntries(directory: string, createdParents: string[]): Promise<void> {
-    for (const path of new Set([...createdParents, directory])) await syncDirectory(path);
+    if (createdParents.length === 0) return syncDirectory(directory);
+    await Promise.all([...new Set([...createdParents, directory])].map(syncDirectory));
   }
 
   /** Cuts a partial last line (a torn write) off a `.jsonl` file, so the next line starts cleanly. */
@@ -441,9 +465,10 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     async close() {
       closed = true;
       await lanes.whenIdle();
-      const files = [...appendFiles.values()];
+      const handles = [...[...appendFiles.values()].map((file) => file.handle), ...directories.values()];
       appendFiles.clear();
-      await Promise.all(files.map((file) => file.handle.close().catch(() => undefined)));
+      directories.clear();
+      await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
     },
     stats() {
       return { ...counters };
