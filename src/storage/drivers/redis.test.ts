@@ -160,6 +160,41 @@ describe.skipIf(!sharedReachable && !IN_CI)('redis driver on the shared Redis', 
     expect(text(await storage.read('doc.txt'))).toBe('replaced');
   });
 
+  it('sends appends that wait behind one in flight as one batch, in call order, between the other operations', async () => {
+    const storage = await open('batches');
+    const probe = new Redis(TEST_REDIS_URL);
+    const key = 'logs/busy.jsonl';
+    const evals = async () =>
+      Number(/cmdstat_eval:calls=(\d+)/.exec(await probe.info('commandstats'))?.[1] ?? '0');
+    try {
+      const before = await evals();
+      await Promise.all(Array.from({ length: 1000 }, (_, index) => appendJsonLine(storage, key, { index })));
+      // Shared Redis: other tests' scripts may be counted too, but nowhere near one per append.
+      expect((await evals()) - before).toBeLessThan(100);
+      const lines = await readJsonLines<{ index: number }>(storage, key);
+      expect(lines.map((line) => line.index)).toEqual(Array.from({ length: 1000 }, (_, index) => index));
+
+      // Operations between appends keep their place: each sees exactly the appends called before it.
+      const settled = await Promise.all([
+        storage.write(key, bytes('a\n')),
+        storage.append(key, bytes('b\n')),
+        storage.append(key, bytes('c\n')),
+        storage.read(key),
+        storage.append(key, bytes('d\n')),
+        storage.exists(key),
+        storage.delete(key),
+        storage.append(key, bytes('e\n')),
+        storage.read(key),
+      ]);
+      expect(text(settled[3] as Uint8Array)).toBe('a\nb\nc\n');
+      expect(settled[6]).toBe(true);
+      expect(text(settled[8] as Uint8Array)).toBe('e\n');
+      expect(await storage.list('logs/')).toEqual([key]);
+    } finally {
+      await probe.quit();
+    }
+  });
+
   it('gives each of many values read at once its own bytes', async () => {
     const storage = await open('reads');
     for (let index = 0; index < 50; index++)

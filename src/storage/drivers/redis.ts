@@ -8,9 +8,11 @@
  *   already), and only when that finds no key does the write go again as a Lua script (SET + ZADD). An
  *   `append` is a script (APPEND, and ZADD when the APPEND created the key) and a `delete` one too (DEL +
  *   ZREM), so a listing never names a key without a value or misses one with a value.
- * - All commands go over one connection in call order, so operations on one key apply in call order and
- *   concurrent appends never interleave (APPEND is atomic). A write that has to go again holds back the
- *   operations on its key issued meanwhile, so none overtakes it.
+ * - All commands go over one connection, and operations on one key apply in call order: each is sent at
+ *   once unless an earlier one on the key must come back first (redis-key-order.ts) — a write, which may
+ *   have to send the create script, or an append batch in flight: appends issued meanwhile go out
+ *   together as one batch after it (group commit). APPEND is atomic, so appends from any number of
+ *   connections never interleave.
  * - Failing fast (DESIGN.md §1.7: a clear 503, never a hang): the offline queue is off, so a command
  *   issued while Redis is unreachable rejects at once instead of waiting for a reconnection; in-flight
  *   commands reject when the connection drops (`maxRetriesPerRequest: 0`) instead of being resent —
@@ -29,6 +31,7 @@ import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { assertValidKey, assertValidPrefix } from '../keys.ts';
 import type { Storage } from '../types.ts';
+import { createRedisKeyOrder } from './redis-key-order.ts';
 
 export interface RedisStorageOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://` for TLS. */
@@ -210,36 +213,24 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   );
   watchdog.unref();
 
-  // Keys with a write in flight, each with a promise that settles (never rejects) when the write is done.
-  // A write that finds no key (`SET … XX` answers nil) goes again as the create script; an operation on
-  // the key issued meanwhile waits for the write, or it could reach Redis before the script does.
-  const writing = new Map<string, Promise<void>>();
+  // Call order per key (redis-key-order.ts): operations go out at once unless an earlier one on the same
+  // key must come back first — a write that may have to create its key, or an append batch in flight,
+  // behind which the next appends gather into one batch.
+  const order = createRedisKeyOrder((key, chunks) =>
+    redis.eval(
+      SCRIPTS.append,
+      2,
+      prefix + key,
+      indexKey,
+      chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+      key,
+    ),
+  );
 
-  /** What an operation on `key` waits for before it sends: the write in flight on it, if any. */
-  function pendingWrite(key: string): Promise<void> | undefined {
-    return writing.size === 0 ? undefined : writing.get(key);
-  }
-
-  /** What a listing of `listPrefix` waits for: the writes in flight under it (a new key may be among them). */
-  function writesUnder(listPrefix: string): Promise<unknown> | undefined {
-    if (writing.size === 0) return undefined;
-    const pending = [...writing].filter(([key]) => key.startsWith(listPrefix)).map(([, gate]) => gate);
-    return pending.length === 0 ? undefined : Promise.all(pending);
-  }
-
-  /**
-   * Sends one operation — at once unless a write of the same key is in flight, so operations leave in call
-   * order — and maps its failure to a platform error. Each operation below is one async frame around it.
-   */
-  async function run<T>(
-    operation: string,
-    key: string,
-    before: Promise<unknown> | undefined,
-    send: () => Promise<T>,
-  ): Promise<T> {
+  /** Runs one operation and maps its failure to a platform error; `close` waits for it. */
+  async function run<T>(operation: string, key: string, send: () => Promise<T>): Promise<T> {
     inFlight += 1;
     try {
-      if (before !== undefined) await before;
       return await send();
     } catch (error) {
       throw failure(operation, key, error);
@@ -259,34 +250,24 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     async read(key) {
       assertValidKey(key);
       assertOpen();
-      const value = await run('read', key, pendingWrite(key), () => redis.getBuffer(prefix + key));
+      const value = await run('read', key, () => order.plain(key, () => redis.getBuffer(prefix + key)));
       return value === null ? undefined : toUint8Array(value);
     },
     async write(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
-      // Copied now: the bytes may be sent after the caller has the array back (a create goes twice).
+      // Copied now: the bytes may be sent after the caller has its array back (a create sends them twice).
       const bytes = Buffer.from(data);
-      const done = run('write', key, pendingWrite(key), () => replaceOrCreate(key, bytes));
-      const gate = done.then(
-        () => undefined,
-        () => undefined,
-      );
-      writing.set(key, gate);
-      // Registered before any waiter, so the entry is gone before the first waiter sends.
-      void gate.then(() => {
-        if (writing.get(key) === gate) writing.delete(key);
-      });
-      await done;
+      await run('write', key, () => order.write(key, () => replaceOrCreate(key, bytes)));
       return true;
     },
     async delete(key) {
       assertValidKey(key);
       assertOpen();
       return (
-        (await run('delete', key, pendingWrite(key), () =>
-          redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key),
+        (await run('delete', key, () =>
+          order.plain(key, () => redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key)),
         )) === 1
       );
     },
@@ -297,31 +278,29 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       // prefix itself and the prefix followed by 0xff (a byte UTF-8 never uses).
       const low = listPrefix === '' ? '-' : `[${listPrefix}`;
       const high = listPrefix === '' ? '+' : Buffer.concat([Buffer.from(`(${listPrefix}`), LEX_TOP]);
-      const keys = await run('list', listPrefix, writesUnder(listPrefix), () =>
-        redis.zrangebylex(indexKey, low, high),
-      );
+      // A listing comes after the writes issued before it (one may still be creating its key).
+      const writes = order.writesUnder(listPrefix);
+      const keys = await run('list', listPrefix, async () => {
+        if (writes !== undefined) await writes;
+        return redis.zrangebylex(indexKey, low, high);
+      });
       // Redis orders by UTF-8 bytes; the contract orders by UTF-16 code units (they differ above U+FFFF).
       return keys.sort();
     },
     async exists(key) {
       assertValidKey(key);
       assertOpen();
-      return (await run('exists', key, pendingWrite(key), () => redis.exists(prefix + key))) === 1;
+      return (await run('exists', key, () => order.plain(key, () => redis.exists(prefix + key)))) === 1;
     },
     async append(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'append');
       assertOpen();
-      const before = pendingWrite(key);
-      // Behind a write the bytes leave later: keep a copy of them then.
-      const bytes = before === undefined ? asBuffer(data) : Buffer.from(data);
-      await run('append', key, before, () =>
-        redis.eval(SCRIPTS.append, 2, prefix + key, indexKey, bytes, key),
-      );
+      await run('append', key, () => order.append(key, asBuffer(data)));
     },
     async ping() {
       assertOpen();
-      await run('ping', '', undefined, () => redis.ping());
+      await run('ping', '', () => redis.ping());
     },
     close() {
       closed = true;
