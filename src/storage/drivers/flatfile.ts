@@ -253,8 +253,12 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     return { handle: await open(path, exclusive, fileMode), createdParents };
   }
 
-  /** Opens `key` for appending (creating it and its folders), with its torn tail cut off. */
-  async function openAppendFile(key: string): Promise<AppendFile> {
+  /**
+   * Opens `key` for appending (creating it and its folders), with its torn tail cut off. For a file it
+   * created, `entrySynced` is the fsync of its folder (and of the folders created), under way: the first
+   * batch is written meanwhile, and acknowledged only once both are done.
+   */
+  async function openAppendFile(key: string): Promise<{ file: AppendFile; entrySynced?: Promise<void> }> {
     const path = pathOf(key);
     let handle: FileHandle;
     let created: { createdParents: string[] } | undefined;
@@ -270,12 +274,12 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     try {
       if (created !== undefined) {
         // A new file is durable only once its directory entry is: before its first append is acknowledged.
-        await syncEntries(dirname(path), created.createdParents);
-        return { handle, size: 0, busy: false };
+        const entrySynced = syncEntries(dirname(path), created.createdParents);
+        return { file: { handle, size: 0, busy: false }, entrySynced };
       }
       let size = (await handle.stat()).size;
       if (isJsonLinesKey(key)) size = await cutTornTail(handle, size);
-      return { handle, size, busy: false };
+      return { file: { handle, size, busy: false } };
     } catch (error) {
       await handle.close().catch(() => undefined);
       throw error;
@@ -303,8 +307,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
 
   async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
     let file = appendFiles.get(key);
+    let entrySynced: Promise<void> | undefined;
     if (file === undefined) {
-      file = await openAppendFile(key);
+      ({ file, entrySynced } = await openAppendFile(key));
     } else {
       appendFiles.delete(key);
     }
@@ -313,9 +318,13 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     file.busy = true;
     counters.appendBatches += 1;
     const data = concat(chunks);
+    const handle = file.handle;
     try {
-      await writeAll(file.handle, data);
-      if (!SYNCED_WRITES) await file.handle.datasync();
+      const written = (async () => {
+        await writeAll(handle, data);
+        if (!SYNCED_WRITES) await handle.datasync();
+      })();
+      await (entrySynced === undefined ? written : Promise.all([written, entrySynced]));
       counters.fileSyncs += 1;
       file.size += data.length;
     } catch (error) {
