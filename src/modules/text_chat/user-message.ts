@@ -7,7 +7,8 @@ import type { SessionStore } from './sessions.ts';
  * The user's message of a turn on its way to the log, stored while the model is already working on the
  * reply (neither needs the other), and always before anything of the reply is shown:
  *
- * - a streamed turn starts storing it at once, and its first delta waits until it is durable;
+ * - a streamed turn starts storing it at once (once the model has been called), and its first delta
+ *   waits until it is durable;
  * - a turn that is not streamed shows nothing before its reply is stored, so the user message waits up to
  *   `windowMs` for the reply and goes to the log in the same append (one fsync instead of two); a reply
  *   that takes longer finds the user message already stored when the window ran out.
@@ -77,7 +78,9 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       options.onAppended([reply]);
     },
   };
-  if (options.windowMs <= 0) void pending.store();
+  // "At once" is on the next turn of the event loop: by then the turn has called the model (its setup
+  // has no I/O to wait for), so the write's system calls do not delay the request to the model.
+  if (options.windowMs <= 0) setImmediate(() => void pending.store());
   else timer = setTimeout(() => void pending.store(), options.windowMs);
   return pending;
 }
