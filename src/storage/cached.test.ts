@@ -163,6 +163,28 @@ describe('cacheStorage', () => {
     expect(text(await cached.read('k'))).toBe('new');
   });
 
+  it("keeps its own copy of a Buffer written or appended, and never writes into the caller's memory", async () => {
+    const { cached } = setup();
+    // Buffer.slice() is a view, not a copy: a Buffer cut from shared memory (as Node's pool cuts small
+    // ones) must neither change the cache when the memory is reused nor be written past its end.
+    const shared = new Uint8Array(64);
+    const first = Buffer.from(shared.buffer, 0, 8);
+    first.write('{"n":1}\n');
+    await cached.read('log.jsonl'); // cached as missing: the append makes it exactly these bytes
+    await cached.append('log.jsonl', first);
+    shared.fill(0x21, 0, 8);
+    const second = Buffer.from(shared.buffer, 8, 8);
+    second.write('{"n":2}\n');
+    await cached.append('log.jsonl', second);
+    expect(text(await cached.read('log.jsonl'))).toBe('{"n":1}\n{"n":2}\n');
+    expect([...shared.subarray(16)].every((byte) => byte === 0)).toBe(true);
+    const metadata = Buffer.from(shared.buffer, 32, 4);
+    metadata.write('{"a"');
+    await cached.write('meta.json', metadata);
+    shared.fill(0x21, 32, 36);
+    expect(text(await cached.read('meta.json'))).toBe('{"a"');
+  });
+
   it('hands out copies, so a caller cannot change what others read', async () => {
     const { cached } = setup();
     await cached.write('k', bytes('same'));

@@ -16,6 +16,7 @@
  * its new lines, not for the whole log.
  */
 
+import { copyBytes } from './bytes.ts';
 import { isJsonLinesKey } from './json-lines.ts';
 import type { Storage } from './types.ts';
 
@@ -60,6 +61,9 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   // A read may only fill the cache if no mutation of its key started or ended while it was in flight;
   // a mutation deletes the key's token, so the read's token no longer matches.
   const readTokens = new Map<string, object>();
+  // The buffers the cache allocated with room to grow: the only memory an append may write past a
+  // value's end in (any other buffer may hold someone else's bytes there).
+  const growable = new WeakSet<ArrayBufferLike>();
   // Changes of a key under way, and how many have started: a change overlapped no other when none was
   // under way as it started and none started before it ended.
   const changes = new Map<string, { running: number; started: number }>();
@@ -142,10 +146,12 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     // on every append.
     const length = old.length + data.length;
     let value: Uint8Array;
-    if (old.byteOffset === 0 && old.buffer.byteLength >= length) {
+    if (growable.has(old.buffer) && old.byteOffset === 0 && old.buffer.byteLength >= length) {
       value = new Uint8Array(old.buffer, 0, length);
     } else {
-      value = new Uint8Array(new ArrayBuffer(length + (length >> 1)), 0, length);
+      const buffer = new ArrayBuffer(length + (length >> 1));
+      growable.add(buffer);
+      value = new Uint8Array(buffer, 0, length);
       value.set(old);
     }
     value.set(data, old.length);
@@ -170,7 +176,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     }
     if (readTokens.get(key) === token) {
       readTokens.delete(key);
-      store(key, value?.slice());
+      store(key, value === undefined ? undefined : copyBytes(value));
     }
     return value;
   }
@@ -196,7 +202,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     },
     write(key, data) {
       // Copied now: the caller may reuse its buffer while the write is under way.
-      const value = data.slice();
+      const value = copyBytes(data);
       return mutate(
         key,
         () => storage.write(key, value),
@@ -210,7 +216,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
         () => ({ value: undefined, expiresAt: now() + ttlMs }),
       ),
     append(key, data) {
-      const value = data.slice();
+      const value = copyBytes(data);
       return mutate(
         key,
         () => storage.append(key, value),

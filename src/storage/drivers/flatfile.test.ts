@@ -211,6 +211,22 @@ describe('append: files kept open', () => {
   );
 });
 
+describe('bytes handed in', () => {
+  it('stores what they were when called, though the caller reuses their memory (Buffer views) at once', async () => {
+    const shared = new Uint8Array(32);
+    const line = Buffer.from(shared.buffer, 0, 8);
+    line.write('{"n":1}\n');
+    const appended = storage.append('log.jsonl', line);
+    const value = Buffer.from(shared.buffer, 8, 4);
+    value.write('{"a"');
+    const written = storage.write('doc.json', value);
+    shared.fill(0x21);
+    await Promise.all([appended, written]);
+    expect(await readFile(join(root, 'log.jsonl'), 'utf8')).toBe('{"n":1}\n');
+    expect(await readFile(join(root, 'doc.json'), 'utf8')).toBe('{"a"');
+  });
+});
+
 describe('append: torn last line', () => {
   it('reads a .jsonl file with a torn last line without it, and cuts it before the next append', async () => {
     await mkdir(join(root, 'logs'));

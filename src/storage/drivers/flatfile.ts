@@ -29,6 +29,7 @@ import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
+import { copyBytes } from '../bytes.ts';
 import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
@@ -424,7 +425,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       assertWholeLines(key, data, 'write');
       assertOpen();
       // Copy now: the caller may reuse its buffer before the queued write runs.
-      const copy = data.slice();
+      const copy = copyBytes(data);
       // A file held open for appending would keep writing to the replaced file: close it first.
       return lanes.exclusive(key, 'write', async () => {
         await closeAppendFile(key);
@@ -468,7 +469,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       assertWholeLines(key, data, 'append');
       assertOpen();
       counters.appends += 1;
-      const copy = data.slice();
+      const copy = copyBytes(data);
       return lanes.append(key, copy);
     },
     async close() {

@@ -4,6 +4,7 @@
  */
 
 import { StorageUnavailableError } from '../../core/errors.ts';
+import { copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { assertValidKey, assertValidPrefix } from '../keys.ts';
 import type { Storage } from '../types.ts';
@@ -58,7 +59,7 @@ export function createMemoryStorage(): Storage {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
-      entries.set(key, { chunks: [data.slice()] });
+      entries.set(key, { chunks: [copyBytes(data)] });
       return true;
     },
     async delete(key) {
@@ -81,8 +82,8 @@ export function createMemoryStorage(): Storage {
       assertWholeLines(key, data, 'append');
       assertOpen();
       const entry = entries.get(key);
-      if (entry === undefined) entries.set(key, { chunks: [data.slice()] });
-      else entry.chunks.push(data.slice());
+      if (entry === undefined) entries.set(key, { chunks: [copyBytes(data)] });
+      else entry.chunks.push(copyBytes(data));
     },
     async close() {
       closed = true;
