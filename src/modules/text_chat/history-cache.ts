@@ -1,5 +1,6 @@
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
+import { copyBytes } from '../../storage/bytes.ts';
 import { parseJsonLines } from '../../storage/json-lines.ts';
 import { type ReadableFrom, readFrom } from '../../storage/read-from.ts';
 import { messagesKey } from './sessions.ts';
@@ -127,7 +128,8 @@ function extend(entry: Entry, fresh: Uint8Array, offset: number, bytes: Uint8Arr
   if (end === 0) return;
   index(entry, parseJsonLines<Message>(fresh.subarray(0, end), key));
   entry.length += end;
-  entry.fingerprint = bytes.slice(Math.max(0, offset + end - FINGERPRINT_BYTES), offset + end);
+  // A copy (a Buffer's slice would be a view keeping the whole read alive).
+  entry.fingerprint = copyBytes(bytes.subarray(Math.max(0, offset + end - FINGERPRINT_BYTES), offset + end));
 }
 
 /** Creates the cache (one per text_chat instance). */
