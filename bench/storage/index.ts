@@ -12,8 +12,9 @@
  * Redis is a private `redis-server` on a free port (no persistence; 20,000 unrelated keys in it, as a
  * deployment has other users' data), or `CHAT_BENCH_REDIS_URL` when set; s3rver runs in a child process so
  * the server has its own event loop. Each operation runs one at a time (latency) and 32 at a time
- * (`append ×32`: throughput under concurrency). Rounds of driver and raw alternate, so drift of a busy
- * machine spreads over both. Goal: every driver ≥ 0.8× its raw client. Run alone: `npx node
+ * (`append ×32`: throughput under concurrency). Driver and raw take turns — operation by operation one at
+ * a time, in short slices ×32 — and each round's ratio is taken on its own, so a busy shared machine
+ * slows both alike (see measurePair). Goal: every driver ≥ 0.8× its raw client. Run alone: `npx node
  * bench/storage/index.ts [flatfile] [redis] [s3]`.
  */
 
@@ -466,10 +467,43 @@ function figures(latencies: number[], rates: number[]): Figures {
 }
 
 /**
- * Measures one pair: a warm-up round, then `rounds` rounds, each running the driver and the raw client for
- * `roundMs`, in an order chosen by a coin. The ratio is the median of the rounds' own ratios: a driver round
- * is compared with the raw round right beside it, so a burst of other work on a shared machine bends one
- * round's ratio, not the result (comparing the two subjects' separate medians let such bursts swing it).
+ * Runs the two subjects one operation each in turn for `durationMs` (the first chosen by a coin), numbering
+ * operations from `first`; pushes each one's latency in ms and returns each subject's rate: operations over
+ * the time spent in them. Operations side by side meet the same bursts of other work on a shared machine,
+ * so the ratio of the two rates holds still where separate time slices swing it.
+ */
+async function runAlternating(
+  subjects: Operation[],
+  durationMs: number,
+  first: number,
+  latencies: number[][],
+): Promise<{ count: number; rates: number[] }> {
+  const counts = [0, 0];
+  const busy = [0, 0];
+  const start = Math.random() < 0.5 ? 0 : 1;
+  let next = 0;
+  const deadline = performance.now() + durationMs;
+  while (performance.now() < deadline) {
+    for (let offset = 0; offset < 2; offset++) {
+      const which = (start + offset) % 2;
+      const begun = performance.now();
+      await subjects[which]!(first + next++);
+      const took = performance.now() - begun;
+      latencies[which]!.push(took);
+      counts[which]! += 1;
+      busy[which]! += took;
+    }
+  }
+  return { count: next, rates: counts.map((count, which) => count / (busy[which]! / 1000)) };
+}
+
+/**
+ * Measures one pair: a warm-up round, then `rounds` rounds. One at a time (`concurrency` 1), driver and raw
+ * take turns operation by operation for 2 × `roundMs`; at higher concurrency each runs for `roundMs` in
+ * an order chosen by a coin. The ratio is the median of the rounds' own ratios: each round compares the
+ * driver with the raw client under the same conditions, so a burst of other work on a shared machine bends
+ * one round's ratio, not the result (comparing the two subjects' separate medians let such bursts swing an
+ * A/A run, raw against raw, by ±20-40%).
  */
 async function measurePair(
   pair: Pair,
@@ -482,20 +516,34 @@ async function measurePair(
   const ratios: number[] = [];
   let index = 0;
   for (let round = -1; round < rounds; round++) {
-    const roundRates = [0, 0];
-    // A coin decides which goes first: strict alternation can fall in step with periodic work elsewhere.
-    const first = Math.random() < 0.5 ? 0 : 1;
-    for (let offset = 0; offset < 2; offset++) {
-      const which = (first + offset) % 2;
-      const sink: number[] = [];
-      const { count, seconds } = await runFor(subjects[which]!, roundMs, pair.concurrency, index, sink);
+    const roundLatencies: number[][] = [[], []];
+    let roundRates: number[];
+    if (pair.concurrency === 1) {
+      const { count, rates: both } = await runAlternating(subjects, 2 * roundMs, index, roundLatencies);
       index += count;
-      roundRates[which] = count / seconds;
-      if (round < 0) continue;
-      rates[which]!.push(count / seconds);
-      latencies[which]!.push(...sink);
+      roundRates = both;
+    } else {
+      roundRates = [0, 0];
+      const first = Math.random() < 0.5 ? 0 : 1;
+      for (let offset = 0; offset < 2; offset++) {
+        const which = (first + offset) % 2;
+        const { count, seconds } = await runFor(
+          subjects[which]!,
+          roundMs,
+          pair.concurrency,
+          index,
+          roundLatencies[which]!,
+        );
+        index += count;
+        roundRates[which] = count / seconds;
+      }
     }
-    if (round >= 0) ratios.push(roundRates[0]! / roundRates[1]!);
+    if (round < 0) continue;
+    for (const which of [0, 1]) {
+      rates[which]!.push(roundRates[which]!);
+      latencies[which]!.push(...roundLatencies[which]!);
+    }
+    ratios.push(roundRates[0]! / roundRates[1]!);
   }
   return {
     driver: figures(latencies[0]!, rates[0]!),
@@ -564,9 +612,10 @@ export async function run(options: StorageBenchOptions = {}): Promise<StorageBen
     table: [
       table,
       '',
-      `ratio = median over ${rounds} rounds of driver ops/s ÷ raw ops/s in that round (goal ≥ 0.80×); each round runs`,
-      `driver and raw (order by coin toss) for ${[...roundMsOf].map(([name, ms]) => `${ms} ms (${name})`).join(', ')} each, after a warm-up round.`,
-      'ops/s: median of the rounds.',
+      `ratio = median over ${rounds} rounds of driver ops/s ÷ raw ops/s in that round (goal ≥ 0.80×), after a warm-up round.`,
+      `One at a time, driver and raw take turns operation by operation for 2 × the round time; ×${CONCURRENT}, each runs`,
+      `the round time, in an order chosen by a coin. Round time: ${[...roundMsOf].map(([name, ms]) => `${ms} ms (${name})`).join(', ')}.`,
+      'ops/s: median of the rounds (one at a time: operations ÷ time spent in them).',
       'Latency percentiles are per operation; in the ×32 rows an operation waits for the ones ahead of it.',
     ].join('\n'),
   };
