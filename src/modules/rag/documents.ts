@@ -43,14 +43,53 @@ function metadataKey(docId: string): string {
   return `documents/${docId}/metadata.json`;
 }
 
-/** Writes the text first, then the record: a record on disk always has its content beside it. */
+/**
+ * A metadata.json's revision: 16 hex digits of its SHA-256. Every write of a document makes a new one (the
+ * record carries `updatedAt`), so nodes tell whether they hold what storage holds by comparing revisions.
+ */
+export function revisionOf(metadataBytes: Uint8Array): string {
+  return createHash('sha256').update(metadataBytes).digest('hex').slice(0, 16);
+}
+
+/**
+ * Writes the text first, then the record, so a record on disk has its content beside it (unless another
+ * writer's text came in between: `readStoredDocument` tells). Returns the record's revision.
+ */
 export async function writeDocument(
   storage: ModuleStorage,
   record: DocumentRecord,
   text: string,
-): Promise<void> {
+): Promise<string> {
+  const metadata = encoder.encode(`${JSON.stringify(record, null, 2)}\n`);
   await storage.write(contentKey(record.docId), encoder.encode(text));
-  await storage.write(metadataKey(record.docId), encoder.encode(`${JSON.stringify(record, null, 2)}\n`));
+  await storage.write(metadataKey(record.docId), metadata);
+  return revisionOf(metadata);
+}
+
+/**
+ * A document's files as storage holds them now: both, consistent (`stored`); none (`missing`); or a record
+ * whose text is not the one it was made for, or is missing (`torn`: a write cut short, or two writers of
+ * the document at once whose files crossed).
+ */
+export type StoredDocument =
+  | { state: 'stored'; record: DocumentRecord; text: string; revision: string }
+  | { state: 'missing' }
+  | { state: 'torn'; revision: string };
+
+/** Reads a document's record and text and checks that they belong together. */
+export async function readStoredDocument(storage: ModuleStorage, docId: string): Promise<StoredDocument> {
+  const metadata = await storage.read(metadataKey(docId));
+  if (metadata === undefined) return { state: 'missing' };
+  const revision = revisionOf(metadata);
+  let record: DocumentRecord;
+  try {
+    record = JSON.parse(decoder.decode(metadata)) as DocumentRecord;
+  } catch {
+    return { state: 'torn', revision };
+  }
+  const text = await readContent(storage, docId);
+  if (text === undefined || contentHash(text) !== record.contentHash) return { state: 'torn', revision };
+  return { state: 'stored', record, text, revision };
 }
 
 /** The stored record, or `undefined`. */

@@ -11,6 +11,7 @@ import type {
   DocumentDeleteRequest,
   DocumentGetRequest,
   DocumentListRequest,
+  IndexChangedEvent,
   KnowledgeQuery,
   KnowledgeResponse,
   RagApi,
@@ -68,6 +69,7 @@ export default defineModule<RagConfig, RagApi>({
       retrievers,
       ...(dense === undefined ? {} : { dense }),
       changed: (event) => ctx.emit('rag.document.changed', event, { userId: event.ownerId }),
+      indexChanged: (event) => ctx.emit('rag.index.changed', event, { userId: event.ownerId }),
     });
     const { api } = service;
 
@@ -94,6 +96,16 @@ export default defineModule<RagConfig, RagApi>({
               'rag: removed the documents of a deleted session',
             );
           }
+        },
+        // Every node hears every node's changes (not a work event: each node drops its own stale copy).
+        'rag.index.changed': {
+          mode: 'local',
+          handler: (event: EventEnvelope<IndexChangedEvent>) => {
+            const { ownerId, version } = event.data ?? ({} as Partial<IndexChangedEvent>);
+            if (typeof ownerId === 'string' && typeof version === 'string') {
+              service.indexChanged({ ownerId, version });
+            }
+          },
         },
         // Aggregation: rag's reply to a gather is the seed's `knowledge.response`.
         'knowledge.query': async (event: EventEnvelope<KnowledgeQuery>): Promise<KnowledgeResponse> => {

@@ -1,21 +1,15 @@
 /**
  * Adding and deleting documents. A document is parsed and chunked outside the owner's lock (parsing a big
  * PDF must not hold up the owner's other changes), then, under the lock: skipped when nothing changed,
- * otherwise handed to the other retrievers, written (`content.txt`, `metadata.json`), journaled and
- * indexed — in that order, so what is acknowledged survives a crash and what is indexed has its files.
+ * otherwise handed to the other retrievers, then written (`content.txt`, `metadata.json`, the owner's
+ * list key) and indexed by the owner's transaction — in that order, so what is acknowledged survives a
+ * crash and what is indexed has its files.
  */
 import { NotFoundError, PlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
 import type { MetadataValue } from './bm25.ts';
 import { chunkDocument } from './chunker.ts';
-import {
-  assertDocId,
-  contentHash,
-  deleteDocumentFiles,
-  deriveDocId,
-  readContent,
-  writeDocument,
-} from './documents.ts';
+import { assertDocId, contentHash, deriveDocId, readContent } from './documents.ts';
 import type { OwnerIndexes, OwnerTransaction } from './owner-index.ts';
 import { parseDocument } from './parsers.ts';
 import { type Retrieval, type Retriever, retrieverDocument } from './retrieval.ts';
@@ -244,7 +238,6 @@ export function createIngest(options: IngestOptions): Ingest {
 
       const document = retrieverDocument(record, parsed.text);
       for (const retriever of retrievers) await retriever.indexDocument?.(document);
-      await writeDocument(storage, record, parsed.text);
       await transaction.put(record, parsed.text);
       retrieval.remember(record, parsed.text);
       return {
@@ -281,11 +274,10 @@ export function createIngest(options: IngestOptions): Ingest {
     return { docId, deleted: true, chunks };
   }
 
-  /** Under the owner's lock: the document's journal line, files, other retrievers' entries. */
+  /** Under the owner's lock: the document's files and list key, then other retrievers' entries. */
   async function removeDocument(transaction: OwnerTransaction, record: DocumentRecord): Promise<number> {
     const { ownerId, docId } = record;
     await transaction.remove(docId);
-    await deleteDocumentFiles(storage, docId);
     for (const retriever of retrievers) {
       try {
         await retriever.removeDocument?.(ownerId, docId);

@@ -16,8 +16,8 @@ function config(overrides: Partial<RagConfig> = {}): RagConfig {
   const { enabled: _enabled, ...base } = defaults;
   return {
     ...(base as RagConfig),
-    // Snapshots only when a test asks for them: what is not snapshotted must come back from the journal.
-    index: { snapshot_every: 1000, snapshot_delay_ms: 60_000, max_loaded_owners: 100 },
+    // Snapshots only when a test asks for them: what is not snapshotted must come back from the list.
+    index: { snapshot_every: 1000, snapshot_delay_ms: 60_000, max_loaded_owners: 100, version_check_ms: 0 },
     ...overrides,
   };
 }
@@ -36,10 +36,13 @@ function service(
   });
 }
 
+const filenamesOf = async (node: RagService, ownerId: string) =>
+  (await node.api.listDocuments({ ownerId })).map((document) => document.filename);
+
 const text = (topic: string) => `# ${topic}\n\nNotes about ${topic} and how ${topic} behaves in flight.\n`;
 
 describe('rag service: durability of the per-owner index', () => {
-  it('a node that stops without writing a snapshot loses nothing acknowledged: the journal is replayed', async () => {
+  it('a node that stops without writing a snapshot loses nothing acknowledged: the document list is read', async () => {
     const storage = createMemoryStorage();
     const crashed = service(storage);
     const kept = await crashed.api.addDocument({
@@ -66,27 +69,110 @@ describe('rag service: durability of the per-owner index', () => {
     ).toMatchObject({ status: 'unchanged' });
   });
 
-  it('replays only the journal lines after the snapshot', async () => {
+  it('reads the change log after the snapshot: documents added or deleted after it are read or dropped', async () => {
     const storage = createMemoryStorage();
     const node = service(storage);
-    await node.api.addDocument({ ownerId: 'alice', filename: 'a.md', content: text('rudder') });
+    const rudder = await node.api.addDocument({
+      ownerId: 'alice',
+      filename: 'a.md',
+      content: text('rudder'),
+    });
     await node.flush();
     const snapshot = JSON.parse(decoder.decode(await storage.read('rag/index/bm25/alice.json')));
-    expect(snapshot.sequence).toBe(1);
-    expect(decoder.decode(await storage.read('rag/index/journal/alice.jsonl'))).toBe('');
+    const log = decoder.decode(await storage.read('rag/index/log/alice/0000000001.jsonl'));
+    const [header, line] = log
+      .trimEnd()
+      .split('\n')
+      .map((text) => JSON.parse(text));
+    expect(header).toEqual({ generation: 1 });
+    expect(line).toEqual({
+      doc: rudder.docId,
+      rev: expect.stringMatching(/^[0-9a-f]{16}$/),
+      id: expect.any(String),
+    });
+    expect(snapshot).toMatchObject({
+      version: 2,
+      generation: 1,
+      offset: encoder.encode(log).length,
+      revisions: { [rudder.docId]: line.rev },
+    });
     await node.api.addDocument({ ownerId: 'alice', filename: 'b.md', content: text('aileron') });
+    await node.api.deleteDocument({ ownerId: 'alice', docId: rudder.docId });
 
     const restarted = service(storage);
     expect(
-      (await restarted.api.listDocuments({ ownerId: 'alice' })).map((document) => document.filename).sort(),
-    ).toEqual(['a.md', 'b.md']);
+      (await restarted.api.listDocuments({ ownerId: 'alice' })).map((document) => document.filename),
+    ).toEqual(['b.md']);
     expect(await restarted.api.query({ ownerId: 'alice', query: 'aileron' })).toHaveLength(1);
+    expect(await restarted.api.query({ ownerId: 'alice', query: 'rudder' })).toEqual([]);
+  });
+
+  it('loads an owner stored before the change log (snapshot version 1 and a journal)', async () => {
+    const storage = createMemoryStorage();
+    const node = service(storage);
+    const kept = await node.api.addDocument({ ownerId: 'al.ice', filename: 'a.md', content: text('rudder') });
+    const journaled = await node.api.addDocument({
+      ownerId: 'al.ice',
+      filename: 'b.md',
+      content: text('slats'),
+    });
+    const deleted = await node.api.addDocument({
+      ownerId: 'al.ice',
+      filename: 'c.md',
+      content: text('spoilers'),
+    });
+    // What the earlier format stored: a snapshot up to sequence 2 and journal lines after it, no log;
+    // deleting c.md had deleted its files.
+    for (const key of await storage.list('rag/index/')) await storage.delete(key);
+    const record = JSON.parse(
+      decoder.decode(await storage.read(`rag/documents/${kept.docId}/metadata.json`)),
+    );
+    const other = JSON.parse(
+      decoder.decode(await storage.read(`rag/documents/${deleted.docId}/metadata.json`)),
+    );
+    await storage.write(
+      'rag/index/bm25/al%2Eice.json',
+      encoder.encode(
+        JSON.stringify({
+          format: 'parley-rag-owner',
+          version: 1,
+          ownerId: 'al.ice',
+          sequence: 2,
+          documents: [record, other],
+          bm25: {},
+        }),
+      ),
+    );
+    for (const key of await storage.list(`rag/documents/${deleted.docId}/`)) await storage.delete(key);
+    const lines = [
+      { seq: 2, op: 'delete', docId: kept.docId },
+      { seq: 3, op: 'put', docId: journaled.docId },
+      { seq: 4, op: 'delete', docId: deleted.docId },
+    ];
+    await storage.write(
+      'rag/index/journal/al%2Eice.jsonl',
+      encoder.encode(lines.map((line) => `${JSON.stringify(line)}\n`).join('')),
+    );
+
+    const upgraded = service(storage);
+    const filenames = (await upgraded.api.listDocuments({ ownerId: 'al.ice' })).map(
+      (document) => document.filename,
+    );
+    expect(filenames.sort()).toEqual(['a.md', 'b.md']);
+    expect(await upgraded.api.query({ ownerId: 'al.ice', query: 'slats' })).toHaveLength(1);
+    await upgraded.dispose();
+    const snapshot = JSON.parse(decoder.decode(await storage.read('rag/index/bm25/al%2Eice.json')));
+    expect(snapshot).toMatchObject({ version: 2, generation: 1, offset: 0 });
+    expect(snapshot.documents).toHaveLength(2);
+    // From now on the snapshot is read, not the earlier format.
+    await storage.delete('rag/index/journal/al%2Eice.jsonl');
+    expect((await filenamesOf(service(storage), 'al.ice')).sort()).toEqual(['a.md', 'b.md']);
   });
 
   it('writes a snapshot once snapshot_every changes piled up', async () => {
     const storage = createMemoryStorage();
     const node = service(storage, {
-      index: { snapshot_every: 2, snapshot_delay_ms: 60_000, max_loaded_owners: 10 },
+      index: { snapshot_every: 2, snapshot_delay_ms: 60_000, max_loaded_owners: 10, version_check_ms: 0 },
     });
     await node.api.addDocument({ ownerId: 'alice', filename: 'a.md', content: text('rudder') });
     expect(await storage.exists('rag/index/bm25/alice.json')).toBe(false);
@@ -126,7 +212,7 @@ describe('rag service: durability of the per-owner index', () => {
   it('drops idle, saved owners beyond max_loaded_owners and reloads them on use', async () => {
     const storage = createMemoryStorage();
     const node = service(storage, {
-      index: { snapshot_every: 1, snapshot_delay_ms: 60_000, max_loaded_owners: 1 },
+      index: { snapshot_every: 1, snapshot_delay_ms: 60_000, max_loaded_owners: 1, version_check_ms: 0 },
     });
     const alices = await node.api.addDocument({
       ownerId: 'alice',
@@ -316,5 +402,233 @@ describe('rag service: a session’s documents', () => {
       details: { field: 'sessionId' },
     });
     await node.dispose();
+  });
+});
+
+/**
+ * `storage` with a random pause before every operation, of up to `maxMs(key, operation)`: writers on two
+ * nodes interleave (a node slow to write metadata.json lets another node's write of the same document
+ * overtake; a slow append lands after another node closed the log generation it was meant for).
+ */
+function jittered(storage: Storage, maxMs: (key: string, operation: string) => number): Storage {
+  const later = async <T>(operation: string, key: string, run: () => Promise<T>): Promise<T> => {
+    await new Promise((resolve) => setTimeout(resolve, Math.random() * maxMs(key, operation)));
+    return run();
+  };
+  return {
+    read: (key) => later('read', key, () => storage.read(key)),
+    write: (key, data) => later('write', key, () => storage.write(key, data)),
+    delete: (key) => later('delete', key, () => storage.delete(key)),
+    list: (prefix) => later('list', prefix, () => storage.list(prefix)),
+    exists: (key) => later('exists', key, () => storage.exists(key)),
+    append: (key, data) => later('append', key, () => storage.append(key, data)),
+    close: () => storage.close(),
+  };
+}
+
+describe('rag service: several nodes over one storage', () => {
+  const filenames = async (node: RagService, ownerId = 'alice') =>
+    (await node.api.listDocuments({ ownerId })).map((document) => document.filename).sort();
+
+  it('a document added, replaced or deleted on one node is found, replaced or gone on the others', async () => {
+    const storage = createMemoryStorage();
+    const [one, two, three] = [service(storage), service(storage), service(storage)];
+    // Each node has loaded alice before the changes, so each holds a copy that must not go stale.
+    for (const node of [one, two, three])
+      expect(await node.api.listDocuments({ ownerId: 'alice' })).toEqual([]);
+
+    const added = await one.api.addDocument({
+      ownerId: 'alice',
+      filename: 'gear.md',
+      content: text('landing gear'),
+    });
+    for (const node of [two, three]) {
+      expect(
+        (await node.api.query({ ownerId: 'alice', query: 'landing gear' })).map((hit) => hit.docId),
+      ).toEqual([added.docId]);
+    }
+    await three.api.addDocument({
+      ownerId: 'alice',
+      filename: 'gear.md',
+      content: '# Gear\n\nThe tricycle undercarriage retracts forward.\n',
+    });
+    const [replaced] = await one.api.query({ ownerId: 'alice', query: 'tricycle undercarriage' });
+    expect(replaced).toMatchObject({
+      docId: added.docId,
+      text: expect.stringContaining('The tricycle undercarriage retracts forward.'),
+    });
+    expect(await one.api.query({ ownerId: 'alice', query: 'behaves in flight' })).toEqual([]);
+    expect(
+      await two.api.getDocument({ ownerId: 'alice', docId: added.docId, includeContent: true }),
+    ).toMatchObject({
+      content: '# Gear\n\nThe tricycle undercarriage retracts forward.\n',
+    });
+
+    await two.api.deleteDocument({ ownerId: 'alice', docId: added.docId });
+    for (const node of [one, three]) {
+      expect(await node.api.query({ ownerId: 'alice', query: 'tricycle undercarriage' })).toEqual([]);
+      expect(await node.api.listDocuments({ ownerId: 'alice' })).toEqual([]);
+      await expect(node.api.deleteDocument({ ownerId: 'alice', docId: added.docId })).rejects.toMatchObject({
+        code: 'CHAT_ERR_NOT_FOUND',
+      });
+    }
+  });
+
+  it('two nodes adding different documents of one owner at the same time lose none, nor do their snapshots', async () => {
+    const storage = createMemoryStorage();
+    const shared = jittered(storage, () => 3);
+    const [one, two] = [service(shared), service(shared)];
+    await Promise.all([
+      one.api.listDocuments({ ownerId: 'alice' }),
+      two.api.listDocuments({ ownerId: 'alice' }),
+    ]);
+    const topics = Array.from({ length: 24 }, (_, n) => `topic${n}`);
+    await Promise.all(
+      topics.map((topic, n) =>
+        (n % 2 === 0 ? one : two).api.addDocument({
+          ownerId: 'alice',
+          filename: `${topic}.md`,
+          content: text(topic),
+        }),
+      ),
+    );
+    const expected = topics.map((topic) => `${topic}.md`).sort();
+    // Each node wrote a snapshot from its own copy, one after the other: the last one written lacks
+    // documents of the other node, and a node started now must still find every document.
+    await one.flush();
+    await two.flush();
+    const started = service(storage);
+    expect(await filenames(started)).toEqual(expected);
+    expect(await started.api.query({ ownerId: 'alice', query: 'topic7' })).toHaveLength(1);
+    for (const node of [one, two]) {
+      expect(await filenames(node)).toEqual(expected);
+      expect(await node.api.query({ ownerId: 'alice', query: 'topic22' })).toHaveLength(1);
+    }
+  });
+
+  it('closes log generations while two nodes write: no change is lost, an idle and a new node catch up', async () => {
+    const storage = createMemoryStorage();
+    // About four lines per generation, so the log is closed again and again while both nodes write.
+    const smallLog = (over: Storage) =>
+      createRagService({
+        storage: scopeStorage(over, 'rag'),
+        config: config(),
+        log,
+        logGenerationBytes: 300,
+      });
+    const idle = smallLog(storage);
+    expect(await idle.api.listDocuments({ ownerId: 'alice' })).toEqual([]);
+    // Slow log writes: a line often lands after another node closed the generation it was meant for.
+    const slowLog = (_key: string, operation: string) => (operation === 'append' ? 20 : 1);
+    const [one, two] = [smallLog(jittered(storage, slowLog)), smallLog(jittered(storage, slowLog))];
+    const topics = Array.from({ length: 60 }, (_, n) => `topic${n}`);
+    const added = await Promise.all(
+      topics.map((topic, n) =>
+        (n % 2 === 0 ? one : two).api.addDocument({
+          ownerId: 'alice',
+          filename: `${topic}.md`,
+          content: text(topic),
+        }),
+      ),
+    );
+    await Promise.all(
+      added
+        .filter((_, n) => n % 5 === 0)
+        .map((document, n) =>
+          (n % 2 === 0 ? two : one).api.deleteDocument({ ownerId: 'alice', docId: document.docId }),
+        ),
+    );
+    const expected = topics
+      .filter((_, n) => n % 5 !== 0)
+      .map((topic) => `${topic}.md`)
+      .sort();
+    const generations = await storage.list('rag/index/log/alice/');
+    expect(Number.parseInt(generations.at(-1)!.split('/').at(-1)!, 10)).toBeGreaterThan(10);
+    // Closed generations older than the last closed one are deleted, but for the first.
+    expect(generations[0]).toBe('rag/index/log/alice/0000000001.jsonl');
+    expect(generations.length).toBeLessThanOrEqual(4);
+    for (const node of [one, two, idle, smallLog(storage)]) {
+      expect(await filenames(node)).toEqual(expected);
+      expect(await node.api.query({ ownerId: 'alice', query: 'topic37' })).toHaveLength(1);
+      expect(await node.api.query({ ownerId: 'alice', query: 'topic35' })).toEqual([]);
+    }
+  });
+
+  it('two nodes replacing one document at the same time leave one of the two versions, whole, everywhere', async () => {
+    const storage = createMemoryStorage();
+    for (let round = 0; round < 20; round++) {
+      // Node one dawdles before writing a record, so node two's text and record often come in between.
+      const slowRecords = jittered(storage, (key) => (key.endsWith('metadata.json') ? 12 : 2));
+      const [one, two] = [service(slowRecords), service(jittered(storage, () => 2))];
+      const versions = [
+        `Version one of round ${round}: ailerons.`,
+        `Version two of round ${round}: elevators.`,
+      ];
+      const [first, second] = await Promise.all([
+        one.api.addDocument({ ownerId: 'alice', filename: 'crossed.md', content: versions[0]! }),
+        two.api.addDocument({ ownerId: 'alice', filename: 'crossed.md', content: versions[1]! }),
+      ]);
+      expect(first.docId).toBe(second.docId);
+      const { docId } = first;
+      const content = decoder.decode(await storage.read(`rag/documents/${docId}/content.txt`));
+      expect(versions).toContain(content);
+      const record = JSON.parse(decoder.decode(await storage.read(`rag/documents/${docId}/metadata.json`)));
+      expect(record.characters).toBe(content.length);
+      const fresh = service(storage);
+      for (const node of [one, two, fresh]) {
+        const stored = await node.api.getDocument({ ownerId: 'alice', docId, includeContent: true });
+        expect(stored.content, `round ${round}`).toBe(content);
+        const [hit] = await node.api.query({
+          ownerId: 'alice',
+          query: content.includes('ailerons') ? 'ailerons' : 'elevators',
+        });
+        expect(hit?.text).toBe(content);
+      }
+    }
+  });
+
+  it('with version_check_ms, a node answers from its copy until rag.index.changed or the interval tells it to look', async () => {
+    const storage = createMemoryStorage();
+    let now = 1_000_000;
+    const announced: Array<{ ownerId: string; version: string }> = [];
+    const writer = createRagService({
+      storage: scopeStorage(storage, 'rag'),
+      config: config(),
+      log,
+      indexChanged: async (event) => {
+        announced.push(event);
+      },
+    });
+    const reader = createRagService({
+      storage: scopeStorage(storage, 'rag'),
+      config: config({
+        index: {
+          snapshot_every: 1000,
+          snapshot_delay_ms: 60_000,
+          max_loaded_owners: 100,
+          version_check_ms: 5000,
+        },
+      }),
+      log,
+      // The reader's clock (a request within 5 s of its last check does not read storage).
+      now: () => new Date(now),
+    });
+    {
+      expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
+      const added = await writer.api.addDocument({
+        ownerId: 'alice',
+        filename: 'flaps.md',
+        content: text('flaps'),
+      });
+      expect(announced).toEqual([{ ownerId: 'alice', version: expect.stringMatching(/^[0-9a-f]{16}$/) }]);
+      expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
+      reader.indexChanged(announced[0]!);
+      expect((await reader.api.query({ ownerId: 'alice', query: 'flaps' }))[0]?.docId).toBe(added.docId);
+
+      await writer.api.deleteDocument({ ownerId: 'alice', docId: added.docId });
+      expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toHaveLength(1);
+      now += 5000; // the announcement was lost; the interval ends the wait
+      expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
+    }
   });
 });

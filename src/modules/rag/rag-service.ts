@@ -10,7 +10,7 @@ import { assertDocId, readContent, summarise } from './documents.ts';
 import { assertOwnerId, createIngest } from './ingest.ts';
 import { createOwnerIndexes } from './owner-index.ts';
 import { createRetrieval, type Retriever } from './retrieval.ts';
-import type { DocumentChangedEvent, RagApi, RagConfig } from './types.ts';
+import type { DocumentChangedEvent, IndexChangedEvent, RagApi, RagConfig } from './types.ts';
 import type { DenseRetriever } from './vectors-retriever.ts';
 
 export interface RagServiceOptions {
@@ -23,7 +23,11 @@ export interface RagServiceOptions {
   dense?: DenseRetriever;
   /** Told of every document added, updated or deleted. */
   changed?: (event: DocumentChangedEvent) => Promise<void>;
+  /** Told after each change of an owner's documents made here (rag broadcasts it to the other nodes). */
+  indexChanged?: (event: IndexChangedEvent) => Promise<void>;
   now?: () => Date;
+  /** Size that closes an owner's change-log generation (owner-index.ts); tests make it small. */
+  logGenerationBytes?: number;
 }
 
 /** A running rag: its api, plus what the module's lifecycle needs. */
@@ -31,6 +35,8 @@ export interface RagService {
   api: RagApi;
   /** Owners whose index is in memory. */
   loadedOwners(): number;
+  /** Another node changed an owner's documents (`rag.index.changed`): check storage on the next request. */
+  indexChanged(event: IndexChangedEvent): void;
   /** Writes pending index snapshots. */
   flush(): Promise<void>;
   dispose(): Promise<void>;
@@ -46,7 +52,15 @@ export function createRagService(options: RagServiceOptions): RagService {
     snapshotEvery: config.index.snapshot_every,
     snapshotDelayMs: config.index.snapshot_delay_ms,
     maxLoadedOwners: config.index.max_loaded_owners,
+    versionCheckMs: config.index.version_check_ms ?? 0,
     log,
+    ...(options.now === undefined ? {} : { now: () => options.now!().getTime() }),
+    ...(options.logGenerationBytes === undefined ? {} : { logGenerationBytes: options.logGenerationBytes }),
+    ...(options.indexChanged === undefined ? {} : { changed: options.indexChanged }),
+    // Another node changed the owner's documents: its vectors may have changed too.
+    ...(options.dense === undefined
+      ? {}
+      : { refreshed: (ownerId: string) => options.dense!.forget(ownerId) }),
   });
   const retrieval = createRetrieval({
     owners,
@@ -110,6 +124,7 @@ export function createRagService(options: RagServiceOptions): RagService {
   return {
     api,
     loadedOwners: owners.loadedOwners,
+    indexChanged: owners.invalidate,
     async flush() {
       await owners.flush();
       await options.dense?.flush();

@@ -349,18 +349,33 @@ describe('rag module: owners', () => {
 });
 
 describe('rag module: persistence', () => {
-  it('keeps documents and the index across a restart (snapshot written on shutdown, journal emptied)', async () => {
+  it('keeps documents and the index across a restart (a log line per change, snapshot written on shutdown)', async () => {
     const first = await start({
       index: { snapshot_every: 1000, snapshot_delay_ms: 60_000, max_loaded_owners: 10 },
     });
     const dataDir = first.config.data_dir;
+    const root = first.config.storage.flatfile.root;
     const { docId } = await add(first, { ownerId: 'alice', filename: 'wings.md', content: wings });
-    expect(await dataFile(first, 'index/journal/alice.jsonl')).toContain(docId);
+    const [header, line] = (await dataFile(first, 'index/log/alice/0000000001.jsonl'))
+      .trimEnd()
+      .split('\n')
+      .map((text) => JSON.parse(text));
+    expect(header).toEqual({ generation: 1 });
+    expect(line).toEqual({
+      doc: docId,
+      rev: expect.stringMatching(/^[0-9a-f]{16}$/),
+      id: expect.any(String),
+    });
     await first.close();
     platforms.splice(platforms.indexOf(first), 1);
-    const snapshot = JSON.parse(await readFile(join(dataDir, 'rag/index/bm25/alice.json'), 'utf8'));
-    expect(snapshot).toMatchObject({ format: 'parley-rag-owner', ownerId: 'alice', sequence: 1 });
-    expect(await readFile(join(dataDir, 'rag/index/journal/alice.jsonl'), 'utf8')).toBe('');
+    const snapshot = JSON.parse(await readFile(join(root, 'rag/index/bm25/alice.json'), 'utf8'));
+    expect(snapshot).toMatchObject({
+      format: 'parley-rag-owner',
+      version: 2,
+      ownerId: 'alice',
+      generation: 1,
+    });
+    expect(snapshot.revisions[docId]).toBe(line.rev);
 
     const second = await start({}, dataDir);
     expect((await query(second, { ownerId: 'alice', query: 'flaps' }))[0]?.docId).toBe(docId);

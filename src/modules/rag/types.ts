@@ -42,12 +42,17 @@ export interface RagConfig {
     candidates_factor: number;
   };
   index: {
-    /** Journal entries after which an owner's index snapshot is written at once. */
+    /** Document changes after which an owner's index snapshot is written at once. */
     snapshot_every: number;
     /** An owner's index snapshot is written this long after its last change. */
     snapshot_delay_ms: number;
     /** Owners whose index is kept in memory; idle, saved ones beyond are dropped (reloaded on use). */
     max_loaded_owners: number;
+    /**
+     * How long a node answers an owner's requests without reading the owner's version key again, in
+     * milliseconds; 0: before every request (one small read). `rag.index.changed` ends the wait early.
+     */
+    version_check_ms: number;
   };
   /** "provider:model" of the embedding model; unset: BM25 only (no dense vectors). */
   embedding_model?: string;
@@ -247,6 +252,16 @@ export interface DocumentChangedEvent {
   chunks: number;
 }
 
+/**
+ * Broadcast (every node's rag listens locally) after a node changed an owner's documents: other nodes
+ * holding the owner check storage on their next request. `version` is the line the change added to the owner's
+ * version log (`index/version/{owner}.log`).
+ */
+export interface IndexChangedEvent {
+  ownerId: string;
+  version: string;
+}
+
 /** What `reindexVectors` rebuilds: one owner, or every owner with documents. */
 export interface VectorReindexRequest {
   ownerId?: string;
@@ -293,6 +308,7 @@ declare module '../../core/events.ts' {
     'rag.document.list': DocumentListRequest;
     'rag.document.get': DocumentGetRequest;
     'rag.document.changed': DocumentChangedEvent;
+    'rag.index.changed': IndexChangedEvent;
     'rag.query': RagQueryRequest;
     'knowledge.query': KnowledgeQuery;
   }

@@ -174,4 +174,27 @@ describe('createDenseRetriever', () => {
     await switched.indexDocument(documentFor('alice', 'plates'));
     expect(await switched.search('plate', { ownerId: 'alice', topK: 10 })).toHaveLength(5);
   });
+
+  it('forgets an owner another node changed: the next call loads it, and later changes follow on', async () => {
+    server.respond({ kind: 'embed' });
+    const storage = createMemoryStorage();
+    const [one, two] = [retriever(storage), retriever(storage)];
+    await one.indexDocument(documentFor('alice', 'wings'));
+    expect(await two.search('wings', { ownerId: 'alice', topK: 10 })).toHaveLength(2);
+    await one.indexDocument(documentFor('alice', 'shells'));
+    // Node two's copy predates the shells: rag tells it to forget alice once it took in the change.
+    expect(await two.search('shells', { ownerId: 'alice', topK: 10 })).toHaveLength(2);
+    await two.forget('alice');
+    expect(await two.search('shells', { ownerId: 'alice', topK: 10 })).toHaveLength(4);
+    // Its own next change is journaled after node one's, so a node started now has all three.
+    await two.indexDocument(documentFor('alice', 'plates'));
+    const started = retriever(storage);
+    const all = [
+      documentFor('alice', 'wings'),
+      documentFor('alice', 'shells'),
+      documentFor('alice', 'plates'),
+    ];
+    const hits = await started.search('plate', { ownerId: 'alice', topK: 10 });
+    expect(new Set(docsOf(hits, all))).toEqual(new Set(['wings', 'shells', 'plates']));
+  });
 });

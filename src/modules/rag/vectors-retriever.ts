@@ -61,6 +61,12 @@ export interface DenseRetriever extends Retriever {
     chunks: Iterable<EmbeddableChunk> | AsyncIterable<EmbeddableChunk>,
     options?: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void },
   ): Promise<ReindexResult>;
+  /**
+   * Forgets the owner's vectors in memory (not in storage), after its in-flight calls: the next call loads
+   * what storage holds — after another node changed the owner's documents. Nothing is lost: every change
+   * of this node is in the journal before its call resolved.
+   */
+  forget(ownerId: string): Promise<void>;
   /** Writes every owner's pending snapshot now (shutdown). */
   flush(): Promise<void>;
   /** Flushes, then forgets every loaded owner. */
@@ -363,6 +369,15 @@ export function createDenseRetriever(options: DenseRetrieverOptions): DenseRetri
       // A query during the reindex may have loaded the old index again: the next call reads the new one.
       owners.delete(ownerId);
       return result;
+    },
+
+    async forget(ownerId) {
+      const entry = owners.get(ownerId);
+      if (entry === undefined) return;
+      const state = await entry.catch(() => undefined);
+      await state?.queue;
+      if (state?.timer !== undefined) clearTimeout(state.timer);
+      if (owners.get(ownerId) === entry) owners.delete(ownerId);
     },
 
     async flush() {
