@@ -31,6 +31,7 @@ import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { assertValidKey, assertValidPrefix } from '../keys.ts';
 import type { Storage } from '../types.ts';
+import { createCopyArena } from './copy-arena.ts';
 import { createRedisKeyOrder } from './redis-key-order.ts';
 
 export interface RedisStorageOptions {
@@ -216,6 +217,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   // Call order per key (redis-key-order.ts): operations go out at once unless an earlier one on the same
   // key must come back first — a write that may have to create its key, or an append batch in flight,
   // behind which the next appends gather into one batch.
+  const copyBytes = createCopyArena();
   const order = createRedisKeyOrder((key, chunks) =>
     redis.eval(
       SCRIPTS.append,
@@ -258,8 +260,10 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       assertWholeLines(key, data, 'write');
       assertOpen();
       // Copied now: the bytes may be sent after the caller has its array back (a create sends them twice).
-      const bytes = Buffer.from(data);
-      await run('write', key, () => order.write(key, () => replaceOrCreate(key, bytes)));
+      const copy = copyBytes(data);
+      await run('write', key, () => order.write(key, () => replaceOrCreate(key, copy.bytes)));
+      // Only once it succeeded: a failed write's error (ioredis's `command.args`) may still show the bytes.
+      copy.release();
       return true;
     },
     async delete(key) {
