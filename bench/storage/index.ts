@@ -3,8 +3,9 @@
  *
  * - flatfile vs raw `fs` with the same durability (write: temp file + fdatasync + rename + directory
  *   fsync; append: O_APPEND + fdatasync; read: readFile; list: recursive readdir, sorted);
- * - redis vs raw ioredis (write: SET; read: GET; append: APPEND; list: SCAN MATCH — the raw way to find
- *   keys by prefix — and ZRANGEBYLEX over the driver's own index, to show the driver's overhead alone);
+ * - redis vs raw ioredis (write: SET; read: GET; append: APPEND, and EVAL of the driver's append script;
+ *   list: SCAN MATCH — the raw way to find keys by prefix — and ZRANGEBYLEX over the driver's own index;
+ *   the second of each shows the driver's overhead alone);
  * - s3 vs the raw AWS SDK (write: PutObject; read: GetObject, and GetObject + ListObjectsV2 at once — the two
  *   requests of the driver's read, to show its own overhead; append: PutObject of a new object, the raw form
  *   of an append on S3; list: ListObjectsV2).
@@ -29,7 +30,7 @@ import { pathToFileURL } from 'node:url';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { createFlatfileStorage } from '../../src/storage/drivers/flatfile.ts';
-import { createRedisStorage } from '../../src/storage/drivers/redis.ts';
+import { createRedisStorage, REDIS_SCRIPTS } from '../../src/storage/drivers/redis.ts';
 import { createS3Storage, type S3StorageOptions } from '../../src/storage/drivers/s3.ts';
 import type { Storage } from '../../src/storage/types.ts';
 import { s3rverStorageOptions } from '../../test/helpers/s3rver.ts';
@@ -112,6 +113,8 @@ function pairs(
     lists: { name: string; list: (prefix: string) => Promise<unknown> }[];
     /** Other raw ways to read, each a row of its own beside the plain read. */
     reads?: { name: string; read: (key: string) => Promise<unknown> }[];
+    /** Other raw ways to append, each a row of its own beside the plain append. */
+    appends?: { name: string; append: (key: string, data: Uint8Array) => Promise<unknown> }[];
   },
   names: { write: string; read: string; append: string },
 ): Pair[] {
@@ -144,6 +147,13 @@ function pairs(
       baseline: () => raw.append('logs/messages.jsonl', LINE),
       concurrency: 1,
     },
+    ...(raw.appends ?? []).map(({ name, append }) => ({
+      operation: 'append a line',
+      raw: name,
+      driver: () => driver.append('logs/messages.jsonl', LINE),
+      baseline: () => append('logs/messages.jsonl', LINE),
+      concurrency: 1,
+    })),
     {
       operation: `append ×${CONCURRENT} at once`,
       raw: names.append,
@@ -273,6 +283,15 @@ async function redisBackend(): Promise<Backend> {
     write: (key: string, data: Uint8Array) => client.set(rawPrefix + key, bufferView(data)),
     read: (key: string) => client.getBuffer(rawPrefix + key),
     append: (key: string, data: Uint8Array) => client.append(rawPrefix + key, bufferView(data)),
+    appends: [
+      {
+        // What the driver's append sends: APPEND and, when it created the key, ZADD to the index, in one
+        // script (so the row shows the driver's overhead beside the cost of the script itself).
+        name: "ioredis EVAL of the driver's script",
+        append: (key: string, data: Uint8Array) =>
+          client.eval(REDIS_SCRIPTS.append, 2, rawPrefix + key, `${rawPrefix}/keys`, bufferView(data), key),
+      },
+    ],
     lists: [
       {
         name: `SCAN MATCH${own === undefined ? '' : ' (20k other keys)'}`,

@@ -73,12 +73,15 @@ export interface RedisStorage extends Storage {
   ping(): Promise<void>;
 }
 
-// Lua keeps value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's four). Sent
-// with EVAL every time, not EVALSHA: after a Redis restart EVALSHA fails with NOSCRIPT and has to be
-// resent, and a resent write could land after a later append to the same key that succeeded meanwhile.
-// APPEND returns the new length: the data's own length means the key was just created (or was empty, and
-// is indexed already), and only then is the index touched.
-const SCRIPTS = {
+/**
+ * The scripts that keep value and index in step atomically, in one round trip (cheaper than MULTI/EXEC's
+ * four). Exported for bench/storage, which sends them raw beside the driver. Sent with EVAL every time,
+ * not EVALSHA: after a Redis restart EVALSHA fails with NOSCRIPT and has to be resent, and a resent write
+ * could land after a later append to the same key that succeeded meanwhile (and EVALSHA measured no
+ * faster here). APPEND returns the new length: the data's own length means the key was just created (or
+ * was empty, and is indexed already), and only then is the index touched.
+ */
+export const REDIS_SCRIPTS = {
   create: "redis.call('SET', KEYS[1], ARGV[1]) redis.call('ZADD', KEYS[2], 0, ARGV[2]) return 1",
   append:
     "local length = redis.call('APPEND', KEYS[1], ARGV[1]) if length == #ARGV[1] then redis.call('ZADD', KEYS[2], 0, ARGV[2]) end return length",
@@ -220,7 +223,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   const copyBytes = createCopyArena();
   const order = createRedisKeyOrder((key, chunks) =>
     redis.eval(
-      SCRIPTS.append,
+      REDIS_SCRIPTS.append,
       2,
       prefix + key,
       indexKey,
@@ -244,7 +247,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
   /** The write: replace an existing (so indexed) key, or create the key and index it. */
   async function replaceOrCreate(key: string, bytes: Buffer): Promise<void> {
     const replaced = await redis.set(prefix + key, bytes, 'XX');
-    if (replaced === null) await redis.eval(SCRIPTS.create, 2, prefix + key, indexKey, bytes, key);
+    if (replaced === null) await redis.eval(REDIS_SCRIPTS.create, 2, prefix + key, indexKey, bytes, key);
   }
 
   return {
@@ -271,7 +274,7 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       assertOpen();
       return (
         (await run('delete', key, () =>
-          order.plain(key, () => redis.eval(SCRIPTS.delete, 2, prefix + key, indexKey, key)),
+          order.plain(key, () => redis.eval(REDIS_SCRIPTS.delete, 2, prefix + key, indexKey, key)),
         )) === 1
       );
     },
