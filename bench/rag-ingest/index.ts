@@ -1,5 +1,5 @@
 /**
- * The rag module end to end on flat files: ingest throughput (parse, chunk, write, journal, index) for the
+ * The rag module end to end on flat files: ingest throughput (parse, chunk, write, log, index) for the
  * 1400 Cranfield abstracts as one owner, then what an owner's first query costs after a restart — loading
  * the owner's index snapshot (what rag does) side by side with rebuilding it from the stored documents
  * (what it would cost without snapshots) — and warm query latency through the module's api (BM25 plus
@@ -103,7 +103,7 @@ try {
   console.log(`rag ingest and load, Cranfield 1400 as one owner (${documents} documents, ${chunks} chunks)`);
   console.table([
     {
-      measure: 'ingest (flatfile, fsynced journal)',
+      measure: 'ingest (flatfile, fsynced log line)',
       value: `${(documents / ingestSeconds).toFixed(0)} docs/s`,
       total: `${ingestSeconds.toFixed(1)} s`,
     },
