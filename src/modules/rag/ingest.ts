@@ -1,9 +1,9 @@
 /**
  * Adding and deleting documents. A document is parsed and chunked outside the owner's lock (parsing a big
  * PDF must not hold up the owner's other changes), then, under the lock: skipped when nothing changed,
- * otherwise handed to the other retrievers, then written (`content.txt`, `metadata.json`, the owner's
- * list key) and indexed by the owner's transaction — in that order, so what is acknowledged survives a
- * crash and what is indexed has its files.
+ * otherwise handed to the other retrievers, then written (`content.txt`, `metadata.json`, a line in the
+ * owner's change log) and indexed by the owner's transaction — in that order, so what is acknowledged
+ * survives a crash and what is indexed has its files.
  */
 import { NotFoundError, PlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
@@ -274,7 +274,7 @@ export function createIngest(options: IngestOptions): Ingest {
     return { docId, deleted: true, chunks };
   }
 
-  /** Under the owner's lock: the document's files and list key, then other retrievers' entries. */
+  /** Under the owner's lock: the document's files, then other retrievers' entries (its log line ends the change). */
   async function removeDocument(transaction: OwnerTransaction, record: DocumentRecord): Promise<number> {
     const { ownerId, docId } = record;
     await transaction.remove(docId);

@@ -49,7 +49,7 @@ export interface RagConfig {
     /** Owners whose index is kept in memory; idle, saved ones beyond are dropped (reloaded on use). */
     max_loaded_owners: number;
     /**
-     * How long a node answers an owner's requests without reading the owner's version key again, in
+     * How long a node answers an owner's requests without reading the owner's change log again, in
      * milliseconds; 0: before every request (one small read). `rag.index.changed` ends the wait early.
      */
     version_check_ms: number;
@@ -254,8 +254,8 @@ export interface DocumentChangedEvent {
 
 /**
  * Broadcast (every node's rag listens locally) after a node changed an owner's documents: other nodes
- * holding the owner check storage on their next request. `version` is the line the change added to the owner's
- * version log (`index/version/{owner}.log`).
+ * holding the owner read its change log on their next request, whatever `index.version_check_ms`.
+ * `version` is the id of the change's first line in the log (`index/log/{owner}/…`).
  */
 export interface IndexChangedEvent {
   ownerId: string;
