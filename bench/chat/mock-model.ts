@@ -1,11 +1,14 @@
 /**
- * The zero-latency model the chat benchmarks use: an AI SDK `MockLanguageModelV3` that streams a fixed
- * reply, behind a model registry that `createPlatform({ llm })` accepts. It may wait before its first token
- * (the first-byte measure) and records how long it waited, so a benchmark can subtract the model's own time.
+ * The zero-latency model the chat benchmarks use: an AI SDK language model (the `LanguageModelV3`
+ * interface every provider implements) that streams a fixed reply, behind a model registry that
+ * `createPlatform({ llm })` accepts. It may wait before its first token (the first-byte measure) and
+ * records how long it waited, so a benchmark can subtract the model's own time. It is a plain object, not
+ * the AI SDK's `MockLanguageModelV3`: that test helper keeps every call's options (prompt, abort signal)
+ * in an array, so over a benchmark of tens of thousands of turns the heap — and the time the garbage
+ * collector spends walking it — grows with every turn, which no real provider does.
  */
 
-import type { LanguageModelV3StreamPart } from '@ai-sdk/provider';
-import { MockLanguageModelV3 } from 'ai/test';
+import type { LanguageModelV3, LanguageModelV3StreamPart } from '@ai-sdk/provider';
 import { streamModel } from '../../src/llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 
@@ -30,11 +33,18 @@ export function replyParts(tokens: readonly string[] = REPLY_TOKENS): LanguageMo
   ];
 }
 
-/** A zero-latency AI SDK mock model (it waits `delay()` ms first when that is above 0). */
+/** A zero-latency AI SDK model (it waits `delay()` ms first when that is above 0); it only streams. */
 export function createMockModel(
   options: { delay?: () => number; onWait?: (ms: number) => void } = {},
-): MockLanguageModelV3 {
-  return new MockLanguageModelV3({
+): LanguageModelV3 {
+  return {
+    specificationVersion: 'v3',
+    provider: 'mock',
+    modelId: 'bench',
+    supportedUrls: {},
+    doGenerate: async () => {
+      throw new Error('the benchmark model only streams (parley calls doStream)');
+    },
     doStream: async () => {
       const calledAt = performance.now();
       const parts = replyParts();
@@ -50,11 +60,11 @@ export function createMockModel(
         }),
       };
     },
-  });
+  };
 }
 
 /** A model registry whose every model is `model` (named `mock:bench`), called the way parley calls any. */
-export function createMockRegistry(model: MockLanguageModelV3 = createMockModel()): ModelRegistry {
+export function createMockRegistry(model: LanguageModelV3 = createMockModel()): ModelRegistry {
   const real = createModelRegistry({});
   const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
   const registry: ModelRegistry = {

@@ -3,21 +3,10 @@
  * user's message alone. No history, nothing stored.
  */
 import { generateText } from 'ai';
-import { MockLanguageModelV3 } from 'ai/test';
-import { INSTRUCTIONS, REPLY, REPLY_TOKENS, type Subject } from './reply.ts';
+import { INSTRUCTIONS, mockModel, type Subject } from './reply.ts';
 
 export async function setup(): Promise<Subject> {
-  const model = new MockLanguageModelV3({
-    doGenerate: async () => ({
-      content: [{ type: 'text', text: REPLY }],
-      finishReason: { unified: 'stop', raw: 'stop' },
-      usage: {
-        inputTokens: { total: 12, noCache: 12, cacheRead: 0, cacheWrite: 0 },
-        outputTokens: { total: REPLY_TOKENS.length, text: REPLY_TOKENS.length, reasoning: 0 },
-      },
-      warnings: [],
-    }),
-  });
+  const model = mockModel();
   return {
     newSession: async (index) => `s${index}`,
     async turn(_sessionId, content) {
