@@ -112,7 +112,7 @@ function asBuffer(data: Uint8Array): Buffer {
 function toUint8Array(buffer: Buffer): Uint8Array {
   // A plain Uint8Array the caller owns. ioredis hands a reply's bytes as a view into the chunk the socket
   // read (fresh memory per read, never written again), so a view of the same bytes is the caller's alone.
-  // Copying 1 KiB cost a fifth of the read rate in bench/storage (a new backing store per read, and the
+  // Copying 1 KiB cost 10-25% of the read rate in bench/storage (a new backing store per read, and the
   // garbage collection it brings). A value that is less than half of its chunk (many replies read at once)
   // is copied instead, so a small value kept for long never holds a large chunk in memory.
   if (buffer.byteLength * 2 >= buffer.buffer.byteLength) {
