@@ -48,6 +48,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
+import { copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
@@ -532,7 +533,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
-      const copy = data.slice();
+      const copy = copyBytes(data);
       await lanes.exclusive(key, 'write', () =>
         client.send(
           new PutObjectCommand({
@@ -587,7 +588,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertValidKey(key);
       assertWholeLines(key, data, 'append');
       assertOpen();
-      const copy = data.slice();
+      const copy = copyBytes(data);
       return lanes.append(key, copy);
     },
     close() {
