@@ -35,25 +35,24 @@ export function createMemoryStorage(): Storage {
     if (closed) throw new StorageUnavailableError('the memory storage is closed');
   }
 
+  /** A copy of the value from `offset` on (a read is the tail from 0); the chunks are joined once. */
+  function readTail(key: string, offset: number): Uint8Array | undefined {
+    assertValidKey(key);
+    assertOpen();
+    const entry = entries.get(key);
+    if (entry === undefined) return undefined;
+    const joined = join(entry.chunks);
+    entry.chunks = [joined];
+    return joined.slice(Math.min(offset, joined.length));
+  }
+
   // Every operation is async so errors arrive as rejections, exactly as with a real driver.
   return {
     async read(key) {
-      assertValidKey(key);
-      assertOpen();
-      const entry = entries.get(key);
-      if (entry === undefined) return undefined;
-      const joined = join(entry.chunks);
-      entry.chunks = [joined];
-      return joined.slice();
+      return readTail(key, 0);
     },
     async readFrom(key, offset) {
-      assertValidKey(key);
-      assertOpen();
-      const entry = entries.get(key);
-      if (entry === undefined) return undefined;
-      const joined = join(entry.chunks);
-      entry.chunks = [joined];
-      return joined.slice(Math.min(offset, joined.length));
+      return readTail(key, offset);
     },
     async write(key, data) {
       assertValidKey(key);
