@@ -41,20 +41,16 @@ const filenamesOf = async (node: RagService, ownerId: string) =>
 
 const text = (topic: string) => `# ${topic}\n\nNotes about ${topic} and how ${topic} behaves in flight.\n`;
 
+/** Adds `filename`, notes about `topic` (see `text`), to `ownerId`'s documents on `node`. */
+const addNotesAbout = (node: RagService, ownerId: string, filename: string, topic: string) =>
+  node.api.addDocument({ ownerId, filename, content: text(topic) });
+
 describe('rag service: durability of the per-owner index', () => {
   it('a node that stops without writing a snapshot loses nothing acknowledged: the document list is read', async () => {
     const storage = createMemoryStorage();
     const crashed = service(storage);
-    const kept = await crashed.api.addDocument({
-      ownerId: 'alice',
-      filename: 'wings.md',
-      content: text('wings'),
-    });
-    const removed = await crashed.api.addDocument({
-      ownerId: 'alice',
-      filename: 'flaps.md',
-      content: text('flaps'),
-    });
+    const kept = await addNotesAbout(crashed, 'alice', 'wings.md', 'wings');
+    const removed = await addNotesAbout(crashed, 'alice', 'flaps.md', 'flaps');
     await crashed.api.deleteDocument({ ownerId: 'alice', docId: removed.docId });
     expect(await storage.exists('rag/index/bm25/alice.json')).toBe(false);
     // `crashed` is dropped without dispose, as a killed process would be.
@@ -64,19 +60,15 @@ describe('rag service: durability of the per-owner index', () => {
     expect(documents.map((document) => document.docId)).toEqual([kept.docId]);
     expect((await restarted.api.query({ ownerId: 'alice', query: 'wings' }))[0]?.docId).toBe(kept.docId);
     expect(await restarted.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
-    expect(
-      await restarted.api.addDocument({ ownerId: 'alice', filename: 'wings.md', content: text('wings') }),
-    ).toMatchObject({ status: 'unchanged' });
+    expect(await addNotesAbout(restarted, 'alice', 'wings.md', 'wings')).toMatchObject({
+      status: 'unchanged',
+    });
   });
 
   it('reads the change log after the snapshot: documents added or deleted after it are read or dropped', async () => {
     const storage = createMemoryStorage();
     const node = service(storage);
-    const rudder = await node.api.addDocument({
-      ownerId: 'alice',
-      filename: 'a.md',
-      content: text('rudder'),
-    });
+    const rudder = await addNotesAbout(node, 'alice', 'a.md', 'rudder');
     await node.flush();
     const snapshot = JSON.parse(decoder.decode(await storage.read('rag/index/bm25/alice.json')));
     const log = decoder.decode(await storage.read('rag/index/log/alice/0000000001.jsonl'));
@@ -96,7 +88,7 @@ describe('rag service: durability of the per-owner index', () => {
       offset: encoder.encode(log).length,
       revisions: { [rudder.docId]: line.rev },
     });
-    await node.api.addDocument({ ownerId: 'alice', filename: 'b.md', content: text('aileron') });
+    await addNotesAbout(node, 'alice', 'b.md', 'aileron');
     await node.api.deleteDocument({ ownerId: 'alice', docId: rudder.docId });
 
     const restarted = service(storage);
@@ -110,17 +102,9 @@ describe('rag service: durability of the per-owner index', () => {
   it('loads an owner stored before the change log (snapshot version 1 and a journal)', async () => {
     const storage = createMemoryStorage();
     const node = service(storage);
-    const kept = await node.api.addDocument({ ownerId: 'al.ice', filename: 'a.md', content: text('rudder') });
-    const journaled = await node.api.addDocument({
-      ownerId: 'al.ice',
-      filename: 'b.md',
-      content: text('slats'),
-    });
-    const deleted = await node.api.addDocument({
-      ownerId: 'al.ice',
-      filename: 'c.md',
-      content: text('spoilers'),
-    });
+    const kept = await addNotesAbout(node, 'al.ice', 'a.md', 'rudder');
+    const journaled = await addNotesAbout(node, 'al.ice', 'b.md', 'slats');
+    const deleted = await addNotesAbout(node, 'al.ice', 'c.md', 'spoilers');
     // What the earlier format stored: a snapshot up to sequence 2 and journal lines after it, no log;
     // deleting c.md had deleted its files.
     for (const key of await storage.list('rag/index/')) await storage.delete(key);
@@ -174,9 +158,9 @@ describe('rag service: durability of the per-owner index', () => {
     const node = service(storage, {
       index: { snapshot_every: 2, snapshot_delay_ms: 60_000, max_loaded_owners: 10, version_check_ms: 0 },
     });
-    await node.api.addDocument({ ownerId: 'alice', filename: 'a.md', content: text('rudder') });
+    await addNotesAbout(node, 'alice', 'a.md', 'rudder');
     expect(await storage.exists('rag/index/bm25/alice.json')).toBe(false);
-    await node.api.addDocument({ ownerId: 'alice', filename: 'b.md', content: text('elevator') });
+    await addNotesAbout(node, 'alice', 'b.md', 'elevator');
     await node.api.listDocuments({ ownerId: 'alice' }); // the snapshot is queued behind the change
     await node.flush();
     const snapshot = JSON.parse(decoder.decode(await storage.read('rag/index/bm25/alice.json')));
@@ -186,12 +170,8 @@ describe('rag service: durability of the per-owner index', () => {
   it('rebuilds an owner from the documents when the snapshot is unreadable or the BM25 settings changed', async () => {
     const storage = createMemoryStorage();
     const node = service(storage);
-    const { docId } = await node.api.addDocument({
-      ownerId: 'alice',
-      filename: 'a.md',
-      content: text('propeller'),
-    });
-    await node.api.addDocument({ ownerId: 'bob', filename: 'b.md', content: text('propeller') });
+    const { docId } = await addNotesAbout(node, 'alice', 'a.md', 'propeller');
+    await addNotesAbout(node, 'bob', 'b.md', 'propeller');
     await node.dispose();
 
     const retuned = service(storage, { bm25: { k1: 0.9, b: 0.4, title_weight: 1, feedback: false } });
@@ -214,13 +194,9 @@ describe('rag service: durability of the per-owner index', () => {
     const node = service(storage, {
       index: { snapshot_every: 1, snapshot_delay_ms: 60_000, max_loaded_owners: 1, version_check_ms: 0 },
     });
-    const alices = await node.api.addDocument({
-      ownerId: 'alice',
-      filename: 'a.md',
-      content: text('trim tabs'),
-    });
+    const alices = await addNotesAbout(node, 'alice', 'a.md', 'trim tabs');
     await node.flush();
-    await node.api.addDocument({ ownerId: 'bob', filename: 'b.md', content: text('trim tabs') });
+    await addNotesAbout(node, 'bob', 'b.md', 'trim tabs');
     await node.flush();
     await node.api.listDocuments({ ownerId: 'carol' });
     expect(node.loadedOwners()).toBe(1);
@@ -260,18 +236,14 @@ describe('rag service: hybrid retrieval hook', () => {
       return record.chunks[0].id as string;
     };
 
-    const bob = await node.api.addDocument({ ownerId: 'bob', filename: 'bob.md', content: text('lift') });
+    const bob = await addNotesAbout(node, 'bob', 'bob.md', 'lift');
     bobsChunk = await firstChunk(bob.docId);
     const aerofoil = await node.api.addDocument({
       ownerId: 'alice',
       filename: 'aerofoil.md',
       content: 'Camber and angle of attack decide the pressure difference.',
     });
-    const other = await node.api.addDocument({
-      ownerId: 'alice',
-      filename: 'lift.md',
-      content: text('lift'),
-    });
+    const other = await addNotesAbout(node, 'alice', 'lift.md', 'lift');
     expect(indexed).toEqual([`bob/${bob.docId}:1`, `alice/${aerofoil.docId}:1`, `alice/${other.docId}:1`]);
 
     const hits = await node.api.query({ ownerId: 'alice', query: 'lift' });
@@ -301,15 +273,9 @@ describe('rag service: hybrid retrieval hook', () => {
       },
     };
     const node = service(storage, {}, [broken]);
-    const { docId } = await node.api.addDocument({
-      ownerId: 'alice',
-      filename: 'a.md',
-      content: text('spoilers'),
-    });
+    const { docId } = await addNotesAbout(node, 'alice', 'a.md', 'spoilers');
     expect((await node.api.query({ ownerId: 'alice', query: 'spoilers' }))[0]?.docId).toBe(docId);
-    await expect(
-      node.api.addDocument({ ownerId: 'alice', filename: 'refused.md', content: text('slats') }),
-    ).rejects.toThrow('embedding API down');
+    await expect(addNotesAbout(node, 'alice', 'refused.md', 'slats')).rejects.toThrow('embedding API down');
     expect(await node.api.listDocuments({ ownerId: 'alice' })).toHaveLength(1);
   });
 });
@@ -437,11 +403,7 @@ describe('rag service: several nodes over one storage', () => {
     for (const node of [one, two, three])
       expect(await node.api.listDocuments({ ownerId: 'alice' })).toEqual([]);
 
-    const added = await one.api.addDocument({
-      ownerId: 'alice',
-      filename: 'gear.md',
-      content: text('landing gear'),
-    });
+    const added = await addNotesAbout(one, 'alice', 'gear.md', 'landing gear');
     for (const node of [two, three]) {
       expect(
         (await node.api.query({ ownerId: 'alice', query: 'landing gear' })).map((hit) => hit.docId),
@@ -484,13 +446,7 @@ describe('rag service: several nodes over one storage', () => {
     ]);
     const topics = Array.from({ length: 24 }, (_, n) => `topic${n}`);
     await Promise.all(
-      topics.map((topic, n) =>
-        (n % 2 === 0 ? one : two).api.addDocument({
-          ownerId: 'alice',
-          filename: `${topic}.md`,
-          content: text(topic),
-        }),
-      ),
+      topics.map((topic, n) => addNotesAbout(n % 2 === 0 ? one : two, 'alice', `${topic}.md`, topic)),
     );
     const expected = topics.map((topic) => `${topic}.md`).sort();
     // Each node wrote a snapshot from its own copy, one after the other: the last one written lacks
@@ -523,13 +479,7 @@ describe('rag service: several nodes over one storage', () => {
     const [one, two] = [smallLog(jittered(storage, slowLog)), smallLog(jittered(storage, slowLog))];
     const topics = Array.from({ length: 60 }, (_, n) => `topic${n}`);
     const added = await Promise.all(
-      topics.map((topic, n) =>
-        (n % 2 === 0 ? one : two).api.addDocument({
-          ownerId: 'alice',
-          filename: `${topic}.md`,
-          content: text(topic),
-        }),
-      ),
+      topics.map((topic, n) => addNotesAbout(n % 2 === 0 ? one : two, 'alice', `${topic}.md`, topic)),
     );
     await Promise.all(
       added
@@ -615,11 +565,7 @@ describe('rag service: several nodes over one storage', () => {
     });
     {
       expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
-      const added = await writer.api.addDocument({
-        ownerId: 'alice',
-        filename: 'flaps.md',
-        content: text('flaps'),
-      });
+      const added = await addNotesAbout(writer, 'alice', 'flaps.md', 'flaps');
       expect(announced).toEqual([{ ownerId: 'alice', version: expect.stringMatching(/^[0-9a-f]{16}$/) }]);
       expect(await reader.api.query({ ownerId: 'alice', query: 'flaps' })).toEqual([]);
       reader.indexChanged(announced[0]!);
