@@ -7,13 +7,18 @@
  * (`CHAT_TEXT_CHAT__ENABLED=false`), so a turn posted to `n2` is always generated on another node and its
  * deltas must cross NATS to reach the client. Each node has its own fake model server, so a test can
  * tell which node generated a reply, and slow down or stall one node's model.
+ *
+ * The Redis tests' cluster: `requireRedisAndNats` to run at all, `startClusterOnRedis` under a key prefix of
+ * the test file's own, `stopClusterOnRedis` after.
  */
 
 import { expect } from 'vitest';
 import { readSse } from '../integration/http-harness.ts';
-import { type ParleyNode, startNode } from './cluster.ts';
+import { killAllNodes, type ParleyNode, startNode } from './cluster.ts';
+import { deleteRedisPrefix } from './cluster-services.ts';
 import { type FakeBehaviour, type FakeOpenAIServer, startFakeOpenAIServer } from './fake-openai-server.ts';
-import { deleteStreams, NATS_URL, uniquePrefix } from './nats.ts';
+import { deleteStreams, NATS_URL, requireNats, uniquePrefix } from './nats.ts';
+import { IN_CI, redisAnswers, TEST_REDIS_URL } from './redis-server.ts';
 
 /** A user of the cluster and its API key. */
 export interface ClusterUser {
@@ -123,6 +128,43 @@ export async function startCluster(options: StartClusterOptions): Promise<Cluste
     throw error;
   }
   return cluster;
+}
+
+/**
+ * Whether a cluster test on the shared Redis and the shared NATS can run: both answer. Under CI a missing one
+ * fails the test file; elsewhere the file's tests are skipped with a message.
+ */
+export async function requireRedisAndNats(what: string): Promise<boolean> {
+  return (await requireRedis(what)) && (await requireNats(what));
+}
+
+async function requireRedis(what: string): Promise<boolean> {
+  if (await redisAnswers(TEST_REDIS_URL)) return true;
+  const message = `${what}: no Redis answers at ${TEST_REDIS_URL}`;
+  if (IN_CI) throw new Error(`${message} (CI=true: a missing service is a failure)`);
+  console.warn(`${message}; skipping`);
+  return false;
+}
+
+/** A cluster storing on the shared Redis, its keys under `redisPrefix` (see `uniqueRedisPrefix`). */
+export function startClusterOnRedis(redisPrefix: string): Promise<Cluster> {
+  return startCluster({
+    storageEnv: {
+      CHAT_STORAGE__BACKEND: 'redis',
+      CHAT_STORAGE__REDIS__URL: TEST_REDIS_URL,
+      CHAT_STORAGE__REDIS__PREFIX: redisPrefix,
+    },
+  });
+}
+
+/**
+ * Stops a cluster of `startClusterOnRedis` (undefined when it failed to start) and every node a test started
+ * besides, then deletes the keys under `redisPrefix`.
+ */
+export async function stopClusterOnRedis(cluster: Cluster | undefined, redisPrefix: string): Promise<void> {
+  await cluster?.close();
+  await killAllNodes();
+  await deleteRedisPrefix(TEST_REDIS_URL, redisPrefix);
 }
 
 /** A streamed turn as the SSE client saw it. */

@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAllNodes, type ParleyNode } from '../helpers/cluster.ts';
-import { type Cluster, startCluster } from '../helpers/cluster-scenario.ts';
-import { deleteRedisPrefix } from '../helpers/cluster-services.ts';
-import { requireNats } from '../helpers/nats.ts';
-import { IN_CI, redisAnswers, TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
+import type { ParleyNode } from '../helpers/cluster.ts';
+import {
+  type Cluster,
+  requireRedisAndNats,
+  startClusterOnRedis,
+  stopClusterOnRedis,
+} from '../helpers/cluster-scenario.ts';
+import { uniqueRedisPrefix } from '../helpers/redis-server.ts';
 
 // Three `parley serve` processes on the shared Redis and the shared NATS: a user's documents are the same on
 // every node. Each node's rag keeps the owner's index in memory once it has served the owner, so every
@@ -12,15 +15,7 @@ import { IN_CI, redisAnswers, TEST_REDIS_URL, uniqueRedisPrefix } from '../helpe
 // copy, whatever node answers over the bus); queries, listings and deletes go over the bus, so each is
 // asked several times per node, and every answer, from whichever node's rag, must be current.
 
-async function requireRedis(what: string): Promise<boolean> {
-  if (await redisAnswers(TEST_REDIS_URL)) return true;
-  const message = `${what}: no Redis answers at ${TEST_REDIS_URL}`;
-  if (IN_CI) throw new Error(`${message} (CI=true: a missing service is a failure)`);
-  console.warn(`${message}; skipping`);
-  return false;
-}
-
-const available = (await requireRedis('multi-node rag')) && (await requireNats('multi-node rag'));
+const available = await requireRedisAndNats('multi-node rag');
 const redisPrefix = uniqueRedisPrefix('multi-node-rag');
 /** Asked of each node this many times when the answer may come from any node's rag. */
 const ASKED = 6;
@@ -40,22 +35,12 @@ describe.skipIf(!available)('documents on three parley nodes on Redis and NATS',
   let key: string;
 
   beforeAll(async () => {
-    cluster = await startCluster({
-      storageEnv: {
-        CHAT_STORAGE__BACKEND: 'redis',
-        CHAT_STORAGE__REDIS__URL: TEST_REDIS_URL,
-        CHAT_STORAGE__REDIS__PREFIX: redisPrefix,
-      },
-    });
+    cluster = await startClusterOnRedis(redisPrefix);
     nodes = [cluster.nodes.n1, cluster.nodes.n2, cluster.nodes.n3];
     key = cluster.alice.key;
   }, 90_000);
 
-  afterAll(async () => {
-    await cluster?.close();
-    await killAllNodes();
-    if (available) await deleteRedisPrefix(TEST_REDIS_URL, redisPrefix);
-  });
+  afterAll(() => stopClusterOnRedis(cluster, redisPrefix));
 
   /** Uploads one file to `node` (multipart, through that node's own rag); returns its docId. */
   async function upload(

@@ -1,50 +1,33 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { killAllNodes, type ParleyNode, startNode, waitFor } from '../helpers/cluster.ts';
+import { type ParleyNode, startNode, waitFor } from '../helpers/cluster.ts';
 import {
   type Cluster,
   contentsOn,
+  requireRedisAndNats,
   sessionAcrossNodes,
-  startCluster,
+  startClusterOnRedis,
+  stopClusterOnRedis,
   streamAcrossNodes,
   streamTurn,
 } from '../helpers/cluster-scenario.ts';
-import { deleteRedisPrefix, readSessionLog } from '../helpers/cluster-services.ts';
-import { requireNats } from '../helpers/nats.ts';
-import { IN_CI, redisAnswers, TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
+import { readSessionLog } from '../helpers/cluster-services.ts';
+import { TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
 
 // Three `parley serve` processes on the shared Redis and the shared NATS act as one: any node serves any
 // request, a reply generated on one node streams to a client on another, and a node killed with SIGKILL
 // mid-reply loses nothing that was acknowledged. (test/integration/multi-node-s3.test.ts: the same on S3.)
 
-async function requireRedis(what: string): Promise<boolean> {
-  if (await redisAnswers(TEST_REDIS_URL)) return true;
-  const message = `${what}: no Redis answers at ${TEST_REDIS_URL}`;
-  if (IN_CI) throw new Error(`${message} (CI=true: a missing service is a failure)`);
-  console.warn(`${message}; skipping`);
-  return false;
-}
-
-const available = (await requireRedis('multi-node')) && (await requireNats('multi-node'));
+const available = await requireRedisAndNats('multi-node');
 const redisPrefix = uniqueRedisPrefix('multi-node');
 
 describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
   let cluster: Cluster;
 
   beforeAll(async () => {
-    cluster = await startCluster({
-      storageEnv: {
-        CHAT_STORAGE__BACKEND: 'redis',
-        CHAT_STORAGE__REDIS__URL: TEST_REDIS_URL,
-        CHAT_STORAGE__REDIS__PREFIX: redisPrefix,
-      },
-    });
+    cluster = await startClusterOnRedis(redisPrefix);
   }, 90_000);
 
-  afterAll(async () => {
-    await cluster?.close();
-    await killAllNodes();
-    if (available) await deleteRedisPrefix(TEST_REDIS_URL, redisPrefix);
-  });
+  afterAll(() => stopClusterOnRedis(cluster, redisPrefix));
 
   it('every node is ready, with Redis and NATS reported healthy', async () => {
     for (const node of Object.values(cluster.nodes)) {
