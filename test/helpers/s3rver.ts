@@ -5,12 +5,13 @@
  * `{"endpoint": …}` as one JSON line (the storage benchmark does that, so the server gets its own core).
  */
 
-import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { S3StorageOptions } from '../../src/storage/drivers/s3.ts';
+// Makes each request see one version of an object, and LIST seek an index, as on S3 (see the file).
+import './s3rver-store.ts';
 
 interface S3rverOptions {
   address: string;
@@ -27,47 +28,6 @@ interface S3rverInstance {
 
 const require = createRequire(import.meta.url);
 const S3rver = require('s3rver') as new (options: S3rverOptions) => S3rverInstance;
-
-interface S3rverObject {
-  bucket: string;
-  key: string;
-  metadata: Record<string, string>;
-  content: Buffer | AsyncIterable<Buffer>;
-}
-
-interface S3rverFilesystemStore {
-  getResourcePath(bucket: string, key: string, resource: string): string;
-  putMetadata(bucket: string, key: string, metadata: Record<string, string>, md5: string): Promise<void>;
-}
-
-/**
- * s3rver 3.7's putObject answers the PUT once the body has passed its checksum step, before the file
- * is written, and writes the object file in place: a GET right after a PUT, or during another PUT of the
- * key, can read a short or empty object (seen once in the contract suite's racing-writes test on a busy
- * machine). Real S3 replaces an object whole and a 200 means it is stored; this makes s3rver do the same
- * (the whole body, then a temporary file renamed over the object) so tests check our driver, not s3rver.
- */
-const store = require('s3rver/lib/stores/filesystem.js') as { prototype: S3rverFilesystemStore };
-Object.assign(store.prototype, {
-  async putObject(this: S3rverFilesystemStore, object: S3rverObject) {
-    const objectPath = this.getResourcePath(object.bucket, object.key, 'object');
-    await mkdir(dirname(objectPath), { recursive: true });
-    let content: Buffer;
-    if (Buffer.isBuffer(object.content)) content = object.content;
-    else {
-      const chunks: Buffer[] = [];
-      for await (const chunk of object.content) chunks.push(chunk);
-      content = Buffer.concat(chunks);
-    }
-    const md5 = createHash('md5').update(content).digest('hex');
-    // Ends in ".tmp", not in s3rver's object suffix, so listings never show it.
-    const temporary = `${objectPath}.${randomUUID()}.tmp`;
-    await writeFile(temporary, content);
-    await rename(temporary, objectPath);
-    await this.putMetadata(object.bucket, object.key, object.metadata, md5);
-    return { size: content.length, md5 };
-  },
-});
 
 /** s3rver's fixed credentials. */
 export const S3RVER_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } as const;
