@@ -19,7 +19,7 @@ export {
   parseJsonLines,
   readJsonLines,
 } from './json-lines.ts';
-export { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from './keys.ts';
+export { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from './keys.ts';
 export { type ReadableFrom, readFrom } from './read-from.ts';
 export { scopeStorage } from './scoped.ts';
 export type { Storage, StorageBackendName } from './types.ts';

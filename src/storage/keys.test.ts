@@ -41,6 +41,7 @@ describe('assertValidKey', () => {
     ['a\\b', 'backslash'],
     ['a\0b', 'NUL'],
     ['x/.parley-tmp-0011', 'reserved'],
+    ['x/log.jsonl.parley-tmp-append.0011', 'reserved'],
   ])('rejects %j (%s) with the key and the reason in details', (key, reason) => {
     const error = rejection(() => assertValidKey(key));
     expect(error?.details?.key).toBe(key);

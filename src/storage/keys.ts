@@ -7,10 +7,11 @@
 import { PlatformError } from '../core/errors.ts';
 
 /**
- * File names starting with this are the flatfile driver's temporary files. No key segment may start with
- * it, so a temporary file can never be mistaken for (or collide with) a stored key.
+ * Reserved for the drivers' own names beside the keys: the flatfile driver's temporary files start with it,
+ * and the S3 driver's append parts are named `key + '.parley-tmp-append.' + id`. No key segment may contain
+ * it, so neither can ever be mistaken for (or collide with) a stored key.
  */
-export const RESERVED_SEGMENT_PREFIX = '.parley-tmp-';
+export const RESERVED_NAME_PART = '.parley-tmp-';
 
 function invalidKey(key: unknown, reason: string): PlatformError {
   return new PlatformError(
@@ -32,15 +33,15 @@ function checkSegment(key: string, segment: string): void {
   if (segment === '') throw invalidKey(key, 'it has an empty segment ("//" or a trailing "/")');
   if (segment === '..') throw invalidKey(key, 'it has a ".." segment');
   if (segment === '.') throw invalidKey(key, 'it has a "." segment');
-  if (segment.startsWith(RESERVED_SEGMENT_PREFIX)) {
-    throw invalidKey(key, `a segment starts with the reserved "${RESERVED_SEGMENT_PREFIX}"`);
+  if (segment.includes(RESERVED_NAME_PART)) {
+    throw invalidKey(key, `a segment contains the reserved "${RESERVED_NAME_PART}"`);
   }
 }
 
 /**
  * Throws CHAT_ERR_STORAGE_INVALID_KEY (details: `key`, `reason`) unless `key` is a non-empty relative
  * `/`-separated path: no leading `/`, no empty, `.` or `..` segment, no NUL, no backslash, and no segment
- * starting with the reserved temporary-file prefix.
+ * containing the reserved `.parley-tmp-`.
  */
 export function assertValidKey(key: string): void {
   if (typeof key !== 'string') throw invalidKey(key, 'it is not a string');

@@ -2,7 +2,7 @@
  * The storage contract every driver and wrapper implements (the seed's StorageBackend plus `append`).
  * Keys are `/`-separated relative paths such as `sessions/u1/s1/messages.jsonl`. A key that is empty, starts
  * with `/`, contains a `..` segment, a NUL or a backslash is rejected with CHAT_ERR_STORAGE_INVALID_KEY.
- * So are empty and `.` segments and segments starting with `.parley-tmp-` (see keys.ts, the one validator).
+ * So are empty and `.` segments and segments containing `.parley-tmp-` (see keys.ts, the one validator).
  * A key ending in `.jsonl` holds whole lines: `write`/`append` data for it must end in `\n` (json-lines.ts).
  * A key that is also a folder of other keys (`a` and `a/b`) is driver-dependent: flatfile refuses it.
  * test/contracts/storage-contract.ts is the executable form of this contract.

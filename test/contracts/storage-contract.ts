@@ -37,6 +37,7 @@ export const INVALID_KEYS: readonly string[] = [
   '..\\outside.json',
   'a\0b.json',
   'a/.parley-tmp-1234',
+  'a/b.json.parley-tmp-append.1234',
 ];
 
 /** Prefixes every driver must reject in `list`. */

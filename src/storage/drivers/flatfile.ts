@@ -32,7 +32,7 @@ import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { copyBytes } from '../bytes.ts';
 import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
-import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
+import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
 import type { Storage } from '../types.ts';
 
 export interface FlatfileStorageOptions {
@@ -116,7 +116,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   const maxOpenFiles = Math.max(1, options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
   // Temporary files are named by a random prefix of this storage and a counter: unique without asking
   // for random bytes on every write (the prefix tells them from those a crashed process left behind).
-  const temporaryPrefix = `${RESERVED_SEGMENT_PREFIX}${randomBytes(8).toString('hex')}-`;
+  const temporaryPrefix = `${RESERVED_NAME_PART}${randomBytes(8).toString('hex')}-`;
   let temporaryCount = 0;
   // Key → open file, least recently used first (a Map iterates in insertion order).
   const appendFiles = new Map<string, AppendFile>();
@@ -397,7 +397,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     }
     for (const entry of entries) {
       const name = entry.name;
-      if (!name.startsWith(partial) || name.startsWith(RESERVED_SEGMENT_PREFIX)) continue;
+      if (!name.startsWith(partial) || name.startsWith(RESERVED_NAME_PART)) continue;
       const key = keyPrefix + name;
       if (entry.isDirectory()) await walk(join(directory, name), `${key}/`, '', keys);
       else if (entry.isFile() && isValidKey(key)) keys.push(key);

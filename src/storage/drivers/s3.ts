@@ -51,7 +51,7 @@ import { newId } from '../../core/ids.ts';
 import { copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
-import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_SEGMENT_PREFIX } from '../keys.ts';
+import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
 import type { Storage } from '../types.ts';
 
 export interface S3StorageOptions {
@@ -136,7 +136,7 @@ export function s3OptionsFromConfig(config: Record<string, unknown> | undefined)
 }
 
 /** The folder (under the prefix) that holds append parts; its name is not a valid key segment. */
-export const S3_PARTS_FOLDER = `${RESERVED_SEGMENT_PREFIX}appends/`;
+export const S3_PARTS_FOLDER = `${RESERVED_NAME_PART}appends/`;
 
 const CUTOFF_METADATA = 'parley-cutoff';
 const MAX_ATTEMPTS = 3;
