@@ -64,6 +64,7 @@ export interface StorageConfig {
     request_timeout_ms: number;
     compact_after_parts: number;
     compaction_age_ms: number;
+    cache_bytes: number;
   };
 }
 

@@ -37,6 +37,7 @@ describe('createStorage', () => {
         request_timeout_ms: 10000,
         compact_after_parts: 32,
         compaction_age_ms: 60000,
+        cache_bytes: 33554432,
       },
     };
     const storage = await createStorage(config);

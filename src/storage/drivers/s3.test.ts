@@ -14,7 +14,7 @@ import type { PlatformError } from '../../core/errors.ts';
 import { createStorage } from '../create-storage.ts';
 import { appendJsonLine, readJsonLines } from '../json-lines.ts';
 import type { Storage } from '../types.ts';
-import { createS3Storage, S3_PARTS_FOLDER, type S3Storage, type S3StorageOptions } from './s3.ts';
+import { createS3Storage, S3_PART_MARKER, type S3Storage, type S3StorageOptions } from './s3.ts';
 
 const run = promisify(execFile);
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -98,14 +98,14 @@ describe('s3 driver layout', () => {
     expect(await storage.list('')).toEqual(['imported/x.txt']);
   });
 
-  it('stores appends as separate objects in the parts folder, which list never shows', async () => {
+  it('stores appends as separate objects beside the key, which list never shows', async () => {
     const prefix = freshPrefix();
     const storage = await open({ prefix });
     await storage.append('logs/a.jsonl', bytes('{"n":1}\n'));
     await storage.append('logs/a.jsonl', bytes('{"n":2}\n'));
     const names = await objectNames(prefix);
     expect(names).toHaveLength(2);
-    for (const name of names) expect(name.startsWith(`${prefix}${S3_PARTS_FOLDER}logs/a.jsonl/`)).toBe(true);
+    for (const name of names) expect(name.startsWith(`${prefix}logs/a.jsonl${S3_PART_MARKER}`)).toBe(true);
     expect(await storage.list('')).toEqual(['logs/a.jsonl']);
     expect(await storage.list('logs/a')).toEqual(['logs/a.jsonl']);
     expect(await storage.exists('logs/a.jsonl')).toBe(true);
@@ -143,6 +143,186 @@ describe('s3 driver layout', () => {
     expect(await storage.delete('a')).toBe(true);
     expect(text(await storage.read('a/b'))).toBe('B');
     expect(await storage.list('')).toEqual(['a/b']);
+  });
+});
+
+describe('s3 driver node-local copies', () => {
+  /** The counters of the requests a read makes, from `storage`'s stats. */
+  const requests = (storage: S3Storage) => {
+    const { keyListings, baseGets, partGets, baseChecks } = storage.stats();
+    return { keyListings, baseGets, partGets, baseChecks };
+  };
+
+  /** What `read` sent, as the difference of the counters before and after it. */
+  async function readCounting(storage: S3Storage, key: string) {
+    const before = requests(storage);
+    const value = text(await storage.read(key));
+    const after = requests(storage);
+    return {
+      value,
+      sent: {
+        keyListings: after.keyListings - before.keyListings,
+        baseGets: after.baseGets - before.baseGets,
+        partGets: after.partGets - before.partGets,
+        baseChecks: after.baseChecks - before.baseChecks,
+      },
+    };
+  }
+
+  it('reads a key it wrote, or read before, with one listing and nothing else', async () => {
+    const prefix = freshPrefix();
+    const nodeA = await open({ prefix });
+    const nodeB = await open({ prefix });
+    await nodeA.write('docs/a.json', bytes('{"a":1}'));
+    expect(await readCounting(nodeA, 'docs/a.json')).toEqual({
+      value: '{"a":1}',
+      sent: { keyListings: 1, baseGets: 0, partGets: 0, baseChecks: 0 },
+    });
+    // Node B has never seen the key: the base comes beside the listing, then B has its copy too.
+    expect((await readCounting(nodeB, 'docs/a.json')).sent).toEqual({
+      keyListings: 1,
+      baseGets: 1,
+      partGets: 0,
+      baseChecks: 0,
+    });
+    expect((await readCounting(nodeB, 'docs/a.json')).sent).toEqual({
+      keyListings: 1,
+      baseGets: 0,
+      partGets: 0,
+      baseChecks: 0,
+    });
+  });
+
+  it('never serves a copy of a value another node or tool has changed since', async () => {
+    const prefix = freshPrefix();
+    const nodeA = await open({ prefix });
+    const nodeB = await open({ prefix });
+    await nodeA.write('doc.json', bytes('{"v":1}'));
+    expect(text(await nodeA.read('doc.json'))).toBe('{"v":1}');
+    // Another node writes, appends, deletes and writes again; A reads after each.
+    await nodeB.write('doc.json', bytes('{"v":2}'));
+    expect(text(await nodeA.read('doc.json'))).toBe('{"v":2}');
+    await nodeB.append('doc.json', bytes('+'));
+    expect(text(await nodeA.read('doc.json'))).toBe('{"v":2}+');
+    await nodeB.delete('doc.json');
+    expect(await nodeA.read('doc.json')).toBeUndefined();
+    expect(await nodeA.exists('doc.json')).toBe(false);
+    await nodeB.write('doc.json', bytes('{"v":3}'));
+    expect(text(await nodeA.read('doc.json'))).toBe('{"v":3}');
+    // Another tool replaces the object with bytes of the same length.
+    await raw.send(
+      new PutObjectCommand({ Bucket: s3rver.bucket, Key: `${prefix}doc.json`, Body: '{"v":4}' }),
+    );
+    expect(text(await nodeA.read('doc.json'))).toBe('{"v":4}');
+  });
+
+  it('sees a write of the same bytes hide the parts appended before it (same ETag, new cutoff)', async () => {
+    const prefix = freshPrefix();
+    // A's clock an hour ahead: the part counts as settled, so only the base's parts call for a check.
+    const nodeA = await open({ prefix, now: () => Date.now() + HOUR });
+    const nodeB = await open({ prefix });
+    await nodeA.write('log.jsonl', bytes('{"base":1}\n'));
+    await nodeA.append('log.jsonl', bytes('{"more":1}\n'));
+    expect(text(await nodeA.read('log.jsonl'))).toBe('{"base":1}\n{"more":1}\n');
+    // B writes exactly the bytes A has a copy of: the ETag is the same, but the appended part is now hidden.
+    await nodeB.write('log.jsonl', bytes('{"base":1}\n'));
+    const { value, sent } = await readCounting(nodeA, 'log.jsonl');
+    expect(value).toBe('{"base":1}\n');
+    // Its copy of the bytes still serves (same ETag); a HEAD told it the new cutoff. (The read also starts
+    // a cleanup of the hidden part, whose requests may land in these counters: only the GETs are exact.)
+    expect(sent).toMatchObject({ baseGets: 0, partGets: 0 });
+    expect(sent.baseChecks).toBeGreaterThanOrEqual(1);
+  });
+
+  it('sees every part another node appends, and fetches each part once', async () => {
+    const prefix = freshPrefix();
+    const writer = await open({ prefix });
+    const reader = await open({ prefix });
+    await writer.append('log.jsonl', bytes('{"n":1}\n'));
+    await writer.append('log.jsonl', bytes('{"n":2}\n'));
+    expect((await readCounting(reader, 'log.jsonl')).sent).toMatchObject({ partGets: 2 });
+    await writer.append('log.jsonl', bytes('{"n":3}\n'));
+    const { value, sent } = await readCounting(reader, 'log.jsonl');
+    expect(value).toBe('{"n":1}\n{"n":2}\n{"n":3}\n');
+    // Only the new part is fetched; young parts and no base: the base is checked again after the listing.
+    expect(sent).toEqual({ keyListings: 1, baseGets: 0, partGets: 1, baseChecks: 1 });
+  });
+
+  it('reads a log of settled parts and no base with one listing', async () => {
+    const prefix = freshPrefix();
+    const writer = await open({ prefix });
+    for (let index = 0; index < 3; index++) await appendJsonLine(writer, 'log.jsonl', { index });
+    // An hour later (by this node's clock) no write can still be racing these parts.
+    const reader = await open({ prefix, now: () => Date.now() + HOUR });
+    await reader.read('log.jsonl');
+    const { value, sent } = await readCounting(reader, 'log.jsonl');
+    expect(value).toBe('{"index":0}\n{"index":1}\n{"index":2}\n');
+    expect(sent).toEqual({ keyListings: 1, baseGets: 0, partGets: 0, baseChecks: 0 });
+  });
+
+  it('keeps at most cacheBytes of copies, and reads right past them', async () => {
+    const prefix = freshPrefix();
+    const storage = await open({ prefix, cacheBytes: 4096 });
+    const document = (index: number) => `{"index":${index},"pad":"${'x'.repeat(1000)}"}`;
+    for (let index = 0; index < 10; index++)
+      await storage.write(`docs/${index}.json`, bytes(document(index)));
+    for (let index = 0; index < 10; index++) {
+      expect(text(await storage.read(`docs/${index}.json`))).toBe(document(index));
+    }
+    const stats = storage.stats();
+    expect(stats.cacheBytes).toBeLessThanOrEqual(4096);
+    expect(stats.cacheEvictions).toBeGreaterThan(0);
+    // A value larger than the whole bound is never kept: each read fetches it.
+    await storage.write('big.json', bytes(`"${'y'.repeat(8000)}"`));
+    expect((await readCounting(storage, 'big.json')).sent.baseGets).toBe(1);
+    expect((await readCounting(storage, 'big.json')).sent.baseGets).toBe(1);
+    expect(storage.stats().cacheBytes).toBeLessThanOrEqual(4096);
+  });
+
+  it('keeps no copies with cacheBytes 0: every read fetches the base beside the listing', async () => {
+    const storage = await open({ prefix: freshPrefix(), cacheBytes: 0 });
+    await storage.write('a.json', bytes('1'));
+    for (let round = 0; round < 2; round++) {
+      expect(await readCounting(storage, 'a.json')).toEqual({
+        value: '1',
+        sent: { keyListings: 1, baseGets: 1, partGets: 0, baseChecks: 0 },
+      });
+    }
+    expect(storage.stats()).toMatchObject({ cacheEntries: 0, cacheBytes: 0 });
+  });
+
+  it('hands every reader bytes of its own, never the copy it keeps', async () => {
+    const storage = await open({ prefix: freshPrefix() });
+    await storage.write('a.json', bytes('abc'));
+    const first = await storage.read('a.json');
+    first?.fill(0x7a);
+    expect(text(await storage.read('a.json'))).toBe('abc');
+  });
+
+  it('keeps keys apart that are string prefixes of each other', async () => {
+    const prefix = freshPrefix();
+    const nodeA = await open({ prefix });
+    const nodeB = await open({ prefix });
+    const keys = ['a/b', 'a/bc', 'a/b.json', 'a/b.json.bak', 'a/b/c', 'a/b-'];
+    for (const key of keys) {
+      await nodeA.write(key, bytes(`<${key}>`));
+      await nodeA.append(key, bytes('+'));
+    }
+    for (const node of [nodeA, nodeB]) {
+      for (const key of keys) expect(text(await node.read(key)), key).toBe(`<${key}>+`);
+    }
+    expect(await nodeA.list('a/')).toEqual([...keys].sort());
+    expect(await nodeA.list('a/b.json')).toEqual(['a/b.json', 'a/b.json.bak']);
+    expect(await nodeA.delete('a/b')).toBe(true);
+    expect(await nodeA.delete('a/b.json')).toBe(true);
+    for (const node of [nodeA, nodeB]) {
+      expect(await node.read('a/b')).toBeUndefined();
+      expect(await node.exists('a/b.json')).toBe(false);
+      for (const key of ['a/bc', 'a/b.json.bak', 'a/b/c', 'a/b-']) {
+        expect(text(await node.read(key)), key).toBe(`<${key}>+`);
+      }
+    }
+    expect(await nodeB.list('a/')).toEqual(['a/b-', 'a/b.json.bak', 'a/b/c', 'a/bc']);
   });
 });
 
@@ -254,11 +434,12 @@ describe('s3 driver compaction', () => {
     expect(await objectNames(prefix)).toHaveLength(5);
   });
 
-  it('refuses a compaction age shorter than an append can be in flight', async () => {
+  it('refuses a compaction age shorter than an append or write can be in flight, plus a listing', async () => {
     const error = await rejection(
-      createS3Storage({ ...s3rver.storageOptions, requestTimeoutMs: 10_000, compactionAgeMs: 5_000 }),
+      createS3Storage({ ...s3rver.storageOptions, requestTimeoutMs: 10_000, compactionAgeMs: 39_999 }),
     );
     expect(error.code).toBe('CHAT_ERR_CONFIG_INVALID');
+    expect(error.details).toMatchObject({ path: 'storage.s3.compaction_age_ms' });
   });
 });
 

@@ -2,14 +2,15 @@
  * The S3 driver (AWS S3, MinIO, Cloudflare R2, s3rver — any S3 API, chosen by config alone).
  *
  * Layout in the bucket:
- * - `prefix + key` — the value last `write`n, a plain object any S3 tool can read. Its metadata
+ * - `prefix + key` — the base: the value last `write`n, a plain object any S3 tool can read. Its metadata
  *   `parley-cutoff` holds a sortable id (UUIDv7) taken when it was written.
- * - `prefix + '.parley-tmp-appends/' + key + '/' + id` — one object per append batch ("part"), `id` a
- *   UUIDv7 taken when the batch was sent. No valid key starts with `.parley-tmp-` (keys.ts), so a part can
- *   never be mistaken for a key, and `list` never shows one.
- * - `… + key + '/' + to + '.' + from + '.' + random` — a merged part: the bytes of every part with an id
- *   from `from` to `to`, made by compaction. Its name says what it covers, so readers skip covered parts
- *   from the listing alone, without fetching them.
+ * - `prefix + key + '.parley-tmp-append.' + id` — one object per append batch ("part"), `id` a UUIDv7 taken
+ *   when the batch was sent. No key segment may contain `.parley-tmp-` (keys.ts), so a part can never be
+ *   mistaken for a key, `list` never shows one, and a key's parts sit beside it in one folder (never below
+ *   it: MinIO cannot list an object and objects under its name as a folder both).
+ * - `… + '.parley-tmp-append.' + to + '.' + from + '.' + random` — a merged part: the bytes of every part
+ *   with an id from `from` to `to`, made by compaction. Its name says what it covers, so readers skip
+ *   covered parts from the listing alone, without fetching them.
  *
  * The value of a key is its base object followed by its parts with ids above the base's cutoff, in id
  * order. S3 has no append and (portably) no conditional write, so appends never read-modify-write
@@ -19,9 +20,15 @@
  * deleted later. Within this process, writes, appends and deletes of one key run in call order, and
  * appends waiting behind a busy key go out together as one part (group commit, as in the flatfile driver).
  *
- * Reads take a consistent snapshot: the base and the part listing are fetched together; when there are
- * live parts, the base is checked again (its ETag) while the parts are fetched, and the read starts over
- * if the base changed or a part vanished meanwhile.
+ * Reads: one ListObjectsV2 with the key as prefix shows the base's ETag and every part (another node's
+ * appends never touch the base, so only a listing reveals them). This node keeps copies of the objects it
+ * wrote or read, up to `cacheBytes`: a part's name is never reused, so its bytes never change; a base copy
+ * is used only while the listing shows the same ETag. A read whose objects are all cached is that one
+ * LIST. Otherwise it GETs what it lacks (when nothing is known of the key, the base is fetched beside the
+ * listing, as a cold read must), and it checks the base again (HEAD) after the listing when the base has
+ * parts beside it — an ETag names the bytes, not the cutoff, and a write of the same bytes takes a new
+ * cutoff — or when there is no base but a part young enough that a write may have raced the listing. It
+ * starts over if the base changed or a part vanished meanwhile. See docs/adr/0001-s3-read-one-listing.md.
  *
  * Compaction: a read that finds at least `compactAfterParts` live parts older than `compactionAgeMs`
  * stores them as one merged part, then deletes the parts it covers. Only parts older than
@@ -48,6 +55,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
+import { createByteBoundedCache } from '../byte-bounded-cache.ts';
 import { copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
@@ -70,8 +78,10 @@ export interface S3StorageOptions {
   requestTimeoutMs?: number;
   /** A read that finds this many live parts old enough merges them (default 32). */
   compactAfterParts?: number;
-  /** Only parts older than this are merged (default 60000 ms; at least 3 × `requestTimeoutMs`). */
+  /** Only parts older than this are merged (default 60000 ms; at least 4 × `requestTimeoutMs`). */
   compactionAgeMs?: number;
+  /** Bytes of objects this node keeps copies of, checked against a listing on every read (default 32 MiB; 0: none). */
+  cacheBytes?: number;
   /** The clock that decides which parts are old enough to merge (tests move it forward). */
   now?: () => number;
 }
@@ -87,6 +97,15 @@ export interface S3StorageStats {
   partsMerged: number;
   /** Compactions that failed (they are best effort; the next read tries again). */
   compactionFailures: number;
+  /** Requests made to read a key: listings, GETs of a base, GETs of parts, HEADs of a base. */
+  keyListings: number;
+  baseGets: number;
+  partGets: number;
+  baseChecks: number;
+  /** The node's copies of objects: how many, their bytes, and how many were dropped to stay in bounds. */
+  cacheEntries: number;
+  cacheBytes: number;
+  cacheEvictions: number;
 }
 
 /** The S3 storage: the contract plus its diagnostics. */
@@ -132,22 +151,28 @@ export function s3OptionsFromConfig(config: Record<string, unknown> | undefined)
   if (compactAfterParts !== undefined) options.compactAfterParts = compactAfterParts;
   const compactionAgeMs = number('compaction_age_ms');
   if (compactionAgeMs !== undefined) options.compactionAgeMs = compactionAgeMs;
+  const cacheBytes = number('cache_bytes');
+  if (cacheBytes !== undefined) options.cacheBytes = cacheBytes;
   return options;
 }
 
-/** The folder (under the prefix) that holds append parts; its name is not a valid key segment. */
-export const S3_PARTS_FOLDER = `${RESERVED_NAME_PART}appends/`;
+/** What separates a key from the id of one of its parts: `key + S3_PART_MARKER + id`. */
+export const S3_PART_MARKER = `${RESERVED_NAME_PART}append.`;
 
 const CUTOFF_METADATA = 'parley-cutoff';
 const MAX_ATTEMPTS = 3;
 const READ_ATTEMPTS = 10;
 const FETCH_CONCURRENCY = 16;
 const DELETE_BATCH = 1000;
+const DEFAULT_CACHE_BYTES = 32 * 1024 * 1024;
+/** What a cache entry costs beyond its bytes (the entry itself and its strings, roughly). */
+const ENTRY_OVERHEAD = 64;
 
 interface Base {
   bytes: Uint8Array;
   cutoff: string;
-  etag: string | undefined;
+  /** The ETag without quotes; `''` when the store sent none (such a base is never cached). */
+  etag: string;
 }
 
 /** A part as its name describes it: the ids it covers, `from` to `to` (both its id for a plain part). */
@@ -161,6 +186,12 @@ interface Part extends PartName {
   bytes: Uint8Array;
 }
 
+/** What one listing of a key shows: its base's ETag (when there is a base) and its parts. */
+interface Listing {
+  base: { etag: string } | undefined;
+  parts: PartName[];
+}
+
 /** What one consistent read saw. */
 interface Snapshot {
   base: Base | undefined;
@@ -169,6 +200,15 @@ interface Snapshot {
   /** The live parts not covered by a merged part, in order: the value is base + these. */
   parts: Part[];
 }
+
+/**
+ * What this node keeps of an object, under its name: a base's bytes with the ETag and cutoff they were
+ * read or written with, the knowledge that a key had no base when last seen (so its next read does not
+ * fetch one beside the listing), or a part's bytes.
+ */
+type Cached = ({ kind: 'base' } & Base) | { kind: 'absent' } | { kind: 'part'; bytes: Uint8Array };
+
+const ABSENT: Cached = { kind: 'absent' };
 
 /** Milliseconds since the epoch in a UUIDv7 (its first 48 bits). */
 function idMillis(id: string): number {
@@ -187,6 +227,11 @@ function concat(chunks: Uint8Array[]): Uint8Array {
     offset += chunk.length;
   }
   return joined;
+}
+
+/** An ETag as S3 sends it (quoted, sometimes weak) reduced to its value, so two can be compared. */
+function plainEtag(etag: string | undefined): string {
+  return (etag ?? '').replace(/^W\//, '').replaceAll('"', '');
 }
 
 function httpStatus(error: unknown): number | undefined {
@@ -250,15 +295,17 @@ function uncovered<T extends PartName>(parts: T[]): T[] {
 export async function createS3Storage(options: S3StorageOptions): Promise<S3Storage> {
   const bucket = options.bucket;
   const prefix = options.prefix ?? '';
-  const partsRoot = prefix + S3_PARTS_FOLDER;
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   const compactAfterParts = options.compactAfterParts ?? 32;
   const compactionAgeMs = options.compactionAgeMs ?? 60_000;
   const now = options.now ?? Date.now;
-  if (compactionAgeMs < MAX_ATTEMPTS * requestTimeoutMs) {
+  // An append or write can be in flight for MAX_ATTEMPTS request timeouts, and the listing that raced it
+  // for one more: a part older than that cannot have been stored after a write the listing missed.
+  const minimumAgeMs = (MAX_ATTEMPTS + 1) * requestTimeoutMs;
+  if (compactionAgeMs < minimumAgeMs) {
     throw new PlatformError(
       'CHAT_ERR_CONFIG_INVALID',
-      `storage.s3.compaction_age_ms (${compactionAgeMs}) must be at least ${MAX_ATTEMPTS} × request_timeout_ms (${requestTimeoutMs}): an append in flight longer than that could be hidden by a compaction`,
+      `storage.s3.compaction_age_ms (${compactionAgeMs}) must be at least ${MAX_ATTEMPTS + 1} × request_timeout_ms (${requestTimeoutMs}): an append or write in flight longer than that could be hidden by a compaction or missed by a read`,
       { details: { path: 'storage.s3.compaction_age_ms', value: compactionAgeMs } },
     );
   }
@@ -272,13 +319,18 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
   if (options.credentials !== undefined) clientConfig.credentials = options.credentials;
   const client = new S3Client(clientConfig);
   const where = `s3://${bucket}/${prefix}${options.endpoint === undefined ? '' : ` at ${options.endpoint}`}`;
-  const counters: S3StorageStats = {
+  const counters = {
     parts: 0,
     readRetries: 0,
     compactions: 0,
     partsMerged: 0,
     compactionFailures: 0,
+    keyListings: 0,
+    baseGets: 0,
+    partGets: 0,
+    baseChecks: 0,
   };
+  const cache = createByteBoundedCache<Cached>(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
 
   function failure(operation: string, key: string, error: unknown): PlatformError {
     if (error instanceof PlatformError) return error;
@@ -333,20 +385,27 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
   }
 
   const baseName = (key: string) => prefix + key;
-  const partFolder = (key: string) => `${partsRoot}${key}/`;
+  const partName = (key: string, part: string) => prefix + key + S3_PART_MARKER + part;
 
-  /** Every object name under `namePrefix` (all pages); with a delimiter, only one level deep. */
-  async function listNames(namePrefix: string, delimiter?: string): Promise<string[]> {
+  /** Keeps this node's copy of a key's base (or that it has none), as read or written just now. */
+  function rememberBase(key: string, base: Base | undefined): void {
+    if (base === undefined) cache.set(baseName(key), ABSENT, ENTRY_OVERHEAD);
+    else if (base.etag === '') cache.delete(baseName(key));
+    else cache.set(baseName(key), { kind: 'base', ...base }, base.bytes.length + ENTRY_OVERHEAD);
+  }
+
+  /** Keeps this node's copy of a part (its name is never reused, so the copy never goes stale). */
+  function rememberPart(name: string, bytes: Uint8Array): void {
+    cache.set(name, { kind: 'part', bytes }, bytes.length + ENTRY_OVERHEAD);
+  }
+
+  /** Every object name under `namePrefix` (all pages). */
+  async function listNames(namePrefix: string): Promise<string[]> {
     const names: string[] = [];
     let token: string | undefined;
     do {
       const page: ListObjectsV2CommandOutput = await client.send(
-        new ListObjectsV2Command({
-          Bucket: bucket,
-          Prefix: namePrefix,
-          ContinuationToken: token,
-          Delimiter: delimiter,
-        }),
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: namePrefix, ContinuationToken: token }),
       );
       for (const object of page.Contents ?? []) if (object.Key !== undefined) names.push(object.Key);
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
@@ -354,45 +413,72 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     return names;
   }
 
-  /** A key's parts (parts of `key/child` live deeper and are not included). */
-  async function listParts(key: string): Promise<PartName[]> {
-    const folder = partFolder(key);
+  /**
+   * The base and parts of `key`, from one listing with the key's name as prefix. Other keys that share it
+   * as a string prefix (`a/b.json.bak` beside `a/b.json`) are listed too and skipped; keys below it
+   * (`a/b.json/c`) are folded into one common prefix by the `/` delimiter and never walked.
+   */
+  async function listKey(key: string): Promise<Listing> {
+    const name = baseName(key);
+    const partsStart = name + S3_PART_MARKER;
+    let base: Listing['base'];
     const parts: PartName[] = [];
-    for (const name of await listNames(folder, '/')) {
-      const part = parsePartName(name.slice(folder.length));
-      if (part !== undefined) parts.push(part);
-    }
-    return parts;
+    let token: string | undefined;
+    do {
+      counters.keyListings += 1;
+      const page: ListObjectsV2CommandOutput = await client.send(
+        new ListObjectsV2Command({ Bucket: bucket, Prefix: name, Delimiter: '/', ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key === name) base = { etag: plainEtag(object.ETag) };
+        else if (object.Key?.startsWith(partsStart)) {
+          const part = parsePartName(object.Key.slice(partsStart.length));
+          if (part !== undefined) parts.push(part);
+        }
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return { base, parts };
   }
 
   async function getBase(key: string): Promise<Base | undefined> {
+    counters.baseGets += 1;
     try {
       const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: baseName(key) }));
       const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
-      return { bytes, cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '', etag: response.ETag };
+      return {
+        // Its own memory: a small body can be a view of a pooled buffer the cache would keep alive.
+        bytes: copyBytes(bytes),
+        cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '',
+        etag: plainEtag(response.ETag),
+      };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
     }
   }
 
-  async function headBase(key: string): Promise<{ cutoff: string; etag: string | undefined } | undefined> {
+  async function headBase(key: string): Promise<{ cutoff: string; etag: string } | undefined> {
+    counters.baseChecks += 1;
     try {
       const response = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: baseName(key) }));
-      return { cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '', etag: response.ETag };
+      return { cutoff: response.Metadata?.[CUTOFF_METADATA] ?? '', etag: plainEtag(response.ETag) };
     } catch (error) {
       if (isNotFound(error)) return undefined;
       throw error;
     }
   }
 
-  /** A part's bytes, or `undefined` when it was deleted after it was listed. */
+  /** A part's bytes (this node's copy, or fetched), or `undefined` when it was deleted after the listing. */
   async function getPart(key: string, part: PartName): Promise<Part | undefined> {
+    const name = partName(key, part.name);
+    const cached = cache.get(name);
+    if (cached?.kind === 'part') return { ...part, bytes: cached.bytes };
+    counters.partGets += 1;
     try {
-      const response = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: partFolder(key) + part.name }),
-      );
-      const bytes = (await response.Body?.transformToByteArray()) ?? new Uint8Array();
+      const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: name }));
+      const bytes = copyBytes((await response.Body?.transformToByteArray()) ?? new Uint8Array());
+      rememberPart(name, bytes);
       return { ...part, bytes };
     } catch (error) {
       if (isNotFound(error)) return undefined;
@@ -409,28 +495,47 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
           Delete: { Objects: batch.map((name) => ({ Key: name })), Quiet: true },
         }),
       );
+      for (const name of batch) cache.delete(name);
       const failed = response.Errors?.[0];
       if (failed !== undefined) throw new Error(`could not delete ${failed.Key}: ${failed.Message}`);
     }
   }
 
+  /** The base the listing shows, from this node's copy when its ETag matches, else fetched. */
+  async function baseOf(
+    key: string,
+    listing: Listing,
+    known: Cached | undefined,
+    early: Promise<Base | undefined> | undefined,
+  ): Promise<Base | undefined> {
+    if (listing.base === undefined) {
+      if (known?.kind !== 'absent') rememberBase(key, undefined);
+      return undefined;
+    }
+    const etag = listing.base.etag;
+    if (known?.kind === 'base' && etag !== '' && known.etag === etag) return known;
+    const fetched = await (early ?? getBase(key));
+    // Fetched after (or beside) the listing, so it may be another version: then the read starts over.
+    if (fetched === undefined || fetched.etag !== etag) return undefined;
+    rememberBase(key, fetched);
+    return fetched;
+  }
+
   /** One consistent view of a key: base and live parts, retried while the key changes under it. */
   async function snapshot(key: string): Promise<Snapshot> {
     for (let attempt = 1; ; attempt++) {
-      const [base, listed] = await Promise.all([getBase(key), listParts(key)]);
-      const cutoff = base?.cutoff ?? '';
-      // A part is live when all it holds came after the last write.
-      const live = uncovered(listed.filter((part) => part.from > cutoff));
-      if (live.length === 0) return { base, listed, parts: [] };
-      // The base may have been replaced between its GET and the listing: check it did not change.
-      const [fetched, again] = await Promise.all([
-        mapLimited(live, FETCH_CONCURRENCY, (part) => getPart(key, part)),
-        headBase(key),
-      ]);
-      // A part gone since the listing means the key changed under us (a compaction finished, or a write or
-      // delete elsewhere): start over.
-      const parts = fetched.filter((part) => part !== undefined);
-      if (again?.etag === base?.etag && parts.length === live.length) return { base, listed, parts };
+      const known = cache.get(baseName(key));
+      // Nothing known of the key here: fetch the base beside the listing, so a cold read stays one round trip.
+      const early = known === undefined ? getBase(key) : undefined;
+      // Not awaited when the listing shows no base: never an unhandled rejection.
+      early?.catch(() => undefined);
+      const listing = await listKey(key);
+      const base = await baseOf(key, listing, known, early);
+      const changed = listing.base !== undefined && base === undefined;
+      if (!changed) {
+        const view = await completeSnapshot(key, listing, base);
+        if (view !== undefined) return view;
+      }
       if (attempt >= READ_ATTEMPTS) {
         throw new StorageUnavailableError(
           `S3 read of "${key}" kept changing under ${READ_ATTEMPTS} attempts`,
@@ -442,6 +547,52 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       counters.readRetries += 1;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * attempt));
     }
+  }
+
+  /**
+   * Fetches the live parts the listing shows (those not cached), and checks the base again when the
+   * listing alone cannot vouch for it; `undefined` when the key changed meanwhile (the read starts over).
+   */
+  async function completeSnapshot(
+    key: string,
+    listing: Listing,
+    base: Base | undefined,
+  ): Promise<Snapshot | undefined> {
+    const listed = listing.parts;
+    const guessed = uncovered(listed.filter((part) => part.from > (base?.cutoff ?? '')));
+    // A base with parts beside it: its ETag names its bytes but not its cutoff, and a write of the same
+    // bytes takes a new cutoff, hiding more parts. No base but a young part: a write may have landed
+    // after the listing passed the base's name and before it reached that part, which belongs after it.
+    const settled = now() - compactionAgeMs;
+    const check =
+      listed.length > 0 &&
+      (listing.base !== undefined || guessed.some((part) => idMillis(part.to) >= settled));
+    if (!check && guessed.length === 0) return { base, listed, parts: [] };
+    const [fetched, again] = await Promise.all([
+      mapLimited(guessed, FETCH_CONCURRENCY, (part) => getPart(key, part)),
+      check ? headBase(key) : undefined,
+    ]);
+    let view = base;
+    if (check) {
+      if (again?.etag !== listing.base?.etag) return undefined;
+      if (base !== undefined && again !== undefined && again.cutoff !== base.cutoff) {
+        // The same bytes were written again: the newer cutoff is the one that counts.
+        view = { ...base, cutoff: again.cutoff };
+        rememberBase(key, view);
+      }
+    }
+    const live =
+      view === base ? guessed : uncovered(listed.filter((part) => part.from > (view?.cutoff ?? '')));
+    const byName = new Map(fetched.filter((part) => part !== undefined).map((part) => [part.name, part]));
+    const parts: Part[] = [];
+    for (const part of live) {
+      // Gone since the listing (a compaction finished, or a write or delete elsewhere), or not fetched
+      // because the cutoff moved: start over.
+      const found = byName.get(part.name);
+      if (found === undefined) return undefined;
+      parts.push(found);
+    }
+    return { base: view, listed, parts };
   }
 
   /** Whether a read's snapshot has enough old parts (or old stale parts) to be worth a compaction. */
@@ -475,31 +626,26 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       const merged = view.parts.slice(0, oldCount);
       const from = merged[0]!.from;
       const to = merged[merged.length - 1]!.to;
+      const name = partName(key, `${to}.${from}.${randomBytes(4).toString('hex')}`);
+      const bytes = concat(merged.map((part) => part.bytes));
       // A new object, never an overwrite: until the covered parts are gone, readers skip them by name.
-      await client.send(
-        new PutObjectCommand({
-          Bucket: bucket,
-          Key: `${partFolder(key)}${to}.${from}.${randomBytes(4).toString('hex')}`,
-          Body: concat(merged.map((part) => part.bytes)),
-        }),
-      );
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: name, Body: bytes }));
+      rememberPart(name, bytes);
       for (const part of merged) doomed.add(part.name);
       counters.compactions += 1;
       counters.partsMerged += merged.length;
     }
-    if (doomed.size > 0) await deleteNames([...doomed].map((name) => partFolder(key) + name));
+    if (doomed.size > 0) await deleteNames([...doomed].map((name) => partName(key, name)));
   }
 
   /** One append batch, stored as one new part. */
   async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
-    await client.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: partFolder(key) + newId(),
-        Body: concat(chunks),
-      }),
-    );
+    const name = partName(key, newId());
+    // The chunks are the storage's own copies (append copies the caller's bytes), so the cache may keep them.
+    const bytes = concat(chunks);
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: name, Body: bytes }));
     counters.parts += 1;
+    rememberPart(name, bytes);
   }
 
   const lanes = createKeyLanes({ appendBatch, failure });
@@ -524,56 +670,61 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       const view = await guarded('read', key, () => snapshot(key));
       if (view.base === undefined && view.parts.length === 0) return undefined;
       if (worthCompacting(view)) scheduleCompaction(key);
-      // Every chunk was fetched for this call alone, so the joined bytes are the caller's own.
       const chunks = view.parts.map((part) => part.bytes);
       if (view.base !== undefined) chunks.unshift(view.base.bytes);
-      return concat(chunks);
+      // The chunks may be this node's cached copies: the caller gets bytes of its own.
+      return chunks.length === 1 ? copyBytes(chunks[0]!) : concat(chunks);
     },
     async write(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
       const copy = copyBytes(data);
-      await lanes.exclusive(key, 'write', () =>
-        client.send(
+      await lanes.exclusive(key, 'write', async () => {
+        const cutoff = newId();
+        const response = await client.send(
           new PutObjectCommand({
             Bucket: bucket,
             Key: baseName(key),
             Body: copy,
-            Metadata: { [CUTOFF_METADATA]: newId() },
+            Metadata: { [CUTOFF_METADATA]: cutoff },
           }),
-        ),
-      );
+        );
+        rememberBase(key, { bytes: copy, cutoff, etag: plainEtag(response.ETag) });
+      });
       return true;
     },
     async delete(key) {
       assertValidKey(key);
       assertOpen();
       return lanes.exclusive(key, 'delete', async () => {
-        const [base, listed] = await Promise.all([headBase(key), listParts(key)]);
+        const listing = await listKey(key);
         // Parts first: were the base gone first, parts it had hidden would show again.
-        await deleteNames(listed.map((part) => partFolder(key) + part.name));
-        if (base !== undefined) {
+        await deleteNames(listing.parts.map((part) => partName(key, part.name)));
+        if (listing.base !== undefined) {
           await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: baseName(key) }));
         }
-        return base !== undefined || listed.length > 0;
+        rememberBase(key, undefined);
+        return listing.base !== undefined || listing.parts.length > 0;
       });
     },
     async list(listPrefix) {
       assertValidPrefix(listPrefix);
       assertOpen();
-      const [bases, parts] = await guarded('list', listPrefix, () =>
-        Promise.all([listNames(prefix + listPrefix), listNames(partsRoot + listPrefix)]),
-      );
+      const names = await guarded('list', listPrefix, () => listNames(prefix + listPrefix));
       const keys = new Set<string>();
-      for (const name of bases) {
-        const key = name.slice(prefix.length);
-        // Skips the parts folder (its name is not a valid key) and "folder" objects made by other tools.
-        if (isValidKey(key)) keys.add(key);
-      }
-      for (const name of parts) {
-        const key = name.slice(partsRoot.length, name.lastIndexOf('/'));
-        if (key.startsWith(listPrefix) && isValidKey(key)) keys.add(key);
+      for (const name of names) {
+        const rest = name.slice(prefix.length);
+        // No key contains the marker, so its first occurrence ends the key a part belongs to.
+        const marker = rest.indexOf(S3_PART_MARKER);
+        if (marker === -1) {
+          // Skips "folder" objects made by other tools (their names end in `/`, not a valid key).
+          if (isValidKey(rest)) keys.add(rest);
+          continue;
+        }
+        const key = rest.slice(0, marker);
+        const part = parsePartName(rest.slice(marker + S3_PART_MARKER.length));
+        if (part !== undefined && key.startsWith(listPrefix) && isValidKey(key)) keys.add(key);
       }
       return [...keys].sort();
     },
@@ -581,8 +732,8 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       assertValidKey(key);
       assertOpen();
       // A base, or any part (parts without a base are all live), is a value.
-      const [base, parts] = await guarded('exists', key, () => Promise.all([headBase(key), listParts(key)]));
-      return base !== undefined || parts.length > 0;
+      const listing = await guarded('exists', key, () => listKey(key));
+      return listing.base !== undefined || listing.parts.length > 0;
     },
     async append(key, data) {
       assertValidKey(key);
@@ -596,11 +747,18 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       closing ??= (async () => {
         await lanes.whenIdle();
         client.destroy();
+        cache.clear();
       })();
       return closing;
     },
     stats() {
-      return { ...counters };
+      const held = cache.stats();
+      return {
+        ...counters,
+        cacheEntries: held.entries,
+        cacheBytes: held.bytes,
+        cacheEvictions: held.evictions,
+      };
     },
   };
 }
