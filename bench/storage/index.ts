@@ -6,9 +6,11 @@
  * - redis vs raw ioredis (write: SET; read: GET; append: APPEND, and EVAL of the driver's append script;
  *   list: SCAN MATCH — the raw way to find keys by prefix — and ZRANGEBYLEX over the driver's own index;
  *   the second of each shows the driver's overhead alone);
- * - s3 vs the raw AWS SDK (write: PutObject; read: GetObject, and GetObject + ListObjectsV2 at once — the two
- *   requests of the driver's read, to show its own overhead; append: PutObject of a new object, the raw form
- *   of an append on S3; list: ListObjectsV2).
+ * - s3 vs the raw AWS SDK (write: PutObject; read: GetObject — by a driver that has its copy of the key, as
+ *   after writing or reading it (one LIST), by one without copies (`cacheBytes: 0`: the first read of a key
+ *   another node wrote), beside the raw GetObject + ListObjectsV2 at once that such a read sends, and right
+ *   after another node rewrote the key, beside a raw PutObject + GetObject; append: PutObject of a new
+ *   object, the raw form of an append on S3; list: ListObjectsV2).
  *
  * Redis is a private `redis-server` on a free port (no persistence; 20,000 unrelated keys in it, as a
  * deployment has other users' data), or `CHAT_BENCH_REDIS_URL` when set; s3rver runs in a child process so
@@ -111,8 +113,16 @@ function pairs(
     read: (key: string) => Promise<unknown>;
     append: (key: string, data: Uint8Array) => Promise<unknown>;
     lists: { name: string; list: (prefix: string) => Promise<unknown> }[];
-    /** Other raw ways to read, each a row of its own beside the plain read. */
-    reads?: { name: string; read: (key: string) => Promise<unknown> }[];
+    /**
+     * Other reads, each a row of its own beside the plain read: another raw way to read, and optionally
+     * another driver (one set up differently) under its own operation name.
+     */
+    reads?: {
+      name: string;
+      read: (key: string) => Promise<unknown>;
+      operation?: string;
+      driver?: Storage;
+    }[];
     /** Other raw ways to append, each a row of its own beside the plain append. */
     appends?: { name: string; append: (key: string, data: Uint8Array) => Promise<unknown> }[];
   },
@@ -133,11 +143,11 @@ function pairs(
       baseline: (index) => raw.read(documentKey(index)),
       concurrency: 1,
     },
-    ...(raw.reads ?? []).map(({ name, read }) => ({
-      operation: 'read 1 KiB',
-      raw: name,
-      driver: (index: number) => driver.read(documentKey(index)),
-      baseline: (index: number) => read(documentKey(index)),
+    ...(raw.reads ?? []).map((other) => ({
+      operation: other.operation ?? 'read 1 KiB',
+      raw: other.name,
+      driver: (index: number) => (other.driver ?? driver).read(documentKey(index)),
+      baseline: (index: number) => other.read(documentKey(index)),
       concurrency: 1,
     })),
     {
@@ -360,6 +370,10 @@ async function s3Backend(): Promise<Backend> {
   const server = await childS3rver(bucket);
   const options: S3StorageOptions = { ...s3rverStorageOptions(server.endpoint, bucket), prefix: 'driver/' };
   const driver = await createS3Storage(options);
+  // The same keys seen by a node that keeps no copies: every read is what a first read costs.
+  const coldDriver = await createS3Storage({ ...options, cacheBytes: 0 });
+  // Another node, rewriting keys the driver has copies of.
+  const otherNode = await createS3Storage(options);
   const client = new S3Client({
     endpoint: server.endpoint,
     region: 'us-east-1',
@@ -372,24 +386,22 @@ async function s3Backend(): Promise<Backend> {
     const response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: rawName(key) }));
     return response.Body?.transformToByteArray();
   }
+  const putObject = (key: string, data: Uint8Array) =>
+    client.send(new PutObjectCommand({ Bucket: bucket, Key: rawName(key), Body: data }));
   const raw = {
-    write: (key: string, data: Uint8Array) =>
-      client.send(new PutObjectCommand({ Bucket: bucket, Key: rawName(key), Body: data })),
+    write: putObject,
     read: getObject,
     reads: [
+      { operation: 'read 1 KiB, no copy', name: 'SDK GetObject', driver: coldDriver, read: getObject },
       {
-        // What the driver's read sends: the object, and a listing of its append parts (none here).
+        // What a read without a copy sends: the object, and a listing of the key (its base and parts).
+        operation: 'read 1 KiB, no copy',
         name: 'SDK GetObject + ListObjectsV2 at once',
+        driver: coldDriver,
         read: (key: string) =>
           Promise.all([
             getObject(key),
-            client.send(
-              new ListObjectsV2Command({
-                Bucket: bucket,
-                Prefix: `raw/.parley-tmp-appends/${key}/`,
-                Delimiter: '/',
-              }),
-            ),
+            client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: rawName(key), Delimiter: '/' })),
           ]),
       },
     ],
@@ -427,16 +439,38 @@ async function s3Backend(): Promise<Backend> {
     await driver.write(documentKey(index), DOCUMENT);
     await raw.write(documentKey(index), DOCUMENT);
   }
+  // Two versions of the document; a key's next visit (`index` + DOCUMENTS) writes the other, so every rewrite
+  // changes the bytes (and the ETag).
+  const versions = [
+    DOCUMENT,
+    new TextEncoder().encode(new TextDecoder().decode(DOCUMENT).replace('dark', 'lite')),
+  ];
+  const rewritten: Pair = {
+    operation: 'read 1 KiB another node just rewrote',
+    raw: 'SDK PutObject, then GetObject',
+    driver: async (index) => {
+      await otherNode.write(documentKey(index), versions[Math.floor(index / DOCUMENTS) % 2]!);
+      return driver.read(documentKey(index));
+    },
+    baseline: async (index) => {
+      await putObject(documentKey(index), versions[Math.floor(index / DOCUMENTS) % 2]!);
+      return getObject(documentKey(index));
+    },
+    concurrency: 1,
+  };
+  const all = pairs(driver, raw, {
+    write: 'SDK PutObject',
+    read: 'SDK GetObject',
+    append: 'SDK PutObject (new object)',
+  });
+  // After the reads without a copy.
+  all.splice(all.findLastIndex((pair) => pair.operation.startsWith('read')) + 1, 0, rewritten);
   return {
     name: 's3 (s3rver)',
     roundMs: 75,
-    pairs: pairs(driver, raw, {
-      write: 'SDK PutObject',
-      read: 'SDK GetObject',
-      append: 'SDK PutObject (new object)',
-    }),
+    pairs: all,
     async close() {
-      await driver.close();
+      await Promise.all([driver.close(), coldDriver.close(), otherNode.close()]);
       client.destroy();
       server.process.kill('SIGTERM');
     },
