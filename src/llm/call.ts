@@ -19,6 +19,7 @@ import type {
 import { type FinishReason, type ModelMessage, streamText } from 'ai';
 import { prepareCallSettings, prepareRetries } from 'ai/internal';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
+import { plainTextPrompt } from './plain-text-prompt.ts';
 
 /** What a caller asks of a model. */
 export interface LlmRequest {
@@ -134,39 +135,6 @@ function usageOf(usage: LlmUsage): LlmUsage {
   return { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, totalTokens: usage.totalTokens };
 }
 
-/**
- * The request's conversation in the model's own prompt format, as the AI SDK converts it, when every
- * message is plain text from the user or the assistant; undefined when it needs streamText's general path.
- */
-function plainTextPrompt(request: LlmRequest): LanguageModelV3Prompt | undefined {
-  if (request.messages.length === 0) return undefined;
-  const prompt: LanguageModelV3Prompt = [];
-  if (request.system !== undefined) prompt.push({ role: 'system', content: request.system });
-  for (const message of request.messages) {
-    const converted = promptMessageOf(message);
-    if (converted === undefined) return undefined;
-    prompt.push(converted);
-  }
-  return prompt;
-}
-
-type PromptMessage = LanguageModelV3Prompt[number];
-// A caller that sends the same message objects call after call (a chat's history) has them converted once;
-// the role and text are compared, in case a caller changed a message object since.
-const promptMessages = new WeakMap<ModelMessage, { role: string; text: string; converted: PromptMessage }>();
-
-function promptMessageOf(message: ModelMessage): PromptMessage | undefined {
-  const known = promptMessages.get(message);
-  if (known !== undefined && known.role === message.role && known.text === message.content) {
-    return known.converted;
-  }
-  if (message.providerOptions !== undefined || typeof message.content !== 'string') return undefined;
-  if (message.role !== 'user' && message.role !== 'assistant') return undefined;
-  const converted: PromptMessage = { role: message.role, content: [{ type: 'text', text: message.content }] };
-  promptMessages.set(message, { role: message.role, text: message.content, converted });
-  return converted;
-}
-
 /** The request's sampling settings, checked as streamText checks them (InvalidArgumentError). */
 function callSettingsOf(request: LlmRequest) {
   const settings = prepareCallSettings({
@@ -232,7 +200,7 @@ export async function* streamModel(
   let text = '';
   try {
     deadline.arm();
-    const prompt = plainTextPrompt(request);
+    const prompt = plainTextPrompt(request.system, request.messages);
     if (prompt !== undefined) {
       let finished = false;
       for await (const part of directParts(model, prompt, request, settings, deadline.signal)) {

@@ -307,14 +307,17 @@ function select(
   return { messages: window.models.slice(first), tokens, omitted: count - chosen };
 }
 
-// The model's form of a stored message, made once: a session's turns send mostly the same messages again,
-// and the objects are never changed after this.
+// The model's form of a stored message, made once: a session's turns send mostly the same messages again.
+// Frozen: never changed after this, which lets the LLM layer reuse its prompt form (plain-text-prompt.ts).
 const modelMessages = new WeakMap<Message, ModelMessage>();
 
 function modelMessage(message: Message): ModelMessage {
   const known = modelMessages.get(message);
   if (known !== undefined) return known;
-  const converted: ModelMessage = { role: message.role as 'user' | 'assistant', content: message.content };
+  const converted: ModelMessage = Object.freeze({
+    role: message.role as 'user' | 'assistant',
+    content: message.content,
+  });
   modelMessages.set(message, converted);
   return converted;
 }

@@ -1,0 +1,90 @@
+/**
+ * A request's conversation in the model's own prompt format (LanguageModelV3Prompt), as the AI SDK
+ * converts it, when every message is plain text from the user or the assistant.
+ *
+ * A chat sends its history again on every turn: the same message objects, one or two added at the end and
+ * a few dropped at the start. Converting — or merely looking up — each of the hundreds of messages of a
+ * window on every call touched every message object, scattered through the heap: about 50 µs a turn under
+ * load, a tenth of a whole turn's CPU (bench/chat). So each call's converted run is remembered under its
+ * last message object, and a later call that holds that object near its end reuses the run the two share
+ * — checked by identity, message by message, without touching the objects — and converts only the
+ * messages after it.
+ *
+ * Only frozen message objects are remembered: freezing is the caller's promise that they never change,
+ * and it keeps one-off conversations (the OpenAI-compatible endpoint makes new objects per request, some
+ * of them large) out of the memory this holds. text_chat's history freezes its messages.
+ */
+
+import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
+import type { ModelMessage } from 'ai';
+
+type PromptMessage = LanguageModelV3Prompt[number];
+
+/** A converted run: the messages of one call, and their prompt form, index for index. */
+interface ConvertedRun {
+  messages: readonly ModelMessage[];
+  converted: readonly PromptMessage[];
+}
+
+/** How many of a call's newest messages may be new since the run it continues (a turn adds 1–2). */
+const LOOKBACK = 8;
+/** Runs kept: one per conversation in use (each holds two arrays of its window's pointers). */
+const MAX_RUNS = 1024;
+
+// Last message object of a run → the run, least recently used first (a Map iterates in insertion order).
+// A run is taken out when a call continues it, so there is about one per active conversation.
+const runs = new Map<ModelMessage, ConvertedRun>();
+
+function convert(message: ModelMessage): PromptMessage | undefined {
+  if (message.providerOptions !== undefined || typeof message.content !== 'string') return undefined;
+  if (message.role !== 'user' && message.role !== 'assistant') return undefined;
+  return { role: message.role, content: [{ type: 'text', text: message.content }] };
+}
+
+/** The earlier run `messages` continues, and how many of its messages it shares; none: 0. */
+function sharedRun(messages: readonly ModelMessage[]): { run: ConvertedRun; shared: number } | undefined {
+  for (let end = messages.length - 1; end >= Math.max(0, messages.length - LOOKBACK); end--) {
+    const run = runs.get(messages[end]!);
+    if (run === undefined) continue;
+    runs.delete(messages[end]!);
+    // The run's last message is messages[end]: the window dropped `offset` messages from its start.
+    const offset = run.messages.length - 1 - end;
+    if (offset < 0) return undefined;
+    // Identity of every shared message (frozen, so unchanged); the objects themselves are not touched.
+    for (let index = 0; index < end; index++) {
+      if (messages[index] !== run.messages[offset + index]) return undefined;
+    }
+    return { run, shared: end + 1 };
+  }
+  return undefined;
+}
+
+/**
+ * The prompt for `messages` after an optional system prompt; undefined when a message is not plain
+ * user/assistant text (the caller then takes streamText's general path), or there are none.
+ */
+export function plainTextPrompt(
+  system: string | undefined,
+  messages: readonly ModelMessage[],
+): LanguageModelV3Prompt | undefined {
+  if (messages.length === 0) return undefined;
+  const found = sharedRun(messages);
+  const converted: PromptMessage[] = new Array(messages.length);
+  const shared = found?.shared ?? 0;
+  if (found !== undefined) {
+    const offset = found.run.messages.length - shared;
+    for (let index = 0; index < shared; index++) converted[index] = found.run.converted[offset + index]!;
+  }
+  for (let index = shared; index < messages.length; index++) {
+    const message = convert(messages[index]!);
+    if (message === undefined) return undefined;
+    converted[index] = message;
+  }
+  const last = messages[messages.length - 1]!;
+  if (Object.isFrozen(last)) {
+    runs.set(last, { messages: messages.slice(), converted });
+    if (runs.size > MAX_RUNS) runs.delete(runs.keys().next().value as ModelMessage);
+  }
+  // A new array either way: the remembered one must not be handed to a provider that might change it.
+  return system === undefined ? converted.slice() : [{ role: 'system', content: system }, ...converted];
+}
