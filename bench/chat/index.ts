@@ -20,6 +20,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
+import { formatTable, quantile } from '../report.ts';
 import type { SubjectReady } from './subjects.ts';
 
 /** Sizes of one run; the defaults take about a minute and a half on a small machine. */
@@ -72,13 +73,8 @@ interface Subject {
 
 const BODY = JSON.stringify({ content: 'Hello, parley! How are you today?' });
 
-function percentile(sorted: number[], fraction: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
-}
-
 function median(values: number[]): number {
-  return percentile(
+  return quantile(
     [...values].sort((a, b) => a - b),
     0.5,
   );
@@ -214,26 +210,12 @@ async function measureFirstByte(subjects: Subject[], samples: number, modelDelay
     const sorted = [...measured].sort((a, b) => a - b);
     results.push({
       name: subject.name,
-      firstByte: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99) },
+      firstByte: { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99) },
       modelWait: { p50: median(waits) },
-      overhead: { p50: percentile(overheads, 0.5), p99: percentile(overheads, 0.99) },
+      overhead: { p50: quantile(overheads, 0.5), p99: quantile(overheads, 0.99) },
     });
   }
   return results;
-}
-
-function formatTable(rows: string[][]): string {
-  const widths =
-    rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) =>
-          column === 0 ? cell.padEnd(widths[0] ?? 0) : cell.padStart(widths[column] ?? 0),
-        )
-        .join('  '),
-    )
-    .join('\n');
 }
 
 /** Runs both measures and returns the figures and the printed tables. */
@@ -275,22 +257,22 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
 
     const table = [
       `chat turns over HTTP: ${connections} connections, ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,
-      formatTable([
+      formatTable(
         ['subject', 'turns/s', '× bare', 'p50 ms', 'p99 ms'],
-        ...throughput.map((row) => [
+        throughput.map((row) => [
           row.name,
           row.turnsPerSecond.toFixed(0),
           `${(row.turnsPerSecond / (throughput[1]?.turnsPerSecond ?? 1)).toFixed(2)}×`,
           row.latencyMs.p50.toFixed(1),
           row.latencyMs.p99.toFixed(1),
         ]),
-      ]),
+      ),
       `parley / bare route throughput: ${ratio.toFixed(2)}× (goal ≥ 0.5×)`,
       '',
       `time to first streamed byte: ${samples} sequential SSE requests per subject, model first token after ~${modelDelayMs} ms`,
-      formatTable([
+      formatTable(
         ['subject', 'first byte p50', 'p99', 'model wait p50', 'overhead p50', 'overhead p99'],
-        ...firstByteResults.map((row) => [
+        firstByteResults.map((row) => [
           row.name,
           `${row.firstByte.p50.toFixed(2)} ms`,
           `${row.firstByte.p99.toFixed(2)} ms`,
@@ -298,7 +280,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
           `${row.overhead.p50.toFixed(2)} ms`,
           `${row.overhead.p99.toFixed(2)} ms`,
         ]),
-      ]),
+      ),
       'overhead = first byte − the model’s own wait before its first token (goal for parley: ≤ 2 ms at p50)',
     ].join('\n');
     return { throughput, throughputRatio: ratio, firstByte: firstByteResults, table };

@@ -24,6 +24,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { formatTable } from '../report.ts';
 
 const directory = import.meta.dirname;
 const SUBJECTS = ['parley', 'mastra', 'langchain', 'ai-sdk'] as const;
@@ -90,15 +91,6 @@ function runSubject(name: SubjectName, turns: number, concurrency: number, perSe
   });
 }
 
-function formatTable(rows: string[][]): string {
-  const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
-  return rows
-    .map((row) =>
-      row.map((cell, column) => (column <= 1 ? cell.padEnd(widths[column] ?? 0) : cell.padStart(widths[column] ?? 0))).join('  '),
-    )
-    .join('\n');
-}
-
 const rounds = option('rounds', 3);
 const sequentialTurns = option('turns', 600);
 const concurrentTurns = option('concurrent-turns', 3000);
@@ -114,9 +106,8 @@ const modes = [
   { mode: 'sequential', concurrency: 1, turns: sequentialTurns },
   { mode: '50 concurrent', concurrency: 50, turns: concurrentTurns },
 ];
-const rows: string[][] = [
-  ['subject', 'mode', 'turns/s', 'p50 ms', 'p99 ms', 'peak RSS', '× Mastra', 'RSS × AI SDK', 'stored/session'],
-];
+const header = ['subject', 'mode', 'turns/s', 'p50 ms', 'p99 ms', 'peak RSS', '× Mastra', 'RSS × AI SDK', 'stored/session'];
+const rows: string[][] = [];
 const failures: string[] = [];
 const goals: string[] = [];
 for (const { mode, concurrency, turns } of modes) {
@@ -168,7 +159,7 @@ for (const { mode, concurrency, turns } of modes) {
 console.log(
   `a full chat turn in-process, zero-latency mock model, conversations of ${perSession} turns; sequential: ${sequentialTurns} turns, concurrent: ${concurrentTurns} turns by 50 workers (each run capped at ${seconds} s); one process per run, ${rounds} rounds (median by turns/s, largest peak RSS)`,
 );
-console.log(formatTable(rows));
+console.log(formatTable(header, rows));
 for (const line of goals) console.log(line);
 for (const line of failures) console.log(line);
 console.log(

@@ -8,6 +8,7 @@
  * run turns one after another until `turns` turns are done or `seconds` have passed. A warm-up of the same
  * shape comes first. Prints one JSON line: turns, seconds, latencies (ms), peak RSS (MB), stored messages.
  */
+import { quantile } from '../report.ts';
 import type { Subject } from './subjects/reply.ts';
 
 const [name = '', turnsArg = '1000', concurrencyArg = '1', perSessionArg = '10', secondsArg = '20'] =
@@ -53,10 +54,6 @@ async function run(totalTurns: number, seconds: number) {
   return { latencies, seconds: (performance.now() - started_at) / 1000, lastSession };
 }
 
-function percentile(sorted: number[], fraction: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))] ?? Number.NaN;
-}
-
 await run(Math.max(concurrency * turnsPerSession, 200), 10);
 const measured = await run(Number(turnsArg), Number(secondsArg));
 const sorted = [...measured.latencies].sort((a, b) => a - b);
@@ -66,8 +63,8 @@ const result = {
   turns: sorted.length,
   seconds: measured.seconds,
   turnsPerSecond: sorted.length / measured.seconds,
-  p50: percentile(sorted, 0.5),
-  p99: percentile(sorted, 0.99),
+  p50: quantile(sorted, 0.5),
+  p99: quantile(sorted, 0.99),
   peakRssMb: process.resourceUsage().maxRSS / 1024,
   storedPerSession: stored,
 };
