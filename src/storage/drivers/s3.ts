@@ -97,7 +97,7 @@ export interface S3StorageStats {
   partsMerged: number;
   /** Compactions that failed (they are best effort; the next read tries again). */
   compactionFailures: number;
-  /** Requests made to read a key: listings, GETs of a base, GETs of parts, HEADs of a base. */
+  /** Requests that read a key (for read, exists, delete, compaction): listings, GETs of a base or a part, HEADs of a base. */
   keyListings: number;
   baseGets: number;
   partGets: number;
@@ -515,9 +515,10 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     const etag = listing.base.etag;
     if (known?.kind === 'base' && etag !== '' && known.etag === etag) return known;
     const fetched = await (early ?? getBase(key));
+    // Kept even when it is not the version listed: a copy is always one response's bytes, ETag and cutoff.
+    rememberBase(key, fetched);
     // Fetched after (or beside) the listing, so it may be another version: then the read starts over.
     if (fetched === undefined || fetched.etag !== etag) return undefined;
-    rememberBase(key, fetched);
     return fetched;
   }
 
