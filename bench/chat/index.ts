@@ -8,7 +8,9 @@
  *    bare Fastify route that validates the same body and does one fsynced append. Turns spread over 100
  *    sessions. Rounds alternate between the subjects; the table gives medians over rounds.
  *    Goal: parley ≥ 0.5× the bare route's turns per second. A third, diagnostic row runs the same server
- *    with text_chat replaced by an instant stand-in, to tell the HTTP layer's cost from the rest.
+ *    with text_chat replaced by an instant stand-in, to tell the HTTP layer's cost from the rest. Each row
+ *    also gives the server's CPU per turn (event loop thread and whole process), which moves less than
+ *    turns/s when other work shares the machine.
  * 2. Time to first streamed byte: one client, one request at a time, `?stream=sse`; from writing the
  *    request to the first body byte, minus the time the model itself took to its first token (a mock
  *    that waits `modelDelayMs`). Goal: parley's overhead ≤ 2 ms at p50.
@@ -42,6 +44,20 @@ export interface ThroughputResult {
   name: string;
   turnsPerSecond: number;
   latencyMs: { p50: number; p99: number };
+  /**
+   * Server CPU per turn, in ms: the event loop's thread (what caps a Node server's turns per second) and
+   * the whole process (with the thread pool's writes). Steadier than turns/s on a shared machine.
+   */
+  cpuMsPerTurn: { thread: number; process: number };
+}
+
+/** What one load round measured. */
+interface RoundResult {
+  perSecond: number;
+  p50: number;
+  p99: number;
+  threadMsPerTurn: number;
+  processMsPerTurn: number;
 }
 
 /** One subject's first-byte figures, in milliseconds. */
@@ -133,9 +149,20 @@ async function stopSubject(subject: Subject): Promise<void> {
   });
 }
 
+interface CpuUsed {
+  process: NodeJS.CpuUsage;
+  thread: NodeJS.CpuUsage;
+}
+
+/** Microseconds of CPU (user + system) between two readings. */
+function cpuMicros(before: NodeJS.CpuUsage, after: NodeJS.CpuUsage): number {
+  return after.user + after.system - before.user - before.system;
+}
+
 /** One autocannon round against `subject`; throws when any request failed. */
-async function loadRound(subject: Subject, connections: number, seconds: number) {
+async function loadRound(subject: Subject, connections: number, seconds: number): Promise<RoundResult> {
   let next = 0;
+  const before = await ask<CpuUsed>(subject, { type: 'cpu' }, 'cpu');
   const sessions = subject.ready.sessions;
   const result = await autocannon({
     url: `http://127.0.0.1:${subject.ready.port}`,
@@ -158,7 +185,15 @@ async function loadRound(subject: Subject, connections: number, seconds: number)
       `${subject.name}: ${result.non2xx} non-2xx answers, ${result.errors} errors, ${result.timeouts} timeouts`,
     );
   }
-  return { perSecond: result.requests.average, p50: result.latency.p50, p99: result.latency.p99 };
+  const after = await ask<CpuUsed>(subject, { type: 'cpu' }, 'cpu');
+  const turns = result.requests.total;
+  return {
+    perSecond: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    threadMsPerTurn: cpuMicros(before.thread, after.thread) / 1000 / turns,
+    processMsPerTurn: cpuMicros(before.process, after.process) / 1000 / turns,
+  };
 }
 
 /** Milliseconds from writing one streamed request to the first byte of its body. */
@@ -231,9 +266,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
   const httpOnly = await startSubject('parley-http');
   const subjects = [parley, bare, httpOnly];
   try {
-    const rates = new Map<Subject, Array<{ perSecond: number; p50: number; p99: number }>>(
-      subjects.map((subject) => [subject, []]),
-    );
+    const rates = new Map<Subject, RoundResult[]>(subjects.map((subject) => [subject, []]));
     for (const subject of subjects) await loadRound(subject, connections, 2); // warm-up
     for (let round = 0; round < rounds; round++) {
       // Rotate the order, so a drift of the machine's speed spreads over both subjects.
@@ -250,6 +283,10 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
           p50: median(measured.map((entry) => entry.p50)),
           p99: median(measured.map((entry) => entry.p99)),
         },
+        cpuMsPerTurn: {
+          thread: median(measured.map((entry) => entry.threadMsPerTurn)),
+          process: median(measured.map((entry) => entry.processMsPerTurn)),
+        },
       };
     });
     const ratio = (throughput[0]?.turnsPerSecond ?? 0) / (throughput[1]?.turnsPerSecond ?? 1);
@@ -258,16 +295,19 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
     const table = [
       `chat turns over HTTP: ${connections} connections, ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,
       formatTable(
-        ['subject', 'turns/s', '× bare', 'p50 ms', 'p99 ms'],
+        ['subject', 'turns/s', '× bare', 'p50 ms', 'p99 ms', 'CPU ms/turn: event loop', 'process'],
         throughput.map((row) => [
           row.name,
           row.turnsPerSecond.toFixed(0),
           `${(row.turnsPerSecond / (throughput[1]?.turnsPerSecond ?? 1)).toFixed(2)}×`,
           row.latencyMs.p50.toFixed(1),
           row.latencyMs.p99.toFixed(1),
+          row.cpuMsPerTurn.thread.toFixed(3),
+          row.cpuMsPerTurn.process.toFixed(3),
         ]),
       ),
       `parley / bare route throughput: ${ratio.toFixed(2)}× (goal ≥ 0.5×)`,
+      'CPU ms/turn = server CPU over a round ÷ its turns: the event loop thread caps what one Node process serves',
       '',
       `time to first streamed byte: ${samples} sequential SSE requests per subject, model first token after ~${modelDelayMs} ms`,
       formatTable(

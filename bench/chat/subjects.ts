@@ -13,7 +13,7 @@
  * Both have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
  * sets before its first token (0: the zero-latency mock); each call's real wait is recorded so the parent
  * can subtract it. The child reports `{ port, key, sessions }` over IPC once listening and answers
- * `{ type: 'model-waits' }` with the recorded waits.
+ * `{ type: 'model-waits' }` with the recorded waits and `{ type: 'cpu' }` with the CPU it has used.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -222,7 +222,9 @@ if (import.meta.main) {
   const { close, ...ready } = subject;
   process.on('message', (message: { type: string; ms?: number }) => {
     if (message.type === 'model-delay') modelDelayMs = message.ms ?? 0;
-    if (message.type === 'cpu') process.send?.({ type: 'cpu', usage: process.cpuUsage() });
+    // CPU used so far: the whole process (its thread pool's fsyncs too) and the event loop's thread.
+    if (message.type === 'cpu')
+      process.send?.({ type: 'cpu', process: process.cpuUsage(), thread: process.threadCpuUsage() });
     if (message.type === 'model-waits') process.send?.({ type: 'model-waits', waits: modelWaits.splice(0) });
     if (message.type === 'stop') {
       // Turns whose client went away at the end of a round may still run: let them finish first.
