@@ -260,6 +260,50 @@ describe('s3 driver node-local copies', () => {
     expect(sent).toEqual({ keyListings: 1, baseGets: 0, partGets: 0, baseChecks: 0 });
   });
 
+  it('gives a reader on another node only values the key held while the read ran', async () => {
+    const prefix = freshPrefix();
+    const writer = await open({ prefix });
+    const readers = [await open({ prefix }), await open({ prefix, cacheBytes: 0 })];
+    // Writes of two alternating contents (so some rewrite the bytes already there, hiding the appends
+    // after them) and appends in between; states[k] is the value after k operations.
+    const operations: { kind: 'write' | 'append'; data: string }[] = [];
+    for (let index = 0; index < 60; index++) {
+      if (index % 6 === 0) operations.push({ kind: 'write', data: `{"w":${(index / 6) % 2}}\n` });
+      else operations.push({ kind: 'append', data: `{"a":${index}}\n` });
+    }
+    const states: (string | undefined)[] = [undefined];
+    for (const operation of operations) {
+      const before = states.at(-1) ?? '';
+      states.push(operation.kind === 'write' ? operation.data : before + operation.data);
+    }
+    let started = 0;
+    let done = 0;
+    const writing = (async () => {
+      for (const operation of operations) {
+        started += 1;
+        if (operation.kind === 'write') await writer.write('log.jsonl', bytes(operation.data));
+        else await writer.append('log.jsonl', bytes(operation.data));
+        done += 1;
+      }
+    })();
+    const reading = readers.map(async (reader) => {
+      let reads = 0;
+      while (done < operations.length) {
+        const from = done;
+        const value = text(await reader.read('log.jsonl'));
+        const to = started;
+        // Linearizable: the value of some moment between the read's start and its end.
+        const moments = states.slice(from, to + 1);
+        expect(moments, `read ${reads} saw ${JSON.stringify(value)}`).toContain(value);
+        reads += 1;
+      }
+      return reads;
+    });
+    await writing;
+    for (const reads of await Promise.all(reading)) expect(reads).toBeGreaterThan(5);
+    for (const reader of readers) expect(text(await reader.read('log.jsonl'))).toBe(states.at(-1));
+  });
+
   it('keeps at most cacheBytes of copies, and reads right past them', async () => {
     const prefix = freshPrefix();
     const storage = await open({ prefix, cacheBytes: 4096 });
