@@ -99,6 +99,11 @@ export const ERROR_CODES = {
       'The request body (or WebSocket frame) is larger than server.body_limit_bytes; an upload is larger than server.upload_limit_bytes or rag.max_document_bytes, or has more than server.upload_max_files files; a document decompresses to more than rag.max_uncompressed_bytes or has more than rag.max_archive_entries archive entries.',
   },
   CHAT_ERR_CONFLICT: { status: 409, meaning: 'The resource already exists (a user name that is taken).' },
+  CHAT_ERR_IDEMPOTENCY_KEY_REUSED: {
+    status: 422,
+    meaning:
+      'The Idempotency-Key was already used for a different message in this session; send a new message with a new key.',
+  },
   CHAT_ERR_SERVER_BUSY: {
     status: 503,
     meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',

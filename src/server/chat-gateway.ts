@@ -10,6 +10,8 @@ import type { PlatformConfig } from '../core/config-types.ts';
 import { PlatformError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import type { Message, Session } from '../core/types.ts';
+import { turnIdForKey } from './idempotency-key.ts';
+import { createKeyedTurns } from './keyed-turns.ts';
 import { createTurnHub, type TurnHub } from './turn-hub.ts';
 import { createTurnWatchdog, type TurnWatch } from './turn-watchdog.ts';
 
@@ -33,6 +35,13 @@ export interface TurnInput {
   content: string;
   model?: string;
   temperature?: number;
+  /**
+   * The client's Idempotency-Key: the turn id is derived from it (idempotency-key.ts), so every repeat is
+   * the same turn. A repeat while the turn runs on this node waits for its outcome; a later one gets the
+   * stored reply from text_chat. A keyed turn is not cancelled when its caller's signal aborts (the
+   * client that gave up is the one expected to ask again); the cancel route still stops it.
+   */
+  idempotencyKey?: string;
 }
 
 /** A streamed turn under way. */
@@ -66,9 +75,15 @@ export interface ChatGateway {
     sessionId: string,
     page?: { limit?: number; before?: string },
   ): Promise<MessagesPage>;
-  /** One turn, answered whole. Aborting `signal` cancels the generation (the partial reply is stored). */
+  /**
+   * One turn, answered whole. Aborting `signal` cancels the generation (the partial reply is stored),
+   * unless the turn has an idempotency key.
+   */
   send(input: TurnInput, options?: { signal?: AbortSignal }): Promise<Message>;
-  /** One turn, streamed through `handlers`; aborting `signal` cancels it. */
+  /**
+   * One turn, streamed through `handlers`; aborting `signal` cancels it (unless it has an idempotency
+   * key). A turn answered from storage or joined under way streams no delta: its text is in the message.
+   */
   stream(input: TurnInput, handlers: TurnHandlers, options?: { signal?: AbortSignal }): StreamedTurn;
   /** Asks whichever node generates `turnId` to stop it; only a turn of `userId` stops. */
   cancel(turnId: string, userId: string): Promise<void>;
@@ -135,6 +150,13 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
   const recovery = options.recovery;
   const watchdog =
     recovery === undefined ? undefined : createTurnWatchdog({ lostAfterMs: recovery.lostAfterMs });
+  const keyedTurns = createKeyedTurns();
+
+  /** A new turn id, or the one the input's idempotency key names. */
+  function turnIdOf(input: TurnInput): string {
+    const key = input.idempotencyKey;
+    return key === undefined ? newId() : turnIdForKey(input.userId, input.sessionId, key);
+  }
 
   function turnRequest(
     input: TurnInput,
@@ -211,6 +233,100 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     return () => signal.removeEventListener('abort', onAbort);
   }
 
+  /** A turn answered whole, under `turnId`; aborting `signal` cancels it. */
+  async function sendTurn(
+    input: TurnInput,
+    turnId: string,
+    signal: AbortSignal | undefined,
+  ): Promise<Message> {
+    const stopWatching = cancelOnAbort(turnId, input.userId, signal);
+    // Nothing of the reply was shown yet: a lost turn can always start over.
+    const attempts: TurnAttempts = { finished: false, restart: () => true };
+    const heard = () => attempts.current?.heard();
+    const unregister =
+      recovery === undefined
+        ? () => {}
+        : hub.register(turnId, { delta: heard, end: heard, error: heard, alive: heard });
+    try {
+      return await requestTurn(input, turnId, false, attempts);
+    } finally {
+      unregister();
+      stopWatching();
+    }
+  }
+
+  /** A turn streamed through `handlers`, under `turnId`; aborting `signal` cancels it. */
+  function streamTurn(
+    input: TurnInput,
+    turnId: string,
+    handlers: TurnHandlers,
+    signal: AbortSignal | undefined,
+  ): StreamedTurn {
+    let unregister = () => {};
+    let stopWatching = () => {};
+    let shown = false;
+    const attempts: TurnAttempts = {
+      finished: false,
+      restart() {
+        if (handlers.onRestart !== undefined) handlers.onRestart();
+        else if (shown) return false;
+        shown = false;
+        return true;
+      },
+    };
+    const done = new Promise<Message>((resolve, reject) => {
+      let settled = false;
+      let graceTimer: NodeJS.Timeout | undefined;
+      const finish = (outcome: () => void) => {
+        if (settled) return;
+        settled = true;
+        attempts.finished = true;
+        attempts.current?.stop();
+        clearTimeout(graceTimer);
+        unregister();
+        stopWatching();
+        outcome();
+      };
+      // The turn is over when both the `chat.response.end` event (after the last delta) and the reply of
+      // `message.send` (text_chat has finished its work) came. Over a networked bus they travel apart;
+      // if one of them is lost, the other ends the turn after a grace period.
+      let ended: Message | undefined;
+      let replied = false;
+      const arrived = (message: Message) => {
+        if (settled) return;
+        if (ended !== undefined && replied) return finish(() => resolve(ended as Message));
+        clearTimeout(graceTimer);
+        graceTimer = setTimeout(() => finish(() => resolve(ended ?? message)), END_EVENT_GRACE_MS);
+        graceTimer.unref();
+      };
+      // Registered before the request goes out, so no delta can arrive unheard.
+      unregister = hub.register(turnId, {
+        delta: (text) => {
+          attempts.current?.heard();
+          if (settled || ended !== undefined) return;
+          shown = true;
+          handlers.onDelta(text);
+        },
+        end: (message) => {
+          attempts.current?.heard();
+          ended = message;
+          arrived(message);
+        },
+        error: (error) => finish(() => reject(error)),
+        alive: () => attempts.current?.heard(),
+      });
+      stopWatching = cancelOnAbort(turnId, input.userId, signal);
+      requestTurn(input, turnId, true, attempts).then(
+        (message) => {
+          replied = true;
+          arrived(message);
+        },
+        (error: unknown) => finish(() => reject(error)),
+      );
+    });
+    return { turnId, done };
+  }
+
   const gateway: ChatGateway = {
     startSession(userId, input = {}) {
       return bus.request<Session>('session.start', stripUndefined({ userId, ...input }) as never, { userId });
@@ -238,89 +354,27 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       );
     },
 
-    async send(input, sendOptions = {}) {
-      const turnId = newId();
-      const stopWatching = cancelOnAbort(turnId, input.userId, sendOptions.signal);
-      // Nothing of the reply was shown yet: a lost turn can always start over.
-      const attempts: TurnAttempts = { finished: false, restart: () => true };
-      const heard = () => attempts.current?.heard();
-      const unregister =
-        recovery === undefined
-          ? () => {}
-          : hub.register(turnId, { delta: heard, end: heard, error: heard, alive: heard });
-      try {
-        return await requestTurn(input, turnId, false, attempts);
-      } finally {
-        unregister();
-        stopWatching();
-      }
+    send(input, sendOptions = {}) {
+      const turnId = turnIdOf(input);
+      if (input.idempotencyKey === undefined) return sendTurn(input, turnId, sendOptions.signal);
+      const running = keyedTurns.join(turnId, input.content);
+      if (running !== undefined) return running;
+      // Not cancelled by its caller's signal: a keyed turn outlives the client that gave up on it.
+      const done = sendTurn(input, turnId, undefined);
+      keyedTurns.track(turnId, input.content, done);
+      return done;
     },
 
     stream(input, handlers, streamOptions = {}) {
-      const turnId = newId();
-      let unregister = () => {};
-      let stopWatching = () => {};
-      let shown = false;
-      const attempts: TurnAttempts = {
-        finished: false,
-        restart() {
-          if (handlers.onRestart !== undefined) handlers.onRestart();
-          else if (shown) return false;
-          shown = false;
-          return true;
-        },
-      };
-      const done = new Promise<Message>((resolve, reject) => {
-        let settled = false;
-        let graceTimer: NodeJS.Timeout | undefined;
-        const finish = (outcome: () => void) => {
-          if (settled) return;
-          settled = true;
-          attempts.finished = true;
-          attempts.current?.stop();
-          clearTimeout(graceTimer);
-          unregister();
-          stopWatching();
-          outcome();
-        };
-        // The turn is over when both the `chat.response.end` event (after the last delta) and the reply of
-        // `message.send` (text_chat has finished its work) came. Over a networked bus they travel apart;
-        // if one of them is lost, the other ends the turn after a grace period.
-        let ended: Message | undefined;
-        let replied = false;
-        const arrived = (message: Message) => {
-          if (settled) return;
-          if (ended !== undefined && replied) return finish(() => resolve(ended as Message));
-          clearTimeout(graceTimer);
-          graceTimer = setTimeout(() => finish(() => resolve(ended ?? message)), END_EVENT_GRACE_MS);
-          graceTimer.unref();
-        };
-        // Registered before the request goes out, so no delta can arrive unheard.
-        unregister = hub.register(turnId, {
-          delta: (text) => {
-            attempts.current?.heard();
-            if (settled || ended !== undefined) return;
-            shown = true;
-            handlers.onDelta(text);
-          },
-          end: (message) => {
-            attempts.current?.heard();
-            ended = message;
-            arrived(message);
-          },
-          error: (error) => finish(() => reject(error)),
-          alive: () => attempts.current?.heard(),
-        });
-        stopWatching = cancelOnAbort(turnId, input.userId, streamOptions.signal);
-        requestTurn(input, turnId, true, attempts).then(
-          (message) => {
-            replied = true;
-            arrived(message);
-          },
-          (error: unknown) => finish(() => reject(error)),
-        );
-      });
-      return { turnId, done };
+      const turnId = turnIdOf(input);
+      if (input.idempotencyKey === undefined)
+        return streamTurn(input, turnId, handlers, streamOptions.signal);
+      // Joined under way: no delta of it comes here; the message it ends with carries the whole text.
+      const running = keyedTurns.join(turnId, input.content);
+      if (running !== undefined) return { turnId, done: running };
+      const turn = streamTurn(input, turnId, handlers, undefined);
+      keyedTurns.track(turnId, input.content, turn.done);
+      return turn;
     },
 
     cancel(turnId, userId) {

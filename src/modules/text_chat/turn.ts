@@ -1,10 +1,4 @@
-import {
-  errorFromJSON,
-  PlatformError,
-  type PlatformErrorJSON,
-  toPlatformError,
-  ValidationError,
-} from '../../core/errors.ts';
+import { PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import type { EnvelopeOptions, EventData, EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
@@ -12,7 +6,7 @@ import type { Message } from '../../core/types.ts';
 import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
 import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
-import type { HistoryCache } from './history-cache.ts';
+import type { HistoryCache, SessionLog } from './history-cache.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
@@ -138,13 +132,20 @@ export async function runTurn(
   ]);
   const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
 
-  // At-least-once delivery may hand a turn over again (its node died): reuse what it already stored.
+  // A turn asked again (its node died and the gateway resent it; a client repeated its Idempotency-Key):
+  // reuse what it already stored. Its message must be the one stored, or the key was reused for another.
   const earlier = log.turn(turnId);
-  if (earlier.reply !== undefined) {
-    const earlierError = earlier.reply.metadata.error as PlatformErrorJSON | undefined;
-    if (earlierError !== undefined) throw errorFromJSON(earlierError);
-    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: earlier.reply }, envelope);
-    return earlier.reply;
+  if (earlier.user !== undefined && earlier.user.content !== input.content) {
+    throw new PlatformError(
+      'CHAT_ERR_IDEMPOTENCY_KEY_REUSED',
+      'this Idempotency-Key (turn id) was already used for a different message in this session: send a new message with a new key',
+      { details: { turnId } },
+    );
+  }
+  const answered = finishedReply(log, turnId, earlier.reply);
+  if (answered !== undefined) {
+    await safeEmit(ctx, 'chat.response.end', { turnId, sessionId, message: answered }, envelope);
+    return answered;
   }
   const metadata = session.metadata as unknown as SessionMetadata;
   // The persona is asked while the user message is being stored: neither needs the other.
@@ -276,6 +277,25 @@ export async function runTurn(
     await safeEmit(ctx, 'chat.response.error', { turnId, sessionId, error: error.toJSON() }, envelope);
     throw error;
   }
+}
+
+/**
+ * The reply a turn asked again already has: its first reply, unless that one failed (`metadata.error`);
+ * then a later reply of the turn that did not fail, if an earlier repeat stored one. A failed turn asked
+ * again is answered again (for its stored user message), as one that stored no reply at all is.
+ */
+function finishedReply(log: SessionLog, turnId: string, first: Message | undefined): Message | undefined {
+  if (first === undefined || first.metadata.error === undefined) return first;
+  // Only the messages after the failed reply can hold a later one: scan back to it.
+  for (let index = log.count - 1; index >= 0; index--) {
+    const message = log.at(index);
+    if (message === first) return undefined;
+    const metadata = message.metadata;
+    if (message.role === 'assistant' && metadata.turnId === turnId && metadata.error === undefined) {
+      return message;
+    }
+  }
+  return undefined;
 }
 
 /**

@@ -2,6 +2,8 @@
  * Messages of a session: list them (paged), post one and get the reply — whole as JSON, or streamed as
  * server-sent events with `?stream=sse` or `Accept: text/event-stream` — and stop a streaming reply.
  * A client that disconnects mid-turn cancels the turn (`chat.cancel`); text_chat stores the partial reply.
+ * With an `Idempotency-Key` header every repeat of the key is the same turn (idempotency-key.ts), and a
+ * disconnect does not cancel it: the client that gave up is expected to ask again, and gets the reply.
  */
 
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +11,11 @@ import type { Message } from '../../core/types.ts';
 import { principalOf } from '../auth-hook.ts';
 import { abortOnDisconnect } from '../client-disconnect.ts';
 import { toHttpError } from '../http-errors.ts';
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  MAX_IDEMPOTENCY_KEY_LENGTH,
+  parseIdempotencyKey,
+} from '../idempotency-key.ts';
 import { errorResponses } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { createSseStream } from '../sse.ts';
@@ -82,9 +89,28 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         summary:
           'Send a message and get the reply (JSON, or SSE with ?stream=sse / Accept: text/event-stream)',
         description:
-          'SSE events: `start` {turnId, sessionId}, `delta` {text}, then `end` {message} or `error` {error}. ' +
-          'A failure before the first event answers with its HTTP status and the JSON error instead.',
+          'SSE events: `start` {turnId, sessionId}, `delta` {text}, then `end` {message} or `error` {error}; ' +
+          'the deltas add up to the message. ' +
+          'A failure before the first event answers with its HTTP status and the JSON error instead.\n\n' +
+          `\`${IDEMPOTENCY_KEY_HEADER}\` (1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters, chosen by the client, ` +
+          'one per message): a request sent again with the same key, by the same user to the same session, is the ' +
+          'same turn: the user message is stored once and the reply generated once. A repeat after the reply was ' +
+          'stored gets that reply (SSE: `start`, the whole text as one `delta`, `end`); a repeat while the turn is ' +
+          'still being answered waits for it and gets its outcome. A turn that failed (its reply has ' +
+          '`metadata.error`, or none was stored) is answered again by a repeat, without storing the message twice. ' +
+          'The same key with a different `content` → 422 `CHAT_ERR_IDEMPOTENCY_KEY_REUSED`; a malformed key → 400. ' +
+          'A keyed request is not cancelled when its client disconnects (the cancel route stops it). ' +
+          'Two repeats reaching two different nodes at the same instant are not joined (docs/api.md).',
         params: sessionParams,
+        headers: {
+          type: 'object',
+          properties: {
+            'idempotency-key': {
+              type: 'string',
+              description: `Names this message so that sending it again never makes a second turn (1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters)`,
+            },
+          },
+        },
         querystring: {
           type: 'object',
           additionalProperties: false,
@@ -106,7 +132,13 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
     async (request, reply) => {
       const userId = principalOf(request).userId;
       const sessionId = checkSessionId(request.params.id);
-      const input = { userId, sessionId, ...request.body };
+      const idempotencyKey = parseIdempotencyKey(request.headers['idempotency-key']);
+      const input = {
+        userId,
+        sessionId,
+        ...request.body,
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      };
       if (!wantsStream(request.query, request.headers.accept)) {
         return chat.send(input, { signal: abortOnDisconnect(reply) });
       }
@@ -115,6 +147,8 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
       const controller = new AbortController();
       stream.onDisconnect(() => controller.abort());
       let turnId = '';
+      // Whether a delta of the current attempt (since the start or the last `restart`) was sent.
+      let shown = false;
       const begin = () => {
         if (!stream.started) stream.send('start', { turnId, sessionId });
       };
@@ -123,10 +157,12 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         {
           onDelta: (text) => {
             begin();
+            shown = true;
             stream.send('delta', { text });
           },
           // The node generating the reply died; another node answers again from the start.
           onRestart: () => {
+            shown = false;
             if (stream.started) stream.send('restart', { turnId });
           },
         },
@@ -146,6 +182,9 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         return reply;
       }
       begin();
+      // A reply answered from storage (a repeated Idempotency-Key, a turn another node had finished) or
+      // joined under way came without deltas: its text goes as one, so the deltas add up to the message.
+      if (!shown && message.content !== '') stream.send('delta', { text: message.content });
       stream.send('end', { message });
       stream.end();
       return reply;
