@@ -311,6 +311,47 @@ describe('WebSocket', () => {
     expect(reply).toMatchObject({ content: 'cut short', metadata: { finishReason: 'cancelled' } });
   });
 
+  it('a keyed message outlives a dropped socket: sent again on a new socket, it is the same turn, generated once', async () => {
+    // A slow model: the socket drops while the reply is still generated.
+    harness.model.respond({ kind: 'stream', chunks: ['kept ', 'for ', 'you'], delayMs: 100 });
+    const sessionId = await newSession();
+    const first = await openSocket(sessionId);
+    first.send({ type: 'message', content: 'remember me', idempotencyKey: 'ws-retry-1' });
+    const start = await first.next((frame) => frame.type === 'start');
+    first.socket.close();
+    // Not cancelled: the whole reply is generated and stored.
+    const stored = await storedReply(sessionId);
+    expect(stored).toMatchObject({ content: 'kept for you', metadata: { finishReason: 'stop' } });
+
+    const second = await openSocket(sessionId);
+    second.send({ type: 'message', content: 'remember me', idempotencyKey: 'ws-retry-1' });
+    const end = await second.next((frame) => frame.type === 'end');
+    expect(end.turnId).toBe(start.turnId);
+    expect((end.message as Message).id).toBe(stored.id);
+    expect(harness.model.requests).toHaveLength(1);
+    const list = await harness.call('GET', `/v1/sessions/${sessionId}/messages`, { key: harness.alice.key });
+    expect((list.body.messages as Message[]).map((message) => message.role)).toEqual(['user', 'assistant']);
+    second.socket.close();
+  });
+
+  it('stops a keyed turn on { type: "cancel" }, and refuses a malformed key with an error frame', async () => {
+    const ws = await openSocket(await newSession());
+    ws.send({ type: 'message', content: 'x', idempotencyKey: '' });
+    ws.send({ type: 'message', content: 'x', idempotencyKey: 'k'.repeat(256) });
+    await waitFor(() => (ws.frames.length >= 2 ? true : undefined), 'two error frames');
+    for (const frame of ws.frames) {
+      expect(frame.type).toBe('error');
+      expect((frame.error as { message: string }).message).toContain('idempotencyKey');
+    }
+    harness.model.respond({ kind: 'stall', chunks: ['half'] });
+    ws.send({ type: 'message', content: 'first', idempotencyKey: 'ws-cancel-1' });
+    await ws.next((frame) => frame.type === 'delta');
+    ws.send({ type: 'cancel' });
+    const end = await ws.next((frame) => frame.type === 'end');
+    expect(end.message).toMatchObject({ content: 'half', metadata: { finishReason: 'cancelled' } });
+    ws.socket.close();
+  });
+
   it('checks the key and the session before upgrading: 101 / 404 / 401 / 401', async () => {
     const sessionId = await newSession();
     const path = `/v1/sessions/${sessionId}/stream`;

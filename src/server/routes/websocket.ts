@@ -1,7 +1,9 @@
 /**
  * A session's chat over one WebSocket: `GET /v1/sessions/:id/stream` (authenticated like every route,
  * the session checked before the upgrade, so a foreign or missing session answers 404 and no socket
- * opens). Client frames: `{ type: 'message', content, model?, temperature? }` and `{ type: 'cancel' }`.
+ * opens). Client frames: `{ type: 'message', content, model?, temperature?, idempotencyKey? }` and
+ * `{ type: 'cancel' }`. A message frame's `idempotencyKey` is the POST route's `Idempotency-Key`: a client
+ * that reconnects after a dropped socket sends the message again with it and gets the same turn.
  * Server frames: `start` {turnId}, `delta` {turnId, text}, `end` {turnId, message}, `error` {turnId?, error}.
  * One turn at a time per socket; closing the socket cancels the turn under way.
  */
@@ -12,13 +14,14 @@ import type { WebSocket } from 'ws';
 import { ValidationError } from '../../core/errors.ts';
 import { principalOf } from '../auth-hook.ts';
 import { toHttpError } from '../http-errors.ts';
+import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../idempotency-key.ts';
 import { errorResponses } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { checkSessionId } from './sessions.ts';
 
 /** A frame the client sends. */
 type ClientFrame =
-  | { type: 'message'; content: string; model?: string; temperature?: number }
+  | { type: 'message'; content: string; model?: string; temperature?: number; idempotencyKey?: string }
   | { type: 'cancel' };
 
 const clientFrameSchema = {
@@ -32,6 +35,13 @@ const clientFrameSchema = {
         content: { type: 'string', minLength: 1 },
         model: { type: 'string', minLength: 1, maxLength: 200 },
         temperature: { type: 'number', minimum: 0, maximum: 2 },
+        // As the Idempotency-Key header (idempotency-key.ts): 1 to 255 printable ASCII characters.
+        idempotencyKey: {
+          type: 'string',
+          minLength: 1,
+          maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
+          pattern: '^[\\x20-\\x7e]+$',
+        },
       },
     },
     {
@@ -71,7 +81,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
     (socket: WebSocket, request) => {
       const userId = principalOf(request).userId;
       const sessionId = request.params.id;
-      let running: { turnId: string; controller: AbortController } | undefined;
+      let running: { turnId: string; controller: AbortController; keyed: boolean } | undefined;
 
       const send = (frame: Record<string, unknown>) => {
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(frame));
@@ -82,7 +92,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
         send({ type: 'error', ...(turnId === undefined ? {} : { turnId }), ...failure.body });
       };
 
-      function startTurn(frame: { content: string; model?: string; temperature?: number }): void {
+      function startTurn(frame: Omit<Extract<ClientFrame, { type: 'message' }>, 'type'>): void {
         const controller = new AbortController();
         const turn = chat.stream(
           { userId, sessionId, ...frame },
@@ -93,7 +103,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
           },
           { signal: controller.signal },
         );
-        running = { turnId: turn.turnId, controller };
+        running = { turnId: turn.turnId, controller, keyed: frame.idempotencyKey !== undefined };
         send({ type: 'start', turnId: turn.turnId, sessionId });
         turn.done.then(
           (message) => send({ type: 'end', turnId: turn.turnId, message }),
@@ -117,13 +127,15 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
         if (!validateFrame(frame)) {
           sendError(
             new ValidationError(
-              'a frame is { "type": "message", "content": string, "model"?, "temperature"? } or { "type": "cancel" }',
+              'a frame is { "type": "message", "content": string, "model"?, "temperature"?, "idempotencyKey"? (1 to 255 printable ASCII characters) } or { "type": "cancel" }',
             ),
           );
           return;
         }
         if (frame.type === 'cancel') {
           running?.controller.abort();
+          // A keyed turn outlives its caller's signal (a dropped socket must not cancel it): stop it by id.
+          if (running?.keyed) void chat.cancel(running.turnId, userId).catch(() => {});
           return;
         }
         if (running !== undefined) {
@@ -132,7 +144,8 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
           );
           return;
         }
-        startTurn(frame);
+        const { type: _type, ...message } = frame;
+        startTurn(message);
       });
 
       socket.on('close', () => running?.controller.abort());
