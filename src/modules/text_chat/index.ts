@@ -3,6 +3,7 @@ import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createHistoryCache } from './history-cache.ts';
+import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
@@ -54,6 +55,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       sessions,
       history,
       turns,
+      persona: createPersonaLookup(ctx),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
         : undefined,

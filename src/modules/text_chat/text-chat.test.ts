@@ -7,6 +7,7 @@ import { newId } from '../../core/ids.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
 import type { Message, Session } from '../../core/types.ts';
 import persona from '../persona/index.ts';
+import type { PersonaApi } from '../persona/types.ts';
 import textChat from './index.ts';
 import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
 import type { ChatResponseDelta, ChatResponseEnd, ChatResponseError, MessagesPage } from './types.ts';
@@ -506,6 +507,36 @@ describe('text_chat turns', () => {
     const plain = await newSession(harness);
     await send(harness, { userId: 'u1', sessionId: plain.id, content: 'Hi' });
     expect(promptOf(harness)[0]!.text).toContain('helpful assistant');
+  });
+
+  it('asks for a config persona once, and for a stored one every turn (an edit applies on the next turn)', async () => {
+    const harness = await start();
+    const asked: unknown[] = [];
+    const request = harness.bus.request.bind(harness.bus);
+    harness.bus.request = ((type: string, data: unknown, options?: never) => {
+      if (type === 'persona.get') asked.push(data);
+      return request(type, data, options);
+    }) as typeof harness.bus.request;
+
+    // The default persona comes from config: fixed while the platform runs.
+    const plain = await newSession(harness);
+    for (const content of ['one', 'two', 'three']) {
+      await send(harness, { userId: 'u1', sessionId: plain.id, content });
+    }
+    expect(asked).toHaveLength(1);
+    expect(promptOf(harness)[0]!.text).toContain('helpful assistant');
+
+    // A stored persona may be edited at any time: asked for on every turn.
+    const personas = await harness.modules.getModule<PersonaApi>('persona');
+    await personas!.put({ id: 'tutor', name: 'Tutor', systemPrompt: 'Teach step by step.' });
+    const taught = await newSession(harness, { personaId: 'tutor' });
+    asked.length = 0;
+    await send(harness, { userId: 'u1', sessionId: taught.id, content: 'first' });
+    expect(promptOf(harness)[0]!.text).toBe('Teach step by step.');
+    await personas!.put({ id: 'tutor', name: 'Tutor', systemPrompt: 'Answer with a question.' });
+    await send(harness, { userId: 'u1', sessionId: taught.id, content: 'second' });
+    expect(promptOf(harness)[0]!.text).toBe('Answer with a question.');
+    expect(asked).toHaveLength(2);
   });
 
   it('works without the persona module: no system prompt, and personas are refused', async () => {

@@ -8,6 +8,7 @@ import { createDeltaChunker } from './delta-chunker.ts';
 import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
+import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
@@ -36,6 +37,7 @@ export interface TurnDependencies {
   history: HistoryCache;
   /** Undefined when rate limiting is off. */
   rateLimiter: RateLimiter | undefined;
+  persona: PersonaLookup;
   turns: TurnRegistry;
 }
 
@@ -149,7 +151,7 @@ export async function runTurn(
   }
   const metadata = session.metadata as unknown as SessionMetadata;
   // The persona is asked while the user message is being stored: neither needs the other.
-  const personaLookup = personaFor(ctx, metadata.personaId).then(
+  const personaLookup = deps.persona(metadata.personaId).then(
     (persona) => ({ persona, error: undefined }),
     (error: unknown) => ({ persona: undefined, error }),
   );
@@ -358,28 +360,6 @@ async function generate(
     clearTimeout(deadline);
     turns.finish(turnId);
   }
-}
-
-/** The session's persona (or the default one) from the persona module; none when it is not loaded. */
-async function personaFor(
-  ctx: ModuleContext<TextChatConfig>,
-  personaId: string | undefined,
-): Promise<PersonaReply | undefined> {
-  if (ctx.missingOptionalDependencies.includes('persona')) return undefined;
-  const persona = await ctx.request<PersonaReply | null>(
-    'persona.get',
-    personaId === undefined ? {} : { personaId },
-  );
-  if (persona === null) {
-    if (personaId !== undefined) {
-      ctx.log.warn(
-        { personaId },
-        "the session's persona no longer exists; answering without a system prompt",
-      );
-    }
-    return undefined;
-  }
-  return persona;
 }
 
 /**

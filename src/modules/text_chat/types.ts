@@ -218,6 +218,8 @@ export interface PersonaReply {
   systemPrompt: string;
   model?: string;
   temperature?: number;
+  /** `config`: fixed while the platform runs (persona-lookup.ts keeps it); `storage`: editable. */
+  source?: 'config' | 'storage';
 }
 
 /** What other modules and the server get from `ctx.getModule('text_chat')`: read-only listing. */
