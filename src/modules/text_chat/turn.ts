@@ -15,7 +15,6 @@ import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
 import type {
   MessageMetadata,
   MessageSendRequest,
-  PersonaReply,
   ReplyFinishReason,
   SessionMetadata,
   StreamingConfig,
