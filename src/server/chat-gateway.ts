@@ -82,7 +82,8 @@ export interface ChatGateway {
   send(input: TurnInput, options?: { signal?: AbortSignal }): Promise<Message>;
   /**
    * One turn, streamed through `handlers`; aborting `signal` cancels it (unless it has an idempotency
-   * key). A turn answered from storage or joined under way streams no delta: its text is in the message.
+   * key). A turn answered from storage or joined under way streams its whole text as one delta, so a
+   * stream's deltas always add up to its message.
    */
   stream(input: TurnInput, handlers: TurnHandlers, options?: { signal?: AbortSignal }): StreamedTurn;
   /** Asks whichever node generates `turnId` to stop it; only a turn of `userId` stops. */
@@ -255,6 +256,15 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     }
   }
 
+  /**
+   * The turn's message, after its whole text as one delta when none of it was streamed (answered from
+   * storage, or joined under way): whatever the transport, a stream's deltas add up to its message.
+   */
+  function completed(message: Message, handlers: TurnHandlers, shown: boolean): Message {
+    if (!shown && message.content !== '') handlers.onDelta(message.content);
+    return message;
+  }
+
   /** A turn streamed through `handlers`, under `turnId`; aborting `signal` cancels it. */
   function streamTurn(
     input: TurnInput,
@@ -294,9 +304,14 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       let replied = false;
       const arrived = (message: Message) => {
         if (settled) return;
-        if (ended !== undefined && replied) return finish(() => resolve(ended as Message));
+        if (ended !== undefined && replied) {
+          return finish(() => resolve(completed(ended as Message, handlers, shown)));
+        }
         clearTimeout(graceTimer);
-        graceTimer = setTimeout(() => finish(() => resolve(ended ?? message)), END_EVENT_GRACE_MS);
+        graceTimer = setTimeout(
+          () => finish(() => resolve(completed(ended ?? message, handlers, shown))),
+          END_EVENT_GRACE_MS,
+        );
         graceTimer.unref();
       };
       // Registered before the request goes out, so no delta can arrive unheard.
@@ -369,9 +384,11 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       const turnId = turnIdOf(input);
       if (input.idempotencyKey === undefined)
         return streamTurn(input, turnId, handlers, streamOptions.signal);
-      // Joined under way: no delta of it comes here; the message it ends with carries the whole text.
+      // Joined under way: none of its deltas come here; its text goes as one when it ends.
       const running = keyedTurns.join(turnId, input.content);
-      if (running !== undefined) return { turnId, done: running };
+      if (running !== undefined) {
+        return { turnId, done: running.then((message) => completed(message, handlers, false)) };
+      }
       const turn = streamTurn(input, turnId, handlers, undefined);
       keyedTurns.track(turnId, input.content, turn.done);
       return turn;

@@ -328,6 +328,9 @@ describe('WebSocket', () => {
     const end = await second.next((frame) => frame.type === 'end');
     expect(end.turnId).toBe(start.turnId);
     expect((end.message as Message).id).toBe(stored.id);
+    // Answered from storage: its text as one delta, so the deltas add up to the message here too.
+    expect(second.frames.map((frame) => frame.type)).toEqual(['start', 'delta', 'end']);
+    expect(second.frames[1]?.text).toBe('kept for you');
     expect(harness.model.requests).toHaveLength(1);
     const list = await harness.call('GET', `/v1/sessions/${sessionId}/messages`, { key: harness.alice.key });
     expect((list.body.messages as Message[]).map((message) => message.role)).toEqual(['user', 'assistant']);

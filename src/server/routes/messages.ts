@@ -147,8 +147,6 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
       const controller = new AbortController();
       stream.onDisconnect(() => controller.abort());
       let turnId = '';
-      // Whether a delta of the current attempt (since the start or the last `restart`) was sent.
-      let shown = false;
       const begin = () => {
         if (!stream.started) stream.send('start', { turnId, sessionId });
       };
@@ -157,12 +155,10 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         {
           onDelta: (text) => {
             begin();
-            shown = true;
             stream.send('delta', { text });
           },
           // The node generating the reply died; another node answers again from the start.
           onRestart: () => {
-            shown = false;
             if (stream.started) stream.send('restart', { turnId });
           },
         },
@@ -182,9 +178,6 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         return reply;
       }
       begin();
-      // A reply answered from storage (a repeated Idempotency-Key, a turn another node had finished) or
-      // joined under way came without deltas: its text goes as one, so the deltas add up to the message.
-      if (!shown && message.content !== '') stream.send('delta', { text: message.content });
       stream.send('end', { message });
       stream.end();
       return reply;
