@@ -15,8 +15,12 @@ export const IDEMPOTENCY_KEY_HEADER = 'Idempotency-Key';
 /** Longest key accepted, in characters (Stripe's limit). */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 
-// Printable ASCII, space to tilde: what every client library can send and every log can show.
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+/**
+ * A key is printable ASCII, space to tilde (what every client library can send and every log can show):
+ * as a JSON-schema `pattern`, for the WebSocket frame's `idempotencyKey`.
+ */
+export const IDEMPOTENCY_KEY_PATTERN = '^[\\x20-\\x7e]+$';
+const PRINTABLE_ASCII = new RegExp(IDEMPOTENCY_KEY_PATTERN);
 
 /**
  * The key of a request, or undefined when it has none; a header that is empty, too long or holds other

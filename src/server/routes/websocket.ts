@@ -14,7 +14,7 @@ import type { WebSocket } from 'ws';
 import { ValidationError } from '../../core/errors.ts';
 import { principalOf } from '../auth-hook.ts';
 import { toHttpError } from '../http-errors.ts';
-import { MAX_IDEMPOTENCY_KEY_LENGTH } from '../idempotency-key.ts';
+import { IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH } from '../idempotency-key.ts';
 import { errorResponses } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { checkSessionId } from './sessions.ts';
@@ -35,12 +35,12 @@ const clientFrameSchema = {
         content: { type: 'string', minLength: 1 },
         model: { type: 'string', minLength: 1, maxLength: 200 },
         temperature: { type: 'number', minimum: 0, maximum: 2 },
-        // As the Idempotency-Key header (idempotency-key.ts): 1 to 255 printable ASCII characters.
+        // As the Idempotency-Key header (idempotency-key.ts).
         idempotencyKey: {
           type: 'string',
           minLength: 1,
           maxLength: MAX_IDEMPOTENCY_KEY_LENGTH,
-          pattern: '^[\\x20-\\x7e]+$',
+          pattern: IDEMPOTENCY_KEY_PATTERN,
         },
       },
     },
