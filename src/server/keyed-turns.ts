@@ -16,8 +16,6 @@ export interface KeyedTurns {
   join(turnId: string, content: string): Promise<Message> | undefined;
   /** Remembers a keyed turn until `done` settles. */
   track(turnId: string, content: string, done: Promise<Message>): void;
-  /** Keyed turns under way (for tests). */
-  size(): number;
 }
 
 export function createKeyedTurns(): KeyedTurns {
@@ -44,6 +42,5 @@ export function createKeyedTurns(): KeyedTurns {
       };
       done.then(forget, forget);
     },
-    size: () => running.size,
   };
 }
