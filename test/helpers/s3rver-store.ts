@@ -156,15 +156,18 @@ function unindexKey(self: FilesystemStore, bucket: string, key: string): void {
   if (keys[at] === key) keys.splice(at, 1);
 }
 
+/** s3rver's `copyObject`, which the override below wraps to keep the key index current. */
+type CopyObject = (
+  this: FilesystemStore,
+  sourceBucket: string,
+  sourceKey: string,
+  bucket: string,
+  key: string,
+  metadata?: Record<string, string>,
+) => Promise<Metadata>;
+
 const original = {
-  copyObject: store.prototype.copyObject as unknown as (
-    this: FilesystemStore,
-    sourceBucket: string,
-    sourceKey: string,
-    bucket: string,
-    key: string,
-    metadata?: Record<string, string>,
-  ) => Promise<Metadata>,
+  copyObject: store.prototype.copyObject as unknown as CopyObject,
   putObjectMultipart: store.prototype.putObjectMultipart as unknown as (
     this: FilesystemStore,
     bucket: string,
@@ -176,6 +179,12 @@ const original = {
     bucket: string,
   ) => Promise<void>,
   reset: store.prototype.reset as unknown as (this: FilesystemStore) => void,
+};
+
+const copyObject: CopyObject = async function (sourceBucket, sourceKey, bucket, key, metadata) {
+  const copied = await original.copyObject.call(this, sourceBucket, sourceKey, bucket, key, metadata);
+  indexKey(this, bucket, key);
+  return copied;
 };
 
 Object.assign(store.prototype, {
@@ -254,18 +263,7 @@ Object.assign(store.prototype, {
     }
   },
 
-  async copyObject(
-    this: FilesystemStore,
-    sourceBucket: string,
-    sourceKey: string,
-    bucket: string,
-    key: string,
-    metadata?: Record<string, string>,
-  ) {
-    const copied = await original.copyObject.call(this, sourceBucket, sourceKey, bucket, key, metadata);
-    indexKey(this, bucket, key);
-    return copied;
-  },
+  copyObject,
 
   async putObjectMultipart(this: FilesystemStore, bucket: string, uploadId: string, parts: unknown) {
     const stored = await original.putObjectMultipart.call(this, bucket, uploadId, parts);

@@ -399,18 +399,39 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     cache.set(name, { kind: 'part', bytes }, bytes.length + ENTRY_OVERHEAD);
   }
 
+  /** The pages of one listing under `namePrefix`; `sending` runs before each request (to count it). */
+  async function* listPages(
+    namePrefix: string,
+    delimiter?: string,
+    sending?: () => void,
+  ): AsyncGenerator<ListObjectsV2CommandOutput> {
+    let token: string | undefined;
+    do {
+      sending?.();
+      const page: ListObjectsV2CommandOutput = await client.send(
+        new ListObjectsV2Command({
+          Bucket: bucket,
+          Prefix: namePrefix,
+          Delimiter: delimiter,
+          ContinuationToken: token,
+        }),
+      );
+      yield page;
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
   /** Every object name under `namePrefix` (all pages). */
   async function listNames(namePrefix: string): Promise<string[]> {
     const names: string[] = [];
-    let token: string | undefined;
-    do {
-      const page: ListObjectsV2CommandOutput = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: namePrefix, ContinuationToken: token }),
-      );
+    for await (const page of listPages(namePrefix)) {
       for (const object of page.Contents ?? []) if (object.Key !== undefined) names.push(object.Key);
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
     return names;
+  }
+
+  function countKeyListing(): void {
+    counters.keyListings += 1;
   }
 
   /**
@@ -423,12 +444,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
     const partsStart = name + S3_PART_MARKER;
     let base: Listing['base'];
     const parts: PartName[] = [];
-    let token: string | undefined;
-    do {
-      counters.keyListings += 1;
-      const page: ListObjectsV2CommandOutput = await client.send(
-        new ListObjectsV2Command({ Bucket: bucket, Prefix: name, Delimiter: '/', ContinuationToken: token }),
-      );
+    for await (const page of listPages(name, '/', countKeyListing)) {
       for (const object of page.Contents ?? []) {
         if (object.Key === name) base = { etag: plainEtag(object.ETag) };
         else if (object.Key?.startsWith(partsStart)) {
@@ -436,8 +452,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
           if (part !== undefined) parts.push(part);
         }
       }
-      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
-    } while (token !== undefined);
+    }
     return { base, parts };
   }
 
