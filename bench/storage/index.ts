@@ -14,11 +14,12 @@
  *
  * Redis is a private `redis-server` on a free port (no persistence; 20,000 unrelated keys in it, as a
  * deployment has other users' data), or `CHAT_BENCH_REDIS_URL` when set; s3rver runs in a child process so
- * the server has its own event loop. Each operation runs one at a time (latency) and 32 at a time
+ * the server has its own event loop; `s3-moto` runs the S3 rows again on stock moto (`moto_server`, Python), an
+ * S3 implementation with no changes of ours. Each operation runs one at a time (latency) and 32 at a time
  * (`append ×32`: throughput under concurrency). Driver and raw take turns — operation by operation one at
  * a time, in short slices ×32 — and each round's ratio is taken on its own, so a busy shared machine
  * slows both alike (see measurePair). Goal: every driver ≥ 0.8× its raw client. Run alone: `npx node
- * bench/storage/index.ts [flatfile] [redis] [s3]`.
+ * bench/storage/index.ts [flatfile] [redis] [s3] [s3-moto]`.
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -35,6 +36,7 @@ import { createFlatfileStorage } from '../../src/storage/drivers/flatfile.ts';
 import { createRedisStorage, REDIS_SCRIPTS } from '../../src/storage/drivers/redis.ts';
 import { createS3Storage, type S3StorageOptions } from '../../src/storage/drivers/s3.ts';
 import type { Storage } from '../../src/storage/types.ts';
+import { startMoto } from '../../test/helpers/moto.ts';
 import { s3rverStorageOptions } from '../../test/helpers/s3rver.ts';
 import { formatTable, quantile } from '../report.ts';
 
@@ -49,7 +51,10 @@ export interface StorageBenchOptions {
 }
 
 /** The backends this benchmark knows. */
-export type BackendName = 'flatfile' | 'redis' | 's3';
+export type BackendName = 'flatfile' | 'redis' | 's3' | 's3-moto';
+
+/** What a run without arguments measures (`s3-moto` needs a Python server, so only when asked for). */
+const DEFAULT_BACKENDS: BackendName[] = ['flatfile', 'redis', 's3'];
 
 /** One row: an operation of a backend, driver beside raw client. */
 export interface StorageBenchRow {
@@ -365,20 +370,46 @@ async function childS3rver(bucket: string): Promise<{ endpoint: string; process:
   throw new Error('s3rver did not start');
 }
 
-async function s3Backend(): Promise<Backend> {
-  const bucket = 'parley-bench';
+/** An S3 server for the S3 rows: where it listens, how to sign for it, and how to stop it. */
+interface S3Server {
+  name: string;
+  options: S3StorageOptions;
+  close(): Promise<void>;
+}
+
+/** s3rver (with test/helpers/s3rver-store.ts) in a child process. */
+async function s3rverServer(bucket: string): Promise<S3Server> {
   const server = await childS3rver(bucket);
-  const options: S3StorageOptions = { ...s3rverStorageOptions(server.endpoint, bucket), prefix: 'driver/' };
+  return {
+    name: 's3 (s3rver)',
+    options: s3rverStorageOptions(server.endpoint, bucket),
+    async close() {
+      server.process.kill('SIGTERM');
+    },
+  };
+}
+
+/** Stock moto, a second S3 implementation nobody here has changed (`s3-moto`; needs `moto_server`). */
+async function motoServer(bucket: string): Promise<S3Server> {
+  const moto = await startMoto(bucket);
+  return { name: 's3 (moto)', options: moto.storageOptions, close: () => moto.close() };
+}
+
+async function s3Backend(startServer: (bucket: string) => Promise<S3Server>): Promise<Backend> {
+  const bucket = 'parley-bench';
+  const server = await startServer(bucket);
+  const options: S3StorageOptions = { ...server.options, prefix: 'driver/' };
   const driver = await createS3Storage(options);
   // The same keys seen by a node that keeps no copies: every read is what a first read costs.
   const coldDriver = await createS3Storage({ ...options, cacheBytes: 0 });
   // Another node, rewriting keys the driver has copies of.
   const otherNode = await createS3Storage(options);
+  // Both servers are reached the same way: path-style on 127.0.0.1, region us-east-1, fixed credentials.
   const client = new S3Client({
-    endpoint: server.endpoint,
+    endpoint: server.options.endpoint ?? '',
     region: 'us-east-1',
     forcePathStyle: true,
-    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    ...(server.options.credentials && { credentials: server.options.credentials }),
   });
   const rawName = (key: string) => `raw/${key}`;
   let appended = 0;
@@ -466,13 +497,13 @@ async function s3Backend(): Promise<Backend> {
   // After the reads without a copy.
   all.splice(all.findLastIndex((pair) => pair.operation.startsWith('read')) + 1, 0, rewritten);
   return {
-    name: 's3 (s3rver)',
+    name: server.name,
     roundMs: 75,
     pairs: all,
     async close() {
       await Promise.all([driver.close(), coldDriver.close(), otherNode.close()]);
       client.destroy();
-      server.process.kill('SIGTERM');
+      await server.close();
     },
   };
 }
@@ -613,8 +644,13 @@ export async function run(options: StorageBenchOptions = {}): Promise<StorageBen
   const rounds = options.rounds ?? 40;
   const rows: StorageBenchRow[] = [];
   const roundMsOf = new Map<string, number>();
-  const makers = { flatfile: flatfileBackend, redis: redisBackend, s3: s3Backend };
-  for (const name of options.backends ?? (Object.keys(makers) as BackendName[])) {
+  const makers: Record<BackendName, () => Promise<Backend>> = {
+    flatfile: flatfileBackend,
+    redis: redisBackend,
+    s3: () => s3Backend(s3rverServer),
+    's3-moto': () => s3Backend(motoServer),
+  };
+  for (const name of options.backends ?? DEFAULT_BACKENDS) {
     const backend = await makers[name]();
     try {
       for (const pair of backend.pairs) {
@@ -679,7 +715,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   // `npx node bench/storage/index.ts redis s3` measures only those backends.
   const backends = process.argv
     .slice(2)
-    .filter((name): name is BackendName => ['flatfile', 'redis', 's3'].includes(name));
+    .filter((name): name is BackendName => [...DEFAULT_BACKENDS, 's3-moto'].includes(name));
   const result = await run(backends.length > 0 ? { backends } : {});
   console.log(result.table);
   console.log(`(${((performance.now() - started) / 1000).toFixed(1)} s)`);
