@@ -36,8 +36,15 @@ export interface ServerConfig {
   readiness_timeout_ms: number;
   /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
   completions_per_minute: number;
-  /** `web_session_ttl_hours`: lifetime of a web client login (its session cookie). */
-  auth: { bootstrap_admin: boolean; web_session_ttl_hours: number };
+  /**
+   * `web_session_ttl_hours`: lifetime of a web client login (its session cookie). `key_cache`: how long
+   * (and for how many keys) an authenticated API key is trusted without a lookup (src/server/principal-cache.ts).
+   */
+  auth: {
+    bootstrap_admin: boolean;
+    web_session_ttl_hours: number;
+    key_cache: { ttl_ms: number; max_entries: number };
+  };
 }
 
 export interface StorageConfig {

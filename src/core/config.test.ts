@@ -77,7 +77,11 @@ describe('the shipped config/', () => {
       sse_heartbeat_ms: 15000,
       readiness_timeout_ms: 2000,
       completions_per_minute: 60,
-      auth: { bootstrap_admin: true, web_session_ttl_hours: 168 },
+      auth: {
+        bootstrap_admin: true,
+        web_session_ttl_hours: 168,
+        key_cache: { ttl_ms: 1000, max_entries: 1000 },
+      },
     });
     expect(config.storage.backend).toBe('flatfile');
     expect(config.storage.flatfile.root).toBe('./data');

@@ -8,6 +8,7 @@ import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
+import { cachePrincipals } from './principal-cache.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
@@ -52,7 +53,12 @@ export async function createServer(
     (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
   );
 
-  const auth = options.auth ?? createAuth(platform.storage);
+  // Every request and every revocation of this server go through the key cache (principal-cache.ts).
+  const { ttl_ms: keyCacheTtlMs, max_entries: keyCacheEntries } = server.auth.key_cache;
+  const auth = cachePrincipals(options.auth ?? createAuth(platform.storage), {
+    ttlMs: keyCacheTtlMs,
+    maxEntries: keyCacheEntries,
+  });
   const chat: ChatGateway = createChatGateway(platform.bus, chatGatewayOptionsFrom(platform.config));
   const context: ServerContext = {
     platform,
