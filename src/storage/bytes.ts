@@ -7,3 +7,9 @@
 export function copyBytes(data: Uint8Array): Uint8Array {
   return new Uint8Array(data);
 }
+
+/** `chunks` as one array: the chunk itself when there is one, else one new copy of them all, in order. */
+export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  return Buffer.concat(chunks);
+}

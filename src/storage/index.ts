@@ -10,7 +10,7 @@ export { createMemoryStorage } from './drivers/memory.ts';
 export type { RedisStorage, RedisStorageOptions } from './drivers/redis.ts';
 export { createRedisStorage, redisOptionsFromConfig } from './drivers/redis.ts';
 export type { S3Storage, S3StorageOptions, S3StorageStats } from './drivers/s3.ts';
-export { createS3Storage, S3_PART_MARKER, s3OptionsFromConfig } from './drivers/s3.ts';
+export { createS3Storage, s3OptionsFromConfig } from './drivers/s3.ts';
 export {
   appendJsonLine,
   assertWholeLines,

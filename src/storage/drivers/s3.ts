@@ -56,7 +56,7 @@ import {
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { createByteBoundedCache } from '../byte-bounded-cache.ts';
-import { copyBytes } from '../bytes.ts';
+import { concatBytes, copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
@@ -213,20 +213,6 @@ const ABSENT: Cached = { kind: 'absent' };
 /** Milliseconds since the epoch in a UUIDv7 (its first 48 bits). */
 function idMillis(id: string): number {
   return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
-}
-
-/** The chunks joined into one plain Uint8Array (a single chunk is returned as it is). */
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  let size = 0;
-  for (const chunk of chunks) size += chunk.length;
-  const joined = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    joined.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return joined;
 }
 
 /** An ETag as S3 sends it (quoted, sometimes weak) reduced to its value, so two can be compared. */
@@ -643,7 +629,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       const from = merged[0]!.from;
       const to = merged[merged.length - 1]!.to;
       const name = partName(key, `${to}.${from}.${randomBytes(4).toString('hex')}`);
-      const bytes = concat(merged.map((part) => part.bytes));
+      const bytes = concatBytes(merged.map((part) => part.bytes));
       // A new object, never an overwrite: until the covered parts are gone, readers skip them by name.
       await client.send(new PutObjectCommand({ Bucket: bucket, Key: name, Body: bytes }));
       rememberPart(name, bytes);
@@ -658,7 +644,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
   async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
     const name = partName(key, newId());
     // The chunks are the storage's own copies (append copies the caller's bytes), so the cache may keep them.
-    const bytes = concat(chunks);
+    const bytes = concatBytes(chunks);
     await client.send(new PutObjectCommand({ Bucket: bucket, Key: name, Body: bytes }));
     counters.parts += 1;
     rememberPart(name, bytes);
@@ -689,7 +675,7 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       const chunks = view.parts.map((part) => part.bytes);
       if (view.base !== undefined) chunks.unshift(view.base.bytes);
       // The chunks may be this node's cached copies: the caller gets bytes of its own.
-      return chunks.length === 1 ? copyBytes(chunks[0]!) : concat(chunks);
+      return chunks.length === 1 ? copyBytes(chunks[0]!) : concatBytes(chunks);
     },
     async write(key, data) {
       assertValidKey(key);
