@@ -165,14 +165,16 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     stream: boolean,
     signal?: AbortSignal,
   ): Promise<Message> {
-    const data = stripUndefined({
+    // Built field by field rather than stripped of undefined ones: deleting properties of every turn's
+    // payload turns it into a slow dictionary-mode object.
+    const data: Record<string, unknown> = {
       userId: input.userId,
       sessionId: input.sessionId,
       content: input.content,
-      model: input.model,
-      temperature: input.temperature,
       stream,
-    });
+    };
+    if (input.model !== undefined) data.model = input.model;
+    if (input.temperature !== undefined) data.temperature = input.temperature;
     return bus.request<Message>('message.send', data, {
       correlationId: turnId,
       userId: input.userId,

@@ -8,6 +8,7 @@ import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
+import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -42,6 +43,8 @@ export async function createServer(
     bodyLimit: server.body_limit_bytes,
     // Per-request info lines would double the log volume of a chat turn; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
+    // So a request that logs nothing (almost all) does not pay for a pino child of its own.
+    childLoggerFactory: lazyRequestLogger,
     schemaErrorFormatter: formatSchemaErrors,
   }) as unknown as FastifyInstance;
 
@@ -87,16 +90,23 @@ export async function createServer(
   // Retry-After rather than queued behind the others (health checks are always answered).
   const maxConcurrent = platform.config.resource_limits.max_concurrent_requests;
   let inFlight = 0;
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.routeOptions.config.auth === 'public') return;
+  const release = () => {
+    inFlight--;
+  };
+  // A callback hook, not an async one: it never waits, so it costs no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.auth === 'public') return done();
     if (inFlight >= maxConcurrent) {
-      throw new PlatformError(
-        'CHAT_ERR_SERVER_BUSY',
-        `the server is handling ${maxConcurrent} requests (resource_limits.max_concurrent_requests); retry shortly`,
+      return done(
+        new PlatformError(
+          'CHAT_ERR_SERVER_BUSY',
+          `the server is handling ${maxConcurrent} requests (resource_limits.max_concurrent_requests); retry shortly`,
+        ),
       );
     }
     inFlight++;
-    reply.raw.once('close', () => inFlight--);
+    reply.raw.once('close', release);
+    done();
   });
 
   // The web client (web-client.ts): its session cookie stands in for a key; its page is served at /.
