@@ -35,19 +35,22 @@ export function cachePrincipals(auth: Auth, options: PrincipalCacheOptions): Aut
   const { ttlMs, maxEntries } = options;
   if (ttlMs <= 0 || maxEntries <= 0) return auth;
   const now = options.now ?? Date.now;
-  // Insertion order is age order: the first entry is the one to forget when the cache is full.
+  // Insertion order is expiry order (every entry lives ttlMs from its insertion): the first entry is the
+  // first to expire, and the one to forget when the cache is full.
   const entries = new Map<string, Entry>();
   // Bumped by every revocation: a lookup that was under way while one was stored may have read the record
   // before it changed, so it is not remembered.
   let revocations = 0;
 
   function remember(apiKey: string, principal: Principal): void {
+    const time = now();
     entries.delete(apiKey);
-    if (entries.size >= maxEntries) {
-      const oldest = entries.keys().next();
-      if (oldest.done !== true) entries.delete(oldest.value);
+    // Expired entries go as new ones come, so keys no longer used do not stay in memory.
+    for (const [oldKey, entry] of entries) {
+      if (entry.expiresAt > time && entries.size < maxEntries) break;
+      entries.delete(oldKey);
     }
-    entries.set(apiKey, { principal, expiresAt: now() + ttlMs });
+    entries.set(apiKey, { principal, expiresAt: time + ttlMs });
   }
 
   function forgetKey(keyId: string): void {
