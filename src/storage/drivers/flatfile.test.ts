@@ -211,6 +211,41 @@ describe('append: files kept open', () => {
   );
 });
 
+describe('creating files and folders', () => {
+  it('makes a folder again that was removed behind its back, for a write and for a new log', async () => {
+    await storage.write('a/b/value.json', bytes('1'));
+    await storage.append('a/b/log.jsonl', bytes('{"n":1}\n'));
+    await storage.close();
+    storage = createFlatfileStorage({ root });
+    await storage.write('a/b/value.json', bytes('2'));
+    await rm(join(root, 'a'), { recursive: true });
+    await storage.write('a/b/value.json', bytes('3'));
+    await storage.append('a/b/log.jsonl', bytes('{"n":2}\n'));
+    expect(await readFile(join(root, 'a', 'b', 'value.json'), 'utf8')).toBe('3');
+    expect(await readFile(join(root, 'a', 'b', 'log.jsonl'), 'utf8')).toBe('{"n":2}\n');
+  });
+
+  it('fsyncs the folder of a log it creates before the first append resolves, not of one already there', async () => {
+    await storage.append('logs/new.jsonl', bytes('{"n":1}\n'));
+    // The new file's folder, and the root, where the new folder was made.
+    expect(storage.stats().directorySyncs).toBe(2);
+    await storage.close();
+    storage = createFlatfileStorage({ root });
+    await storage.append('logs/new.jsonl', bytes('{"n":2}\n'));
+    expect(storage.stats().directorySyncs).toBe(0);
+    await storage.append('logs/other.jsonl', bytes('{"n":1}\n'));
+    expect(storage.stats().directorySyncs).toBe(1);
+    expect(await readFile(join(root, 'logs', 'new.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":2}\n');
+  });
+
+  it('appends to an empty file that is already there', async () => {
+    await mkdir(join(root, 'logs'));
+    await writeFile(join(root, 'logs', 'empty.jsonl'), '');
+    await storage.append('logs/empty.jsonl', bytes('{"n":1}\n'));
+    expect(await readFile(join(root, 'logs', 'empty.jsonl'), 'utf8')).toBe('{"n":1}\n');
+  });
+});
+
 describe('bytes handed in', () => {
   it('stores what they were when called, though the caller reuses their memory (Buffer views) at once', async () => {
     const shared = new Uint8Array(32);

@@ -18,7 +18,10 @@
  * least recently used closed first) in synchronised-data mode (`O_DSYNC`), so an append batch is one
  * `write` that returns once the bytes are on disk — the same guarantee as `write` + `fdatasync`, in one
  * call to the thread pool instead of six (open, stat, read the last byte, write, fdatasync, close). The
- * open, the size and the torn-tail check are paid once per file, when it is opened.
+ * open, the size and the torn-tail check are paid once per file, when it is opened. Creating a file takes
+ * no failed system call (nor the thrown error that costs more than the call): a log is opened with
+ * `O_CREAT` and its size tells a new one, and a file in a folder the driver has not seen yet makes the
+ * folder first rather than failing to open for want of it (a new chat session's folder, say).
  *
  * One process owns a root: two processes appending to the same files are not coordinated, and a file
  * removed or replaced behind the driver's back while it holds it open keeps receiving the appends.
@@ -81,6 +84,8 @@ const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | (constants.O_DSYNC 
 const DEFAULT_MAX_OPEN_FILES = 256;
 /** Folders kept open for fsync (a new session's folder is synced three or four times in its first seconds). */
 const MAX_OPEN_DIRECTORIES = 64;
+/** Folders remembered as existing, so a file is created in them without making sure of the folder first. */
+const MAX_KNOWN_DIRECTORIES = 4096;
 
 /** A file held open for appending. */
 interface AppendFile {
@@ -123,6 +128,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   // Folder path → open handle for fsync, least recently used first. A handle is closed only by eviction
   // or close(); FileHandle.close waits for a sync under way on it.
   const directories = new Map<string, FileHandle>();
+  // Folders known to exist (made or used here), oldest first. Only a hint: a folder removed behind the
+  // driver's back fails the open with ENOENT, which makes it again.
+  const knownDirectories = new Set<string>();
   const counters: FlatfileStats = {
     appends: 0,
     appendBatches: 0,
@@ -194,9 +202,18 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     counters.directorySyncs += 1;
   }
 
+  function knowDirectory(directory: string): void {
+    if (knownDirectories.has(directory)) return;
+    knownDirectories.add(directory);
+    if (knownDirectories.size > MAX_KNOWN_DIRECTORIES) {
+      knownDirectories.delete(knownDirectories.values().next().value!);
+    }
+  }
+
   /** Makes `directory` exist; returns the directories whose entries must be fsynced to make it durable. */
   async function ensureDirectory(directory: string): Promise<string[]> {
     const firstCreated = await mkdir(directory, { recursive: true, mode: directoryMode });
+    knowDirectory(directory);
     if (firstCreated === undefined) return [];
     const parents = [dirname(firstCreated)];
     for (let current = directory; current !== dirname(firstCreated); current = dirname(current)) {
@@ -236,49 +253,54 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   }
 
   /**
-   * Creates the file at `path` (`O_EXCL`), and its folders when missing (tried only after the file could
-   * not be created: most files go into a folder that exists). Returns the handle and the folders created,
-   * whose parents' entries must be fsynced with the file's own folder.
+   * Opens the file at `path` with `flags` (which create it), making its folders first when the driver has
+   * not seen its folder yet; a folder it knows is trusted, and made again if it was removed behind the
+   * driver's back. Returns the handle and the folders created, whose parents' entries must be fsynced with
+   * the file's own folder.
    */
-  async function createFile(
+  async function openCreating(
     path: string,
     flags: number,
   ): Promise<{ handle: FileHandle; createdParents: string[] }> {
-    const exclusive = flags | constants.O_CREAT | constants.O_EXCL;
-    try {
-      return { handle: await open(path, exclusive, fileMode), createdParents: [] };
-    } catch (error) {
-      if (errorCode(error) !== 'ENOENT') throw error;
+    const directory = dirname(path);
+    if (knownDirectories.has(directory)) {
+      try {
+        return { handle: await open(path, flags, fileMode), createdParents: [] };
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT') throw error;
+        knownDirectories.delete(directory);
+      }
     }
-    const createdParents = await ensureDirectory(dirname(path));
-    return { handle: await open(path, exclusive, fileMode), createdParents };
+    const createdParents = await ensureDirectory(directory);
+    return { handle: await open(path, flags, fileMode), createdParents };
+  }
+
+  /** Creates the file at `path` (`O_EXCL`), and its folders when missing (see `openCreating`). */
+  function createFile(
+    path: string,
+    flags: number,
+  ): Promise<{ handle: FileHandle; createdParents: string[] }> {
+    return openCreating(path, flags | constants.O_CREAT | constants.O_EXCL);
   }
 
   /**
-   * Opens `key` for appending (creating it and its folders), with its torn tail cut off. For a file it
-   * created, `entrySynced` is the fsync of its folder (and of the folders created), under way: the first
-   * batch is written meanwhile, and acknowledged only once both are done.
+   * Opens `key` for appending (creating it and its folders), with its torn tail cut off. For a file that
+   * may be new (it is empty), `entrySynced` is the fsync of its folder (and of the folders created), under
+   * way: the first batch is written meanwhile, and acknowledged only once both are done.
    */
   async function openAppendFile(key: string): Promise<{ file: AppendFile; entrySynced?: Promise<void> }> {
     const path = pathOf(key);
-    let handle: FileHandle;
-    let created: { createdParents: string[] } | undefined;
-    try {
-      handle = await open(path, APPEND_FLAGS);
-    } catch (error) {
-      if (errorCode(error) !== 'ENOENT') throw error;
-      const file = await createFile(path, APPEND_FLAGS);
-      handle = file.handle;
-      created = file;
-    }
+    // O_CREAT without O_EXCL: a new file is told by its size below, not by a failed open (and its error).
+    const { handle, createdParents } = await openCreating(path, APPEND_FLAGS | constants.O_CREAT);
     counters.appendFilesOpened += 1;
     try {
-      if (created !== undefined) {
-        // A new file is durable only once its directory entry is: before its first append is acknowledged.
-        const entrySynced = syncEntries(dirname(path), created.createdParents);
+      let size = (await handle.stat()).size;
+      if (size === 0) {
+        // Maybe new: a new file is durable only once its directory entry is, before its first append is
+        // acknowledged (for an empty file that was there already, the fsync is merely redundant).
+        const entrySynced = syncEntries(dirname(path), createdParents);
         return { file: { handle, size: 0, busy: false }, entrySynced };
       }
-      let size = (await handle.stat()).size;
       if (isJsonLinesKey(key)) size = await cutTornTail(handle, size);
       return { file: { handle, size, busy: false } };
     } catch (error) {
