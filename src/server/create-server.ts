@@ -8,7 +8,6 @@ import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
-import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -43,8 +42,6 @@ export async function createServer(
     bodyLimit: server.body_limit_bytes,
     // Per-request info lines would double the log volume of a chat turn; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
-    // So a request that logs nothing (almost all) does not pay for a pino child of its own.
-    childLoggerFactory: lazyRequestLogger,
     schemaErrorFormatter: formatSchemaErrors,
   }) as unknown as FastifyInstance;
 
