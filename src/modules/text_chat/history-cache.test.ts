@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Message } from '../../core/types.ts';
 import { createMemoryStorage } from '../../storage/drivers/memory.ts';
 import { encodeJsonLine } from '../../storage/json-lines.ts';
@@ -108,6 +108,39 @@ describe('createHistoryCache', () => {
     const loaded = await cache.load(storage, 'u1', 's1');
     expect(loaded.at(1)).toBe(own);
     expect(loaded.turn('turn-a').reply).toBe(own);
+  });
+
+  it("takes back this node's own appends found byte for byte without parsing them, and parses the rest", async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    await log.append(message('a'));
+    await cache.load(storage, 'u1', 's1');
+    // Two of this node's appends (one of two messages), then another node's line, then one more own.
+    const turn = [message('b'), message('c', 'assistant', 'turn-b')];
+    const reply = message('e', 'assistant', 'turn-d');
+    const appendOwn = async (messages: Message[]) => {
+      const bytes = Buffer.concat(messages.map((value) => encodeJsonLine(value)));
+      await storage.append(messagesKey('u1', 's1'), bytes);
+      cache.appended('u1', 's1', messages, bytes);
+    };
+    await appendOwn(turn);
+    const parse = vi.spyOn(JSON, 'parse');
+    try {
+      const loaded = await cache.load(storage, 'u1', 's1');
+      expect(parse).not.toHaveBeenCalled();
+      expect(loaded.at(1)).toBe(turn[0]);
+      expect(loaded.turn('turn-b')).toEqual({ user: turn[0], reply: turn[1] });
+      await log.append(message('d'));
+      await appendOwn([reply]);
+      const later = await cache.load(storage, 'u1', 's1');
+      // Another node's line first: from there on, parsed (own objects still taken back by id).
+      expect(parse).toHaveBeenCalledTimes(2);
+      expect(ids(later)).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(later.at(4)).toBe(reply);
+    } finally {
+      parse.mockRestore();
+    }
   });
 
   it('ignores a torn last line until it is whole', async () => {

@@ -13,13 +13,16 @@ import { messagesKey } from './sessions.ts';
  * may have appended since; the read sees that, and a log that no longer holds the cached end's last bytes
  * where they were (deleted, replaced) is read and parsed again from the start. So the cache changes the
  * cost of a turn, never what it sees. The messages this node appended itself (`appended`) are taken back
- * as the same objects when their lines are parsed, so what was worked out for them (token counts, the
- * model's form) is not worked out again.
+ * as the same objects, so what was worked out for them (token counts, the model's form) is not worked out
+ * again; where the new bytes begin with exactly the bytes of this node's own appends (a conversation held
+ * by one node: every turn), those are not even parsed, only compared.
  */
 
 const NEWLINE = 0x0a;
 /** Bytes before the cached end that must still match for the cached prefix to be trusted. */
 const FINGERPRINT_BYTES = 64;
+/** This node's appends to one log remembered until their bytes are read back (a turn makes one or two). */
+const MAX_OWN_APPENDS = 8;
 
 /**
  * A session's log as one load read it, oldest first. Later loads may parse more lines into the cache, but
@@ -47,15 +50,26 @@ interface Entry {
   fingerprint: Uint8Array;
   /** Messages this node appended whose lines are not parsed yet, by id. */
   appended: Map<string, Message>;
+  /** The same appends as their bytes, oldest first, so lines found byte for byte need no parsing. */
+  own: OwnAppend[];
   /** The length counted in the cache's byte total. */
   counted: number;
+}
+
+/** One append this node made: the bytes it wrote and the messages they encode. */
+interface OwnAppend {
+  bytes: Uint8Array;
+  messages: readonly Message[];
 }
 
 export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
   load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
-  /** Tells the cache these messages were just appended to the session's log by this node. */
-  appended(userId: string, sessionId: string, messages: readonly Message[]): void;
+  /**
+   * Tells the cache these messages were just appended to the session's log by this node, as `bytes` when
+   * given (then lines found to be exactly those bytes are taken back without parsing).
+   */
+  appended(userId: string, sessionId: string, messages: readonly Message[], bytes?: Uint8Array): void;
   /** Drops a session (it was deleted). */
   forget(userId: string, sessionId: string): void;
   /** Sessions and log bytes cached now (for tests and diagnostics). */
@@ -105,8 +119,16 @@ function snapshot(entry: Entry): SessionLog {
   };
 }
 
-function newEntry(appended = new Map<string, Message>()): Entry {
-  return { messages: [], turns: new Map(), length: 0, fingerprint: new Uint8Array(0), appended, counted: 0 };
+function newEntry(appended = new Map<string, Message>(), own: OwnAppend[] = []): Entry {
+  return {
+    messages: [],
+    turns: new Map(),
+    length: 0,
+    fingerprint: new Uint8Array(0),
+    appended,
+    own,
+    counted: 0,
+  };
 }
 
 /** Whether `bytes` starts with `prefix`. */
@@ -126,10 +148,37 @@ function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
 function extend(entry: Entry, fresh: Uint8Array, offset: number, bytes: Uint8Array, key: string): void {
   const end = fresh.lastIndexOf(NEWLINE) + 1;
   if (end === 0) return;
-  index(entry, parseJsonLines<Message>(fresh.subarray(0, end), key));
+  const parsedFrom = takeOwnAppends(entry, fresh, end);
+  if (parsedFrom < end) {
+    index(entry, parseJsonLines<Message>(fresh.subarray(parsedFrom, end), key));
+    // Own appends whose lines came after another node's were parsed (and taken back by id) just now.
+    if (entry.own.length > 0) {
+      entry.own = entry.own.filter((own) => own.messages.every((message) => entry.appended.has(message.id)));
+    }
+  }
   entry.length += end;
   // A copy (a Buffer's slice would be a view keeping the whole read alive).
   entry.fingerprint = copyBytes(bytes.subarray(Math.max(0, offset + end - FINGERPRINT_BYTES), offset + end));
+}
+
+/**
+ * Takes back, without parsing them, this node's own appends whose exact bytes begin `fresh` (before `end`),
+ * in the order they lie there; returns where the bytes still to parse begin.
+ */
+function takeOwnAppends(entry: Entry, fresh: Uint8Array, end: number): number {
+  let position = 0;
+  while (entry.own.length > 0 && position < end) {
+    const found = entry.own.findIndex(
+      ({ bytes }) =>
+        bytes.length <= end - position &&
+        Buffer.compare(bytes, fresh.subarray(position, position + bytes.length)) === 0,
+    );
+    if (found === -1) break;
+    const own = entry.own.splice(found, 1)[0]!;
+    index(entry, own.messages);
+    position += own.bytes.length;
+  }
+  return position;
 }
 
 /** Creates the cache (one per text_chat instance). */
@@ -174,15 +223,19 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
         return snapshot(cached);
       }
       const stored = (await storage.read(key)) ?? new Uint8Array(0);
-      const entry = newEntry(entries.get(key)?.appended);
+      const previous = entries.get(key);
+      const entry = newEntry(previous?.appended, previous?.own);
       extend(entry, stored, 0, stored, key);
       remember(key, entry);
       return snapshot(entry);
     },
-    appended(userId, sessionId, messages) {
+    appended(userId, sessionId, messages, bytes) {
       const entry = entries.get(messagesKey(userId, sessionId));
       if (entry === undefined) return;
       for (const message of messages) entry.appended.set(message.id, message);
+      if (bytes === undefined) return;
+      entry.own.push({ bytes, messages });
+      if (entry.own.length > MAX_OWN_APPENDS) entry.own.shift();
     },
     forget(userId, sessionId) {
       const key = messagesKey(userId, sessionId);

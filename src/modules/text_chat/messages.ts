@@ -12,16 +12,20 @@ import type { MessagesPage } from './types.ts';
  * once interleave whole messages; the log's order is the order of the appends.
  */
 
-/** Appends messages to the session's log, in order, in one append; durable when the promise resolves. */
-export function appendMessages(
+/**
+ * Appends messages to the session's log, in order, in one append; durable when the promise resolves,
+ * with the bytes appended.
+ */
+export async function appendMessages(
   storage: ModuleStorage,
   userId: string,
   sessionId: string,
   messages: readonly Message[],
-): Promise<void> {
+): Promise<Uint8Array> {
   const lines = messages.map((message) => encodeJsonLine(message));
   const bytes = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
-  return storage.append(messagesKey(userId, sessionId), bytes);
+  await storage.append(messagesKey(userId, sessionId), bytes);
+  return bytes;
 }
 
 /**

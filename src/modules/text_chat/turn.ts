@@ -164,7 +164,8 @@ export async function runTurn(
     turnId,
   });
   // The history cache takes back the objects this turn stores (their token counts are known).
-  const onAppended = (messages: readonly Message[]) => deps.history.appended(userId, sessionId, messages);
+  const onAppended = (messages: readonly Message[], bytes: Uint8Array) =>
+    deps.history.appended(userId, sessionId, messages, bytes);
   // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
   const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.

@@ -38,8 +38,8 @@ export interface PendingUserMessageOptions {
   windowMs: number;
   /** Told once the user message is durable (emits `message.received`). */
   onStored: (message: Message) => Promise<void>;
-  /** Told of every append this makes, once it is durable (the history cache keeps the objects). */
-  onAppended: (messages: readonly Message[]) => void;
+  /** Told of every append this makes (its messages and bytes), once durable (the history cache keeps them). */
+  onAppended: (messages: readonly Message[], bytes: Uint8Array) => void;
 }
 
 /** Starts the wait for a new user message (and, with `windowMs` 0, its storing). */
@@ -54,8 +54,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
     stored = (async () => {
       // The session may have been deleted since the turn began: writing would bring its folder back.
       await sessions.assertExists(userId, sessionId);
-      await appendMessages(storage, userId, sessionId, messages);
-      options.onAppended(messages);
+      options.onAppended(messages, await appendMessages(storage, userId, sessionId, messages));
       durable = true;
       await options.onStored(message);
     })();
@@ -74,8 +73,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       await stored;
       if (reply === undefined) return;
       await sessions.assertExists(userId, sessionId);
-      await appendMessages(storage, userId, sessionId, [reply]);
-      options.onAppended([reply]);
+      options.onAppended([reply], await appendMessages(storage, userId, sessionId, [reply]));
     },
   };
   // "At once" is on the next turn of the event loop: by then the turn has called the model (its setup
@@ -96,8 +94,7 @@ export function storedUserMessage(
     async storeWith(reply) {
       if (reply === undefined) return;
       await sessions.assertExists(userId, sessionId);
-      await appendMessages(storage, userId, sessionId, [reply]);
-      options.onAppended([reply]);
+      options.onAppended([reply], await appendMessages(storage, userId, sessionId, [reply]));
     },
   };
 }
