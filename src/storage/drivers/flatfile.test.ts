@@ -238,6 +238,30 @@ describe('creating files and folders', () => {
     expect(await readFile(join(root, 'logs', 'new.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":2}\n');
   });
 
+  it('shares folder fsyncs between files created in one folder at the same time', async () => {
+    await storage.write('sessions/u/first.json', bytes('{}'));
+    const before = storage.stats().directorySyncs;
+    await Promise.all(
+      Array.from({ length: 20 }, (_, index) =>
+        storage.write(`sessions/u/${index}/metadata.json`, bytes('{}')),
+      ),
+    );
+    // Each new folder is synced, and the shared parent far fewer than 20 times (one under way, one after).
+    const parentSyncs = storage.stats().directorySyncs - before - 20;
+    expect(parentSyncs).toBeGreaterThanOrEqual(1);
+    expect(parentSyncs).toBeLessThan(20);
+    for (let index = 0; index < 20; index++) {
+      expect(await readFile(join(root, 'sessions', 'u', String(index), 'metadata.json'), 'utf8')).toBe('{}');
+    }
+  });
+
+  it('writes an empty value durably, and replaces it', async () => {
+    await storage.write('dir/empty.json', new Uint8Array(0));
+    expect((await storage.read('dir/empty.json'))?.length).toBe(0);
+    await storage.write('dir/empty.json', bytes('1'));
+    expect(await readFile(join(root, 'dir', 'empty.json'), 'utf8')).toBe('1');
+  });
+
   it('appends to an empty file that is already there', async () => {
     await mkdir(join(root, 'logs'));
     await writeFile(join(root, 'logs', 'empty.jsonl'), '');

@@ -81,11 +81,21 @@ const TAIL_SCAN_CHUNK = 64 * 1024;
 // followed by fdatasync. Where the platform has no O_DSYNC (Windows), an explicit datasync follows.
 const SYNCED_WRITES = constants.O_DSYNC !== undefined;
 const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | (constants.O_DSYNC ?? 0);
+/** Windows cannot rename a file that is open. */
+const RENAME_OPEN_FILES = process.platform !== 'win32';
 const DEFAULT_MAX_OPEN_FILES = 256;
 /** Folders kept open for fsync (a new session's folder is synced three or four times in its first seconds). */
 const MAX_OPEN_DIRECTORIES = 64;
 /** Folders remembered as existing, so a file is created in them without making sure of the folder first. */
 const MAX_KNOWN_DIRECTORIES = 4096;
+
+/** The fsyncs of one folder: the one under way, and the next, shared by every caller that came meanwhile. */
+interface FolderSync {
+  running: Promise<void> | undefined;
+  queued: Promise<void> | undefined;
+}
+
+const ignore = () => {};
 
 /** A file held open for appending. */
 interface AppendFile {
@@ -128,6 +138,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   // Folder path → open handle for fsync, least recently used first. A handle is closed only by eviction
   // or close(); FileHandle.close waits for a sync under way on it.
   const directories = new Map<string, FileHandle>();
+  // Folder path → its fsync under way and the one queued after it (see syncDirectory).
+  const folderSyncs = new Map<string, FolderSync>();
   // Folders known to exist (made or used here), oldest first. Only a hint: a folder removed behind the
   // driver's back fails the open with ENOENT, which makes it again.
   const knownDirectories = new Set<string>();
@@ -174,7 +186,67 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     );
   }
 
-  async function syncDirectory(path: string): Promise<void> {
+  /** Keeps a folder's handle open for its next fsyncs, closing the least recently used beyond the limit. */
+  function keepDirectory(path: string, handle: FileHandle): void {
+    directories.set(path, handle);
+    for (const [oldest, oldestHandle] of directories) {
+      if (directories.size <= MAX_OPEN_DIRECTORIES) break;
+      directories.delete(oldest);
+      void oldestHandle.close().catch(() => undefined);
+    }
+  }
+
+  /**
+   * Opens a folder just made, for the fsync its first entry needs, while that entry's file is being
+   * written: the fsync then waits for no open of its own.
+   */
+  function openDirectoryAhead(path: string): void {
+    if (directories.has(path)) return;
+    open(path, constants.O_RDONLY).then(
+      (handle) => {
+        if (closed || directories.has(path)) void handle.close().catch(() => undefined);
+        else keepDirectory(path, handle);
+      },
+      // The fsync opens it itself (and reports what failed).
+      () => undefined,
+    );
+  }
+
+  /**
+   * fsyncs a folder after a change of its entries. Folder fsyncs are group-committed like appends: while
+   * one runs (it may have begun before the caller's change), every caller that comes shares the next one,
+   * which begins once it is done. A folder many changes land in at once (one user's chat sessions, each
+   * new session a new folder in it) is then synced twice per burst instead of once per change.
+   */
+  function syncDirectory(path: string): Promise<void> {
+    let state = folderSyncs.get(path);
+    if (state === undefined) {
+      state = { running: undefined, queued: undefined };
+      folderSyncs.set(path, state);
+    }
+    const { running } = state;
+    if (running === undefined) return startFolderSync(path, state);
+    const shared = state;
+    shared.queued ??= running.then(ignore, ignore).then(() => {
+      // Callers from now on wait for a later fsync: this one may begin before their change is done.
+      shared.queued = undefined;
+      return startFolderSync(path, shared);
+    });
+    return shared.queued;
+  }
+
+  function startFolderSync(path: string, state: FolderSync): Promise<void> {
+    const running: Promise<void> = fsyncDirectory(path).finally(() => {
+      if (state.running === running) state.running = undefined;
+      if (state.running === undefined && state.queued === undefined && folderSyncs.get(path) === state) {
+        folderSyncs.delete(path);
+      }
+    });
+    state.running = running;
+    return running;
+  }
+
+  async function fsyncDirectory(path: string): Promise<void> {
     const kept = directories.get(path);
     if (kept !== undefined) {
       directories.delete(path);
@@ -190,12 +262,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
           await handle.close();
         }
       } else {
-        directories.set(path, handle);
-        for (const [oldest, oldestHandle] of directories) {
-          if (directories.size <= MAX_OPEN_DIRECTORIES) break;
-          directories.delete(oldest);
-          void oldestHandle.close().catch(() => undefined);
-        }
+        keepDirectory(path, handle);
         await handle.sync();
       }
     }
@@ -363,6 +430,12 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     closeIdleFiles();
   }
 
+  /**
+   * The temporary file is written in `O_DSYNC` mode (durable when the write returns, no `fdatasync` call
+   * after it) and closed while it is renamed into place; a folder just made is opened for its fsync while
+   * the file is written. So a new chat session's `metadata.json` waits for five calls to the thread pool
+   * one after another (make the folder, create the file, write, rename, fsync the folders), not nine.
+   */
   async function writeFile(key: string, data: Uint8Array): Promise<boolean> {
     const path = pathOf(key);
     const directory = dirname(path);
@@ -370,17 +443,28 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const temporaryPath = join(directory, `${temporaryPrefix}${temporaryCount.toString(36)}`);
     let createdParents: string[] = [];
     try {
-      const created = await createFile(temporaryPath, constants.O_WRONLY);
+      const created = await createFile(temporaryPath, constants.O_WRONLY | (constants.O_DSYNC ?? 0));
       createdParents = created.createdParents;
+      if (createdParents.length > 0) openDirectoryAhead(directory);
       const handle = created.handle;
       try {
         await writeAll(handle, data);
-        await handle.datasync();
+        // No write (an empty value) or no O_DSYNC: nothing synced the file yet.
+        if (!SYNCED_WRITES || data.length === 0) await handle.datasync();
         counters.fileSyncs += 1;
-      } finally {
-        await handle.close();
+      } catch (error) {
+        await handle.close().catch(() => undefined);
+        throw error;
       }
-      await rename(temporaryPath, path);
+      if (RENAME_OPEN_FILES) {
+        // Durable already: closing it need not come first (POSIX renames an open file), and a close that
+        // failed could not take the bytes back.
+        const closing = handle.close().catch(() => undefined);
+        await Promise.all([rename(temporaryPath, path), closing]);
+      } else {
+        await handle.close();
+        await rename(temporaryPath, path);
+      }
     } catch (error) {
       await rm(temporaryPath, { force: true }).catch(() => undefined);
       throw error;
