@@ -262,6 +262,19 @@ describe('creating files and folders', () => {
     expect(await readFile(join(root, 'dir', 'empty.json'), 'utf8')).toBe('1');
   });
 
+  it('creates the first log in a folder it made at once, and still appends to one put there behind its back', async () => {
+    await storage.write('s1/metadata.json', bytes('{}'));
+    await storage.write('s2/metadata.json', bytes('{}'));
+    const before = storage.stats().directorySyncs;
+    await storage.append('s1/messages.jsonl', bytes('{"n":1}\n'));
+    // The new log's folder entry is synced before the append resolves.
+    expect(storage.stats().directorySyncs).toBe(before + 1);
+    await writeFile(join(root, 's2', 'messages.jsonl'), '{"n":0}\n{"n":');
+    await storage.append('s2/messages.jsonl', bytes('{"n":1}\n'));
+    expect(await readFile(join(root, 's1', 'messages.jsonl'), 'utf8')).toBe('{"n":1}\n');
+    expect(await readFile(join(root, 's2', 'messages.jsonl'), 'utf8')).toBe('{"n":0}\n{"n":1}\n');
+  });
+
   it('appends to an empty file that is already there', async () => {
     await mkdir(join(root, 'logs'));
     await writeFile(join(root, 'logs', 'empty.jsonl'), '');

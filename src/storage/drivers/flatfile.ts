@@ -143,6 +143,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   // Folders known to exist (made or used here), oldest first. Only a hint: a folder removed behind the
   // driver's back fails the open with ENOENT, which makes it again.
   const knownDirectories = new Set<string>();
+  // Folders this driver made that no log has been opened in yet: the first log in one is new for certain
+  // (one process owns a root), so it is created exclusively, without asking for its size.
+  const madeDirectories = new Set<string>();
   const counters: FlatfileStats = {
     appends: 0,
     appendBatches: 0,
@@ -282,6 +285,10 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const firstCreated = await mkdir(directory, { recursive: true, mode: directoryMode });
     knowDirectory(directory);
     if (firstCreated === undefined) return [];
+    madeDirectories.add(directory);
+    if (madeDirectories.size > MAX_KNOWN_DIRECTORIES) {
+      madeDirectories.delete(madeDirectories.values().next().value!);
+    }
     const parents = [dirname(firstCreated)];
     for (let current = directory; current !== dirname(firstCreated); current = dirname(current)) {
       if (current !== directory) parents.push(current);
@@ -357,8 +364,23 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
    */
   async function openAppendFile(key: string): Promise<{ file: AppendFile; entrySynced?: Promise<void> }> {
     const path = pathOf(key);
+    const directory = dirname(path);
+    if (madeDirectories.delete(directory)) {
+      // The first log in a folder made here (a new chat session's): new, so no size to ask for. Should
+      // something else have put it there (or removed the folder), the usual open below follows.
+      try {
+        const handle = await open(path, APPEND_FLAGS | constants.O_CREAT | constants.O_EXCL, fileMode);
+        counters.appendFilesOpened += 1;
+        return { file: { handle, size: 0, busy: false }, entrySynced: syncDirectory(directory) };
+      } catch (error) {
+        const code = errorCode(error);
+        if (code !== 'EEXIST' && code !== 'ENOENT') throw error;
+      }
+    }
     // O_CREAT without O_EXCL: a new file is told by its size below, not by a failed open (and its error).
     const { handle, createdParents } = await openCreating(path, APPEND_FLAGS | constants.O_CREAT);
+    // Made just now by this open: the file it created is its first log, nothing else is new there.
+    madeDirectories.delete(directory);
     counters.appendFilesOpened += 1;
     try {
       let size = (await handle.stat()).size;
