@@ -32,7 +32,7 @@ import { constants, type Dirent } from 'node:fs';
 import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
-import { copyBytes } from '../bytes.ts';
+import { concatBytes, copyBytes } from '../bytes.ts';
 import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
@@ -108,11 +108,6 @@ interface AppendFile {
 
 function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  return Buffer.concat(chunks);
 }
 
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
@@ -429,7 +424,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     appendFiles.set(key, file);
     file.busy = true;
     counters.appendBatches += 1;
-    const data = concat(chunks);
+    const data = concatBytes(chunks);
     const handle = file.handle;
     try {
       const written = (async () => {
