@@ -48,7 +48,7 @@ describe('createHistoryCache', () => {
     expect(first.count).toBe(2);
     expect(ids(first)).toEqual(['a', 'b']);
     expect(first.turn('turn-c')).toEqual({});
-    expect(second.turn('turn-c').user?.id).toBe('c');
+    expect(second.turn('turn-c')?.user?.id).toBe('c');
     expect(cache.size().sessions).toBe(1);
   });
 
@@ -107,7 +107,7 @@ describe('createHistoryCache', () => {
     cache.appended('u1', 's1', [own]);
     const loaded = await cache.load(storage, 'u1', 's1');
     expect(loaded.at(1)).toBe(own);
-    expect(loaded.turn('turn-a').reply).toBe(own);
+    expect(loaded.turn('turn-a')?.reply).toBe(own);
   });
 
   it("takes back this node's own appends found byte for byte without parsing them, and parses the rest", async () => {
@@ -172,5 +172,41 @@ describe('createHistoryCache', () => {
     const small = createHistoryCache({ maxBytes: line - 1 });
     expect((await small.load(storage, 'u1', 's1')).count).toBe(1);
     expect(small.size()).toEqual({ sessions: 0, bytes: 0 });
+  });
+
+  it('keeps only the messages turns still need, and sends what it dropped to the whole log', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    for (let turn = 0; turn < 200; turn++) {
+      await log.append(message(`u${turn}`, 'user', `t${turn}`));
+      await log.append(message(`r${turn}`, 'assistant', `t${turn}`));
+    }
+    const whole = await cache.load(storage, 'u1', 's1');
+    const wholeBytes = cache.size().bytes;
+    // Turns now start their window at message 300: the cache keeps a little before it.
+    cache.retain('u1', 's1', 300);
+    const held = await cache.load(storage, 'u1', 's1');
+    expect(held.count).toBe(400);
+    expect(held.first).toBeGreaterThan(200);
+    expect(held.first).toBeLessThanOrEqual(300);
+    expect(held.identity).toBe(whole.identity);
+    expect(held.at(399).id).toBe('r199');
+    expect(() => held.at(held.first - 1)).toThrow(RangeError);
+    expect(held.slice().length).toBe(400 - held.first);
+    expect(cache.size().bytes).toBeLessThan(wholeBytes / 2);
+    // A turn it holds is answered; one whose messages it dropped must be asked of the whole log; a new one
+    // is known to be new.
+    expect(held.turn('t199')?.user?.id).toBe('u199');
+    expect(held.turn('t3')).toBeUndefined();
+    expect(held.turn('never')).toEqual({});
+    const reread = await cache.loadWhole(storage, 'u1', 's1');
+    expect(reread.first).toBe(0);
+    expect(reread.turn('t3')?.reply?.id).toBe('r3');
+    // A later message of a dropped turn (a repeat answered again) still sends it to the whole log.
+    await log.append(message('r3-again', 'assistant', 't3'));
+    expect((await cache.load(storage, 'u1', 's1')).turn('t3')).toBeUndefined();
+    // The earlier, whole snapshot still shows every message.
+    expect(whole.at(0).id).toBe('u0');
   });
 });

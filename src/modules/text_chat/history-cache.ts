@@ -16,6 +16,13 @@ import { messagesKey } from './sessions.ts';
  * as the same objects, so what was worked out for them (token counts, the model's form) is not worked out
  * again; where the new bytes begin with exactly the bytes of this node's own appends (a conversation held
  * by one node: every turn), those are not even parsed, only compared.
+ *
+ * A long conversation's turns only look at its newest messages (the history window), so a cached log keeps
+ * only those: a turn tells the cache where its window began (`retain`) and older messages are dropped, with
+ * the ids of the turns they held. What needs them (a repeated turn id among them, a window that would now
+ * reach further back, an old page of messages) reads the whole log anew (`loadWhole`). So what a session
+ * costs the cache is its window, not its length, and a busy node does not drop its sessions in turn and
+ * parse and tokenize their whole logs again on every turn.
  */
 
 const NEWLINE = 0x0a;
@@ -31,19 +38,35 @@ const MAX_OWN_APPENDS = 8;
 export interface SessionLog {
   /** Messages in the log. */
   readonly count: number;
-  /** The message at `index` (0 = oldest), for `0 <= index < count`. */
+  /** Index of the oldest message held: the cache dropped the ones before it (0: the whole log is held). */
+  readonly first: number;
+  /** The same object for every load of one cached log (history.ts keeps a window per conversation by it). */
+  readonly identity: object;
+  /** The message at `index` (0 = oldest), for `first <= index < count`. */
   at(index: number): Message;
-  /** Messages `start` to `end` (exclusive), as `Array.prototype.slice` takes them, within `count`. */
+  /** Messages `start` to `end` (exclusive), as `Array.prototype.slice` takes them, within `first`–`count`. */
   slice(start?: number, end?: number): Message[];
-  /** The first user message and the first reply stored for a turn id, when there are any. */
-  turn(turnId: string): { user?: Message; reply?: Message };
+  /**
+   * The first user message and the first reply stored for a turn id, when there are any; undefined when
+   * they may lie before `first` (load the whole log to know).
+   */
+  turn(turnId: string): TurnMessages | undefined;
+}
+
+/** What a log holds of one turn. */
+export interface TurnMessages {
+  user?: Message;
+  reply?: Message;
 }
 
 interface Entry {
-  /** Grows only: a log parsed anew gets a new entry. */
+  /** The messages held, from index `first` of the log on. Replaced, never shortened, when old ones drop. */
   messages: Message[];
-  /** Turn id → index in `messages` of its first user message and first reply. */
+  first: number;
+  /** Turn id → index in the log of its first user message and first reply. */
   turns: Map<string, { user?: number; reply?: number }>;
+  /** Ids of turns whose messages were all dropped. */
+  dropped: Set<string>;
   /** Bytes of whole lines parsed. */
   length: number;
   /** The last bytes before `length`, to tell the same log from another one. */
@@ -65,11 +88,18 @@ interface OwnAppend {
 export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
   load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
+  /** Reads and parses the whole log, bypassing the cache (for what lies before a cached log's `first`). */
+  loadWhole(storage: ModuleStorage, userId: string, sessionId: string): Promise<SessionLog>;
   /**
    * Tells the cache these messages were just appended to the session's log by this node, as `bytes` when
    * given (then lines found to be exactly those bytes are taken back without parsing).
    */
   appended(userId: string, sessionId: string, messages: readonly Message[], bytes?: Uint8Array): void;
+  /**
+   * Tells the cache that turns of this session need its messages from index `from` on (where the history
+   * window begins): older ones may be dropped.
+   */
+  retain(userId: string, sessionId: string, from: number): void;
   /** Drops a session (it was deleted). */
   forget(userId: string, sessionId: string): void;
   /** Sessions and log bytes cached now (for tests and diagnostics). */
@@ -87,9 +117,10 @@ function index(entry: Entry, parsed: readonly Message[]): void {
     const own = entry.appended.get(line.id);
     const message = own !== undefined && own.content === line.content && own.role === line.role ? own : line;
     entry.appended.delete(line.id);
-    const position = entry.messages.push(message) - 1;
+    const position = entry.first + entry.messages.push(message) - 1;
     const turnId = message.metadata.turnId;
-    if (typeof turnId !== 'string') continue;
+    // A turn whose first messages were dropped keeps answering "load the whole log" (see snapshot).
+    if (typeof turnId !== 'string' || entry.dropped.has(turnId)) continue;
     let turn = entry.turns.get(turnId);
     if (turn === undefined) {
       turn = {};
@@ -103,26 +134,58 @@ function index(entry: Entry, parsed: readonly Message[]): void {
 
 /** The log as it is now: later growth of the entry stays out of it. */
 function snapshot(entry: Entry): SessionLog {
-  const { messages, turns } = entry;
-  const count = messages.length;
+  const { messages, first, turns, dropped } = entry;
+  const count = first + messages.length;
+  const at = (position: number) => {
+    if (position < first || position >= count) {
+      throw new RangeError(`message ${position} is not held (held: ${first} to ${count - 1})`);
+    }
+    return messages[position - first]!;
+  };
   return {
     count,
-    at: (position) => messages[position]!,
-    slice: (start = 0, end = count) => messages.slice(start, Math.min(end, count)),
+    first,
+    identity: entry,
+    at,
+    slice: (start = first, end = count) =>
+      messages.slice(Math.max(start, first) - first, Math.min(end, count) - first),
     turn(turnId) {
       const found = turns.get(turnId);
-      const result: { user?: Message; reply?: Message } = {};
-      if (found?.user !== undefined && found.user < count) result.user = messages[found.user]!;
-      if (found?.reply !== undefined && found.reply < count) result.reply = messages[found.reply]!;
+      if (found === undefined) return dropped.has(turnId) ? undefined : {};
+      if ((found.user ?? count) < first || (found.reply ?? count) < first) return undefined;
+      const result: TurnMessages = {};
+      if (found.user !== undefined && found.user < count) result.user = at(found.user);
+      if (found.reply !== undefined && found.reply < count) result.reply = at(found.reply);
       return result;
     },
   };
 }
 
+/** The whole log parsed from its bytes, not cached. */
+function wholeLog(bytes: Uint8Array, key: string): SessionLog {
+  const entry = newEntry();
+  extend(entry, bytes, 0, bytes, key);
+  return snapshot(entry);
+}
+
+/** Drops the messages before index `from` (the turns they held become ids only). */
+function dropBefore(entry: Entry, from: number): void {
+  entry.messages = entry.messages.slice(from - entry.first);
+  entry.first = from;
+  // Turns are indexed in log order of their first message: the oldest come first.
+  for (const [turnId, turn] of entry.turns) {
+    if ((turn.user ?? -1) >= from || (turn.reply ?? -1) >= from) break;
+    entry.turns.delete(turnId);
+    entry.dropped.add(turnId);
+  }
+}
+
 function newEntry(appended = new Map<string, Message>(), own: OwnAppend[] = []): Entry {
   return {
     messages: [],
+    first: 0,
     turns: new Map(),
+    dropped: new Set(),
     length: 0,
     fingerprint: new Uint8Array(0),
     appended,
@@ -181,6 +244,23 @@ function takeOwnAppends(entry: Entry, fresh: Uint8Array, end: number): number {
   return position;
 }
 
+/**
+ * Messages before a turn's window that stay held (a little room for a window that grows back, say after
+ * a persona with a shorter system prompt, and for the follow-up context knowledge.ts takes).
+ */
+const RETAIN_MARGIN = 16;
+/** Old messages are dropped in batches of at least this many: each drop copies the held ones. */
+const DROP_BATCH = 64;
+/** What a dropped turn's id is counted as in the cache's byte total. */
+const DROPPED_TURN_BYTES = 64;
+
+/** The bytes an entry is counted as: its held part's share of the log, and the dropped turn ids. */
+function bytesOf(entry: Entry): number {
+  const count = entry.first + entry.messages.length;
+  const held = count === 0 ? entry.length : Math.round((entry.length * entry.messages.length) / count);
+  return held + entry.dropped.size * DROPPED_TURN_BYTES;
+}
+
 /** Creates the cache (one per text_chat instance). */
 export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
   // Map order is insertion order: re-inserting on use keeps the least recently used first.
@@ -193,9 +273,9 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       bytes -= previous.counted;
       entries.delete(key);
     }
-    if (entry.length > options.maxBytes) return;
+    entry.counted = bytesOf(entry);
+    if (entry.counted > options.maxBytes) return;
     entries.set(key, entry);
-    entry.counted = entry.length;
     bytes += entry.counted;
     for (const [oldestKey, oldest] of entries) {
       if (bytes <= options.maxBytes) break;
@@ -229,6 +309,10 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       remember(key, entry);
       return snapshot(entry);
     },
+    async loadWhole(storage, userId, sessionId) {
+      const key = messagesKey(userId, sessionId);
+      return wholeLog((await storage.read(key)) ?? new Uint8Array(0), key);
+    },
     appended(userId, sessionId, messages, bytes) {
       const entry = entries.get(messagesKey(userId, sessionId));
       if (entry === undefined) return;
@@ -236,6 +320,15 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       if (bytes === undefined) return;
       entry.own.push({ bytes, messages });
       if (entry.own.length > MAX_OWN_APPENDS) entry.own.shift();
+    },
+    retain(userId, sessionId, from) {
+      const key = messagesKey(userId, sessionId);
+      const entry = entries.get(key);
+      if (entry === undefined) return;
+      const keepFrom = Math.min(from - RETAIN_MARGIN, entry.first + entry.messages.length);
+      if (keepFrom - entry.first < DROP_BATCH) return;
+      dropBefore(entry, keepFrom);
+      remember(key, entry);
     },
     forget(userId, sessionId) {
       const key = messagesKey(userId, sessionId);

@@ -118,6 +118,32 @@ describe('selectHistory', () => {
     expect(selectWithoutCounting({ messages: greek, system: undefined, budget: 5 })).toBe(undefined);
   });
 
+  it('chooses from the messages a sequence holds what it would from the whole log, or says it needs more', () => {
+    const log = Array.from({ length: 40 }, (_, index) =>
+      message(index % 2 === 0 ? 'user' : 'assistant', `message ${index} ${'word '.repeat(index % 5)}`),
+    );
+    const whole = selectHistory({ messages: log, system: undefined, budget: 80, countTokens });
+    expect(whole.truncated).toBe(false);
+    const held = (first: number) => ({ count: log.length, first, at: (index: number) => log[index]! });
+    // Held from the message before the window (the one the budget stopped at): the same choice.
+    const same = selectHistory({
+      messages: held(whole.start - 1),
+      system: undefined,
+      budget: 80,
+      countTokens,
+    });
+    expect(same).toEqual(whole);
+    // Held from later: the budget has room for messages it does not hold.
+    const short = selectHistory({
+      messages: held(whole.start + 4),
+      system: undefined,
+      budget: 80,
+      countTokens,
+    });
+    expect(short.truncated).toBe(true);
+    expect(selectWithoutCounting({ messages: held(30), system: undefined, budget: 10_000 })).toBe(undefined);
+  });
+
   it('chooses turn after turn, from the window it kept, what a fresh look at the whole conversation chooses', () => {
     const entry = fc.record({
       role: fc.constantFrom<Role>('user', 'assistant', 'assistant', 'system'),

@@ -36,11 +36,22 @@ export interface SelectedHistory {
   tokens: number;
   /** Messages of the log left out (too old for the budget, or failed replies). */
   omitted: number;
+  /** Index of the oldest message the window looked at (where the history cache must keep messages from). */
+  start: number;
+  /**
+   * The window reached the oldest message the sequence holds (its `first` > 0) with the budget not yet
+   * spent: older ones might fit, so choose again from the whole log.
+   */
+  truncated: boolean;
 }
 
 /** Messages by position, oldest first: an array, or a session log as the history cache loaded it. */
 export interface MessageSequence {
   readonly count: number;
+  /** Index of the oldest message held (a cached log may have dropped older ones); 0 when absent. */
+  readonly first?: number;
+  /** The same object for each load of one conversation, when there is one (its window is kept by it). */
+  readonly identity?: object;
   at(index: number): Message;
 }
 
@@ -162,15 +173,19 @@ interface Window {
   models: ModelMessage[];
   /** No usable message older than the window was left out. */
   covered: boolean;
+  /** The budget had room for older messages than the sequence held. */
+  truncated: boolean;
 }
 
-// Per cost function, each conversation's last window, keyed by the conversation's first message object
-// (the history cache keeps it the same object from turn to turn; a log parsed anew starts afresh).
-const windows = new WeakMap<MessageCost, WeakMap<Message, Window>>();
+// Per cost function, each conversation's last window, keyed by the sequence's identity, else by its first
+// message object (the history cache keeps both the same from turn to turn; a log parsed anew starts afresh).
+const windows = new WeakMap<MessageCost, WeakMap<object, Window>>();
 
 function windowOf(
   count: number,
+  first: number,
   at: (index: number) => Message,
+  identity: object | undefined,
   systemCost: number,
   budget: number,
   cost: MessageCost,
@@ -181,23 +196,26 @@ function windowOf(
     byConversation = new WeakMap();
     windows.set(cost, byConversation);
   }
-  const previous = byConversation.get(at(0));
+  const key = identity ?? at(first);
+  const previous = byConversation.get(key);
   const window =
     previous !== undefined &&
     previous.budget === budget &&
     previous.systemCost === systemCost &&
+    previous.last >= first &&
     previous.last < count &&
     at(previous.last) === previous.lastMessage &&
-    (previous.chosen.length === 0 || at(previous.start) === previous.chosen[0])
+    (previous.chosen.length === 0 || (previous.start >= first && at(previous.start) === previous.chosen[0]))
       ? slideWindow(previous, count, at, cost)
-      : walkWindow(count, at, systemCost, budget, cost);
-  byConversation.set(at(0), window);
+      : walkWindow(count, first, at, systemCost, budget, cost);
+  byConversation.set(key, window);
   return window;
 }
 
 /** The window found from the newest message back (no earlier window to start from). */
 function walkWindow(
   count: number,
+  first: number,
   at: (index: number) => Message,
   systemCost: number,
   budget: number,
@@ -208,7 +226,8 @@ function walkWindow(
   let covered = true;
   // Newest first while collecting.
   const chosen: Message[] = [];
-  for (let index = count - 1; index >= 0; index--) {
+  let index = count - 1;
+  for (; index >= first; index--) {
     const message = at(index);
     if (!isUsable(message)) continue;
     const messageTokens = cost(message);
@@ -220,6 +239,9 @@ function walkWindow(
     chosen.push(message);
     start = index;
   }
+  // Room was left, but the older messages are not held.
+  const truncated = index < first && first > 0;
+  if (truncated) covered = false;
   chosen.reverse();
   const lastMessage = at(count - 1);
   return {
@@ -232,6 +254,7 @@ function walkWindow(
     chosen,
     models: chosen.map(modelMessage),
     covered,
+    truncated,
   };
 }
 
@@ -276,6 +299,7 @@ function slideWindow(
     chosen,
     models,
     covered: previous.covered && dropped === 0,
+    truncated: previous.truncated && dropped === 0,
   };
 }
 
@@ -287,24 +311,37 @@ function select(
 ): SelectedHistory | undefined {
   const { budget } = options;
   const source = options.messages;
-  const count = 'count' in source ? source.count : source.length;
-  const at = 'count' in source ? (index: number) => source.at(index) : (index: number) => source[index]!;
-  const window = windowOf(count, at, systemCost, budget, cost);
+  const sequence = 'count' in source ? source : undefined;
+  const count = sequence?.count ?? (source as readonly Message[]).length;
+  const first = sequence?.first ?? 0;
+  const at =
+    sequence !== undefined
+      ? (index: number) => sequence.at(index)
+      : (index: number) => (source as readonly Message[])[index]!;
+  const window = windowOf(count, first, at, sequence?.identity, systemCost, budget, cost);
   if (window === undefined) {
     const tokens = TOKENS_PER_REPLY + systemCost;
-    return allOrNothing && tokens > budget ? undefined : { messages: [], tokens, omitted: 0 };
+    return allOrNothing && tokens > budget
+      ? undefined
+      : { messages: [], tokens, omitted: 0, start: count, truncated: false };
   }
   // By the bound, the whole conversation must fit (the turn's own message too): only then is it known
   // to fit by real counting.
   if (allOrNothing && (!window.covered || window.tokens > budget)) return undefined;
   // The history never starts with an assistant message.
   let { tokens } = window;
-  let first = 0;
-  while (window.chosen.length - first > 1 && window.chosen[first]!.role === 'assistant') {
-    tokens -= cost(window.chosen[first++]!);
+  let skipped = 0;
+  while (window.chosen.length - skipped > 1 && window.chosen[skipped]!.role === 'assistant') {
+    tokens -= cost(window.chosen[skipped++]!);
   }
-  const chosen = window.chosen.length - first;
-  return { messages: window.models.slice(first), tokens, omitted: count - chosen };
+  const chosen = window.chosen.length - skipped;
+  return {
+    messages: window.models.slice(skipped),
+    tokens,
+    omitted: count - chosen,
+    start: window.chosen.length === 0 ? count : window.start,
+    truncated: window.truncated,
+  };
 }
 
 // The model's form of a stored message, made once: a session's turns send mostly the same messages again.

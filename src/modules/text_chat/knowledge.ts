@@ -72,7 +72,12 @@ export function conversationContext(
   const context: string[] = [];
   if (history === undefined) return context;
   let room = limits.characters;
-  for (let index = history.count - 1; index >= 0 && context.length < limits.messages && room > 0; index--) {
+  const first = history.first ?? 0;
+  for (
+    let index = history.count - 1;
+    index >= first && context.length < limits.messages && room > 0;
+    index--
+  ) {
     const message = history.at(index);
     if (message.role !== 'user' || (turnId !== undefined && message.metadata.turnId === turnId)) continue;
     const text = message.content.trim();

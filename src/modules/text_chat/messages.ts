@@ -30,14 +30,16 @@ export async function appendMessages(
 
 /**
  * The page of `limit` messages that ends just before the message `before` (the newest ones when `before` is
- * absent), oldest first. `nextCursor` is the first message of the page when older ones remain.
+ * absent), oldest first. `nextCursor` is the first message of the page when older ones remain. Undefined
+ * when the page reaches before what `log` holds (`first`): ask again with the whole log.
  */
-export function pageOf(log: SessionLog, limit: number, before: string | undefined): MessagesPage {
+export function pageOf(log: SessionLog, limit: number, before: string | undefined): MessagesPage | undefined {
   let end = log.count;
   if (before !== undefined) {
     // Newest first: a cursor usually points near the end of the log.
     end = log.count - 1;
-    while (end >= 0 && log.at(end).id !== before) end--;
+    while (end >= log.first && log.at(end).id !== before) end--;
+    if (end < log.first && log.first > 0) return undefined;
     if (end === -1) {
       throw new ValidationError(`messages.list: "before" names no message of this session`, {
         details: { field: 'before', value: before },
@@ -45,6 +47,7 @@ export function pageOf(log: SessionLog, limit: number, before: string | undefine
     }
   }
   const start = Math.max(0, end - limit);
+  if (start < log.first) return undefined;
   const page: MessagesPage = { messages: log.slice(start, end) };
   if (start > 0) page.nextCursor = log.at(start).id;
   return page;

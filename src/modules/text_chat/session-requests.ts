@@ -143,7 +143,11 @@ export function createSessionRequests(
         sessions.get(userId, sessionId),
         history.load(ctx.storage, userId, sessionId),
       ]);
-      return pageOf(log, limit, before);
+      // Older pages than the cache holds come from the whole log.
+      return (
+        pageOf(log, limit, before) ??
+        (pageOf(await history.loadWhole(ctx.storage, userId, sessionId), limit, before) as MessagesPage)
+      );
     },
   };
 }

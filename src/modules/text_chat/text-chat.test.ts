@@ -610,6 +610,60 @@ describe('text_chat turns', () => {
     await expect(harness.readDataFile(`sessions/u1/${session.id}/metadata.json`)).rejects.toThrow(/ENOENT/);
   });
 
+  it('keeps a long conversation right once the cache holds only its newest messages', async () => {
+    const budget = 60;
+    const harness = await start({
+      text_chat: { history_token_budget: budget, rate_limiting: { enabled: false } },
+      persona: { default_persona: null },
+    });
+    const session = await newSession(harness);
+    const turnIds: string[] = [];
+    const replies: Message[] = [];
+    for (let turn = 0; turn < 70; turn++) {
+      harness.script({ kind: 'reply', chunks: [`reply ${turn}`] });
+      turnIds.push(newId());
+      replies.push(
+        await send(
+          harness,
+          { userId: 'u1', sessionId: session.id, content: `question ${turn}` },
+          turnIds[turn],
+        ),
+      );
+    }
+    // The model still gets the newest messages that fit, oldest first.
+    const texts = promptOf(harness).map((message) => message.text);
+    expect(texts.at(-1)).toBe('question 69');
+    expect(texts.at(-2)).toBe('reply 68');
+    const used = 3 + texts.reduce((sum, text) => sum + countTokens(text) + 4, 0);
+    expect(used).toBeLessThanOrEqual(budget);
+    expect(used + countTokens('question 60') + 4 + countTokens('reply 60') + 4).toBeGreaterThan(budget);
+    // The first turn, long dropped from the cache, asked again: its stored reply, no model call.
+    const calls = harness.calls.length;
+    const again = await send(
+      harness,
+      { userId: 'u1', sessionId: session.id, content: 'question 0' },
+      turnIds[0],
+    );
+    expect(again).toEqual(replies[0]);
+    expect(harness.calls).toHaveLength(calls);
+    // Every page, back to the first message.
+    const contents: string[] = [];
+    let before: string | undefined;
+    do {
+      const page: MessagesPage = await harness.bus.request<MessagesPage>('messages.list', {
+        userId: 'u1',
+        sessionId: session.id,
+        limit: 25,
+        ...(before === undefined ? {} : { before }),
+      });
+      contents.unshift(...page.messages.map((message) => message.content));
+      before = page.nextCursor;
+    } while (before !== undefined);
+    expect(contents).toHaveLength(140);
+    expect(contents.slice(0, 2)).toEqual(['question 0', 'reply 0']);
+    expect(contents.at(-1)).toBe('reply 69');
+  });
+
   it('does not store a turn twice when its request is delivered again', async () => {
     const harness = await start();
     const session = await newSession(harness);

@@ -127,15 +127,21 @@ export async function runTurn(
 
   // The session (ownership: another user's is not found) and its log, read together.
   assertSessionId(sessionId);
-  const [session, log] = await Promise.all([
+  const [session, cachedLog] = await Promise.all([
     sessions.get(userId, sessionId),
     deps.history.load(ctx.storage, userId, sessionId),
   ]);
+  let log = cachedLog;
   const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
 
   // A turn asked again (its node died and the gateway resent it; a client repeated its Idempotency-Key):
   // reuse what it already stored. Its message must be the one stored, or the key was reused for another.
-  const earlier = log.turn(turnId);
+  // Its messages may be older than the cache holds: then the whole log is read.
+  let earlier = log.turn(turnId);
+  if (earlier === undefined) {
+    log = await deps.history.loadWhole(ctx.storage, userId, sessionId);
+    earlier = log.turn(turnId) ?? {};
+  }
   if (earlier.user !== undefined && earlier.user.content !== input.content) {
     throw new PlatformError(
       'CHAT_ERR_IDEMPOTENCY_KEY_REUSED',
@@ -169,7 +175,7 @@ export async function runTurn(
   // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
   const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
-  let history: MessageSequence;
+  let historyOf: (log: SessionLog) => MessageSequence;
   let userMessage: PendingUserMessage;
   if (earlier.user === undefined) {
     const stored: Message = {
@@ -190,13 +196,21 @@ export async function runTurn(
       onStored: (message) => safeEmit(ctx, 'message.received', { userId, sessionId, message }, envelope),
       onAppended,
     });
-    history = { count: log.count + 1, at: (index) => (index === log.count ? stored : log.at(index)) };
+    historyOf = (log) => ({
+      count: log.count + 1,
+      first: log.first,
+      identity: log.identity,
+      at: (index) => (index === log.count ? stored : log.at(index)),
+    });
   } else {
-    // A redelivered turn whose reply was never stored: its history ends at its own message.
+    // A redelivered turn whose reply was never stored: its history ends at its own message (by its id:
+    // a log read anew holds other objects).
     const own = earlier.user;
-    let end = log.count;
-    while (end > 0 && log.at(end - 1) !== own) end--;
-    history = { count: end, at: (index) => log.at(index) };
+    historyOf = (log) => {
+      let end = log.count;
+      while (end > log.first && log.at(end - 1).id !== own.id) end--;
+      return { count: end, first: log.first, identity: log.identity, at: (index) => log.at(index) };
+    };
     userMessage = storedUserMessage({ storage: ctx.storage, sessions, userId, sessionId, onAppended });
   }
 
@@ -206,10 +220,24 @@ export async function runTurn(
     const model =
       input.model ?? metadata.model ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
     const temperature = input.temperature ?? persona?.temperature;
-    const window = { messages: history, system: persona?.systemPrompt, budget: config.history_token_budget };
+    let window = {
+      messages: historyOf(log),
+      system: persona?.systemPrompt,
+      budget: config.history_token_budget,
+    };
     // Most conversations fit whole by their size alone; the tokenizer is loaded only for longer ones.
-    const selected =
+    let selected =
       selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+    // The budget has room for messages older than the cache held (a shorter system prompt than before):
+    // choose from the whole log.
+    if (selected.truncated) {
+      log = await deps.history.loadWhole(ctx.storage, userId, sessionId);
+      window = { ...window, messages: historyOf(log) };
+      selected =
+        selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+    }
+    // Later turns of this conversation start their window here or later: the cache may drop what is older.
+    deps.history.retain(userId, sessionId, selected.start);
     // A conversation past half the budget will soon need counting: load the tokenizer (about a second)
     // now, in the background, rather than in the turn that first needs it.
     if (selected.tokens > window.budget / 2) {
@@ -289,7 +317,7 @@ export async function runTurn(
 function finishedReply(log: SessionLog, turnId: string, first: Message | undefined): Message | undefined {
   if (first === undefined || first.metadata.error === undefined) return first;
   // Only the messages after the failed reply can hold a later one: scan back to it.
-  for (let index = log.count - 1; index >= 0; index--) {
+  for (let index = log.count - 1; index >= log.first; index--) {
     const message = log.at(index);
     if (message === first) return undefined;
     const metadata = message.metadata;
