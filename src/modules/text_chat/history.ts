@@ -189,6 +189,7 @@ function windowOf(
   systemCost: number,
   budget: number,
   cost: MessageCost,
+  wholeOrNothing: boolean,
 ): Window | undefined {
   if (count === 0) return undefined;
   let byConversation = windows.get(cost);
@@ -198,16 +199,19 @@ function windowOf(
   }
   const key = identity ?? at(first);
   const previous = byConversation.get(key);
-  const window =
+  const continues =
     previous !== undefined &&
     previous.budget === budget &&
     previous.systemCost === systemCost &&
     previous.last >= first &&
     previous.last < count &&
     at(previous.last) === previous.lastMessage &&
-    (previous.chosen.length === 0 || (previous.start >= first && at(previous.start) === previous.chosen[0]))
-      ? slideWindow(previous, count, at, cost)
-      : walkWindow(count, first, at, systemCost, budget, cost);
+    (previous.chosen.length === 0 || (previous.start >= first && at(previous.start) === previous.chosen[0]));
+  // A conversation that outgrew the budget never fits whole again (it only grows): no need to slide on.
+  if (continues && wholeOrNothing && !previous.covered) return previous;
+  const window = continues
+    ? slideWindow(previous, count, at, cost)
+    : walkWindow(count, first, at, systemCost, budget, cost);
   byConversation.set(key, window);
   return window;
 }
@@ -318,7 +322,7 @@ function select(
     sequence !== undefined
       ? (index: number) => sequence.at(index)
       : (index: number) => (source as readonly Message[])[index]!;
-  const window = windowOf(count, first, at, sequence?.identity, systemCost, budget, cost);
+  const window = windowOf(count, first, at, sequence?.identity, systemCost, budget, cost, allOrNothing);
   if (window === undefined) {
     const tokens = TOKENS_PER_REPLY + systemCost;
     return allOrNothing && tokens > budget
