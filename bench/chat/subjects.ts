@@ -28,6 +28,7 @@ import { createPlatform } from '../../src/platform/create-platform.ts';
 import { createAuth } from '../../src/security/auth.ts';
 import { createServer } from '../../src/server/create-server.ts';
 import { createFlatfileStorage } from '../../src/storage/drivers/flatfile.ts';
+import { shellConfigOverrides } from '../config-overrides.ts';
 import { createMockModel, createMockRegistry, REPLY_TOKENS } from './mock-model.ts';
 
 /** What a subject tells the parent once it listens. */
@@ -67,6 +68,7 @@ async function startParley(
       // The benchmark sends far more than a person would: no per-user message limit.
       CHAT_TEXT_CHAT__RATE_LIMITING__ENABLED: 'false',
       // Streaming as configured by default: the first text of a reply leaves at once, then chunk_size.
+      ...shellConfigOverrides(),
     },
   });
   const auth = createAuth(platform.storage);

@@ -14,6 +14,7 @@ import { newId } from '../../../src/core/ids.ts';
 import type { Message, Session } from '../../../src/core/types.ts';
 import { createPlatform } from '../../../src/platform/create-platform.ts';
 import { createMockRegistry } from '../../chat/mock-model.ts';
+import { shellConfigOverrides } from '../../config-overrides.ts';
 import type { Subject } from './reply.ts';
 
 export async function setup(): Promise<Subject> {
@@ -26,6 +27,7 @@ export async function setup(): Promise<Subject> {
       CHAT_DATA_DIR: directory,
       CHAT_LOGGING__LEVEL: 'warn',
       CHAT_TEXT_CHAT__RATE_LIMITING__ENABLED: 'false',
+      ...shellConfigOverrides(),
     },
   });
   const bus = platform.bus;
