@@ -175,6 +175,8 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     };
     if (input.model !== undefined) data.model = input.model;
     if (input.temperature !== undefined) data.temperature = input.temperature;
+    // A repeat of it may reach another node: text_chat makes it wait for this one (not generate again).
+    if (input.idempotencyKey !== undefined) data.keyed = true;
     return bus.request<Message>('message.send', data, {
       correlationId: turnId,
       userId: input.userId,

@@ -3,6 +3,7 @@ import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createHistoryCache } from './history-cache.ts';
+import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
@@ -10,7 +11,15 @@ import { createSessionStore } from './sessions.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
 import { startTurnHeartbeat } from './turn-heartbeat.ts';
 import { createTurnRegistry } from './turn-registry.ts';
-import type { ChatCancel, MessageSendRequest, TextChatApi, TextChatConfig } from './types.ts';
+import type {
+  ChatCancel,
+  ChatResponseAlive,
+  ChatResponseEnd,
+  ChatResponseError,
+  MessageSendRequest,
+  TextChatApi,
+  TextChatConfig,
+} from './types.ts';
 
 /** One minute: the window of `rate_limiting.max_messages_per_minute`. */
 const RATE_WINDOW_MS = 60_000;
@@ -55,6 +64,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       sessions,
       history,
       turns,
+      keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -88,6 +98,25 @@ export default defineModule<TextChatConfig, TextChatApi>({
             if (typeof turnId !== 'string' || turnId === '') return;
             if (turns.cancel(turnId, event.userId)) ctx.log.debug({ turnId }, 'turn cancel requested');
           },
+        },
+        // Every node hears which keyed turns are generating anywhere, and when they end.
+        'chat.response.alive': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatResponseAlive>) => {
+            const turnIds = event.data?.turnIds;
+            if (!Array.isArray(turnIds)) return;
+            deps.keyedTurns.heard(turnIds, event.data.started === true, Date.parse(event.time));
+          },
+        },
+        'chat.response.end': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatResponseEnd>) =>
+            deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
+        },
+        'chat.response.error': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatResponseError>) =>
+            deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
         },
       },
       health: () => ({ healthy: true }),

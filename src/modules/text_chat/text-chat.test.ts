@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countTokens } from 'gpt-tokenizer';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { isPlatformError, type PlatformError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
@@ -662,6 +662,59 @@ describe('text_chat turns', () => {
     expect(contents).toHaveLength(140);
     expect(contents.slice(0, 2)).toEqual(['question 0', 'reply 0']);
     expect(contents.at(-1)).toBe('reply 69');
+  });
+
+  it('makes a repeat of a keyed turn under way wait for it, and answers it from the log', async () => {
+    const harness = await start({ text_chat: { streaming: { chunk_size: 1 } } });
+    const session = await newSession(harness);
+    const turnId = newId();
+    const data = { userId: 'u1', sessionId: session.id, content: 'Once', keyed: true };
+    harness.script({ kind: 'hang', chunks: ['Half'] });
+    const first = send(harness, data, turnId);
+    await vi.waitFor(() => expect(harness.events('chat.response.delta')).toHaveLength(1));
+    // The repeat (another gateway's, as the chat gateway joins its own) arrives while it generates.
+    const repeat = send(harness, data, turnId);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(harness.calls).toHaveLength(1);
+    await harness.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
+    const [reply, again] = await Promise.all([first, repeat]);
+    expect(again).toEqual(reply);
+    expect(reply.content).toBe('Half');
+    expect(harness.calls).toHaveLength(1);
+    const page = await harness.bus.request<MessagesPage>('messages.list', {
+      userId: 'u1',
+      sessionId: session.id,
+    });
+    expect(page.messages.map((message) => message.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('lets a repeat of a keyed turn go on when another node announced it and fell silent, or ended it', async () => {
+    const lostAfterMs = 1000;
+    const harness = await start({
+      text_chat: { turn_recovery: { heartbeat_ms: 200, lost_after_ms: lostAfterMs } },
+    });
+    const session = await newSession(harness);
+    const data = { userId: 'u1', sessionId: session.id, content: 'Hello', keyed: true };
+    // Another node announced the turn and died: the repeat waits out lost_after_ms, then generates.
+    const lost = newId();
+    await harness.bus.emit('chat.response.alive', { turnIds: [lost], started: true });
+    harness.script({ kind: 'reply', chunks: ['Hi'] });
+    const startedAt = performance.now();
+    expect((await send(harness, data, lost)).content).toBe('Hi');
+    expect(performance.now() - startedAt).toBeGreaterThanOrEqual(lostAfterMs - 50);
+    // Another node announced it and ended it (its reply is not in this log: the repeat answers it).
+    const ended = newId();
+    await harness.bus.emit('chat.response.alive', { turnIds: [ended], started: true });
+    const repeat = send(harness, data, ended);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(harness.calls).toHaveLength(1);
+    await harness.bus.emit('chat.response.error', {
+      turnId: ended,
+      sessionId: session.id,
+      error: { code: 'CHAT_ERR_LLM_PROVIDER_FAILED', message: 'gone', status: 502 },
+    });
+    expect((await repeat).content).toBe('Hi');
+    expect(harness.calls).toHaveLength(2);
   });
 
   it('does not store a turn twice when its request is delivered again', async () => {

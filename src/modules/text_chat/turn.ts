@@ -7,6 +7,7 @@ import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
 import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
+import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
@@ -38,6 +39,7 @@ export interface TurnDependencies {
   rateLimiter: RateLimiter | undefined;
   persona: PersonaLookup;
   turns: TurnRegistry;
+  keyedTurns: KeyedTurnsUnderWay;
 }
 
 /** A checked `message.send` payload. */
@@ -48,6 +50,7 @@ interface SendInput {
   model: string | undefined;
   temperature: number | undefined;
   stream: boolean;
+  keyed: boolean;
 }
 
 /** How generation ended. */
@@ -85,6 +88,10 @@ function parseSendInput(data: unknown, eventType: string, config: Readonly<TextC
   if (stream !== undefined && typeof stream !== 'boolean') {
     throw new ValidationError(`${eventType}: "stream" must be a boolean`, { details: { field: 'stream' } });
   }
+  const keyed = payload.keyed;
+  if (keyed !== undefined && typeof keyed !== 'boolean') {
+    throw new ValidationError(`${eventType}: "keyed" must be a boolean`, { details: { field: 'keyed' } });
+  }
   return {
     userId,
     sessionId,
@@ -92,6 +99,7 @@ function parseSendInput(data: unknown, eventType: string, config: Readonly<TextC
     model: optionalModelName(payload, 'model', eventType),
     temperature: optionalTemperature(payload, eventType),
     stream: stream ?? true,
+    keyed: keyed ?? false,
   };
 }
 
@@ -111,6 +119,9 @@ export async function runTurn(
   const input = parseSendInput(event.data, event.type, config);
   const { userId, sessionId } = input;
   const turnId = event.correlationId ?? newId();
+  // A repeat of a keyed turn another node (or this one) is generating waits for it, then is answered
+  // from the log like any later repeat (not counted against the rate limit while it waits).
+  if (input.keyed) await deps.keyedTurns.settled(turnId);
 
   if (deps.rateLimiter !== undefined) {
     const decision = deps.rateLimiter.take(userId);
@@ -214,6 +225,8 @@ export async function runTurn(
     userMessage = storedUserMessage({ storage: ctx.storage, sessions, userId, sessionId, onAppended });
   }
 
+  // Every node hears that this keyed turn is generating here until its end or error event.
+  if (input.keyed) deps.keyedTurns.announce(turnId);
   try {
     const { persona, error: personaError } = await personaLookup;
     if (personaError !== undefined) throw personaError;

@@ -155,6 +155,11 @@ export interface MessageSendRequest {
   temperature?: number;
   /** False: no streaming for this turn (one delta at the end). */
   stream?: boolean;
+  /**
+   * The turn id comes from an Idempotency-Key, so the same turn may be asked again from anywhere: a
+   * repeat waits for a generation of it under way on any node (keyed-turns-under-way.ts).
+   */
+  keyed?: boolean;
 }
 
 /** `chat.response.delta`: the next piece of the reply. */
@@ -180,10 +185,12 @@ export interface ChatResponseError {
 
 /**
  * `chat.response.alive`: the turns a node is working on, every `turn_recovery.heartbeat_ms`; a node waiting
- * for one of them takes its silence as the generating node's death.
+ * for one of them takes its silence as the generating node's death. `started`: sent once, as a keyed turn
+ * starts generating (keyed-turns-under-way.ts), rather than by the heartbeat.
  */
 export interface ChatResponseAlive {
   turnIds: string[];
+  started?: boolean;
 }
 
 /** `chat.response` (seed name): once per finished turn, for other modules. */
