@@ -34,6 +34,8 @@ export interface NodeCallOptions {
   body?: unknown;
   /** Aborts the call after this many milliseconds (a hang shows as a failed call, not a stuck test). */
   timeoutMs?: number;
+  /** More request headers (`Idempotency-Key`, say). */
+  headers?: Record<string, string>;
 }
 
 /** One running `parley serve`. */
@@ -169,7 +171,7 @@ export async function callNode(
   path: string,
   options: NodeCallOptions = {},
 ): Promise<NodeCallResult> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (options.key !== undefined) headers.authorization = `Bearer ${options.key}`;
   let body: string | undefined;
   if (options.body !== undefined) {

@@ -49,6 +49,35 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     await streamAcrossNodes(cluster);
   });
 
+  it('a keyed message sent again to other nodes while its reply is generated gets that reply: one generation, one reply stored', async () => {
+    const { n1, n2, n3 } = cluster.nodes;
+    const { key, id: userId } = cluster.alice;
+    const sessionId = (await n1.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    const chunks = Array.from({ length: 12 }, (_, n) => `k${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
+    const send = (node: ParleyNode) =>
+      node.call('POST', `/v1/sessions/${sessionId}/messages`, {
+        key,
+        body: { content: 'only once, please' },
+        headers: { 'idempotency-key': 'retry-me' },
+        timeoutMs: 30_000,
+      });
+    const first = send(n1);
+    // The repeats come while the first is generating (other gateways: none of them knows the first).
+    await waitFor(() => cluster.generatedOn().length > 0, 'the first request reaching a model');
+    const repeats = [send(n2), send(n3)];
+    const answers = await Promise.all([first, ...repeats]);
+    for (const answer of answers) expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    const [reply, ...again] = answers.map((answer) => answer.body);
+    expect(reply.content).toBe(chunks.join(''));
+    for (const repeat of again) expect(repeat).toEqual(reply);
+    expect(cluster.generatedOn()).toHaveLength(1);
+    const generator = cluster.generatedOn()[0] as 'n1' | 'n3';
+    expect(cluster.models[generator].requests).toHaveLength(1);
+    const log = await readSessionLog(TEST_REDIS_URL, redisPrefix, userId, sessionId);
+    expect(log.map((message) => message.content)).toEqual(['only once, please', chunks.join('')]);
+  });
+
   it('the node generating a reply is stopped (SIGTERM, a rolling restart) mid-stream: it finishes the reply first, and a restarted node rejoins', async () => {
     const { n2 } = cluster.nodes;
     const { key } = cluster.alice;
