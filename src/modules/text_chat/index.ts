@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
 import defaults from './config.json' with { type: 'json' };
@@ -13,6 +14,7 @@ import { startTurnHeartbeat } from './turn-heartbeat.ts';
 import { createTurnRegistry } from './turn-registry.ts';
 import type {
   ChatCancel,
+  ChatRateLimitUsed,
   ChatResponseAlive,
   ChatResponseEnd,
   ChatResponseError,
@@ -66,6 +68,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       turns,
       keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
+      node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
         : undefined,
@@ -97,6 +100,15 @@ export default defineModule<TextChatConfig, TextChatApi>({
             const turnId = event.data?.turnId;
             if (typeof turnId !== 'string' || turnId === '') return;
             if (turns.cancel(turnId, event.userId)) ctx.log.debug({ turnId }, 'turn cancel requested');
+          },
+        },
+        // The rate limit holds across nodes: each counts the messages the others let through.
+        'chat.rate_limit.used': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatRateLimitUsed>) => {
+            const { userId, node } = event.data ?? {};
+            if (typeof userId !== 'string' || node === deps.node) return;
+            deps.rateLimiter?.note(userId, Date.parse(event.time));
           },
         },
         // Every node hears which keyed turns are generating anywhere, and when they end.

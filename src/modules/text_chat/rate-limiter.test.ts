@@ -17,6 +17,22 @@ describe('createRateLimiter', () => {
     expect(limiter.take('u1')).toEqual({ allowed: false, retryAfterMs: 9_999 });
   });
 
+  it('counts events allowed elsewhere, in time order, and ignores those already out of the window', () => {
+    let time = 100_000;
+    const limiter = createRateLimiter({ limit: 3, windowMs: 60_000, now: () => time });
+    limiter.note('u1', 90_000);
+    limiter.note('u1', 50_000); // Left the window at 110 s… not yet: counts until then.
+    limiter.note('u1', 30_000); // Already out of the window.
+    expect(limiter.take('u1')).toEqual({ allowed: true });
+    // Three in the window (50 s, 90 s, 100 s): the next is allowed when the 50 s one leaves it.
+    expect(limiter.take('u1')).toEqual({ allowed: false, retryAfterMs: 10_000 });
+    // Arriving late and out of order, another node's event still counts where it belongs.
+    time = 110_001;
+    limiter.note('u1', 95_000);
+    expect(limiter.take('u1')).toEqual({ allowed: false, retryAfterMs: 39_999 });
+    expect(limiter.take('u2')).toEqual({ allowed: true });
+  });
+
   it('counts each user separately', () => {
     const limiter = createRateLimiter({ limit: 1, windowMs: 1000, now: () => 0 });
     expect(limiter.take('u1').allowed).toBe(true);

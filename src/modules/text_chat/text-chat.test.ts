@@ -353,6 +353,26 @@ describe('text_chat turns', () => {
     });
   });
 
+  it("counts the messages other nodes let through against a user's limit, and its own once", async () => {
+    const harness = await start({ text_chat: { rate_limiting: { max_messages_per_minute: 4 } } });
+    const session = await newSession(harness);
+    // Its own announcements come back through the bus: not counted a second time (else the third fails).
+    for (const content of ['one', 'two', 'three']) {
+      await send(harness, { userId: 'u1', sessionId: session.id, content });
+    }
+    const used = harness.events('chat.rate_limit.used');
+    expect(used.map((event) => (event.data as { userId: string }).userId)).toEqual(['u1', 'u1', 'u1']);
+    // One message let through by another node fills the limit here.
+    await harness.bus.emit('chat.rate_limit.used', { userId: 'u1', node: 'another-node' }, { userId: 'u1' });
+    const error = await failure(send(harness, { userId: 'u1', sessionId: session.id, content: 'four' }));
+    expect(isPlatformError(error, 'CHAT_ERR_RATE_LIMITED')).toBe(true);
+    // Another user's count is theirs alone.
+    const other = await newSession(harness, { userId: 'u2' });
+    await expect(send(harness, { userId: 'u2', sessionId: other.id, content: 'hi' })).resolves.toMatchObject({
+      role: 'assistant',
+    });
+  });
+
   it('turns a provider failure into chat.response.error and an error reply, keeping the user message', async () => {
     const harness = await start();
     const session = await newSession(harness);

@@ -37,6 +37,8 @@ export interface TurnDependencies {
   history: HistoryCache;
   /** Undefined when rate limiting is off. */
   rateLimiter: RateLimiter | undefined;
+  /** This text_chat instance, in `chat.rate_limit.used` (it ignores its own). */
+  node: string;
   persona: PersonaLookup;
   turns: TurnRegistry;
   keyedTurns: KeyedTurnsUnderWay;
@@ -134,6 +136,10 @@ export async function runTurn(
         { details: { retryAfterSeconds, limit } },
       );
     }
+    // The other nodes count it too (not waited for: a node that misses it lets a message more through).
+    ctx.emit('chat.rate_limit.used', { userId, node: deps.node }, { userId }).catch((error: unknown) => {
+      ctx.log.debug({ err: error, userId }, 'could not tell the other nodes of a counted message');
+    });
   }
 
   // The session (ownership: another user's is not found) and its log, read together.

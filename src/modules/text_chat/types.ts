@@ -229,6 +229,15 @@ export interface PersonaReply {
   source?: 'config' | 'storage';
 }
 
+/**
+ * `chat.rate_limit.used`: a node's text_chat let one of the user's messages through its rate limit; every
+ * other node counts it too, so the limit holds across nodes (`node`: the sender, which ignores its own).
+ */
+export interface ChatRateLimitUsed {
+  userId: string;
+  node: string;
+}
+
 /** What other modules and the server get from `ctx.getModule('text_chat')`: read-only listing. */
 export interface TextChatApi {
   listSessions(userId: string): Promise<Session[]>;
@@ -255,5 +264,6 @@ declare module '../../core/events.ts' {
     'chat.response.alive': ChatResponseAlive;
     'chat.response': ChatResponse;
     'chat.cancel': ChatCancel;
+    'chat.rate_limit.used': ChatRateLimitUsed;
   }
 }
