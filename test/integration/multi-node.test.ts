@@ -78,6 +78,28 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     expect(log.map((message) => message.content)).toEqual(['only once, please', chunks.join('')]);
   });
 
+  it("a user's message rate limit holds across nodes: the 61st message in a minute is refused wherever it goes", async () => {
+    const { n1, n2, n3 } = cluster.nodes;
+    const created = await n1.call('POST', '/v1/users', { key: cluster.adminKey, body: { name: 'bob' } });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    cluster.respond({ kind: 'stream', chunks: ['ok'] });
+    const nodes = [n1, n2, n3];
+    const statuses: number[] = [];
+    // The default limit, 60 a minute; the turns go to both text_chat nodes (n1, n3) whatever the gateway.
+    for (let index = 0; index < 61; index++) {
+      const answer = await nodes[index % 3]!.call('POST', `/v1/sessions/${sessionId}/messages`, {
+        key,
+        body: { content: `message ${index}` },
+      });
+      statuses.push(answer.status);
+    }
+    expect(statuses.slice(0, 60).every((status) => status === 200)).toBe(true);
+    expect(statuses[60]).toBe(429);
+    expect(cluster.generatedOn().sort()).toEqual(['n1', 'n3']);
+  });
+
   it('the node generating a reply is stopped (SIGTERM, a rolling restart) mid-stream: it finishes the reply first, and a restarted node rejoins', async () => {
     const { n2 } = cluster.nodes;
     const { key } = cluster.alice;
