@@ -26,4 +26,19 @@ describe('createRateLimiter', () => {
     const unlimited = createRateLimiter({ perMinute: 0 });
     for (let call = 0; call < 1000; call++) expect(unlimited.take('alice').allowed).toBe(true);
   });
+
+  it('takes out the calls other nodes allowed, owing at most a minute of them', () => {
+    let now = 0;
+    const limiter = createRateLimiter({ perMinute: 3, now: () => now });
+    limiter.note('alice');
+    limiter.note('alice');
+    expect(limiter.take('alice')).toEqual({ allowed: true });
+    expect(limiter.take('alice')).toEqual({ allowed: false, retryAfterSeconds: 20 });
+    // Far more let through elsewhere than allowed: the debt stops at a minute's worth (-3 tokens).
+    for (let call = 0; call < 100; call++) limiter.note('alice');
+    expect(limiter.take('alice')).toEqual({ allowed: false, retryAfterSeconds: 80 });
+    now = 80_000;
+    expect(limiter.take('alice')).toEqual({ allowed: true });
+    expect(limiter.take('bob')).toEqual({ allowed: true });
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * A token bucket per key (per user): `perMinute` calls in a burst, refilled continuously at
- * `perMinute` a minute. Per node, like text_chat's own limit: on several nodes each allows that many.
+ * `perMinute` a minute. Calls allowed by other nodes are taken out with `note`, so the limit can hold
+ * across nodes (routes/openai.ts tells them).
  */
 
 /** The verdict on one call. */
@@ -10,6 +11,8 @@ export type RateVerdict = { allowed: true } | { allowed: false; retryAfterSecond
 export interface RateLimiter {
   /** Takes one call's token for `key`, or says how long until one is free. */
   take(key: string): RateVerdict;
+  /** Takes a token for a call another node allowed (the bucket may go below zero: later calls wait). */
+  note(key: string): void;
 }
 
 export interface RateLimiterOptions {
@@ -46,18 +49,29 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     }
   }
 
+  /** The key's bucket, refilled up to now. */
+  function bucketOf(key: string, at: number): Bucket {
+    let bucket = buckets.get(key);
+    if (bucket === undefined) {
+      if (buckets.size >= SWEEP_ABOVE) sweep(at);
+      bucket = { tokens: perMinute, updatedAt: at };
+      buckets.set(key, bucket);
+    } else {
+      refill(bucket, at);
+    }
+    return bucket;
+  }
+
   return {
+    note(key) {
+      if (perMinute <= 0) return;
+      const bucket = bucketOf(key, now());
+      // Never owe more than a minute's worth, whatever the other nodes let through.
+      bucket.tokens = Math.max(bucket.tokens - 1, -perMinute);
+    },
     take(key) {
       if (perMinute <= 0) return { allowed: true };
-      const at = now();
-      let bucket = buckets.get(key);
-      if (bucket === undefined) {
-        if (buckets.size >= SWEEP_ABOVE) sweep(at);
-        bucket = { tokens: perMinute, updatedAt: at };
-        buckets.set(key, bucket);
-      } else {
-        refill(bucket, at);
-      }
+      const bucket = bucketOf(key, now());
       if (bucket.tokens >= 1) {
         bucket.tokens -= 1;
         return { allowed: true };

@@ -231,10 +231,19 @@ describe('the completions rate limit', () => {
       expect(refused.body.error.code).toBe('CHAT_ERR_RATE_LIMITED');
       expect(refused.body.error.message).toContain('server.completions_per_minute');
       expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-      // Per user: bob still has his own allowance.
+      // Per user: bob still has his own allowance…
       expect(
         (await limited.call('POST', '/v1/chat/completions', { key: limited.bob.key, body })).status,
       ).toBe(200);
+      // …less what other nodes let through (their announcements; this node's own it counted once).
+      expect(limited.events('completions.rate_limit.used')).toHaveLength(3);
+      await limited.platform.bus.emit(
+        'completions.rate_limit.used',
+        { userId: limited.bob.id, node: 'another-node' },
+        { userId: limited.bob.id },
+      );
+      const bobRefused = await limited.call('POST', '/v1/chat/completions', { key: limited.bob.key, body });
+      expect(bobRefused.status).toBe(429);
     } finally {
       await limited.close();
     }

@@ -100,6 +100,33 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     expect(cluster.generatedOn().sort()).toEqual(['n1', 'n3']);
   });
 
+  it("a user's OpenAI-compatible completions limit holds across nodes: about 60 calls in a minute, wherever they go", async () => {
+    const created = await cluster.nodes.n1.call('POST', '/v1/users', {
+      key: cluster.adminKey,
+      body: { name: 'carol' },
+    });
+    expect(created.status).toBe(201);
+    const key = created.body.key as string;
+    cluster.respond({ kind: 'stream', chunks: ['ok'] });
+    const nodes = Object.values(cluster.nodes);
+    // The default server.completions_per_minute, 60, refilled at one a second; each node answers a third
+    // of the calls itself (per node, about 180 would pass before the first refusal).
+    const started = Date.now();
+    let allowed = 0;
+    for (let index = 0; index < 200; index++) {
+      const answer = await nodes[index % 3]!.call('POST', '/v1/chat/completions', {
+        key,
+        body: { messages: [{ role: 'user', content: `call ${index}` }] },
+      });
+      if (answer.status === 429) break;
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      allowed += 1;
+    }
+    const refilled = Math.ceil((Date.now() - started) / 1000);
+    expect(allowed).toBeGreaterThanOrEqual(60);
+    expect(allowed).toBeLessThanOrEqual(60 + refilled);
+  });
+
   it('the node generating a reply is stopped (SIGTERM, a rolling restart) mid-stream: it finishes the reply first, and a restarted node rejoins', async () => {
     const { n2 } = cluster.nodes;
     const { key } = cluster.alice;

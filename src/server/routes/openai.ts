@@ -8,6 +8,7 @@
  * the default model. Sessions, memory and personas are what the /v1/sessions API is for.
  */
 
+import { randomUUID } from 'node:crypto';
 import type { FinishReason, ModelMessage } from 'ai';
 import type { FastifyInstance } from 'fastify';
 import { PlatformError, ValidationError } from '../../core/errors.ts';
@@ -20,6 +21,19 @@ import { createRateLimiter } from '../rate-limiter.ts';
 import { errorResponses } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { createSseStream } from '../sse.ts';
+
+/** `completions.rate_limit.used`: a node let a user's completion through `server.completions_per_minute`. */
+export interface CompletionsRateLimitUsed {
+  userId: string;
+  /** The sending server, which ignores its own. */
+  node: string;
+}
+
+declare module '../../core/events.ts' {
+  interface EventMap {
+    'completions.rate_limit.used': CompletionsRateLimitUsed;
+  }
+}
 
 /** The model name that means "parley's default model". */
 export const DEFAULT_MODEL_ALIAS = 'parley';
@@ -211,6 +225,19 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
   const { llm } = context.platform;
   const tags = ['openai'];
   const limiter = createRateLimiter({ perMinute: context.platform.config.server.completions_per_minute });
+  // The limit holds across nodes: each node tells the others of every call it lets through and counts
+  // theirs (its own, coming back through the bus, it knows by `node`).
+  const node = randomUUID();
+  const { bus } = context.platform;
+  const unsubscribe = bus.on(
+    'completions.rate_limit.used',
+    (event) => {
+      const { userId, node: sender } = (event.data ?? {}) as Partial<CompletionsRateLimitUsed>;
+      if (typeof userId === 'string' && sender !== node) limiter.note(userId);
+    },
+    { mode: 'local' },
+  );
+  app.addHook('onClose', async () => unsubscribe());
 
   function resolveModelName(model: string | undefined): string {
     if (model === undefined || model === DEFAULT_MODEL_ALIAS) return llm.defaultModelName();
@@ -284,6 +311,10 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
           { details: { retryAfterSeconds: verdict.retryAfterSeconds } },
         );
       }
+      const used: CompletionsRateLimitUsed = { userId: principal.userId, node };
+      bus.emit('completions.rate_limit.used', used, { userId: principal.userId }).catch((error: unknown) => {
+        request.log.debug({ err: error }, 'could not tell the other nodes of a counted completion');
+      });
       const model = resolveModelName(body.model);
       const { system, messages } = toModelMessages(body.messages);
       const signal = abortOnDisconnect(reply);
