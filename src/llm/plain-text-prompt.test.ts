@@ -59,6 +59,19 @@ describe('plainTextPrompt', () => {
     }
   });
 
+  it('stays right over a long chat: windows that grow, slide and shrink, with and without a system prompt', () => {
+    const all = conversation(600, 'long');
+    let start = 0;
+    for (let end = 1; end <= all.length; end += 2) {
+      // Grows to 40 messages, then slides; now and then drops more than it adds.
+      if (end - start > 40) start = end - 40 + (end % 7 === 0 ? 6 : 0);
+      const window = all.slice(start, end);
+      const fresh = window.map((one) => ({ ...one }));
+      const system = end % 3 === 0 ? undefined : 'sys';
+      expect(plainTextPrompt(system, window)).toEqual(plainTextPrompt(system, fresh));
+    }
+  });
+
   it('does not reuse a run that the new call does not continue message for message', () => {
     const first = conversation(6, 'a');
     plainTextPrompt(undefined, first);

@@ -20,11 +20,19 @@ import type { ModelMessage } from 'ai';
 
 type PromptMessage = LanguageModelV3Prompt[number];
 
-/** A converted run: the messages of one call, and their prompt form, index for index. */
+/**
+ * A converted run: the messages of one call, and their prompt form from `offset` on, index for index. A
+ * call that continues a run takes it over and moves it on in place (the messages its window dropped left
+ * behind `offset`, the new ones pushed, the array compacted now and then) rather than copying it.
+ */
 interface ConvertedRun {
   messages: readonly ModelMessage[];
-  converted: readonly PromptMessage[];
+  converted: PromptMessage[];
+  offset: number;
 }
+
+/** Left-behind prompt messages are cut off once they are this many and more than the ones kept. */
+const COMPACT_AFTER = 64;
 
 /** How many of a call's newest messages may be new since the run it continues (a turn adds 1–2). */
 const LOOKBACK = 8;
@@ -70,22 +78,34 @@ export function plainTextPrompt(
   if (messages.length === 0) return undefined;
   const found = sharedRun(messages);
   const shared = found?.shared ?? 0;
-  // Whole-array copies (slice, concat) rather than element by element or spread: a window is hundreds of
-  // messages, and those copies are several times faster (bench: ~5 µs a turn less at 300 messages).
-  const converted: PromptMessage[] =
-    found === undefined ? [] : found.run.converted.slice(found.run.messages.length - shared);
+  const run: ConvertedRun = found?.run ?? { messages, converted: [], offset: 0 };
+  // The messages the window dropped since: left behind.
+  if (found !== undefined) run.offset += run.messages.length - shared;
   for (let index = shared; index < messages.length; index++) {
     const message = convert(messages[index]!);
     if (message === undefined) return undefined;
-    converted.push(message);
+    run.converted.push(message);
+  }
+  if (run.offset >= COMPACT_AFTER && run.offset * 2 > run.converted.length) {
+    run.converted = run.converted.slice(run.offset);
+    run.offset = 0;
   }
   const last = messages[messages.length - 1]!;
   if (Object.isFrozen(last)) {
-    runs.set(last, { messages: messages.slice(), converted });
+    run.messages = messages.slice();
+    runs.set(last, run);
     if (runs.size > MAX_RUNS) runs.delete(runs.keys().next().value as ModelMessage);
   }
-  // A new array either way: the remembered one must not be handed to a provider that might change it.
-  if (system === undefined) return converted.slice();
-  const prompt: PromptMessage[] = [{ role: 'system', content: system }];
-  return prompt.concat(converted);
+  // A new array either way (one whole-array copy): the remembered one must not be handed to a provider
+  // that might change it.
+  if (system === undefined) return run.converted.slice(run.offset);
+  const systemMessage: PromptMessage = { role: 'system', content: system };
+  if (run.offset === 0) {
+    const prompt = run.converted.slice();
+    prompt.unshift(systemMessage);
+    return prompt;
+  }
+  const prompt = run.converted.slice(run.offset - 1);
+  prompt[0] = systemMessage;
+  return prompt;
 }

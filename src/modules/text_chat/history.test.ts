@@ -144,6 +144,26 @@ describe('selectHistory', () => {
     expect(selectWithoutCounting({ messages: held(30), system: undefined, budget: 10_000 })).toBe(undefined);
   });
 
+  it('keeps choosing right over hundreds of turns of one chat, as its window moves on and is compacted', () => {
+    const log: Message[] = [];
+    for (let turn = 0; turn < 400; turn++) {
+      log.push(message('user', `question ${turn} ${'word '.repeat(turn % 9)}`.trim()));
+      log.push(message('assistant', `answer ${turn}`));
+      const shape = (selected: ReturnType<typeof selectHistory>) => ({
+        ...selected,
+        messages: selected.messages.map((m) => [m.role, m.content]),
+      });
+      const kept = selectHistory({ messages: log, system: 'Be brief.', budget: 120, countTokens });
+      const fresh = selectHistory({
+        messages: log.map((m) => ({ ...m })),
+        system: 'Be brief.',
+        budget: 120,
+        countTokens,
+      });
+      expect(shape(kept)).toEqual(shape(fresh));
+    }
+  });
+
   it('chooses turn after turn, from the window it kept, what a fresh look at the whole conversation chooses', () => {
     const entry = fc.record({
       role: fc.constantFrom<Role>('user', 'assistant', 'assistant', 'system'),

@@ -164,13 +164,18 @@ interface Window {
   /** The sequence's newest message when the window was taken, and its index. */
   last: number;
   lastMessage: Message;
-  /** Index of the window's oldest message (`chosen[0]`). */
+  /** Index in the sequence of the window's oldest message (`chosen[offset]`). */
   start: number;
-  /** TOKENS_PER_REPLY + system + the costs of `chosen`. */
+  /** TOKENS_PER_REPLY + system + the costs of the window's messages. */
   tokens: number;
-  /** The window's messages, oldest first, and their model form. Never changed: a new window copies. */
+  /**
+   * The window's messages, oldest first, and their model form: those from `offset` on. A window moves on
+   * in place (new ones pushed, dropped ones left behind `offset`, the arrays compacted now and then), so a
+   * turn does not copy the hundreds of messages of a long chat's window twice over.
+   */
   chosen: Message[];
   models: ModelMessage[];
+  offset: number;
   /** No usable message older than the window was left out. */
   covered: boolean;
   /** The budget had room for older messages than the sequence held. */
@@ -206,7 +211,8 @@ function windowOf(
     previous.last >= first &&
     previous.last < count &&
     at(previous.last) === previous.lastMessage &&
-    (previous.chosen.length === 0 || (previous.start >= first && at(previous.start) === previous.chosen[0]));
+    (previous.chosen.length === previous.offset ||
+      (previous.start >= first && at(previous.start) === previous.chosen[previous.offset]));
   // A conversation that outgrew the budget never fits whole again (it only grows): no need to slide on.
   if (continues && wholeOrNothing && !previous.covered) return previous;
   const window = continues
@@ -257,54 +263,54 @@ function walkWindow(
     tokens,
     chosen,
     models: chosen.map(modelMessage),
+    offset: 0,
     covered,
     truncated,
   };
 }
 
-/** `previous` moved on to the sequence's end: the new messages added, the oldest dropped while over. */
+/** Dropped messages are cut off the arrays once they are this many and more than the ones kept. */
+const COMPACT_AFTER = 64;
+
+/** `window` moved on, in place, to the sequence's end: the new messages added, the oldest dropped while over. */
 function slideWindow(
-  previous: Window,
+  window: Window,
   count: number,
   at: (index: number) => Message,
   cost: MessageCost,
 ): Window {
-  let { tokens, chosen, models, start } = previous;
-  const added: Message[] = [];
-  for (let index = previous.last + 1; index < count; index++) {
+  const { chosen, models } = window;
+  const wasEmpty = chosen.length === window.offset;
+  for (let index = window.last + 1; index < count; index++) {
     const message = at(index);
     if (!isUsable(message)) continue;
-    tokens += cost(message);
-    added.push(message);
+    window.tokens += cost(message);
+    chosen.push(message);
+    models.push(modelMessage(message));
   }
-  if (added.length > 0) {
-    if (chosen.length === 0) start = count; // found below
-    chosen = chosen.concat(added);
-    models = models.concat(added.map(modelMessage));
+  if (wasEmpty && chosen.length > window.offset) window.start = count; // found below
+  const firstKept = window.offset;
+  while (chosen.length - window.offset > 1 && window.tokens > window.budget) {
+    window.tokens -= cost(chosen[window.offset++]!);
   }
-  let dropped = 0;
-  while (chosen.length - dropped > 1 && tokens > previous.budget) tokens -= cost(chosen[dropped++]!);
-  if (dropped > 0) {
-    chosen = chosen.slice(dropped);
-    models = models.slice(dropped);
+  const dropped = window.offset - firstKept;
+  if (window.offset >= COMPACT_AFTER && window.offset * 2 > chosen.length) {
+    window.chosen = chosen.slice(window.offset);
+    window.models = models.slice(window.offset);
+    window.offset = 0;
   }
-  // The index of the new oldest message: the first of `chosen` at or after where the old one was.
-  if (chosen.length > 0) {
-    if (start >= count) start = previous.last + 1;
-    while (start < count && at(start) !== chosen[0]) start++;
+  // The index of the new oldest message: the first of the window at or after where the old one was.
+  if (window.chosen.length > window.offset) {
+    let start = window.start >= count ? window.last + 1 : window.start;
+    const oldest = window.chosen[window.offset];
+    while (start < count && at(start) !== oldest) start++;
+    window.start = start;
   }
-  return {
-    budget: previous.budget,
-    systemCost: previous.systemCost,
-    last: count - 1,
-    lastMessage: at(count - 1),
-    start,
-    tokens,
-    chosen,
-    models,
-    covered: previous.covered && dropped === 0,
-    truncated: previous.truncated && dropped === 0,
-  };
+  window.last = count - 1;
+  window.lastMessage = at(count - 1);
+  window.covered &&= dropped === 0;
+  window.truncated &&= dropped === 0;
+  return window;
 }
 
 function select(
@@ -334,16 +340,16 @@ function select(
   if (allOrNothing && (!window.covered || window.tokens > budget)) return undefined;
   // The history never starts with an assistant message.
   let { tokens } = window;
-  let skipped = 0;
-  while (window.chosen.length - skipped > 1 && window.chosen[skipped]!.role === 'assistant') {
-    tokens -= cost(window.chosen[skipped++]!);
+  let oldest = window.offset;
+  while (window.chosen.length - oldest > 1 && window.chosen[oldest]!.role === 'assistant') {
+    tokens -= cost(window.chosen[oldest++]!);
   }
-  const chosen = window.chosen.length - skipped;
+  const chosen = window.chosen.length - oldest;
   return {
-    messages: window.models.slice(skipped),
+    messages: window.models.slice(oldest),
     tokens,
     omitted: count - chosen,
-    start: window.chosen.length === 0 ? count : window.start,
+    start: window.chosen.length === window.offset ? count : window.start,
     truncated: window.truncated,
   };
 }
