@@ -21,12 +21,12 @@ import type { ModelMessage } from 'ai';
 type PromptMessage = LanguageModelV3Prompt[number];
 
 /**
- * A converted run: the messages of one call, and their prompt form from `offset` on, index for index. A
- * call that continues a run takes it over and moves it on in place (the messages its window dropped left
- * behind `offset`, the new ones pushed, the array compacted now and then) rather than copying it.
+ * A converted run: the messages of one call and their prompt form, both from `offset` on, index for index.
+ * A call that continues a run takes it over and moves it on in place (the messages its window dropped left
+ * behind `offset`, the new ones pushed, the arrays compacted now and then) rather than copying it.
  */
 interface ConvertedRun {
-  messages: readonly ModelMessage[];
+  messages: ModelMessage[];
   converted: PromptMessage[];
   offset: number;
 }
@@ -49,19 +49,24 @@ function convert(message: ModelMessage): PromptMessage | undefined {
   return { role: message.role, content: [{ type: 'text', text: message.content }] };
 }
 
-/** The earlier run `messages` continues, and how many of its messages it shares; none: 0. */
+/**
+ * The earlier run `messages` continues, moved on past the messages the new window dropped, and how many of
+ * its messages the two share; none: undefined.
+ */
 function sharedRun(messages: readonly ModelMessage[]): { run: ConvertedRun; shared: number } | undefined {
   for (let end = messages.length - 1; end >= Math.max(0, messages.length - LOOKBACK); end--) {
     const run = runs.get(messages[end]!);
     if (run === undefined) continue;
     runs.delete(messages[end]!);
-    // The run's last message is messages[end]: the window dropped `offset` messages from its start.
-    const offset = run.messages.length - 1 - end;
-    if (offset < 0) return undefined;
+    // The run's last message is messages[end]: the window dropped `dropped` messages from its start.
+    const dropped = run.messages.length - run.offset - 1 - end;
+    if (dropped < 0) return undefined;
+    const from = run.offset + dropped;
     // Identity of every shared message (frozen, so unchanged); the objects themselves are not touched.
     for (let index = 0; index < end; index++) {
-      if (messages[index] !== run.messages[offset + index]) return undefined;
+      if (messages[index] !== run.messages[from + index]) return undefined;
     }
+    run.offset = from;
     return { run, shared: end + 1 };
   }
   return undefined;
@@ -78,21 +83,21 @@ export function plainTextPrompt(
   if (messages.length === 0) return undefined;
   const found = sharedRun(messages);
   const shared = found?.shared ?? 0;
-  const run: ConvertedRun = found?.run ?? { messages, converted: [], offset: 0 };
-  // The messages the window dropped since: left behind.
-  if (found !== undefined) run.offset += run.messages.length - shared;
+  const run: ConvertedRun = found?.run ?? { messages: [], converted: [], offset: 0 };
   for (let index = shared; index < messages.length; index++) {
-    const message = convert(messages[index]!);
-    if (message === undefined) return undefined;
-    run.converted.push(message);
+    const message = messages[index]!;
+    const converted = convert(message);
+    if (converted === undefined) return undefined;
+    run.messages.push(message);
+    run.converted.push(converted);
   }
   if (run.offset >= COMPACT_AFTER && run.offset * 2 > run.converted.length) {
+    run.messages = run.messages.slice(run.offset);
     run.converted = run.converted.slice(run.offset);
     run.offset = 0;
   }
   const last = messages[messages.length - 1]!;
   if (Object.isFrozen(last)) {
-    run.messages = messages.slice();
     runs.set(last, run);
     if (runs.size > MAX_RUNS) runs.delete(runs.keys().next().value as ModelMessage);
   }
