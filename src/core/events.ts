@@ -49,8 +49,8 @@ export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$/;
 let lastTimeMillis = -1;
 let lastTime = '';
 
-/** The current time as ISO-8601, formatted at most once per millisecond. */
-function currentTime(): string {
+/** The current time as ISO-8601, formatted at most once per millisecond (events, message timestamps). */
+export function currentTime(): string {
   const now = Date.now();
   if (now !== lastTimeMillis) {
     lastTimeMillis = now;

@@ -1,5 +1,5 @@
 import { PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
-import type { EnvelopeOptions, EventData, EventEnvelope } from '../../core/events.ts';
+import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
@@ -199,7 +199,7 @@ export async function runTurn(
       id: newId(),
       content: input.content,
       role: 'user',
-      timestamp: new Date().toISOString(),
+      timestamp: currentTime(),
       metadata: { sessionId, turnId } satisfies MessageMetadata,
     };
     // Stored while the model works, and durable before any of the reply is shown (user-message.ts).
@@ -299,7 +299,7 @@ export async function runTurn(
       id: newId(),
       content: outcome.text,
       role: 'assistant',
-      timestamp: new Date().toISOString(),
+      timestamp: currentTime(),
       metadata: { ...replyMetadata },
     };
     // A failed generation keeps its partial text (marked with the error); an empty one is not a message.
