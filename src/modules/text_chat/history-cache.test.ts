@@ -209,4 +209,27 @@ describe('createHistoryCache', () => {
     // The earlier, whole snapshot still shows every message.
     expect(whole.at(0).id).toBe('u0');
   });
+
+  it('goes on reading what other writers append to a log it holds only the end of', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    for (let turn = 0; turn < 100; turn++) await log.append(message(`m${turn}`, 'user', `t${turn}`));
+    await cache.load(storage, 'u1', 's1');
+    cache.retain('u1', 's1', 95);
+    // Another node appends two turns (and this node one of its own) behind the cache.
+    await log.append(message('n1', 'user', 'x1'));
+    await log.append(message('n2', 'assistant', 'x1'));
+    const own = message('o1', 'user', 'x2');
+    await log.append(own);
+    cache.appended('u1', 's1', [own]);
+    const loaded = await cache.load(storage, 'u1', 's1');
+    expect(loaded.count).toBe(103);
+    expect(loaded.first).toBeGreaterThan(0);
+    expect(loaded.slice(100).map((one) => one.id)).toEqual(['n1', 'n2', 'o1']);
+    expect(loaded.at(102)).toBe(own);
+    expect(loaded.turn('x1')).toEqual({ user: loaded.at(100), reply: loaded.at(101) });
+    expect(loaded.turn('t99')?.user?.id).toBe('m99');
+    expect(loaded.turn('t2')).toBeUndefined();
+  });
 });
