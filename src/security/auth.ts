@@ -5,7 +5,7 @@
  * find the key.
  */
 
-import { PlatformError, type PlatformErrorOptions } from '../core/errors.ts';
+import { isPlatformError, PlatformError, type PlatformErrorOptions } from '../core/errors.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
 import { type ApiKeyStore, type CreatedApiKey, createApiKeyStore } from './api-keys.ts';
@@ -90,12 +90,26 @@ export interface BootstrapResult {
 }
 
 /**
+ * The first-start admin's id, the same on every node: nodes started at the same moment on empty shared
+ * storage (which has no create-if-absent write to settle who is first) then all write the one admin
+ * record, each with a key of its own, rather than one admin each.
+ */
+export const BOOTSTRAP_ADMIN_ID = '00000000-0000-7000-8000-000000000001';
+
+/**
  * On a platform with no users, creates the user `admin` and a key for it; otherwise does nothing and
  * returns `undefined`. The caller shows the key once: only its hash is kept.
  */
 export async function bootstrapAdmin(auth: Auth, name = 'admin'): Promise<BootstrapResult | undefined> {
   if (await auth.users.hasAny()) return undefined;
-  const user = await auth.users.create({ name, role: 'admin' });
+  let user: User;
+  try {
+    user = await auth.users.create({ id: BOOTSTRAP_ADMIN_ID, name, role: 'admin' });
+  } catch (error) {
+    // Another node made it between the check and the create: it shows its key, this one none.
+    if (isPlatformError(error, 'CHAT_ERR_CONFLICT')) return undefined;
+    throw error;
+  }
   const apiKey = await auth.keys.create(user.id, { name: 'bootstrap' });
   return { user, apiKey };
 }

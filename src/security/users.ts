@@ -28,6 +28,11 @@ export interface CreateUserInput {
   name: string;
   /** Default `user`. */
   role?: UserRole;
+  /**
+   * The id, when every node must make the same user (the first-start admin): two such creates at the
+   * same moment write one record. Default: a new id.
+   */
+  id?: string;
 }
 
 /** Users, by id and by name. */
@@ -77,12 +82,20 @@ export function createUserStore(storage: Storage): UserStore {
         details: { role },
       });
     }
+    if (input.id !== undefined && !ID_PATTERN.test(input.id)) {
+      throw new ValidationError(`user id "${input.id}" is not a UUID`, { details: { id: input.id } });
+    }
     if ((await findByName(input.name)) !== undefined) {
       throw new PlatformError('CHAT_ERR_CONFLICT', `a user named "${input.name}" already exists`, {
         details: { name: input.name },
       });
     }
-    const user: User = { id: newId(), name: input.name, role, createdAt: new Date().toISOString() };
+    const user: User = {
+      id: input.id ?? newId(),
+      name: input.name,
+      role,
+      createdAt: new Date().toISOString(),
+    };
     // The record first, then the name: a crash between the two leaves an unnamed record, never a name
     // pointing at nothing.
     await writeJson(storage, `${user.id}.json`, user);
