@@ -53,6 +53,8 @@ export interface ThroughputResult {
 
 /** What one load round measured. */
 interface RoundResult {
+  /** Turns answered in the round. */
+  turns: number;
   perSecond: number;
   p50: number;
   p99: number;
@@ -188,6 +190,7 @@ async function loadRound(subject: Subject, connections: number, seconds: number)
   const after = await ask<CpuUsed>(subject, { type: 'cpu' }, 'cpu');
   const turns = result.requests.total;
   return {
+    turns,
     perSecond: result.requests.average,
     p50: result.latency.p50,
     p99: result.latency.p99,
@@ -267,12 +270,19 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
   const subjects = [parley, bare, httpOnly];
   try {
     const rates = new Map<Subject, RoundResult[]>(subjects.map((subject) => [subject, []]));
-    for (const subject of subjects) await loadRound(subject, connections, 2); // warm-up
+    let parleyTurns = 0;
+    for (const subject of subjects) {
+      const warmUp = await loadRound(subject, connections, 2);
+      if (subject === parley) parleyTurns += warmUp.turns;
+    }
     for (let round = 0; round < rounds; round++) {
       // Rotate the order, so a drift of the machine's speed spreads over both subjects.
       const order = subjects.map((_, index) => subjects[(index + round) % subjects.length] as Subject);
-      for (const subject of order)
-        rates.get(subject)?.push(await loadRound(subject, connections, roundSeconds));
+      for (const subject of order) {
+        const measured = await loadRound(subject, connections, roundSeconds);
+        rates.get(subject)?.push(measured);
+        if (subject === parley) parleyTurns += measured.turns;
+      }
     }
     const throughput = subjects.map((subject) => {
       const measured = rates.get(subject) ?? [];
@@ -307,6 +317,8 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
         ]),
       ),
       `parley / bare route throughput: ${ratio.toFixed(2)}× (goal ≥ 0.5×)`,
+      // The regime the figures come from: by the end, long chats whose history windows run full.
+      `parley's ${parley.ready.sessions.length} sessions ended with ~${Math.round((2 * parleyTurns) / parley.ready.sessions.length)} messages each (the history sent each turn is what fits text_chat.history_token_budget)`,
       'CPU ms/turn = server CPU over a round ÷ its turns: the event loop thread caps what one Node process serves',
       '',
       `time to first streamed byte: ${samples} sequential SSE requests per subject, model first token after ~${modelDelayMs} ms`,
