@@ -75,6 +75,12 @@ export default defineModule<TextChatConfig, TextChatApi>({
     };
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
+    // A turn's end or error, from any node: a keyed turn under way there is no longer generating.
+    const turnEnded = {
+      mode: 'local' as const,
+      handler: (event: EventEnvelope<ChatResponseEnd | ChatResponseError>) =>
+        deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
+    };
     const heartbeat = startTurnHeartbeat(ctx, turns, config.turn_recovery.heartbeat_ms);
     const api: TextChatApi = {
       listSessions: (userId) => requests.list({ userId }),
@@ -120,16 +126,8 @@ export default defineModule<TextChatConfig, TextChatApi>({
             deps.keyedTurns.heard(turnIds, event.data.started === true, Date.parse(event.time));
           },
         },
-        'chat.response.end': {
-          mode: 'local',
-          handler: (event: EventEnvelope<ChatResponseEnd>) =>
-            deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
-        },
-        'chat.response.error': {
-          mode: 'local',
-          handler: (event: EventEnvelope<ChatResponseError>) =>
-            deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
-        },
+        'chat.response.end': turnEnded,
+        'chat.response.error': turnEnded,
       },
       health: () => ({ healthy: true }),
       async dispose() {

@@ -5,7 +5,14 @@ import type { ModuleContext } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import type { LlmRequest } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
-import { loadTokenCounter, type MessageSequence, selectHistory, selectWithoutCounting } from './history.ts';
+import {
+  loadTokenCounter,
+  type MessageSequence,
+  type SelectedHistory,
+  type SelectHistoryOptions,
+  selectHistory,
+  selectWithoutCounting,
+} from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
@@ -244,16 +251,13 @@ export async function runTurn(
       system: persona?.systemPrompt,
       budget: config.history_token_budget,
     };
-    // Most conversations fit whole by their size alone; the tokenizer is loaded only for longer ones.
-    let selected =
-      selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+    let selected = await chooseHistory(window);
     // The budget has room for messages older than the cache held (a shorter system prompt than before):
     // choose from the whole log.
     if (selected.truncated) {
       log = await deps.history.loadWhole(ctx.storage, userId, sessionId);
       window = { ...window, messages: historyOf(log) };
-      selected =
-        selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+      selected = await chooseHistory(window);
     }
     // Later turns of this conversation start their window here or later: the cache may drop what is older.
     deps.history.retain(userId, sessionId, selected.start);
@@ -326,6 +330,14 @@ export async function runTurn(
     await safeEmit(ctx, 'chat.response.error', { turnId, sessionId, error: error.toJSON() }, envelope);
     throw error;
   }
+}
+
+/**
+ * The history that fits the window's budget. Most conversations fit whole by their size alone; the
+ * tokenizer is loaded only for longer ones.
+ */
+async function chooseHistory(window: Omit<SelectHistoryOptions, 'countTokens'>): Promise<SelectedHistory> {
+  return selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
 }
 
 /**
