@@ -10,7 +10,8 @@
  *    Goal: parley ≥ 0.5× the bare route's turns per second. A third, diagnostic row runs the same server
  *    with text_chat replaced by an instant stand-in, to tell the HTTP layer's cost from the rest. Each row
  *    also gives the server's CPU per turn (event loop thread and whole process), which moves less than
- *    turns/s when other work shares the machine.
+ *    turns/s when other work shares the machine. A fourth, also diagnostic, does a chat turn's work inline
+ *    in one route without the platform (subjects.ts): what the turn itself costs here, before any platform.
  * 2. Time to first streamed byte: one client, one request at a time, `?stream=sse`; from writing the
  *    request to the first body byte, minus the time the model itself took to its first token (a mock
  *    that waits `modelDelayMs`). Goal: parley's overhead ≤ 2 ms at p50.
@@ -25,7 +26,7 @@ import autocannon from 'autocannon';
 import { formatTable, quantile } from '../report.ts';
 import type { SubjectReady } from './subjects.ts';
 
-/** Sizes of one run; the defaults take about a minute and a half on a small machine. */
+/** Sizes of one run; the defaults take about two minutes on a small machine. */
 export interface ChatBenchOptions {
   /** Concurrent connections of the load generator. */
   connections?: number;
@@ -98,7 +99,7 @@ function median(values: number[]): number {
   );
 }
 
-async function startSubject(kind: 'parley' | 'parley-http' | 'bare'): Promise<Subject> {
+async function startSubject(kind: 'parley' | 'parley-http' | 'bare' | 'one-handler'): Promise<Subject> {
   const child = fork(fileURLToPath(new URL('./subjects.ts', import.meta.url)), [kind], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -110,6 +111,18 @@ async function startSubject(kind: 'parley' | 'parley-http' | 'bare'): Promise<Su
   });
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (ready.key !== undefined) headers.authorization = `Bearer ${ready.key}`;
+  if (kind === 'one-handler') {
+    const turnPath = (id: string) => `/one/sessions/${id}/messages`;
+    // Throughput only: it has no streamed variant (`streamPath` is never asked of it).
+    return {
+      name: 'one-handler turn (same work, no platform)',
+      child,
+      ready,
+      headers,
+      turnPath,
+      streamPath: turnPath,
+    };
+  }
   return kind !== 'bare'
     ? {
         name:
@@ -267,7 +280,8 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
   const bare = await startSubject('bare');
   const parley = await startSubject('parley');
   const httpOnly = await startSubject('parley-http');
-  const subjects = [parley, bare, httpOnly];
+  const oneHandler = await startSubject('one-handler');
+  const subjects = [parley, bare, httpOnly, oneHandler];
   try {
     const rates = new Map<Subject, RoundResult[]>(subjects.map((subject) => [subject, []]));
     let parleyTurns = 0;
@@ -300,7 +314,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
       };
     });
     const ratio = (throughput[0]?.turnsPerSecond ?? 0) / (throughput[1]?.turnsPerSecond ?? 1);
-    const firstByteResults = await measureFirstByte(subjects, samples, modelDelayMs);
+    const firstByteResults = await measureFirstByte([parley, bare, httpOnly], samples, modelDelayMs);
 
     const table = [
       `chat turns over HTTP: ${connections} connections, ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,

@@ -10,7 +10,13 @@
  *   append of the message to a flatfile JSONL log (the same storage driver), then answers — the floor any
  *   chat server that stores a message before acknowledging it sits on.
  *
- * Both have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
+ * - `one-handler`: a diagnostic row, not a competitor: the work of a chat turn written inline in one Fastify
+ *   route — bearer check, the same validation, a history window kept in memory and cut to the same token
+ *   budget with the same tokenizer, the same AI SDK mock model's stream, one fsynced append of the user
+ *   message and the reply — without the platform (no bus, modules, events, knowledge, personas, storage
+ *   layers, cancellation or multi-node guards). What a chat turn costs here before any platform.
+ *
+ * parley and bare have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
  * sets before its first token (0: the zero-latency mock); each call's real wait is recorded so the parent
  * can subtract it. The child reports `{ port, key, sessions }` over IPC once listening and answers
  * `{ type: 'model-waits' }` with the recorded waits and `{ type: 'cpu' }` with the CPU it has used.
@@ -19,11 +25,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import Fastify from 'fastify';
 import { NotFoundError } from '../../src/core/errors.ts';
 import type { EventEnvelope } from '../../src/core/events.ts';
 import { newId } from '../../src/core/ids.ts';
 import { defineModule } from '../../src/core/module.ts';
+import { TOKENS_PER_MESSAGE, TOKENS_PER_REPLY } from '../../src/modules/text_chat/history.ts';
 import { createPlatform } from '../../src/platform/create-platform.ts';
 import { createAuth } from '../../src/security/auth.ts';
 import { createServer } from '../../src/server/create-server.ts';
@@ -48,10 +56,8 @@ const modelWaits: number[] = [];
 let modelDelayMs = 0;
 
 /** A model that answers at once (or after the delay the parent set), recording how long it waited. */
-function createBenchRegistry() {
-  return createMockRegistry(
-    createMockModel({ delay: () => modelDelayMs, onWait: (ms) => void modelWaits.push(ms) }),
-  );
+function createBenchModel() {
+  return createMockModel({ delay: () => modelDelayMs, onWait: (ms) => void modelWaits.push(ms) });
 }
 
 async function startParley(
@@ -60,7 +66,7 @@ async function startParley(
 ): Promise<SubjectReady & { close(): Promise<void> }> {
   const platform = await createPlatform({
     ...(instant ? { definitions: new Map([['text_chat', instantTextChat as never]]) } : {}),
-    llm: createBenchRegistry(),
+    llm: createMockRegistry(createBenchModel()),
     env: {
       NODE_ENV: 'production',
       CHAT_DATA_DIR: dataDir,
@@ -149,24 +155,106 @@ const instantTextChat = defineModule({
   },
 });
 
+/** The body parley's message route validates, and its path parameter. */
+const body = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['content'],
+  properties: {
+    content: { type: 'string', minLength: 1 },
+    model: { type: 'string', minLength: 1, maxLength: 200 },
+    temperature: { type: 'number', minimum: 0, maximum: 2 },
+  },
+};
+const params = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } },
+};
+const encoder = new TextEncoder();
+
+/** A message of the one-handler subject's history, with its token count. */
+interface CountedMessage {
+  role: 'user' | 'assistant';
+  content: string;
+  tokens: number;
+}
+
+/** The one-handler subject: a chat turn's work inline in one route (see the header). */
+async function startOneHandler(dataDir: string): Promise<SubjectReady & { close(): Promise<void> }> {
+  // Loaded here, not at the top: the other subjects load it only if they need it, as parley does.
+  const { countTokens } = await import('gpt-tokenizer');
+  const storage = createFlatfileStorage({ root: dataDir });
+  const model = createBenchModel();
+  const key = newId();
+  const budget = 3000; // text_chat.history_token_budget's default
+  const histories = new Map<string, { messages: CountedMessage[]; tokens: number }>();
+  const app = Fastify();
+
+  app.post<{ Params: { id: string }; Body: { content: string } }>(
+    '/one/sessions/:id/messages',
+    { schema: { params, body } },
+    async (request, reply) => {
+      if (request.headers.authorization !== `Bearer ${key}`) {
+        return reply.code(401).send({ error: { code: 'unauthorized', message: 'bad key' } });
+      }
+      const sessionId = request.params.id;
+      let history = histories.get(sessionId);
+      if (history === undefined) {
+        history = { messages: [], tokens: TOKENS_PER_REPLY };
+        histories.set(sessionId, history);
+      }
+      const add = (message: Omit<CountedMessage, 'tokens'>) => {
+        const tokens = countTokens(message.content) + TOKENS_PER_MESSAGE;
+        history.messages.push({ ...message, tokens });
+        history.tokens += tokens;
+        while (history.messages.length > 1 && history.tokens > budget) {
+          history.tokens -= (history.messages.shift() as CountedMessage).tokens;
+        }
+      };
+      const stored = (role: string, content: string) => ({
+        id: newId(),
+        content,
+        role,
+        timestamp: new Date().toISOString(),
+        metadata: { sessionId },
+      });
+      const user = stored('user', request.body.content);
+      add({ role: 'user', content: user.content });
+      const prompt: LanguageModelV3Prompt = history.messages.map((message) => ({
+        role: message.role,
+        content: [{ type: 'text', text: message.content }],
+      }));
+      const { stream } = await model.doStream({ prompt });
+      const parts = stream.getReader();
+      let text = '';
+      for (let part = await parts.read(); !part.done; part = await parts.read()) {
+        if (part.value.type === 'text-delta') text += part.value.delta;
+      }
+      add({ role: 'assistant', content: text });
+      const answer = stored('assistant', text);
+      const lines = `${JSON.stringify(user)}\n${JSON.stringify(answer)}\n`;
+      await storage.append(`one/${sessionId}/messages.jsonl`, encoder.encode(lines));
+      return answer;
+    },
+  );
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return {
+    type: 'ready',
+    port: address.port,
+    key,
+    sessions: Array.from({ length: SESSIONS }, () => newId()),
+    async close() {
+      await app.close();
+      await storage.close();
+    },
+  };
+}
+
 async function startBare(dataDir: string): Promise<SubjectReady & { close(): Promise<void> }> {
   const storage = createFlatfileStorage({ root: dataDir });
   const app = Fastify();
-  const body = {
-    type: 'object',
-    additionalProperties: false,
-    required: ['content'],
-    properties: {
-      content: { type: 'string', minLength: 1 },
-      model: { type: 'string', minLength: 1, maxLength: 200 },
-      temperature: { type: 'number', minimum: 0, maximum: 2 },
-    },
-  };
-  const params = {
-    type: 'object',
-    properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,128}$' } },
-  };
-  const encoder = new TextEncoder();
 
   async function store(sessionId: string, content: string) {
     const message = {
@@ -220,7 +308,11 @@ if (import.meta.main) {
   const [kind] = process.argv.slice(2);
   const dataDir = await mkdtemp(join(tmpdir(), `parley-bench-chat-${kind}-`));
   const subject =
-    kind === 'bare' ? await startBare(dataDir) : await startParley(dataDir, kind === 'parley-http');
+    kind === 'bare'
+      ? await startBare(dataDir)
+      : kind === 'one-handler'
+        ? await startOneHandler(dataDir)
+        : await startParley(dataDir, kind === 'parley-http');
   const { close, ...ready } = subject;
   process.on('message', (message: { type: string; ms?: number }) => {
     if (message.type === 'model-delay') modelDelayMs = message.ms ?? 0;
