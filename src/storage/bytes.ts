@@ -13,3 +13,20 @@ export function concatBytes(chunks: readonly Uint8Array[]): Uint8Array {
   if (chunks.length === 1) return chunks[0]!;
   return Buffer.concat(chunks);
 }
+
+/** A copy, in memory of its own, of the bytes of `chunks` (read as one array) from `offset` on. */
+export function copyTail(chunks: readonly Uint8Array[], offset: number): Uint8Array {
+  let skip = offset;
+  let first = 0;
+  while (first < chunks.length && skip >= chunks[first]!.length) skip -= chunks[first++]!.length;
+  let length = -skip;
+  for (let index = first; index < chunks.length; index++) length += chunks[index]!.length;
+  const tail = new Uint8Array(Math.max(0, length));
+  let at = 0;
+  for (let index = first; index < chunks.length; index++) {
+    const chunk = index === first ? chunks[index]!.subarray(skip) : chunks[index]!;
+    tail.set(chunk, at);
+    at += chunk.length;
+  }
+  return tail;
+}

@@ -18,6 +18,7 @@
 
 import { copyBytes } from './bytes.ts';
 import { isJsonLinesKey } from './json-lines.ts';
+import { assertOffset } from './read-from.ts';
 import type { Storage } from './types.ts';
 
 export interface CacheOptions {
@@ -184,6 +185,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   return {
     read: (key) => readThrough(key),
     async readFrom(key, offset) {
+      assertOffset(offset);
       const cached = lookup(key);
       if (cached !== undefined) {
         counters.hits += 1;

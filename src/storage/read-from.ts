@@ -11,6 +11,13 @@ import type { Storage } from './types.ts';
 /** What `readFrom` needs: `read`, and `readFrom` where the storage has it. */
 export type ReadableFrom = Pick<Storage, 'read'> & Partial<Pick<Storage, 'readFrom'>>;
 
+/** Throws a RangeError unless `offset` is a byte position: a whole number, 0 or more. */
+export function assertOffset(offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`readFrom: the offset must be a whole number of bytes, 0 or more (got ${offset})`);
+  }
+}
+
 /**
  * The bytes stored at `key` from byte `offset` on (empty when the value is not longer than `offset`), or
  * `undefined` when there is no value.
@@ -20,6 +27,7 @@ export async function readFrom(
   key: string,
   offset: number,
 ): Promise<Uint8Array | undefined> {
+  assertOffset(offset);
   if (storage.readFrom !== undefined) return storage.readFrom(key, offset);
   const value = await storage.read(key);
   return value?.subarray(Math.min(offset, value.length));

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isPlatformError } from '../../src/core/errors.ts';
 import { appendJsonLine, readJsonLines } from '../../src/storage/json-lines.ts';
+import { readFrom } from '../../src/storage/read-from.ts';
 import type { Storage } from '../../src/storage/types.ts';
 
 const encoder = new TextEncoder();
@@ -208,6 +209,56 @@ export function describeStorageContract(
           code: 'CHAT_ERR_STORAGE_UNAVAILABLE',
         });
         await storage.close();
+      });
+    });
+
+    // readFrom() is the storage's own readFrom where it has one (redis, s3, memory, the read cache), else a
+    // cut read: a reader following a log (text_chat's history) asks only for the bytes after what it has.
+    describe('readFrom', () => {
+      it("gives undefined for a key never written or deleted, and empty bytes past a value's end", async () => {
+        const storage = await fresh();
+        expect(await readFrom(storage, 'logs/none.jsonl', 0)).toBeUndefined();
+        await storage.write('empty.txt', new Uint8Array());
+        expect((await readFrom(storage, 'empty.txt', 0))?.length).toBe(0);
+        expect((await readFrom(storage, 'empty.txt', 3))?.length).toBe(0);
+        await storage.append('logs/gone.jsonl', bytes('{"a":1}\n'));
+        await storage.delete('logs/gone.jsonl');
+        expect(await readFrom(storage, 'logs/gone.jsonl', 0)).toBeUndefined();
+      });
+
+      it('gives the exact bytes from every offset of a value written and appended to, even mid-character', async () => {
+        const storage = await fresh();
+        await storage.write('logs/chat.jsonl', bytes('{"t":"héllo"}\n'));
+        await storage.append('logs/chat.jsonl', bytes('{"t":"日本"}\n'));
+        await storage.append('logs/chat.jsonl', bytes('{"t":"😀"}\n'));
+        const whole = (await storage.read('logs/chat.jsonl')) ?? new Uint8Array();
+        for (let offset = 0; offset <= whole.length + 2; offset++) {
+          const tail = await readFrom(storage, 'logs/chat.jsonl', offset);
+          expect(tail, `offset ${offset}`).toBeInstanceOf(Uint8Array);
+          expect([...(tail ?? [])], `offset ${offset}`).toEqual([...whole.subarray(offset)]);
+        }
+      });
+
+      it('gives a follower only what was appended since, as bytes of its own', async () => {
+        const storage = await fresh();
+        await storage.append('logs/follow.jsonl', bytes('{"n":1}\n'));
+        const known = (await readFrom(storage, 'logs/follow.jsonl', 0))?.length ?? 0;
+        await storage.append('logs/follow.jsonl', bytes('{"n":2}\n'));
+        const news = await readFrom(storage, 'logs/follow.jsonl', known);
+        expect(text(news)).toBe('{"n":2}\n');
+        news?.fill(0);
+        expect(text(await storage.read('logs/follow.jsonl'))).toBe('{"n":1}\n{"n":2}\n');
+      });
+
+      it('refuses an offset that is not a whole number of bytes, 0 or more', async () => {
+        const storage = await fresh();
+        await storage.write('a.txt', bytes('abc'));
+        for (const offset of [-1, 1.5, Number.NaN]) {
+          await expect(readFrom(storage, 'a.txt', offset)).rejects.toThrow(RangeError);
+          if (storage.readFrom !== undefined) {
+            await expect(storage.readFrom('a.txt', offset)).rejects.toThrow(RangeError);
+          }
+        }
       });
     });
 

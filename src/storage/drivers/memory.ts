@@ -7,6 +7,7 @@ import { StorageUnavailableError } from '../../core/errors.ts';
 import { copyBytes } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { assertValidKey, assertValidPrefix } from '../keys.ts';
+import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
 
 interface Entry {
@@ -52,6 +53,7 @@ export function createMemoryStorage(): Storage {
       return readTail(key, 0);
     },
     async readFrom(key, offset) {
+      assertOffset(offset);
       return readTail(key, offset);
     },
     async write(key, data) {

@@ -250,6 +250,26 @@ describe.skipIf(!serverInstalled && !IN_CI)('redis driver through an outage (a p
     expect(stats).not.toMatch(/cmdstat_(scan|keys):/);
   });
 
+  it('sends a follower of a long log only its tail (readFrom), not the whole value', async () => {
+    const storage = await createRedisStorage({ url: server.url, prefix: 'tail-check:' });
+    opened.push(storage);
+    const raw = new Redis(server.url);
+    const line = `${JSON.stringify({ content: 'x'.repeat(1000) })}\n`;
+    await storage.append('logs/long.jsonl', bytes(line.repeat(2000)));
+    await storage.append('logs/long.jsonl', bytes('{"new":true}\n'));
+    const sentBy = async (read: () => Promise<unknown>) => {
+      const before = Number((await raw.info('stats')).match(/total_net_output_bytes:(\d+)/)?.[1]);
+      await read();
+      const after = Number((await raw.info('stats')).match(/total_net_output_bytes:(\d+)/)?.[1]);
+      return after - before;
+    };
+    const wholeBytes = line.length * 2000;
+    expect(text(await storage.readFrom('logs/long.jsonl', wholeBytes))).toBe('{"new":true}\n');
+    expect(await sentBy(() => storage.readFrom('logs/long.jsonl', wholeBytes))).toBeLessThan(10_000);
+    expect(await sentBy(() => storage.read('logs/long.jsonl'))).toBeGreaterThan(wholeBytes);
+    await raw.quit();
+  });
+
   it('answers 503 at once while Redis is down, then recovers by itself when it is back', async () => {
     // A long command timeout: a fast failure here cannot come from waiting for it.
     const storage = await createRedisStorage({

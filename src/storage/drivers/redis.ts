@@ -21,6 +21,9 @@
  *   drops the connection, which fails them. Each of these surfaces as CHAT_ERR_STORAGE_UNAVAILABLE.
  *   Meanwhile the client reconnects on its own, forever, with a backoff capped at `reconnectMaxDelayMs`,
  *   and the driver works again as soon as Redis is back.
+ * - `readFrom(key, offset)` is one GETRANGE (in a script, beside EXISTS, so a missing key is told from an
+ *   empty tail): a reader following a long log — text_chat's history, every turn — is sent the new bytes,
+ *   not the whole log.
  * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
  *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
  *   all but the last second). See README.md.
@@ -30,6 +33,7 @@ import { Redis, ReplyError } from 'ioredis';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { assertValidKey, assertValidPrefix } from '../keys.ts';
+import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
 import { createCopyArena } from './copy-arena.ts';
 import { createRedisKeyOrder } from './redis-key-order.ts';
@@ -71,6 +75,7 @@ export interface RedisStorage extends Storage {
   readonly prefix: string;
   /** Resolves when Redis answers a PING; rejects with CHAT_ERR_STORAGE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
+  readFrom(key: string, offset: number): Promise<Uint8Array | undefined>;
 }
 
 /**
@@ -86,6 +91,9 @@ export const REDIS_SCRIPTS = {
   append:
     "local length = redis.call('APPEND', KEYS[1], ARGV[1]) if length == #ARGV[1] then redis.call('ZADD', KEYS[2], 0, ARGV[2]) end return length",
   delete: "local removed = redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], ARGV[1]) return removed",
+  /** Not about the index: the bytes from ARGV[1] on, or nil when there is no key (GETRANGE alone gives ''). */
+  readFrom:
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return false end return redis.call('GETRANGE', KEYS[1], ARGV[1], -1)",
 } as const;
 
 // Server replies that mean "not now" rather than "this operation is wrong".
@@ -257,6 +265,18 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       assertOpen();
       const value = await run('read', key, () => order.plain(key, () => redis.getBuffer(prefix + key)));
       return value === null ? undefined : toUint8Array(value);
+    },
+    async readFrom(key, offset) {
+      assertValidKey(key);
+      assertOffset(offset);
+      assertOpen();
+      // callBuffer: the reply as bytes (eval would decode it as UTF-8, which a cut mid-character breaks).
+      const value = await run('read', key, () =>
+        order.plain(key, () =>
+          redis.callBuffer('EVAL', REDIS_SCRIPTS.readFrom, 1, prefix + key, String(offset)),
+        ),
+      );
+      return value === null ? undefined : toUint8Array(value as Buffer);
     },
     async write(key, data) {
       assertValidKey(key);

@@ -29,6 +29,7 @@
  * parts beside it — an ETag names the bytes, not the cutoff, and a write of the same bytes takes a new
  * cutoff — or when there is no base but a part young enough that a write may have raced the listing. It
  * starts over if the base changed or a part vanished meanwhile. See docs/adr/0001-s3-read-one-listing.md.
+ * `readFrom(key, offset)` is the same read, copying out only the bytes from `offset` on.
  *
  * Compaction: a read that finds at least `compactAfterParts` live parts older than `compactionAgeMs`
  * stores them as one merged part, then deletes the parts it covers. Only parts older than
@@ -56,10 +57,11 @@ import {
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import { createByteBoundedCache } from '../byte-bounded-cache.ts';
-import { concatBytes, copyBytes } from '../bytes.ts';
+import { concatBytes, copyBytes, copyTail } from '../bytes.ts';
 import { assertWholeLines } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
+import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
 
 export interface S3StorageOptions {
@@ -663,19 +665,26 @@ export async function createS3Storage(options: S3StorageOptions): Promise<S3Stor
       .finally(() => compactionQueued.delete(key));
   }
 
+  /** The value's bytes from `offset` on: a copy of only those (a log's follower is given its new lines). */
+  async function readTail(key: string, offset: number): Promise<Uint8Array | undefined> {
+    assertValidKey(key);
+    assertOpen();
+    const view = await guarded('read', key, () => snapshot(key));
+    if (view.base === undefined && view.parts.length === 0) return undefined;
+    if (worthCompacting(view)) scheduleCompaction(key);
+    const chunks = view.parts.map((part) => part.bytes);
+    if (view.base !== undefined) chunks.unshift(view.base.bytes);
+    // The chunks may be this node's cached copies: the caller gets bytes of its own.
+    return copyTail(chunks, offset);
+  }
+
   return {
     bucket,
     prefix,
-    async read(key) {
-      assertValidKey(key);
-      assertOpen();
-      const view = await guarded('read', key, () => snapshot(key));
-      if (view.base === undefined && view.parts.length === 0) return undefined;
-      if (worthCompacting(view)) scheduleCompaction(key);
-      const chunks = view.parts.map((part) => part.bytes);
-      if (view.base !== undefined) chunks.unshift(view.base.bytes);
-      // The chunks may be this node's cached copies: the caller gets bytes of its own.
-      return chunks.length === 1 ? copyBytes(chunks[0]!) : concatBytes(chunks);
+    read: (key) => readTail(key, 0),
+    async readFrom(key, offset) {
+      assertOffset(offset);
+      return readTail(key, offset);
     },
     async write(key, data) {
       assertValidKey(key);
