@@ -52,7 +52,7 @@ export interface StorageConfig {
   /** `root` is always set in the effective config: it defaults to `data_dir`. */
   flatfile: { root: string };
   /** `auto`: on for single-node backends (flatfile, memory), off for shared ones (redis, s3). */
-  cache: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number };
+  cache: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number; max_bytes: number };
   redis: {
     url: string;
     prefix: string;

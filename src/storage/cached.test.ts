@@ -8,26 +8,41 @@ const decoder = new TextDecoder();
 const bytes = (text: string) => encoder.encode(text);
 const text = (value: Uint8Array | undefined) => (value === undefined ? undefined : decoder.decode(value));
 
-/** A memory storage that counts the reads that reach it. */
-function countingStorage(): Storage & { reads: () => number } {
+/** A memory storage that counts the reads that reach it (`readFrom`s apart, with the bytes they gave). */
+function countingStorage(): Storage & {
+  reads: () => number;
+  tailReads: () => number;
+  tailBytes: () => number;
+} {
   const inner = createMemoryStorage();
   let reads = 0;
+  let tailReads = 0;
+  let tailBytes = 0;
   return {
     ...inner,
     read(key) {
       reads += 1;
       return inner.read(key);
     },
+    async readFrom(key, offset) {
+      tailReads += 1;
+      const tail = await inner.readFrom?.(key, offset);
+      tailBytes += tail?.length ?? 0;
+      return tail;
+    },
     reads: () => reads,
+    tailReads: () => tailReads,
+    tailBytes: () => tailBytes,
   };
 }
 
-function setup(options: { ttlMs?: number; maxEntries?: number } = {}) {
+function setup(options: { ttlMs?: number; maxEntries?: number; maxBytes?: number } = {}) {
   let clock = 1_000;
   const backing = countingStorage();
   const cached = cacheStorage(backing, {
     ttlMs: options.ttlMs ?? 1_000,
     maxEntries: options.maxEntries ?? 10,
+    ...(options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes }),
     now: () => clock,
   });
   return { backing, cached, advance: (ms: number) => (clock += ms) };
@@ -191,6 +206,67 @@ describe('cacheStorage', () => {
     (await cached.read('k'))?.fill(0x21);
     (await cached.read('k'))?.fill(0x21);
     expect(text(await cached.read('k'))).toBe('same');
+  });
+
+  it('holds at most maxBytes of values, dropping the least recently used', async () => {
+    const { backing, cached } = setup({ maxEntries: 100, maxBytes: 1_600 });
+    for (const key of ['a', 'b', 'c', 'd', 'e']) await cached.write(key, new Uint8Array(100).fill(0x61));
+    expect(cached.stats().bytes).toBe(500);
+    await cached.read('a'); // a is now the most recently used
+    for (const key of ['f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', 'p', 'q']) {
+      await cached.write(key, new Uint8Array(100));
+    }
+    expect(cached.stats().bytes).toBeLessThanOrEqual(1_600);
+    expect(backing.reads()).toBe(0);
+    await cached.read('a');
+    expect(backing.reads()).toBe(0); // kept: used recently
+    await cached.read('b');
+    expect(backing.reads()).toBe(1); // dropped
+  });
+
+  it('keeps only the length of a value above maxBytes / 16, and follows a log by it', async () => {
+    const { backing, cached } = setup({ maxBytes: 16_000 }); // values above 1,000 bytes: length only
+    const line = `${JSON.stringify({ text: 'x'.repeat(90) })}\n`; // 103 bytes
+    for (let n = 0; n < 20; n++) await cached.append('chat.jsonl', bytes(line));
+    await cached.read('chat.jsonl'); // cached whole at first: 2,060 bytes, then length only
+    expect(cached.stats().bytes).toBe(0);
+    const end = line.length * 20;
+    // A follower at the end is told from memory that nothing is new: no read reaches the storage.
+    const reads = backing.reads();
+    expect((await cached.readFrom?.('chat.jsonl', end))?.length).toBe(0);
+    await cached.append('chat.jsonl', bytes('{"new":1}\n'));
+    expect((await cached.readFrom?.('chat.jsonl', end + 10))?.length).toBe(0);
+    expect(backing.reads()).toBe(reads);
+    expect(backing.tailReads()).toBe(0);
+    // Behind the end: the storage reads the tail, not the log.
+    expect(text(await cached.readFrom?.('chat.jsonl', end))).toBe('{"new":1}\n');
+    expect([backing.tailReads(), backing.tailBytes(), backing.reads()]).toEqual([1, 10, reads]);
+    // A whole read goes to the storage.
+    expect(text(await cached.read('chat.jsonl'))).toBe(`${line.repeat(20)}{"new":1}\n`);
+    expect(backing.reads()).toBe(reads + 1);
+  });
+
+  it("learns a long log's length from a tail the storage read, unless it ends in a torn line", async () => {
+    const { backing, cached } = setup({ maxBytes: 1_600 });
+    await backing.append('log.jsonl', bytes('{"n":1}\n{"n":2}\n'));
+    expect(text(await cached.readFrom?.('log.jsonl', 8))).toBe('{"n":2}\n');
+    expect((await cached.readFrom?.('log.jsonl', 16))?.length).toBe(0);
+    expect(backing.tailReads()).toBe(1); // the second was answered by the length learnt
+    // A log whose last line was torn by a crash (the driver cuts it off before the next append).
+    let tornReads = 0;
+    const torn = cacheStorage(
+      {
+        ...createMemoryStorage(),
+        readFrom: async () => {
+          tornReads += 1;
+          return bytes('{"n":2');
+        },
+      },
+      { ttlMs: 1_000, maxEntries: 10, maxBytes: 1_600 },
+    );
+    await torn.readFrom?.('torn.jsonl', 8);
+    await torn.readFrom?.('torn.jsonl', 14);
+    expect(tornReads).toBe(2);
   });
 
   it('counts hits and misses', async () => {

@@ -14,6 +14,12 @@
  *
  * `readFrom` answers a hit with a copy of the value's tail only: a reader following a long log pays for
  * its new lines, not for the whole log.
+ *
+ * Memory is bounded twice: at most `maxEntries` keys, and at most `maxBytes` of values held (least
+ * recently used dropped first). A value above `maxBytes / 16` — a long chat log — is not held at all: only
+ * its length is, which is all a reader following the log needs to be told from memory that nothing new
+ * came (`readFrom` at its end). Such a reader asking for more, and every whole read of it, go to the
+ * storage (its own `readFrom` where it has one, so a log's tail is read, not the log).
  */
 
 import { copyBytes } from './bytes.ts';
@@ -26,6 +32,11 @@ export interface CacheOptions {
   ttlMs: number;
   /** The most keys kept; the least recently used is evicted beyond it. */
   maxEntries: number;
+  /**
+   * The most bytes of values held (default 64 MiB); the least recently used are evicted beyond it. A
+   * value above a sixteenth of it is remembered by its length only.
+   */
+  maxBytes?: number;
   /** The clock, in milliseconds (default `Date.now`); tests inject their own. */
   now?: () => number;
 }
@@ -35,7 +46,10 @@ export interface CacheStats {
   hits: number;
   misses: number;
   evictions: number;
+  /** Keys held (with their bytes, as missing, or by their length only). */
   size: number;
+  /** Bytes of values held. */
+  bytes: number;
 }
 
 /** A cached storage: the contract plus its diagnostics. */
@@ -44,19 +58,35 @@ export interface CachedStorage extends Storage {
 }
 
 interface Entry {
-  /** The cache's own copy: every hit hands out a copy of it. */
-  value: Uint8Array | undefined;
+  /**
+   * The cache's own copy (every hit hands out a copy of it), `undefined` for no value, or `LENGTH_ONLY`:
+   * a value too large to hold, of which only `length` is known.
+   */
+  value: Uint8Array | undefined | typeof LENGTH_ONLY;
+  /** The value's length (0 for no value). */
+  length: number;
   expiresAt: number;
 }
 
 const NEWLINE = 0x0a;
 /** What a change leaves when the cache cannot tell what the key holds afterwards. */
 const UNKNOWN = Symbol('unknown');
+/** An entry's value that is not held, only its length. */
+const LENGTH_ONLY = Symbol('length only');
+const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+
+/** The memory an entry's value takes (its whole buffer: an appended value has room to grow). */
+function heldBytes(entry: Entry): number {
+  return entry.value instanceof Uint8Array ? entry.value.buffer.byteLength : 0;
+}
 
 /** Wraps `storage` with a TTL + LRU read cache. */
 export function cacheStorage(storage: Storage, options: CacheOptions): CachedStorage {
   const { ttlMs, maxEntries } = options;
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  const maxValueBytes = Math.floor(maxBytes / 16);
   const now = options.now ?? Date.now;
+  let bytesHeld = 0;
   // A Map iterates in insertion order: re-inserting on every hit keeps the least recently used first.
   const entries = new Map<string, Entry>();
   // A read may only fill the cache if no mutation of its key started or ended while it was in flight;
@@ -70,11 +100,19 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   const changes = new Map<string, { running: number; started: number }>();
   const counters = { hits: 0, misses: 0, evictions: 0 };
 
+  /** Removes `key`'s entry, if any, and what its value held. */
+  function drop(key: string): void {
+    const entry = entries.get(key);
+    if (entry === undefined) return;
+    entries.delete(key);
+    bytesHeld -= heldBytes(entry);
+  }
+
   function lookup(key: string): Entry | undefined {
     const entry = entries.get(key);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= now()) {
-      entries.delete(key);
+      drop(key);
       return undefined;
     }
     entries.delete(key);
@@ -82,18 +120,30 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     return entry;
   }
 
-  function store(key: string, value: Uint8Array | undefined, expiresAt = now() + ttlMs): void {
-    entries.delete(key);
-    entries.set(key, { value, expiresAt });
-    while (entries.size > maxEntries) {
+  /**
+   * The entry for a value: its bytes when small enough, else its length only — unless it is a `.jsonl` log
+   * ending in a torn line (a crash), which the driver cuts off before its next append: then `UNKNOWN`.
+   */
+  function entryFor(key: string, value: Uint8Array | undefined, expiresAt: number): Entry | typeof UNKNOWN {
+    if (value === undefined) return { value: undefined, length: 0, expiresAt };
+    if (value.length <= maxValueBytes) return { value, length: value.length, expiresAt };
+    if (isJsonLinesKey(key) && value[value.length - 1] !== NEWLINE) return UNKNOWN;
+    return { value: LENGTH_ONLY, length: value.length, expiresAt };
+  }
+
+  function store(key: string, entry: Entry): void {
+    drop(key);
+    entries.set(key, entry);
+    bytesHeld += heldBytes(entry);
+    while (entries.size > maxEntries || bytesHeld > maxBytes) {
       const oldest = entries.keys().next().value as string;
-      entries.delete(oldest);
+      drop(oldest);
       counters.evictions += 1;
     }
   }
 
   function invalidate(key: string): void {
-    entries.delete(key);
+    drop(key);
     readTokens.delete(key);
   }
 
@@ -130,7 +180,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       invalidate(key);
       if (alone && succeeded) {
         const after = next(before !== undefined && before.expiresAt > now() ? before : undefined);
-        if (after !== UNKNOWN) store(key, after.value, after.expiresAt);
+        if (after !== UNKNOWN) store(key, after);
       }
     }
   }
@@ -139,13 +189,17 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   function appended(key: string, before: Entry | undefined, data: Uint8Array): Entry | typeof UNKNOWN {
     if (before === undefined) return UNKNOWN;
     const old = before.value;
-    if (old === undefined) return { value: data, expiresAt: before.expiresAt };
+    if (old === undefined) return entryFor(key, data, before.expiresAt);
+    const length = before.length + data.length;
+    // A length-only entry never ends in a torn line (entryFor), and appends to a log are whole lines.
+    if (old === LENGTH_ONLY) return { value: LENGTH_ONLY, length, expiresAt: before.expiresAt };
     // A torn last line (a crash) is cut off by the driver before it appends: the result is not old + data.
     if (isJsonLinesKey(key) && old.length > 0 && old[old.length - 1] !== NEWLINE) return UNKNOWN;
+    // Grown past what is held: only the length is kept from now on.
+    if (length > maxValueBytes) return { value: LENGTH_ONLY, length, expiresAt: before.expiresAt };
     // The cached bytes sit at the start of a buffer only the cache holds, with room to grow into (half
     // again their size each time it runs out), so a log appended to turn after turn is not copied whole
     // on every append.
-    const length = old.length + data.length;
     let value: Uint8Array;
     if (growable.has(old.buffer) && old.byteOffset === 0 && old.buffer.byteLength >= length) {
       value = new Uint8Array(old.buffer, 0, length);
@@ -156,30 +210,50 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       value.set(old);
     }
     value.set(data, old.length);
-    return { value, expiresAt: before.expiresAt };
+    return { value, length, expiresAt: before.expiresAt };
   }
 
-  async function readThrough(key: string): Promise<Uint8Array | undefined> {
-    const cached = lookup(key);
-    if (cached !== undefined) {
-      counters.hits += 1;
-      return cached.value?.slice();
-    }
+  /**
+   * Reads `key` from the storage (`read` by the storage's `read`), remembering what `remember` makes of
+   * the answer — unless a change of the key started or ended meanwhile.
+   */
+  async function readGuarded(
+    key: string,
+    read: () => Promise<Uint8Array | undefined>,
+    remember: (value: Uint8Array | undefined) => Entry | typeof UNKNOWN,
+  ): Promise<Uint8Array | undefined> {
     counters.misses += 1;
     const token = {};
     readTokens.set(key, token);
     let value: Uint8Array | undefined;
     try {
-      value = await storage.read(key);
+      value = await read();
     } catch (error) {
       if (readTokens.get(key) === token) readTokens.delete(key);
       throw error;
     }
     if (readTokens.get(key) === token) {
       readTokens.delete(key);
-      store(key, value === undefined ? undefined : copyBytes(value));
+      const entry = remember(value);
+      if (entry !== UNKNOWN) store(key, entry);
     }
     return value;
+  }
+
+  async function readThrough(key: string): Promise<Uint8Array | undefined> {
+    const cached = lookup(key);
+    if (cached !== undefined && cached.value !== LENGTH_ONLY) {
+      counters.hits += 1;
+      return cached.value?.slice();
+    }
+    return readGuarded(
+      key,
+      () => storage.read(key),
+      (value) => {
+        const small = value !== undefined && value.length <= maxValueBytes;
+        return entryFor(key, small ? copyBytes(value) : value, now() + ttlMs);
+      },
+    );
   }
 
   return {
@@ -187,14 +261,30 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     async readFrom(key, offset) {
       assertOffset(offset);
       const cached = lookup(key);
-      if (cached !== undefined) {
+      if (cached !== undefined && (cached.value !== LENGTH_ONLY || offset >= cached.length)) {
         counters.hits += 1;
         // Only the tail is copied: what a reader of a long log's new lines needs.
+        if (cached.value === LENGTH_ONLY) return new Uint8Array(0);
         return cached.value?.slice(Math.min(offset, cached.value.length));
       }
-      // A miss reads the whole value, which fills the cache (and later appends extend it).
-      const value = await readThrough(key);
-      return value?.subarray(Math.min(offset, value.length));
+      const readTail = storage.readFrom;
+      if (readTail === undefined || offset === 0) {
+        // The whole value, which fills the cache (and later appends extend it).
+        const value = await readThrough(key);
+        return value?.subarray(Math.min(offset, value.length));
+      }
+      // The storage reads the tail itself: the value's length is learnt from it (unless the offset was past
+      // the end, which tells only that the value is no longer).
+      return readGuarded(
+        key,
+        () => readTail.call(storage, key, offset),
+        (tail) => {
+          if (tail === undefined) return entryFor(key, undefined, now() + ttlMs);
+          if (tail.length === 0) return UNKNOWN;
+          if (isJsonLinesKey(key) && tail[tail.length - 1] !== NEWLINE) return UNKNOWN;
+          return { value: LENGTH_ONLY, length: offset + tail.length, expiresAt: now() + ttlMs };
+        },
+      );
     },
     async exists(key) {
       const cached = lookup(key);
@@ -208,14 +298,14 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       return mutate(
         key,
         () => storage.write(key, value),
-        () => ({ value, expiresAt: now() + ttlMs }),
+        () => entryFor(key, value, now() + ttlMs),
       );
     },
     delete: (key) =>
       mutate(
         key,
         () => storage.delete(key),
-        () => ({ value: undefined, expiresAt: now() + ttlMs }),
+        () => entryFor(key, undefined, now() + ttlMs),
       ),
     append(key, data) {
       const value = copyBytes(data);
@@ -228,10 +318,11 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     list: (prefix) => storage.list(prefix),
     async close() {
       entries.clear();
+      bytesHeld = 0;
       readTokens.clear();
       changes.clear();
       await storage.close();
     },
-    stats: () => ({ ...counters, size: entries.size }),
+    stats: () => ({ ...counters, size: entries.size, bytes: bytesHeld }),
   };
 }

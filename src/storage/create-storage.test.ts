@@ -21,7 +21,7 @@ describe('createStorage', () => {
     const config: StorageConfig = {
       backend: 'flatfile',
       flatfile: { root },
-      cache: { enabled: true, ttl_ms: 60_000, max_entries: 10 },
+      cache: { enabled: true, ttl_ms: 60_000, max_entries: 10, max_bytes: 1_000_000 },
       redis: {
         url: 'redis://127.0.0.1:6379',
         prefix: 'parley:',

@@ -15,7 +15,7 @@ import type { Storage, StorageBackendName } from './types.ts';
 export interface StorageFactoryConfig {
   backend: StorageBackendName;
   flatfile?: { root?: string };
-  cache?: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number };
+  cache?: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number; max_bytes?: number };
   redis?: Record<string, unknown>;
   s3?: Record<string, unknown>;
 }
@@ -78,7 +78,11 @@ export async function createStorage(
   const wrapped = options.wrapDriver === undefined ? driver : options.wrapDriver(driver, config.backend);
   const cache = config.cache;
   if (cache === undefined || !isCacheOn(cache.enabled, config.backend)) return wrapped;
-  return cacheStorage(wrapped, { ttlMs: cache.ttl_ms, maxEntries: cache.max_entries });
+  return cacheStorage(wrapped, {
+    ttlMs: cache.ttl_ms,
+    maxEntries: cache.max_entries,
+    ...(cache.max_bytes === undefined ? {} : { maxBytes: cache.max_bytes }),
+  });
 }
 
 /**

@@ -36,6 +36,7 @@ import { concatBytes, copyBytes } from '../bytes.ts';
 import { assertWholeLines, isJsonLinesKey } from '../json-lines.ts';
 import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
+import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
 
 export interface FlatfileStorageOptions {
@@ -541,6 +542,31 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
         const code = errorCode(error);
         if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
         throw failure('read', key, error);
+      }
+    },
+    async readFrom(key, offset) {
+      assertValidKey(key);
+      assertOffset(offset);
+      assertOpen();
+      let handle: FileHandle | undefined;
+      try {
+        handle = await open(pathOf(key), 'r');
+        // What is there now; lines appended meanwhile are the next reader's.
+        const { size } = await handle.stat();
+        const tail = new Uint8Array(Math.max(0, size - offset));
+        let filled = 0;
+        while (filled < tail.length) {
+          const { bytesRead } = await handle.read(tail, filled, tail.length - filled, offset + filled);
+          if (bytesRead === 0) break;
+          filled += bytesRead;
+        }
+        return filled === tail.length ? tail : tail.slice(0, filled);
+      } catch (error) {
+        const code = errorCode(error);
+        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+        throw failure('read', key, error);
+      } finally {
+        await handle?.close().catch(() => undefined);
       }
     },
     async write(key, data) {
