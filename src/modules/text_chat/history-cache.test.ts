@@ -210,6 +210,23 @@ describe('createHistoryCache', () => {
     expect(whole.at(0).id).toBe('u0');
   });
 
+  it('holds little more than a short window of a long chat, turn after turn', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    const cache = createHistoryCache({ maxBytes: 1 << 24 });
+    let most = 0;
+    // Long messages: the window is the newest 12 (as a token budget of 3,000 makes of 1 KB messages).
+    for (let turn = 0; turn < 300; turn++) {
+      await log.append(message(`u${turn}`, 'user', `t${turn}`));
+      await log.append(message(`r${turn}`, 'assistant', `t${turn}`));
+      const held = await cache.load(storage, 'u1', 's1');
+      cache.retain('u1', 's1', Math.max(0, held.count - 12));
+      most = Math.max(most, held.count - held.first);
+    }
+    // The window, the 16 kept before it, and at most 8 waiting to be dropped (a fixed batch of 64 held 92).
+    expect(most).toBeLessThanOrEqual(12 + 16 + 8 + 2);
+  });
+
   it('goes on reading what other writers append to a log it holds only the end of', async () => {
     const storage = createMemoryStorage();
     const log = logOf(storage);

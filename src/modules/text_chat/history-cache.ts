@@ -249,8 +249,12 @@ function takeOwnAppends(entry: Entry, fresh: Uint8Array, end: number): number {
  * a persona with a shorter system prompt, and for the follow-up context knowledge.ts takes).
  */
 const RETAIN_MARGIN = 16;
-/** Old messages are dropped in batches of at least this many: each drop copies the held ones. */
-const DROP_BATCH = 64;
+/**
+ * Old messages are dropped once they are at least this many and a quarter of the ones kept: each drop
+ * copies the kept ones' references, so that is a few a turn, and a session holds little more than its
+ * window (a window of a dozen long messages is not followed by 64 more, as with a fixed batch).
+ */
+const MIN_DROP_BATCH = 8;
 /** What a dropped turn's id is counted as in the cache's byte total. */
 const DROPPED_TURN_BYTES = 64;
 
@@ -325,8 +329,9 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       const key = messagesKey(userId, sessionId);
       const entry = entries.get(key);
       if (entry === undefined) return;
-      const keepFrom = Math.min(from - RETAIN_MARGIN, entry.first + entry.messages.length);
-      if (keepFrom - entry.first < DROP_BATCH) return;
+      const end = entry.first + entry.messages.length;
+      const keepFrom = Math.min(from - RETAIN_MARGIN, end);
+      if (keepFrom - entry.first < Math.max(MIN_DROP_BATCH, (end - keepFrom) / 4)) return;
       dropBefore(entry, keepFrom);
       remember(key, entry);
     },
