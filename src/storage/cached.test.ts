@@ -224,25 +224,32 @@ describe('cacheStorage', () => {
     expect(backing.reads()).toBe(1); // dropped
   });
 
-  it('keeps only the length of a value above maxBytes / 16, and follows a log by it', async () => {
+  it('keeps only the length and the last 4 KB of a value above maxBytes / 16, and follows a log by them', async () => {
     const { backing, cached } = setup({ maxBytes: 16_000 }); // values above 1,000 bytes: length only
     const line = `${JSON.stringify({ text: 'x'.repeat(90) })}\n`; // 103 bytes
-    for (let n = 0; n < 20; n++) await cached.append('chat.jsonl', bytes(line));
-    await cached.read('chat.jsonl'); // cached whole at first: 2,060 bytes, then length only
-    expect(cached.stats().bytes).toBe(0);
-    const end = line.length * 20;
-    // A follower at the end is told from memory that nothing is new: no read reaches the storage.
+    for (let n = 0; n < 60; n++) await cached.append('chat.jsonl', bytes(line));
+    await cached.read('chat.jsonl'); // 6,180 bytes: held by length and last bytes only
+    expect(cached.stats().bytes).toBe(4096);
+    const end = line.length * 60;
+    // A follower at the end, or checking the bytes just before it, is answered from memory.
     const reads = backing.reads();
     expect((await cached.readFrom?.('chat.jsonl', end))?.length).toBe(0);
     await cached.append('chat.jsonl', bytes('{"new":1}\n'));
     expect((await cached.readFrom?.('chat.jsonl', end + 10))?.length).toBe(0);
+    expect(text(await cached.readFrom?.('chat.jsonl', end - 64))).toBe(`${line.slice(-64)}{"new":1}\n`);
     expect(backing.reads()).toBe(reads);
     expect(backing.tailReads()).toBe(0);
-    // Behind the end: the storage reads the tail, not the log.
-    expect(text(await cached.readFrom?.('chat.jsonl', end))).toBe('{"new":1}\n');
-    expect([backing.tailReads(), backing.tailBytes(), backing.reads()]).toEqual([1, 10, reads]);
+    // Further behind: the storage reads the tail, not the log.
+    expect(text(await cached.readFrom?.('chat.jsonl', line.length * 10))).toBe(
+      `${line.repeat(50)}{"new":1}\n`,
+    );
+    expect([backing.tailReads(), backing.tailBytes(), backing.reads()]).toEqual([
+      1,
+      line.length * 50 + 10,
+      reads,
+    ]);
     // A whole read goes to the storage.
-    expect(text(await cached.read('chat.jsonl'))).toBe(`${line.repeat(20)}{"new":1}\n`);
+    expect(text(await cached.read('chat.jsonl'))).toBe(`${line.repeat(60)}{"new":1}\n`);
     expect(backing.reads()).toBe(reads + 1);
   });
 
@@ -251,7 +258,8 @@ describe('cacheStorage', () => {
     await backing.append('log.jsonl', bytes('{"n":1}\n{"n":2}\n'));
     expect(text(await cached.readFrom?.('log.jsonl', 8))).toBe('{"n":2}\n');
     expect((await cached.readFrom?.('log.jsonl', 16))?.length).toBe(0);
-    expect(backing.tailReads()).toBe(1); // the second was answered by the length learnt
+    expect(text(await cached.readFrom?.('log.jsonl', 12))).toBe(':2}\n');
+    expect(backing.tailReads()).toBe(1); // the others were answered by what the first one taught
     // A log whose last line was torn by a crash (the driver cuts it off before the next append).
     let tornReads = 0;
     const torn = cacheStorage(

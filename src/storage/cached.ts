@@ -16,9 +16,9 @@
  * its new lines, not for the whole log.
  *
  * Memory is bounded twice: at most `maxEntries` keys, and at most `maxBytes` of values held (least
- * recently used dropped first). A value above `maxBytes / 16` — a long chat log — is not held at all: only
- * its length is, which is all a reader following the log needs to be told from memory that nothing new
- * came (`readFrom` at its end). Such a reader asking for more, and every whole read of it, go to the
+ * recently used dropped first). A value above `maxBytes / 16` — a long chat log — is not held: only its
+ * length and its last 4 KB are, which is what a reader following the log reads every turn (`readFrom` a
+ * little before the end it knows). Such a reader asking for more, and every whole read of it, go to the
  * storage (its own `readFrom` where it has one, so a log's tail is read, not the log).
  */
 
@@ -60,11 +60,16 @@ export interface CachedStorage extends Storage {
 interface Entry {
   /**
    * The cache's own copy (every hit hands out a copy of it), `undefined` for no value, or `LENGTH_ONLY`:
-   * a value too large to hold, of which only `length` is known.
+   * a value too large to hold, of which only `length` and the last bytes (`end`) are known.
    */
   value: Uint8Array | undefined | typeof LENGTH_ONLY;
   /** The value's length (0 for no value). */
   length: number;
+  /**
+   * Of a length-only value, its last bytes (at most END_BYTES, a copy of its own): a reader that checks
+   * the few bytes before the end it knows (text_chat's history cache does) is answered from memory.
+   */
+  end?: Uint8Array;
   expiresAt: number;
 }
 
@@ -73,11 +78,26 @@ const NEWLINE = 0x0a;
 const UNKNOWN = Symbol('unknown');
 /** An entry's value that is not held, only its length. */
 const LENGTH_ONLY = Symbol('length only');
+/** The last bytes a length-only entry keeps. */
+const END_BYTES = 4096;
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 
-/** The memory an entry's value takes (its whole buffer: an appended value has room to grow). */
+/** The memory an entry takes (a value's whole buffer: an appended value has room to grow). */
 function heldBytes(entry: Entry): number {
-  return entry.value instanceof Uint8Array ? entry.value.buffer.byteLength : 0;
+  if (entry.value instanceof Uint8Array) return entry.value.buffer.byteLength;
+  return entry.end?.byteLength ?? 0;
+}
+
+/** A copy of the last END_BYTES (or fewer) of `first` followed by `second`. */
+function lastBytes(first: Uint8Array | undefined, second: Uint8Array): Uint8Array {
+  if (second.length >= END_BYTES || first === undefined) {
+    return copyBytes(second.subarray(Math.max(0, second.length - END_BYTES)));
+  }
+  const fromFirst = first.subarray(Math.max(0, first.length - (END_BYTES - second.length)));
+  const end = new Uint8Array(fromFirst.length + second.length);
+  end.set(fromFirst);
+  end.set(second, fromFirst.length);
+  return end;
 }
 
 /** Wraps `storage` with a TTL + LRU read cache. */
@@ -128,7 +148,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     if (value === undefined) return { value: undefined, length: 0, expiresAt };
     if (value.length <= maxValueBytes) return { value, length: value.length, expiresAt };
     if (isJsonLinesKey(key) && value[value.length - 1] !== NEWLINE) return UNKNOWN;
-    return { value: LENGTH_ONLY, length: value.length, expiresAt };
+    return { value: LENGTH_ONLY, length: value.length, end: lastBytes(undefined, value), expiresAt };
   }
 
   function store(key: string, entry: Entry): void {
@@ -192,11 +212,15 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     if (old === undefined) return entryFor(key, data, before.expiresAt);
     const length = before.length + data.length;
     // A length-only entry never ends in a torn line (entryFor), and appends to a log are whole lines.
-    if (old === LENGTH_ONLY) return { value: LENGTH_ONLY, length, expiresAt: before.expiresAt };
+    if (old === LENGTH_ONLY) {
+      return { value: LENGTH_ONLY, length, end: lastBytes(before.end, data), expiresAt: before.expiresAt };
+    }
     // A torn last line (a crash) is cut off by the driver before it appends: the result is not old + data.
     if (isJsonLinesKey(key) && old.length > 0 && old[old.length - 1] !== NEWLINE) return UNKNOWN;
-    // Grown past what is held: only the length is kept from now on.
-    if (length > maxValueBytes) return { value: LENGTH_ONLY, length, expiresAt: before.expiresAt };
+    // Grown past what is held: only the length (and the last bytes) are kept from now on.
+    if (length > maxValueBytes) {
+      return { value: LENGTH_ONLY, length, end: lastBytes(old, data), expiresAt: before.expiresAt };
+    }
     // The cached bytes sit at the start of a buffer only the cache holds, with room to grow into (half
     // again their size each time it runs out), so a log appended to turn after turn is not copied whole
     // on every append.
@@ -261,11 +285,16 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     async readFrom(key, offset) {
       assertOffset(offset);
       const cached = lookup(key);
-      if (cached !== undefined && (cached.value !== LENGTH_ONLY || offset >= cached.length)) {
+      if (cached !== undefined && cached.value !== LENGTH_ONLY) {
         counters.hits += 1;
         // Only the tail is copied: what a reader of a long log's new lines needs.
-        if (cached.value === LENGTH_ONLY) return new Uint8Array(0);
         return cached.value?.slice(Math.min(offset, cached.value.length));
+      }
+      // Of a value held by its length: a tail within the last bytes kept.
+      const endStart = cached === undefined ? 0 : cached.length - (cached.end?.length ?? 0);
+      if (cached !== undefined && offset >= endStart) {
+        counters.hits += 1;
+        return cached.end?.slice(Math.min(offset, cached.length) - endStart) ?? new Uint8Array(0);
       }
       const readTail = storage.readFrom;
       if (readTail === undefined || offset === 0) {
@@ -282,7 +311,8 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
           if (tail === undefined) return entryFor(key, undefined, now() + ttlMs);
           if (tail.length === 0) return UNKNOWN;
           if (isJsonLinesKey(key) && tail[tail.length - 1] !== NEWLINE) return UNKNOWN;
-          return { value: LENGTH_ONLY, length: offset + tail.length, expiresAt: now() + ttlMs };
+          const length = offset + tail.length;
+          return { value: LENGTH_ONLY, length, end: lastBytes(undefined, tail), expiresAt: now() + ttlMs };
         },
       );
     },
