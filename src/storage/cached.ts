@@ -34,7 +34,7 @@ export interface CacheOptions {
   maxEntries: number;
   /**
    * The most bytes of values held (default 64 MiB); the least recently used are evicted beyond it. A
-   * value above a sixteenth of it is remembered by its length only.
+   * value above a sixteenth of it is remembered by its length and last 4 KB only.
    */
   maxBytes?: number;
   /** The clock, in milliseconds (default `Date.now`); tests inject their own. */
@@ -238,8 +238,8 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   }
 
   /**
-   * Reads `key` from the storage (`read` by the storage's `read`), remembering what `remember` makes of
-   * the answer — unless a change of the key started or ended meanwhile.
+   * Reads `key` from the storage with `read`, and remembers what `remember` makes of the answer unless a
+   * change of the key started or ended meanwhile.
    */
   async function readGuarded(
     key: string,
