@@ -203,6 +203,10 @@ describe('createHistoryCache', () => {
     const reread = await cache.loadWhole(storage, 'u1', 's1');
     expect(reread.first).toBe(0);
     expect(reread.turn('t3')?.reply?.id).toBe('r3');
+    // The whole log stays cached (the next older page is likely asked next) until a turn retains again.
+    expect((await cache.load(storage, 'u1', 's1')).first).toBe(0);
+    cache.retain('u1', 's1', 300);
+    expect((await cache.load(storage, 'u1', 's1')).turn('t3')).toBeUndefined();
     // A later message of a dropped turn (a repeat answered again) still sends it to the whole log.
     await log.append(message('r3-again', 'assistant', 't3'));
     expect((await cache.load(storage, 'u1', 's1')).turn('t3')).toBeUndefined();
@@ -225,6 +229,34 @@ describe('createHistoryCache', () => {
     }
     // The window, the 16 kept before it, and at most 8 waiting to be dropped (a fixed batch of 64 held 92).
     expect(most).toBeLessThanOrEqual(12 + 16 + 8 + 2);
+  });
+
+  it('reads a long log once to page back through it, not once a page', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    let reads = 0;
+    const view = {
+      ...storage,
+      read: (key: string) => {
+        reads += 1;
+        return storage.read(key);
+      },
+    };
+    const cache = createHistoryCache({ maxBytes: 1 << 22 });
+    for (let turn = 0; turn < 500; turn++) await log.append(message(`m${turn}`, 'user', `t${turn}`));
+    await cache.load(view, 'u1', 's1');
+    cache.retain('u1', 's1', 480);
+    expect((await cache.load(view, 'u1', 's1')).first).toBeGreaterThan(400);
+    reads = 0;
+    // Pages of 50 from the oldest held back to the start: the first reads the whole log, the rest find it.
+    let end = (await cache.load(view, 'u1', 's1')).first;
+    while (end > 0) {
+      let held = await cache.load(view, 'u1', 's1');
+      if (held.first > Math.max(0, end - 50)) held = await cache.loadWhole(view, 'u1', 's1');
+      expect(held.slice(Math.max(0, end - 50), end).length).toBe(Math.min(50, end));
+      end -= 50;
+    }
+    expect(reads).toBe(1);
   });
 
   it('goes on reading what other writers append to a log it holds only the end of', async () => {

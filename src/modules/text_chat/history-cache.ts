@@ -20,9 +20,11 @@ import { messagesKey } from './sessions.ts';
  * A long conversation's turns only look at its newest messages (the history window), so a cached log keeps
  * only those: a turn tells the cache where its window began (`retain`) and older messages are dropped, with
  * the ids of the turns they held. What needs them (a repeated turn id among them, a window that would now
- * reach further back, an old page of messages) reads the whole log anew (`loadWhole`). So what a session
- * costs the cache is its window, not its length, and a busy node does not drop its sessions in turn and
- * parse and tokenize their whole logs again on every turn.
+ * reach further back, an old page of messages) reads the whole log anew (`loadWhole`), which the cache
+ * then holds whole until the session's next turn drops the old messages again — so paging back through a
+ * long history reads and parses it once, not once a page. So what a session costs the cache is its window,
+ * not its length, and a busy node does not drop its sessions in turn and parse and tokenize their whole
+ * logs again on every turn.
  */
 
 const NEWLINE = 0x0a;
@@ -88,7 +90,10 @@ interface OwnAppend {
 export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
   load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
-  /** Reads and parses the whole log, bypassing the cache (for what lies before a cached log's `first`). */
+  /**
+   * Reads and parses the whole log (for what lies before a cached log's `first`), and caches it whole until
+   * a turn's `retain` drops the old messages again.
+   */
   loadWhole(storage: ModuleStorage, userId: string, sessionId: string): Promise<SessionLog>;
   /**
    * Tells the cache these messages were just appended to the session's log by this node, as `bytes` when
@@ -159,13 +164,6 @@ function snapshot(entry: Entry): SessionLog {
       return result;
     },
   };
-}
-
-/** The whole log parsed from its bytes, not cached. */
-function wholeLog(bytes: Uint8Array, key: string): SessionLog {
-  const entry = newEntry();
-  extend(entry, bytes, 0, bytes, key);
-  return snapshot(entry);
 }
 
 /** Drops the messages before index `from` (the turns they held become ids only). */
@@ -315,7 +313,14 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     },
     async loadWhole(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
-      return wholeLog((await storage.read(key)) ?? new Uint8Array(0), key);
+      const stored = (await storage.read(key)) ?? new Uint8Array(0);
+      const previous = entries.get(key);
+      const entry = newEntry(previous?.appended, previous?.own);
+      extend(entry, stored, 0, stored, key);
+      // Kept (within max_bytes): what asked for old messages often asks again — the next older page of a
+      // history scrolled back — and then finds them here. The next turn's `retain` drops them again.
+      remember(key, entry);
+      return snapshot(entry);
     },
     appended(userId, sessionId, messages, bytes) {
       const entry = entries.get(messagesKey(userId, sessionId));
