@@ -12,10 +12,16 @@
  *    bytes, not the whole log). Skipped with a message when no Redis answers at CHAT_STORAGE__REDIS__URL
  *    (default redis://127.0.0.1:6379).
  *
+ * 3. Paging back through one chat of 10,000 messages (`messages.list`, 50 a page): ms a page (p50) beside
+ *    the slowest page, the first one older than the cache holds, which reads the whole log (the pages
+ *    after it should find it parsed).
+ * 4. `session.list` of one user's 3,000 sessions on flatfile, beside reading their 3,000 metadata files
+ *    with plain `fs` (a listing of the folders, then every file at once): the floor for that answer.
+ *
  * Run alone: `npx node bench/chat-scale/index.ts`; with the others: `npm run bench -- chat-scale`.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -157,8 +163,100 @@ async function longChatOnRedis(): Promise<string> {
   ].join('\n');
 }
 
+/** Paging back through a chat of 10,000 messages: the first page (a whole read) and the rest. */
+async function pagingBack(): Promise<string> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-chat-scale-'));
+  const platform = await startPlatform({ CHAT_DATA_DIR: dataDir });
+  try {
+    const userId = `bench-${newId()}`;
+    const [sessionId] = await startSessions(platform, userId, 1);
+    const content = 'Hello, parley! How are you today? '.repeat(4);
+    for (let index = 0; index < 5000; index++) await turn(platform, userId, sessionId!, content);
+    const times: number[] = [];
+    let before: string | undefined;
+    do {
+      const started = performance.now();
+      const page = await platform.bus.request<{ nextCursor?: string }>(
+        'messages.list',
+        { userId, sessionId, limit: 50, ...(before === undefined ? {} : { before }) },
+        { userId },
+      );
+      times.push(performance.now() - started);
+      before = page.nextCursor;
+    } while (before !== undefined);
+    const sorted = [...times].sort((a, b) => a - b);
+    return [
+      `paging back through one chat of 10,000 messages, 50 a page (${times.length} pages)`,
+      formatTable(
+        ['page', 'ms'],
+        [
+          [
+            'the slowest (the first older than the cache holds: it reads the whole log)',
+            sorted.at(-1)!.toFixed(2),
+          ],
+          ['every page, p50', sorted[Math.floor(sorted.length / 2)]!.toFixed(2)],
+          ['all pages', times.reduce((sum, time) => sum + time, 0).toFixed(0)],
+        ],
+      ),
+      'goal: one page reads the whole log, the others cost a page (not a parse of the whole log each)',
+    ].join('\n');
+  } finally {
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** session.list of 3,000 sessions on flatfile, beside reading their metadata files with plain fs. */
+async function listingSessions(): Promise<string> {
+  const count = 3000;
+  const dataDir = await mkdtemp(join(tmpdir(), 'parley-bench-chat-scale-'));
+  const platform = await startPlatform({ CHAT_DATA_DIR: dataDir });
+  try {
+    const userId = `bench-${newId()}`;
+    await Promise.all(
+      Array.from({ length: 16 }, async (_, worker) => {
+        for (let index = worker; index < count; index += 16) {
+          await platform.bus.request('session.start', { userId }, { userId });
+        }
+      }),
+    );
+    const median = async (work: () => Promise<unknown>) => {
+      const times: number[] = [];
+      for (let round = 0; round < 7; round++) {
+        const started = performance.now();
+        await work();
+        times.push(performance.now() - started);
+      }
+      return times.sort((a, b) => a - b)[3]!;
+    };
+    const parley = await median(() => platform.bus.request('session.list', { userId }, { userId }));
+    const folder = join(dataDir, 'sessions', encodeURIComponent(userId));
+    const raw = await median(async () => {
+      const sessions = await readdir(folder);
+      return Promise.all(sessions.map((id) => readFile(join(folder, id, 'metadata.json'), 'utf8')));
+    });
+    return [
+      `session.list of one user's ${count} sessions on flatfile, medians of 7`,
+      formatTable(
+        ['subject', 'ms', '× plain fs'],
+        [
+          ['parley session.list', parley.toFixed(1), `${(parley / raw).toFixed(2)}×`],
+          ['plain fs: the folders, then every metadata.json at once', raw.toFixed(1), '1.00×'],
+        ],
+      ),
+    ].join('\n');
+  } finally {
+    await platform.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 if (import.meta.main) {
   console.log(await manySessions());
   console.log('');
   console.log(await longChatOnRedis());
+  console.log('');
+  console.log(await pagingBack());
+  console.log('');
+  console.log(await listingSessions());
 }
