@@ -259,6 +259,22 @@ describe('createHistoryCache', () => {
     expect(reads).toBe(1);
   });
 
+  it('does not keep a whole log above an eighth of max_bytes, so it cannot push the other sessions out', async () => {
+    const storage = createMemoryStorage();
+    const log = logOf(storage);
+    for (let turn = 0; turn < 500; turn++) await log.append(message(`m${turn}`, 'user', `t${turn}`));
+    const logBytes = (await storage.read(messagesKey('u1', 's1')))!.length;
+    const cache = createHistoryCache({ maxBytes: logBytes * 4 }); // the log is a quarter of it
+    await storage.append(messagesKey('u2', 's2'), encodeJsonLine(message('other')));
+    await cache.load(storage, 'u2', 's2');
+    await cache.load(storage, 'u1', 's1');
+    cache.retain('u1', 's1', 480);
+    const whole = await cache.loadWhole(storage, 'u1', 's1');
+    expect(whole.first).toBe(0);
+    expect((await cache.load(storage, 'u1', 's1')).first).toBeGreaterThan(400); // the window, not the whole
+    expect(cache.size().sessions).toBe(2);
+  });
+
   it('goes on reading what other writers append to a log it holds only the end of', async () => {
     const storage = createMemoryStorage();
     const log = logOf(storage);

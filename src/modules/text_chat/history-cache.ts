@@ -91,8 +91,8 @@ export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
   load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
   /**
-   * Reads and parses the whole log (for what lies before a cached log's `first`), and caches it whole until
-   * a turn's `retain` drops the old messages again.
+   * Reads and parses the whole log (for what lies before a cached log's `first`), and caches it whole (when
+   * it is at most an eighth of `maxBytes`) until a turn's `retain` drops the old messages again.
    */
   loadWhole(storage: ModuleStorage, userId: string, sessionId: string): Promise<SessionLog>;
   /**
@@ -253,6 +253,8 @@ const RETAIN_MARGIN = 16;
  * window (a window of a dozen long messages is not followed by 64 more, as with a fixed batch).
  */
 const MIN_DROP_BATCH = 8;
+/** A whole log read for old messages is kept when it is at most this fraction of the cache's bytes. */
+const WHOLE_LOG_SHARE = 8;
 /** What a dropped turn's id is counted as in the cache's byte total. */
 const DROPPED_TURN_BYTES = 64;
 
@@ -317,9 +319,10 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       const previous = entries.get(key);
       const entry = newEntry(previous?.appended, previous?.own);
       extend(entry, stored, 0, stored, key);
-      // Kept (within max_bytes): what asked for old messages often asks again — the next older page of a
-      // history scrolled back — and then finds them here. The next turn's `retain` drops them again.
-      remember(key, entry);
+      // Kept: what asked for old messages often asks again — the next older page of a history scrolled
+      // back — and then finds them here; the next turn's `retain` drops them again. Only a log of at most
+      // an eighth of max_bytes: a huge one would push every other session's window out of the cache.
+      if (bytesOf(entry) <= options.maxBytes / WHOLE_LOG_SHARE) remember(key, entry);
       return snapshot(entry);
     },
     appended(userId, sessionId, messages, bytes) {
