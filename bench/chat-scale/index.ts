@@ -29,6 +29,7 @@ import { runInNewContext } from 'node:vm';
 import { Redis } from 'ioredis';
 import { newId } from '../../src/core/ids.ts';
 import { createPlatform, type Platform } from '../../src/platform/create-platform.ts';
+import { redisAnswers } from '../../test/helpers/redis-server.ts';
 import { createMockRegistry } from '../chat/mock-model.ts';
 import { formatTable } from '../report.ts';
 
@@ -117,13 +118,7 @@ async function manySessions(): Promise<string> {
 /** Stage by stage: ms per sequential turn of one chat on redis. */
 async function longChatOnRedis(): Promise<string> {
   const url = process.env.CHAT_STORAGE__REDIS__URL ?? 'redis://127.0.0.1:6379';
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000 });
-  const reachable = await probe.connect().then(
-    () => probe.ping().then(() => true),
-    () => false,
-  );
-  probe.disconnect();
-  if (!reachable) return `one long chat on redis: skipped, no Redis answers at ${url}`;
+  if (!(await redisAnswers(url))) return `one long chat on redis: skipped, no Redis answers at ${url}`;
   const prefix = `parley-bench-chat-scale-${newId()}:`;
   const platform = await startPlatform({
     CHAT_STORAGE__BACKEND: 'redis',

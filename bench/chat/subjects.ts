@@ -26,7 +26,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
-import Fastify from 'fastify';
+import Fastify, { type FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../src/core/errors.ts';
 import type { EventEnvelope } from '../../src/core/events.ts';
 import { newId } from '../../src/core/ids.ts';
@@ -51,6 +51,34 @@ export interface SubjectReady {
 
 const SESSIONS = 100;
 
+/** A subject's server, started on a free loopback port: what it tells the parent, and how it stops. */
+type Started = SubjectReady & { close(): Promise<void> };
+
+/** Listens on a free loopback port and says so as `ready`, with `close` stopping the server, then `after`. */
+async function listening(
+  app: FastifyInstance,
+  ready: Omit<SubjectReady, 'type' | 'port'>,
+  after: () => Promise<void>,
+): Promise<Started> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  return {
+    type: 'ready',
+    port: address.port,
+    ...ready,
+    async close() {
+      await app.close();
+      await after();
+    },
+  };
+}
+
+/** A message as the one-handler and bare subjects store it. */
+function messageRecord(role: string, content: string, sessionId: string) {
+  return { id: newId(), content, role, timestamp: new Date().toISOString(), metadata: { sessionId } };
+}
+
 const modelWaits: number[] = [];
 /** How long the model waits before its first token; the parent sets it (`{ type: 'model-delay', ms }`). */
 let modelDelayMs = 0;
@@ -60,10 +88,7 @@ function createBenchModel() {
   return createMockModel({ delay: () => modelDelayMs, onWait: (ms) => void modelWaits.push(ms) });
 }
 
-async function startParley(
-  dataDir: string,
-  instant: boolean,
-): Promise<SubjectReady & { close(): Promise<void> }> {
+async function startParley(dataDir: string, instant: boolean): Promise<Started> {
   const platform = await createPlatform({
     ...(instant ? { definitions: new Map([['text_chat', instantTextChat as never]]) } : {}),
     llm: createMockRegistry(createBenchModel()),
@@ -81,7 +106,6 @@ async function startParley(
   const user = await auth.users.create({ name: 'bench', role: 'user' });
   const { key } = await auth.keys.create(user.id);
   const app = await createServer(platform, { auth });
-  await app.listen({ host: '127.0.0.1', port: 0 });
   const sessions: string[] = [];
   for (let index = 0; index < SESSIONS; index++) {
     const response = await app.inject({
@@ -92,18 +116,7 @@ async function startParley(
     });
     sessions.push((response.json() as { id: string }).id);
   }
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return {
-    type: 'ready',
-    port: address.port,
-    key,
-    sessions,
-    async close() {
-      await app.close();
-      await platform.close();
-    },
-  };
+  return listening(app, { key, sessions }, () => platform.close());
 }
 
 /**
@@ -180,7 +193,7 @@ interface CountedMessage {
 }
 
 /** The one-handler subject: a chat turn's work inline in one route (see the header). */
-async function startOneHandler(dataDir: string): Promise<SubjectReady & { close(): Promise<void> }> {
+async function startOneHandler(dataDir: string): Promise<Started> {
   // Loaded here, not at the top: the other subjects load it only if they need it, as parley does.
   const { countTokens } = await import('gpt-tokenizer');
   const storage = createFlatfileStorage({ root: dataDir });
@@ -211,14 +224,7 @@ async function startOneHandler(dataDir: string): Promise<SubjectReady & { close(
           history.tokens -= (history.messages.shift() as CountedMessage).tokens;
         }
       };
-      const stored = (role: string, content: string) => ({
-        id: newId(),
-        content,
-        role,
-        timestamp: new Date().toISOString(),
-        metadata: { sessionId },
-      });
-      const user = stored('user', request.body.content);
+      const user = messageRecord('user', request.body.content, sessionId);
       add({ role: 'user', content: user.content });
       const prompt: LanguageModelV3Prompt = history.messages.map((message) => ({
         role: message.role,
@@ -231,39 +237,22 @@ async function startOneHandler(dataDir: string): Promise<SubjectReady & { close(
         if (part.value.type === 'text-delta') text += part.value.delta;
       }
       add({ role: 'assistant', content: text });
-      const answer = stored('assistant', text);
+      const answer = messageRecord('assistant', text, sessionId);
       const lines = `${JSON.stringify(user)}\n${JSON.stringify(answer)}\n`;
       await storage.append(`one/${sessionId}/messages.jsonl`, encoder.encode(lines));
       return answer;
     },
   );
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return {
-    type: 'ready',
-    port: address.port,
-    key,
-    sessions: Array.from({ length: SESSIONS }, () => newId()),
-    async close() {
-      await app.close();
-      await storage.close();
-    },
-  };
+  const sessions = Array.from({ length: SESSIONS }, () => newId());
+  return listening(app, { key, sessions }, () => storage.close());
 }
 
-async function startBare(dataDir: string): Promise<SubjectReady & { close(): Promise<void> }> {
+async function startBare(dataDir: string): Promise<Started> {
   const storage = createFlatfileStorage({ root: dataDir });
   const app = Fastify();
 
   async function store(sessionId: string, content: string) {
-    const message = {
-      id: newId(),
-      content,
-      role: 'user',
-      timestamp: new Date().toISOString(),
-      metadata: { sessionId },
-    };
+    const message = messageRecord('user', content, sessionId);
     await storage.append(`bare/${sessionId}.jsonl`, encoder.encode(`${JSON.stringify(message)}\n`));
     return message;
   }
@@ -290,18 +279,8 @@ async function startBare(dataDir: string): Promise<SubjectReady & { close(): Pro
       reply.raw.end('event: end\ndata: {}\n\n');
     },
   );
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const address = app.server.address();
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return {
-    type: 'ready',
-    port: address.port,
-    sessions: Array.from({ length: SESSIONS }, () => newId()),
-    async close() {
-      await app.close();
-      await storage.close();
-    },
-  };
+  const sessions = Array.from({ length: SESSIONS }, () => newId());
+  return listening(app, { sessions }, () => storage.close());
 }
 
 if (import.meta.main) {

@@ -288,6 +288,15 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     }
   }
 
+  /** The whole log read and parsed, taking over this node's appends not yet read back. */
+  async function parseWhole(storage: ModuleStorage, key: string): Promise<Entry> {
+    const stored = (await storage.read(key)) ?? new Uint8Array(0);
+    const previous = entries.get(key);
+    const entry = newEntry(previous?.appended, previous?.own);
+    extend(entry, stored, 0, stored, key);
+    return entry;
+  }
+
   return {
     async load(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
@@ -306,19 +315,13 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
         remember(key, cached);
         return snapshot(cached);
       }
-      const stored = (await storage.read(key)) ?? new Uint8Array(0);
-      const previous = entries.get(key);
-      const entry = newEntry(previous?.appended, previous?.own);
-      extend(entry, stored, 0, stored, key);
+      const entry = await parseWhole(storage, key);
       remember(key, entry);
       return snapshot(entry);
     },
     async loadWhole(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
-      const stored = (await storage.read(key)) ?? new Uint8Array(0);
-      const previous = entries.get(key);
-      const entry = newEntry(previous?.appended, previous?.own);
-      extend(entry, stored, 0, stored, key);
+      const entry = await parseWhole(storage, key);
       // Kept: what asked for old messages often asks again — the next older page of a history scrolled
       // back — and then finds them here; the next turn's `retain` drops them again. Only a log of at most
       // an eighth of max_bytes: a huge one would push every other session's window out of the cache.

@@ -114,6 +114,12 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | undefined)?.code;
 }
 
+/** A read's error that means no value is stored at the key (missing, or a folder of other keys). */
+function isNoValue(error: unknown): boolean {
+  const code = errorCode(error);
+  return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
+}
+
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   let offset = 0;
   while (offset < data.length) {
@@ -553,8 +559,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
         const ownsMemory = buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength;
         return ownsMemory ? new Uint8Array(buffer.buffer, 0, buffer.byteLength) : new Uint8Array(buffer);
       } catch (error) {
-        const code = errorCode(error);
-        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+        if (isNoValue(error)) return undefined;
         throw failure('read', key, error);
       }
     },
@@ -576,8 +581,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
         }
         return filled === tail.length ? tail : tail.slice(0, filled);
       } catch (error) {
-        const code = errorCode(error);
-        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return undefined;
+        if (isNoValue(error)) return undefined;
         throw failure('read', key, error);
       } finally {
         await handle?.close().catch(() => undefined);
