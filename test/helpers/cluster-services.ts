@@ -38,11 +38,12 @@ export async function requireRedisServerBinary(what: string): Promise<boolean> {
 }
 
 /**
- * Starts `redis-server --appendonly yes --appendfsync <fsync>` on a free port. `everysec` is Redis's own
- * default: every acknowledged write is in the file (not yet fsynced) before the reply, so a process crash
- * loses nothing; only a power cut can lose the last second.
+ * Starts `redis-server --appendonly yes --appendfsync <fsync>` on a free port. Only `always` keeps every
+ * acknowledged write through a process crash: under `everysec` (Redis's default) a background fsync that
+ * takes over a second makes Redis postpone writing to the file by up to 2 s while still replying — a
+ * loaded CI disk does that — and a SIGKILL then loses those writes (docs/operations.md).
  */
-export async function startDurableRedis(fsync: 'everysec' | 'always' = 'everysec'): Promise<DurableRedis> {
+export async function startDurableRedis(fsync: 'everysec' | 'always'): Promise<DurableRedis> {
   const port = await freePort();
   const url = `redis://127.0.0.1:${port}`;
   const directory = await mkdtemp(join(tmpdir(), 'parley-redis-aof-'));

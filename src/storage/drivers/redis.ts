@@ -26,7 +26,7 @@
  *   not the whole log.
  * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
  *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
- *   all but the last second). See README.md.
+ *   all but the last 1–2 s). See README.md.
  */
 
 import { Redis, ReplyError } from 'ioredis';
