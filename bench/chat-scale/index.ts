@@ -41,7 +41,7 @@ const collectGarbage = runInNewContext('gc') as () => void;
 
 async function startPlatform(env: Record<string, string>): Promise<Platform> {
   return createPlatform({
-    llm: createMockRegistry(),
+    llm: (observer) => createMockRegistry(undefined, observer),
     env: {
       NODE_ENV: 'production',
       CHAT_LOGGING__LEVEL: 'warn',

@@ -9,6 +9,7 @@
  */
 
 import type { LanguageModelV3, LanguageModelV3StreamPart } from '@ai-sdk/provider';
+import type { LlmCallObserver } from '../../src/core/observers.ts';
 import { streamModel } from '../../src/llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 
@@ -63,8 +64,15 @@ export function createMockModel(
   };
 }
 
-/** A model registry whose every model is `model` (named `mock:bench`), called the way parley calls any. */
-export function createMockRegistry(model: LanguageModelV3 = createMockModel()): ModelRegistry {
+/**
+ * A model registry whose every model is `model` (named `mock:bench`), called the way parley calls any —
+ * reporting each call to `observer` (the platform's metrics) as the real registry does. Pass the function
+ * form to createPlatform (`llm: (observer) => createMockRegistry(model, observer)`) to get it.
+ */
+export function createMockRegistry(
+  model: LanguageModelV3 = createMockModel(),
+  observer?: LlmCallObserver,
+): ModelRegistry {
   const real = createModelRegistry({});
   const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
   const registry: ModelRegistry = {
@@ -74,7 +82,7 @@ export function createMockRegistry(model: LanguageModelV3 = createMockModel()): 
     defaultModelName: () => 'mock:bench',
     isConfigured: () => true,
     stream(request) {
-      return streamModel(model, request, settings, { model: 'mock:bench', provider: 'mock' });
+      return streamModel(model, request, settings, { model: 'mock:bench', provider: 'mock' }, observer);
     },
     async generate(request) {
       for await (const part of registry.stream(request)) {

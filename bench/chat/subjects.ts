@@ -91,7 +91,7 @@ function createBenchModel() {
 async function startParley(dataDir: string, instant: boolean): Promise<Started> {
   const platform = await createPlatform({
     ...(instant ? { definitions: new Map([['text_chat', instantTextChat as never]]) } : {}),
-    llm: createMockRegistry(createBenchModel()),
+    llm: (observer) => createMockRegistry(createBenchModel(), observer),
     env: {
       NODE_ENV: 'production',
       CHAT_DATA_DIR: dataDir,

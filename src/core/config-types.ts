@@ -130,7 +130,16 @@ export interface LoggingConfig {
 }
 
 export interface ObservabilityConfig {
-  metrics: { enabled: boolean; [key: string]: unknown };
+  metrics: {
+    enabled: boolean;
+    /** Anyone may read /metrics (a scraper inside a private network); otherwise an admin key or `bearer_token`. */
+    public: boolean;
+    /** A token that opens /metrics and nothing else, so a scraper needs no admin key. */
+    bearer_token?: string;
+    /** Node's process metrics (CPU, memory, event-loop lag, GC). */
+    process_metrics: boolean;
+    [key: string]: unknown;
+  };
   tracing: { enabled: boolean; service_name: string; [key: string]: unknown };
   [key: string]: unknown;
 }

@@ -2,6 +2,7 @@ import type { LanguageModelV3StreamPart } from '@ai-sdk/provider';
 import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
 import { describe, expect, it } from 'vitest';
 import { isPlatformError, PlatformError } from '../core/errors.ts';
+import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { generateWithModel, streamModel } from './call.ts';
 
 const messages = [{ role: 'user' as const, content: 'Hi' }];
@@ -99,5 +100,63 @@ describe('streamModel', () => {
     expect(call?.temperature).toBe(0.2);
     expect(call?.stopSequences).toEqual(['\n']);
     expect(call?.prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
+  });
+});
+
+describe('streamModel reporting to an observer', () => {
+  function recordingObserver() {
+    const calls: { firstText: number; ended: { model: string; outcome: LlmCallOutcome }[] } = {
+      firstText: 0,
+      ended: [],
+    };
+    const observer: LlmCallObserver = {
+      firstText: (_model, seconds) => {
+        expect(seconds).toBeGreaterThanOrEqual(0);
+        calls.firstText += 1;
+      },
+      callEnded: (model, seconds, outcome) => {
+        expect(seconds).toBeGreaterThanOrEqual(0);
+        calls.ended.push({ model, outcome });
+      },
+    };
+    return { calls, observer };
+  }
+
+  it('tells the first text once and the end with the token counts', async () => {
+    const { calls, observer } = recordingObserver();
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),
+    });
+    await generateWithModel(model, { messages }, settings, context, observer);
+    expect(calls).toEqual({
+      firstText: 1,
+      ended: [{ model: 'mock:model', outcome: { inputTokens: 3, outputTokens: 2 } }],
+    });
+  });
+
+  it('ends a failed call with its error code, and one the consumer left as cancelled', async () => {
+    const failing = recordingObserver();
+    const model = new MockLanguageModelV3({
+      doStream: async () => {
+        throw new Error('boom');
+      },
+    });
+    await generateWithModel(model, { messages }, settings, context, failing.observer).catch(() => {});
+    expect(failing.calls).toEqual({
+      firstText: 0,
+      ended: [{ model: 'mock:model', outcome: { error: 'CHAT_ERR_LLM_PROVIDER_FAILED' } }],
+    });
+
+    const left = recordingObserver();
+    const long = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b', 'c']) }) }),
+    });
+    for await (const part of streamModel(long, { messages }, settings, context, left.observer)) {
+      if (part.type === 'text-delta') break;
+    }
+    expect(left.calls).toEqual({
+      firstText: 1,
+      ended: [{ model: 'mock:model', outcome: { error: 'CHAT_ERR_LLM_CANCELLED' } }],
+    });
   });
 });

@@ -18,6 +18,7 @@ import type {
 } from '@ai-sdk/provider';
 import { type FinishReason, type ModelMessage, streamText } from 'ai';
 import { prepareCallSettings, prepareRetries } from 'ai/internal';
+import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
 import { plainTextPrompt } from './plain-text-prompt.ts';
 
@@ -177,15 +178,25 @@ async function openDirectStream(
   return stream.getReader();
 }
 
-/** Streams a reply from `model`; throws a PlatformError (from toLlmError) when the call fails. */
+/**
+ * Streams a reply from `model`; throws a PlatformError (from toLlmError) when the call fails. `observer`
+ * is told when the first text came and how the call ended (a consumer that stops reading early ends it
+ * as cancelled).
+ */
 export async function* streamModel(
   model: LanguageModelV3,
   request: LlmRequest,
   settings: CallSettings,
   errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
+  observer?: LlmCallObserver,
 ): AsyncGenerator<LlmStreamPart, void, undefined> {
   const deadline = idleDeadline(settings.requestTimeoutMs, request.signal);
+  const startedAt = observer === undefined ? 0 : performance.now();
   let text = '';
+  let outcome: LlmCallOutcome = { error: 'CHAT_ERR_LLM_CANCELLED' };
+  const observeText = () => {
+    if (text === '') observer?.firstText(errorContext.model, (performance.now() - startedAt) / 1000);
+  };
   try {
     deadline.arm();
     const prompt = plainTextPrompt(request.system, request.messages);
@@ -205,6 +216,7 @@ export async function* streamModel(
           deadline.arm();
           if (part.type === 'text-delta') {
             if (part.delta === '') continue;
+            observeText();
             text += part.delta;
             deadline.pause();
             yield { type: 'text-delta', text: part.delta };
@@ -216,6 +228,7 @@ export async function* streamModel(
             deadline.pause();
             const inputTokens = part.usage.inputTokens.total;
             const outputTokens = part.usage.outputTokens.total;
+            outcome = { inputTokens, outputTokens };
             yield {
               type: 'finish',
               model: errorContext.model,
@@ -234,6 +247,7 @@ export async function* streamModel(
       }
       // A stream that ends without saying how ends as streamText reports it: reason "other".
       if (!finished) {
+        outcome = {};
         yield {
           type: 'finish',
           model: errorContext.model,
@@ -263,6 +277,7 @@ export async function* streamModel(
       deadline.arm();
       if (part.type === 'text-delta') {
         if (part.text === '') continue;
+        observeText();
         text += part.text;
         deadline.pause();
         yield { type: 'text-delta', text: part.text };
@@ -273,6 +288,7 @@ export async function* streamModel(
         throw deadline.signal.reason ?? new DOMException('aborted', 'AbortError');
       } else if (part.type === 'finish') {
         deadline.pause();
+        outcome = { inputTokens: part.totalUsage.inputTokens, outputTokens: part.totalUsage.outputTokens };
         yield {
           type: 'finish',
           model: errorContext.model,
@@ -283,14 +299,17 @@ export async function* streamModel(
       }
     }
   } catch (error) {
-    throw toLlmError(error, {
+    const failure = toLlmError(error, {
       ...errorContext,
       timeoutMs: settings.requestTimeoutMs,
       timedOut: deadline.timedOut,
       cancelled: deadline.cancelled,
     });
+    outcome = { error: failure.code };
+    throw failure;
   } finally {
     deadline.finish();
+    observer?.callEnded(errorContext.model, (performance.now() - startedAt) / 1000, outcome);
   }
 }
 
@@ -300,8 +319,9 @@ export async function generateWithModel(
   request: LlmRequest,
   settings: CallSettings,
   errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
+  observer?: LlmCallObserver,
 ): Promise<LlmResult> {
-  for await (const part of streamModel(model, request, settings, errorContext)) {
+  for await (const part of streamModel(model, request, settings, errorContext, observer)) {
     if (part.type === 'finish') {
       const { type: _type, ...result } = part;
       return result;

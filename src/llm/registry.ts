@@ -10,6 +10,7 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import type { LanguageModelV3 } from '@ai-sdk/provider';
 import { PlatformError } from '../core/errors.ts';
+import type { LlmCallObserver } from '../core/observers.ts';
 import {
   type CallSettings,
   generateWithModel,
@@ -45,6 +46,8 @@ export interface ModelRegistryOptions {
   baseDir?: string;
   /** Options of the local runtime (node-llama-cpp), created on the first local call. */
   local?: LocalRuntimeOptions;
+  /** Told of every model call made through `stream` and `generate` (the platform's metrics). */
+  observer?: LlmCallObserver;
 }
 
 /** One entry of `list()`, the source of `/v1/models`. */
@@ -252,13 +255,13 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
       const name = request.model ?? defaultModelName();
       // Resolving inside the generator makes a bad name fail on the first next(), like any other failure.
       return (async function* () {
-        yield* streamModel(resolve(name), request, callSettings, errorContext(name));
+        yield* streamModel(resolve(name), request, callSettings, errorContext(name), options.observer);
       })();
     },
     generate(request) {
       const name = request.model ?? defaultModelName();
       return Promise.resolve().then(() =>
-        generateWithModel(resolve(name), request, callSettings, errorContext(name)),
+        generateWithModel(resolve(name), request, callSettings, errorContext(name), options.observer),
       );
     },
     embedder(name, embedderOptions) {

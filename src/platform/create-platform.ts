@@ -4,11 +4,14 @@ import type { Bus } from '../core/bus-types.ts';
 import { getModuleConfig, type ModuleConfig, type PlatformConfig, resolveConfig } from '../core/config.ts';
 import type { ModuleDefinition } from '../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
+import type { LlmCallObserver } from '../core/observers.ts';
 import { matchesPattern } from '../core/pattern.ts';
 import { createModelRegistry, type ModelRegistry } from '../llm/registry.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import { createMetrics, type PlatformMetrics } from '../observability/metrics.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { createStorage } from '../storage/create-storage.ts';
+import { meterStorage } from '../storage/metered.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
 import { discoverModules } from './discover-modules.ts';
@@ -22,8 +25,11 @@ export interface CreatePlatformOptions {
   definitions?: ReadonlyMap<string, ModuleDefinition<never, unknown>>;
   /** Where logs go (a stream or path); default stdout. */
   logDestination?: NodeJS.WritableStream | string;
-  /** A model registry to use instead of the one built from the `llm` config (tests and benchmarks). */
-  llm?: ModelRegistry;
+  /**
+   * A model registry to use instead of the one built from the `llm` config (tests and benchmarks); as a
+   * function, it is given the observer that feeds the metrics (undefined when they are off).
+   */
+  llm?: ModelRegistry | ((observer: LlmCallObserver | undefined) => ModelRegistry);
 }
 
 /** A running platform: config, storage, bus and the loaded modules, and the way to stop them. */
@@ -34,6 +40,8 @@ export interface Platform {
   bus: Bus;
   llm: ModelRegistry;
   modules: ModuleRegistry;
+  /** The Prometheus metrics (`/metrics`); undefined when `observability.metrics.enabled` is false. */
+  metrics: PlatformMetrics | undefined;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
    * disposed (reverse load order), then storage is flushed and closed.
@@ -62,7 +70,15 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
   for (const warning of warnings) log.warn(warning);
   const moduleConfig = (name: string) => getModuleConfig(config, name) as Readonly<ModuleConfig> | undefined;
 
-  const storage = await createStorage(config.storage);
+  const metrics = config.observability.metrics.enabled
+    ? createMetrics({ processMetrics: config.observability.metrics.process_metrics })
+    : undefined;
+  const storage = await createStorage(
+    config.storage,
+    metrics === undefined
+      ? {}
+      : { wrapDriver: (driver, backend) => meterStorage(driver, metrics.storage(backend)) },
+  );
   let transport: Awaited<ReturnType<typeof createTransport>>;
   try {
     transport = await createTransport(config.bus, { log: log.child({ component: 'bus' }) });
@@ -76,6 +92,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     requestTimeoutMs: config.bus.request_timeout_ms,
     gatherTimeoutMs: config.bus.gather_timeout_ms,
     log,
+    ...(metrics === undefined ? {} : { metrics: metrics.bus }),
   });
   const audit = log.child({ audit: true });
   const policy = createAccessPolicy({
@@ -88,8 +105,13 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
   });
 
   const llm =
-    options.llm ??
-    createModelRegistry(config.llm, { ...(options.env === undefined ? {} : { env: options.env }) });
+    typeof options.llm === 'function'
+      ? options.llm(metrics?.llm)
+      : (options.llm ??
+        createModelRegistry(config.llm, {
+          ...(options.env === undefined ? {} : { env: options.env }),
+          ...(metrics === undefined ? {} : { observer: metrics.llm }),
+        }));
 
   let modules: ModuleRegistry;
   try {
@@ -120,6 +142,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     bus,
     llm,
     modules,
+    metrics,
     async close() {
       await bus.close();
       await modules.dispose();

@@ -12,6 +12,7 @@ import { cachePrincipals } from './principal-cache.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
+import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpenAIRoutes } from './routes/openai.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { registerUserRoutes } from './routes/users.ts';
@@ -129,6 +130,7 @@ export async function createServer(
   });
 
   app.get('/openapi.json', { config: { auth: 'public' }, schema: { hide: true } }, async () => app.swagger());
+  registerMetricsRoutes(app, context);
   registerHealthRoutes(app, context);
   registerSessionRoutes(app, context);
   registerMessageRoutes(app, context);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { EventEnvelope } from '../../src/core/events.ts';
+import type { LlmCallObserver } from '../../src/core/observers.ts';
 import type { LlmRequest } from '../../src/llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 import { createPlatform, type Platform } from '../../src/platform/create-platform.ts';
@@ -82,19 +83,22 @@ export async function startHttpHarness(options: HarnessOptions = {}): Promise<Ht
     providers: { fake: { type: 'openai-compatible', base_url: model.baseUrl, models: ['test-model'] } },
     ...options.llm,
   };
-  // The real registry from the same config, with every request recorded (to see, say, its signal abort).
-  const registry = createModelRegistry(llm, { env: {} });
+  // The real registry from the same config (reporting to the platform's metrics), with every request
+  // recorded (to see, say, its signal abort).
   const llmCalls: LlmRequest[] = [];
-  const recorded: ModelRegistry = {
-    ...registry,
-    stream(request) {
-      llmCalls.push(request);
-      return registry.stream(request);
-    },
-    generate(request) {
-      llmCalls.push(request);
-      return registry.generate(request);
-    },
+  const recorded = (observer: LlmCallObserver | undefined): ModelRegistry => {
+    const registry = createModelRegistry(llm, { env: {}, ...(observer === undefined ? {} : { observer }) });
+    return {
+      ...registry,
+      stream(request) {
+        llmCalls.push(request);
+        return registry.stream(request);
+      },
+      generate(request) {
+        llmCalls.push(request);
+        return registry.generate(request);
+      },
+    };
   };
   const platform = await createPlatform({
     llm: recorded,

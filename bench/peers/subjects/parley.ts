@@ -21,7 +21,7 @@ export async function setup(): Promise<Subject> {
   const directory = await mkdtemp(join(tmpdir(), 'parley-peers-parley-'));
   const platform = await createPlatform({
     configDir: fileURLToPath(new URL('../../../config', import.meta.url)),
-    llm: createMockRegistry(),
+    llm: (observer) => createMockRegistry(undefined, observer),
     env: {
       NODE_ENV: 'production',
       CHAT_DATA_DIR: directory,
