@@ -6,7 +6,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HttpHarness, startHttpHarness, TEST_MODEL } from './http-harness.ts';
+import { type HttpHarness, readSse, startHttpHarness, TEST_MODEL } from './http-harness.ts';
 
 const METRICS_TOKEN = 'scrape-token-0123456789abcdef';
 
@@ -97,6 +97,25 @@ describe('/metrics, private by default', () => {
     for (const secret of [session.body.id, alice.id, alice.key, content, 'secret title']) {
       expect(scrape).not.toContain(secret);
     }
+  });
+
+  it('times a streamed reply too, until its end', async () => {
+    const { call, admin, alice, model, baseUrl } = harness;
+    model.respond({ kind: 'stream', chunks: ['streamed'], delayMs: 50 });
+    const session = await call('POST', '/v1/sessions', { key: alice.key, body: {} });
+    const response = await fetch(`${baseUrl}/v1/sessions/${session.body.id}/messages?stream=sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'stream it' }),
+    });
+    const events = await readSse(response);
+    expect(events.at(-1)?.event).toBe('end');
+    const scrape = (await call('GET', '/metrics', { key: admin.key })).body as string;
+    const series =
+      'parley_http_request_duration_seconds{method="POST",route="/v1/sessions/:id/messages",status_code="200"}';
+    // Two turns so far (one JSON, one streamed); the streamed one took the model's 50 ms and more.
+    expect(sample(scrape, series.replace('seconds{', 'seconds_count{'))).toBe(2);
+    expect(sample(scrape, series.replace('seconds{', 'seconds_sum{'))).toBeGreaterThan(0.05);
   });
 
   it('counts a failed model call by its error code', async () => {
