@@ -97,6 +97,18 @@ export interface BusMetrics {
   handlerError?(type: string, group: string): void;
 }
 
+/**
+ * Traces what the bus carries (observability/tracing.ts implements it with OpenTelemetry): each handler
+ * runs in a span that continues the trace its envelope names, and an event emitted from inside carries
+ * that span on — so one chat turn is one trace across modules and nodes.
+ */
+export interface BusTracing {
+  /** The W3C `traceparent` of the span active here, for an envelope that names none. */
+  currentTraceparent(): string | undefined;
+  /** Runs `handler` inside a span continuing `envelope.traceparent`, ended once what it returns settles. */
+  runHandler(envelope: EventEnvelope, group: string, handler: () => unknown): unknown;
+}
+
 /** The message bus. */
 export interface Bus {
   /**

@@ -2,6 +2,7 @@ import type {
   Bus,
   BusLogger,
   BusMetrics,
+  BusTracing,
   EventHandler,
   GatherOptions,
   GatherResult,
@@ -26,6 +27,8 @@ export interface BusOptions {
   gatherTimeoutMs?: number;
   log?: BusLogger;
   metrics?: BusMetrics;
+  /** Spans for handlers and trace context for envelopes; none: no tracing, at no cost. */
+  tracing?: BusTracing;
   /** Called for every failing handler, after it was logged and counted. */
   onHandlerError?: (error: PlatformError, event: EventEnvelope, group: string) => void;
 }
@@ -49,6 +52,7 @@ export function createBus(options: BusOptions): Bus {
   const gatherTimeoutMs = options.gatherTimeoutMs ?? 2000;
   const log = options.log ?? silentLogger;
   const metrics = options.metrics ?? {};
+  const tracing = options.tracing;
   const timeHandlers = metrics.handlerCompleted !== undefined;
   const knownTypes = new Set<string>();
   const unsubscribers = new Set<() => void>();
@@ -81,6 +85,10 @@ export function createBus(options: BusOptions): Bus {
   function envelopeFor<T>(type: string, data: T, envelopeOptions: EnvelopeOptions | undefined) {
     const envelope = createEnvelope(type, data, envelopeOptions);
     if (envelopeOptions?.source === undefined) envelope.source = source;
+    if (tracing !== undefined && envelope.traceparent === undefined) {
+      const traceparent = tracing.currentTraceparent();
+      if (traceparent !== undefined) envelope.traceparent = traceparent;
+    }
     return envelope;
   }
 
@@ -131,7 +139,11 @@ export function createBus(options: BusOptions): Bus {
   }
 
   /** Wraps a handler into what the transport calls: tracks it in flight, reports failures. */
-  function wrapHandler(handler: EventHandler, group: string): TransportDeliver {
+  function wrapHandler(untraced: EventHandler, group: string): TransportDeliver {
+    const handler: EventHandler =
+      tracing === undefined
+        ? untraced
+        : (envelope) => tracing.runHandler(envelope, group, () => untraced(envelope));
     if (timeHandlers) return wrapTimedHandler(handler, group);
     return (envelope) => {
       if (state === 'closed') return Promise.reject(closedError());

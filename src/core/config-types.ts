@@ -140,7 +140,15 @@ export interface ObservabilityConfig {
     process_metrics: boolean;
     [key: string]: unknown;
   };
-  tracing: { enabled: boolean; service_name: string; [key: string]: unknown };
+  tracing: {
+    enabled: boolean;
+    service_name: string;
+    /** The collector's OTLP/HTTP traces URL. */
+    endpoint: string;
+    /** Share of new traces recorded (0–1). */
+    sample_ratio: number;
+    export_delay_ms: number;
+  };
   [key: string]: unknown;
 }
 

@@ -26,3 +26,32 @@ export interface LlmCallObserver {
   firstText(model: string, seconds: number): void;
   callEnded(model: string, seconds: number, outcome: LlmCallOutcome): void;
 }
+
+/** One observer that tells each of `observers` that is defined; undefined when none is. */
+export function tellEachLlm(
+  observers: readonly (LlmCallObserver | undefined)[],
+): LlmCallObserver | undefined {
+  const defined = observers.filter((observer) => observer !== undefined);
+  if (defined.length <= 1) return defined[0];
+  return {
+    firstText: (model, seconds) => {
+      for (const observer of defined) observer.firstText(model, seconds);
+    },
+    callEnded: (model, seconds, outcome) => {
+      for (const observer of defined) observer.callEnded(model, seconds, outcome);
+    },
+  };
+}
+
+/** One observer that tells each of `observers` that is defined; undefined when none is. */
+export function tellEachStorage(
+  observers: readonly (StorageObserver | undefined)[],
+): StorageObserver | undefined {
+  const defined = observers.filter((observer) => observer !== undefined);
+  if (defined.length <= 1) return defined[0];
+  return {
+    operationCompleted: (operation, seconds, failed) => {
+      for (const observer of defined) observer.operationCompleted(operation, seconds, failed);
+    },
+  };
+}

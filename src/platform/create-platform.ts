@@ -4,11 +4,12 @@ import type { Bus } from '../core/bus-types.ts';
 import { getModuleConfig, type ModuleConfig, type PlatformConfig, resolveConfig } from '../core/config.ts';
 import type { ModuleDefinition } from '../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
-import type { LlmCallObserver } from '../core/observers.ts';
+import { type LlmCallObserver, tellEachLlm, tellEachStorage } from '../core/observers.ts';
 import { matchesPattern } from '../core/pattern.ts';
 import { createModelRegistry, type ModelRegistry } from '../llm/registry.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics, type PlatformMetrics } from '../observability/metrics.ts';
+import { createTracing, type PlatformTracing } from '../observability/tracing.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { createStorage } from '../storage/create-storage.ts';
 import { meterStorage } from '../storage/metered.ts';
@@ -42,6 +43,8 @@ export interface Platform {
   modules: ModuleRegistry;
   /** The Prometheus metrics (`/metrics`); undefined when `observability.metrics.enabled` is false. */
   metrics: PlatformMetrics | undefined;
+  /** OpenTelemetry tracing; undefined unless `observability.tracing.enabled`. */
+  tracing: PlatformTracing | undefined;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
    * disposed (reverse load order), then storage is flushed and closed.
@@ -73,17 +76,24 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
   const metrics = config.observability.metrics.enabled
     ? createMetrics({ processMetrics: config.observability.metrics.process_metrics })
     : undefined;
-  const storage = await createStorage(
-    config.storage,
-    metrics === undefined
-      ? {}
-      : { wrapDriver: (driver, backend) => meterStorage(driver, metrics.storage(backend)) },
-  );
+  const tracing = config.observability.tracing.enabled
+    ? createTracing(config.observability.tracing)
+    : undefined;
+  const storageObserver = (backend: string) =>
+    tellEachStorage([metrics?.storage(backend), tracing?.storage(backend)]);
+  const storage = await createStorage(config.storage, {
+    wrapDriver: (driver, backend) => {
+      const observer = storageObserver(backend);
+      return observer === undefined ? driver : meterStorage(driver, observer);
+    },
+  });
+  const llmObserver = tellEachLlm([metrics?.llm, tracing?.llm]);
   let transport: Awaited<ReturnType<typeof createTransport>>;
   try {
     transport = await createTransport(config.bus, { log: log.child({ component: 'bus' }) });
   } catch (error) {
     await storage.close();
+    await tracing?.shutdown();
     throw error;
   }
   const bus = createBus({
@@ -93,6 +103,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     gatherTimeoutMs: config.bus.gather_timeout_ms,
     log,
     ...(metrics === undefined ? {} : { metrics: metrics.bus }),
+    ...(tracing === undefined ? {} : { tracing: tracing.bus }),
   });
   const audit = log.child({ audit: true });
   const policy = createAccessPolicy({
@@ -106,11 +117,11 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
 
   const llm =
     typeof options.llm === 'function'
-      ? options.llm(metrics?.llm)
+      ? options.llm(llmObserver)
       : (options.llm ??
         createModelRegistry(config.llm, {
           ...(options.env === undefined ? {} : { env: options.env }),
-          ...(metrics === undefined ? {} : { observer: metrics.llm }),
+          ...(llmObserver === undefined ? {} : { observer: llmObserver }),
         }));
 
   let modules: ModuleRegistry;
@@ -128,6 +139,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     await bus.close();
     await llm.dispose();
     await storage.close();
+    await tracing?.shutdown();
     throw error;
   }
   log.info(
@@ -143,11 +155,14 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     llm,
     modules,
     metrics,
+    tracing,
     async close() {
       await bus.close();
       await modules.dispose();
       await llm.dispose();
       await storage.close();
+      // Last: the spans of everything above are sent before the process goes.
+      await tracing?.shutdown();
     },
   };
 }

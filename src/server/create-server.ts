@@ -9,6 +9,7 @@ import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { cachePrincipals } from './principal-cache.ts';
+import { registerRequestTracing } from './request-tracing.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
@@ -79,6 +80,9 @@ export async function createServer(
   app.setNotFoundHandler((request) => {
     throw new NotFoundError(`no route ${request.method} ${request.url.split('?', 1)[0]}`);
   });
+
+  // First of all hooks, so the others and the handlers run inside the request's span.
+  if (platform.tracing !== undefined) registerRequestTracing(app, platform.tracing.http);
 
   // Registered before the hooks below, so its own onRequest hook (which marks upgrade requests, and
   // closes their socket once an error was answered) runs first.
