@@ -147,13 +147,14 @@ async function requireRedis(what: string): Promise<boolean> {
 }
 
 /** A cluster storing on the shared Redis, its keys under `redisPrefix` (see `uniqueRedisPrefix`). */
-export function startClusterOnRedis(redisPrefix: string): Promise<Cluster> {
+export function startClusterOnRedis(redisPrefix: string, env?: Record<string, string>): Promise<Cluster> {
   return startCluster({
     storageEnv: {
       CHAT_STORAGE__BACKEND: 'redis',
       CHAT_STORAGE__REDIS__URL: TEST_REDIS_URL,
       CHAT_STORAGE__REDIS__PREFIX: redisPrefix,
     },
+    ...(env === undefined ? {} : { env }),
   });
 }
 

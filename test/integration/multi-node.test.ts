@@ -11,23 +11,35 @@ import {
   streamTurn,
 } from '../helpers/cluster-scenario.ts';
 import { readSessionLog } from '../helpers/cluster-services.ts';
+import { type OtlpReceiver, startOtlpReceiver } from '../helpers/otlp-receiver.ts';
 import { TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
 
 // Three `parley serve` processes on the shared Redis and the shared NATS act as one: any node serves any
-// request, a reply generated on one node streams to a client on another, and a node killed with SIGKILL
-// mid-reply loses nothing that was acknowledged. (test/integration/multi-node-s3.test.ts: the same on S3.)
+// request, a reply generated on one node streams to a client on another, a node killed with SIGKILL
+// mid-reply loses nothing that was acknowledged, and a turn is one trace across the nodes it touched
+// (each node exports its spans to one OTLP receiver). (test/integration/multi-node-s3.test.ts: the same
+// on S3.)
 
 const available = await requireRedisAndNats('multi-node');
 const redisPrefix = uniqueRedisPrefix('multi-node');
 
 describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
   let cluster: Cluster;
+  let receiver: OtlpReceiver;
 
   beforeAll(async () => {
-    cluster = await startClusterOnRedis(redisPrefix);
+    receiver = await startOtlpReceiver();
+    cluster = await startClusterOnRedis(redisPrefix, {
+      CHAT_OBSERVABILITY__TRACING__ENABLED: 'true',
+      CHAT_OBSERVABILITY__TRACING__ENDPOINT: receiver.url,
+      CHAT_OBSERVABILITY__TRACING__EXPORT_DELAY_MS: '50',
+    });
   }, 90_000);
 
-  afterAll(() => stopClusterOnRedis(cluster, redisPrefix));
+  afterAll(async () => {
+    await stopClusterOnRedis(cluster, redisPrefix);
+    await receiver?.close();
+  });
 
   it('every node is ready, with Redis and NATS reported healthy', async () => {
     for (const node of Object.values(cluster.nodes)) {
@@ -47,6 +59,39 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
 
   it('a reply generated on one node streams to an SSE client connected to another', async () => {
     await streamAcrossNodes(cluster);
+  });
+
+  it('a turn sent to a node without text_chat is one trace: its HTTP span there, the turn under it on another node', async () => {
+    const { n2 } = cluster.nodes;
+    const { key } = cluster.alice;
+    cluster.respond({ kind: 'stream', chunks: ['traced'] });
+    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    const traceId = 'a'.repeat(31) + '1';
+    const parentId = 'b'.repeat(15) + '2';
+    const turn = await n2.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'across nodes' },
+      headers: { traceparent: `00-${traceId}-${parentId}-01` },
+    });
+    expect(turn.status).toBe(200);
+    const trace = () => receiver.spans.filter((span) => span.traceId === traceId);
+    await waitFor(
+      () => trace().some((span) => span.name === 'chat fake:test-model'),
+      'the model call’s span',
+    );
+    await waitFor(
+      () => trace().some((span) => span.name === 'POST /v1/sessions/:id/messages'),
+      'the HTTP span',
+    );
+    const request = trace().find((span) => span.name === 'POST /v1/sessions/:id/messages');
+    const handler = trace().find((span) => span.name === 'message.send text_chat');
+    const modelCall = trace().find((span) => span.name === 'chat fake:test-model');
+    expect(request?.parentSpanId).toBe(parentId);
+    expect(handler?.parentSpanId).toBe(request?.spanId);
+    expect(modelCall?.parentSpanId).toBe(handler?.spanId);
+    // n2 has no text_chat: the turn ran on another process, which its spans name.
+    expect(handler?.instance).not.toBe(request?.instance);
+    expect(modelCall?.instance).toBe(handler?.instance);
   });
 
   it('a keyed message sent again to other nodes while its reply is generated gets that reply: one generation, one reply stored', async () => {
