@@ -1,15 +1,19 @@
 /**
- * `parley users create|list` and `parley keys create|list|revoke`: manage users and API keys directly in
- * the configured storage (no server needed). Keys are printed once, when created; only their hashes are
- * kept. A running server sees a revoked key refused once its storage cache entry expires
- * (storage.cache.ttl_ms); `DELETE /v1/keys/:id` on the server itself takes effect at once.
+ * `parley users create|list`, `parley keys create|list|revoke` and `parley audit verify`: manage users and
+ * API keys directly in the configured storage (no server needed), recorded in the audit log as done by the
+ * `cli` (with the OS user's name). Keys are printed once, when created; only their hashes are kept. A
+ * running server sees a revoked key refused once its storage cache entry expires (storage.cache.ttl_ms);
+ * `DELETE /v1/keys/:id` on the server itself takes effect at once.
  */
 
+import { userInfo } from 'node:os';
 import { loadConfig } from '../core/config.ts';
 import { discoverModules } from '../platform/discover-modules.ts';
+import { AUDIT_STORAGE_ROOT, type AuditActor, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
 import { USER_ROLES, type UserRole } from '../security/users.ts';
 import { createStorage } from '../storage/create-storage.ts';
+import { scopeStorage } from '../storage/scoped.ts';
 
 /** Where the commands write: stdout for results, stderr for problems. */
 export interface CommandOutput {
@@ -22,10 +26,28 @@ const processOutput: CommandOutput = {
   error: (text) => process.stderr.write(text),
 };
 
-/** Opens the users and keys of the configured storage, runs `action`, closes the storage. */
+/** What the commands work with: users and keys, and where to record what they change. */
+interface AuthCommandContext {
+  auth: Auth;
+  /** The audit log; undefined when security.audit.enabled is false. */
+  audit: AuditLog | undefined;
+  /** Records a change made by this command (nothing when the audit log is off). */
+  record(action: string, target: Record<string, string>, details?: Record<string, unknown>): Promise<void>;
+}
+
+/** The OS user running the command: who the audit log names. */
+function cliActor(): AuditActor {
+  try {
+    return { type: 'cli', name: userInfo().username };
+  } catch {
+    return { type: 'cli' };
+  }
+}
+
+/** Opens the users, keys and audit log of the configured storage, runs `action`, closes the storage. */
 async function withAuth(
   configDir: string | undefined,
-  action: (auth: Auth) => Promise<number>,
+  action: (context: AuthCommandContext) => Promise<number>,
 ): Promise<number> {
   const definitions = await discoverModules();
   const config = loadConfig({
@@ -37,8 +59,18 @@ async function withAuth(
     })),
   });
   const storage = await createStorage(config.storage);
+  const audit = config.security.audit.enabled
+    ? createAuditLog(scopeStorage(storage, AUDIT_STORAGE_ROOT))
+    : undefined;
+  const actor = cliActor();
   try {
-    return await action(createAuth(storage));
+    return await action({
+      auth: createAuth(storage),
+      audit,
+      async record(action, target, details) {
+        await audit?.record({ actor, action, target, ...(details === undefined ? {} : { details }) });
+      },
+    });
   } finally {
     await storage.close();
   }
@@ -72,9 +104,11 @@ export function usersCreate(
     output.error(`--role must be one of ${USER_ROLES.join(', ')}\n`);
     return Promise.resolve(2);
   }
-  return withAuth(configDir, async (auth) => {
+  return withAuth(configDir, async ({ auth, record }) => {
     const user = await auth.users.create({ name, ...(role === undefined ? {} : { role: role as UserRole }) });
-    const { key } = await auth.keys.create(user.id);
+    await record('user.created', { userId: user.id, name: user.name }, { role: user.role });
+    const { key, record: keyRecord } = await auth.keys.create(user.id);
+    await record('key.created', { keyId: keyRecord.id, userId: user.id });
     output.out(
       `created user ${user.name} (${user.role}), id ${user.id}\n` +
         `API key (shown this once, only its hash is stored):\n\n    ${key}\n\n`,
@@ -88,7 +122,7 @@ export function usersList(
   configDir: string | undefined,
   output: CommandOutput = processOutput,
 ): Promise<number> {
-  return withAuth(configDir, async (auth) => {
+  return withAuth(configDir, async ({ auth }) => {
     const users = await auth.users.list();
     output.out(
       table([['ID', 'NAME', 'ROLE', 'CREATED'], ...users.map((u) => [u.id, u.name, u.role, u.createdAt])]),
@@ -108,15 +142,19 @@ export function keysCreate(
     output.error('usage: parley keys create --user <name> [--name <label>]\n');
     return Promise.resolve(2);
   }
-  return withAuth(configDir, async (auth) => {
+  return withAuth(configDir, async ({ auth, record }) => {
     const user = await auth.users.findByName(userName);
     if (user === undefined) {
       output.error(`no user named "${userName}" (parley users list shows them)\n`);
       return 1;
     }
-    const { key, record } = await auth.keys.create(user.id, label === undefined ? {} : { name: label });
+    const { key, record: keyRecord } = await auth.keys.create(
+      user.id,
+      label === undefined ? {} : { name: label },
+    );
+    await record('key.created', { keyId: keyRecord.id, userId: user.id });
     output.out(
-      `created key ${record.id} for ${user.name}\nAPI key (shown this once, only its hash is stored):\n\n    ${key}\n\n`,
+      `created key ${keyRecord.id} for ${user.name}\nAPI key (shown this once, only its hash is stored):\n\n    ${key}\n\n`,
     );
     return 0;
   });
@@ -128,7 +166,7 @@ export function keysList(
   userName: string | undefined,
   output: CommandOutput = processOutput,
 ): Promise<number> {
-  return withAuth(configDir, async (auth) => {
+  return withAuth(configDir, async ({ auth }) => {
     const users = new Map((await auth.users.list()).map((user) => [user.id, user.name]));
     let userId: string | undefined;
     if (userName !== undefined) {
@@ -166,13 +204,44 @@ export function keysRevoke(
     output.error('usage: parley keys revoke <key-id>   (parley keys list shows the ids)\n');
     return Promise.resolve(2);
   }
-  return withAuth(configDir, async (auth) => {
+  return withAuth(configDir, async ({ auth, record }) => {
     const revoked = await auth.keys.revoke(keyId);
     if (revoked === undefined) {
       output.error(`no key with id "${keyId}"\n`);
       return 1;
     }
+    await record('key.revoked', { keyId: revoked.id, userId: revoked.userId });
     output.out(`revoked key ${revoked.id} (${revoked.prefix}…)\n`);
     return 0;
+  });
+}
+
+/**
+ * `parley audit verify`: checks every chain of the audit log and the references between them. Exit 0 when
+ * intact; 1 with each problem (chain, line, what is wrong) otherwise.
+ */
+export function auditVerify(
+  configDir: string | undefined,
+  output: CommandOutput = processOutput,
+): Promise<number> {
+  return withAuth(configDir, async ({ audit }) => {
+    if (audit === undefined) {
+      output.error('the audit log is off (security.audit.enabled is false)\n');
+      return 1;
+    }
+    const { chains, entries, problems } = await audit.verify();
+    if (problems.length === 0) {
+      output.out(`audit log intact: ${entries} entries in ${chains} chains\n`);
+      return 0;
+    }
+    output.error(
+      `audit log damaged: ${problems.length} problems in ${entries} entries of ${chains} chains\n`,
+    );
+    for (const problem of problems) {
+      output.error(
+        `  chain ${problem.chain}${problem.line === undefined ? '' : `, line ${problem.line}`}: ${problem.problem}\n`,
+      );
+    }
+    return 1;
   });
 }

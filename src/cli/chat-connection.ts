@@ -133,7 +133,7 @@ export async function connectInProcess(
   });
   try {
     const auth = createAuth(platform.storage);
-    const created = await bootstrapAdmin(auth);
+    const created = await bootstrapAdmin(auth, platform.audit);
     if (created !== undefined) {
       const { host, port } = platform.config.server;
       process.stdout.write(

@@ -154,7 +154,7 @@ function createProgress(stream: IngestStreams['stderr'], total: number) {
 /** Whose library: a user by id or name, the admin made first if the data folder has no users yet. */
 async function resolveUser(platform: Platform, wanted: string, stdout: NodeJS.WritableStream) {
   const auth = createAuth(platform.storage);
-  const created = await bootstrapAdmin(auth);
+  const created = await bootstrapAdmin(auth, platform.audit);
   if (created !== undefined) {
     const { host, port } = platform.config.server;
     stdout.write(formatBootstrapNotice(created.user.name, created.apiKey.key, `http://${host}:${port}`));

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { isPlatformError } from '../core/errors.ts';
-import { keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
+import { auditVerify, keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
 import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
 import { ingest } from './ingest.ts';
@@ -19,6 +19,7 @@ commands:
   keys create           create an API key for --user <name> (--name <label>) and print it once
   keys list             list API keys (--user <name> to filter); never the keys themselves
   keys revoke <id>      revoke an API key
+  audit verify          check the audit log's hash chains (exit 0 intact, 1 with what was changed or removed)
   ingest <paths>        add files or folders to a user's document library (parley ingest --help)
   rag reindex           embed documents again with rag.embedding_model (--user <name>; parley rag --help)
 
@@ -75,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
       return keysList(values.config, values.user);
     case 'keys revoke':
       return keysRevoke(values.config, argument);
+    case 'audit verify':
+      return auditVerify(values.config);
     default:
       process.stderr.write(`parley: unknown command "${positionals.join(' ')}"\n\n${usage}`);
       return 2;

@@ -21,7 +21,7 @@ export async function serve(options: ServeOptions = {}): Promise<void> {
   const address = await app.listen({ host, port });
   // First start on an empty data folder: an admin and its key, printed once so the API is usable at once.
   if (platform.config.server.auth.bootstrap_admin) {
-    const created = await bootstrapAdmin(auth);
+    const created = await bootstrapAdmin(auth, platform.audit);
     if (created !== undefined) {
       platform.log.info({ userId: created.user.id }, 'created the admin user (first start)');
       process.stdout.write(formatBootstrapNotice(created.user.name, created.apiKey.key, address));

@@ -110,6 +110,8 @@ export interface NatsStreamConfig {
 }
 
 export interface SecurityConfig {
+  /** The hash-chained audit log (src/security/audit-log.ts). */
+  audit: { enabled: boolean };
   /** The grant table: capability → names of the modules granted it. */
   capabilities: Record<string, string[]>;
   /** Event type or pattern → the capability needed to emit, request or handle it. */

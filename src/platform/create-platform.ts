@@ -11,6 +11,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics, type PlatformMetrics } from '../observability/metrics.ts';
 import { createTracing, type PlatformTracing } from '../observability/tracing.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
+import { AUDIT_STORAGE_ROOT, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { createStorage } from '../storage/create-storage.ts';
 import { meterStorage } from '../storage/metered.ts';
 import { scopeStorage } from '../storage/scoped.ts';
@@ -45,6 +46,8 @@ export interface Platform {
   metrics: PlatformMetrics | undefined;
   /** OpenTelemetry tracing; undefined unless `observability.tracing.enabled`. */
   tracing: PlatformTracing | undefined;
+  /** The audit log; undefined when `security.audit.enabled` is false. */
+  audit: AuditLog | undefined;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
    * disposed (reverse load order), then storage is flushed and closed.
@@ -105,6 +108,9 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     ...(metrics === undefined ? {} : { metrics: metrics.bus }),
     ...(tracing === undefined ? {} : { tracing: tracing.bus }),
   });
+  const auditLog = config.security.audit.enabled
+    ? createAuditLog(scopeStorage(storage, AUDIT_STORAGE_ROOT))
+    : undefined;
   const audit = log.child({ audit: true });
   const policy = createAccessPolicy({
     grants: config.security.capabilities,
@@ -112,7 +118,16 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     declared: new Map([...definitions].map(([name, definition]) => [name, definition.info.capabilities])),
     moduleGrants: (name) => moduleConfig(name)?.capabilities ?? [],
     matches: matchesPattern,
-    onDenied: (module, capability, action) => audit.warn({ module, capability, action }, 'access denied'),
+    onDenied: (module, capability, action) => {
+      audit.warn({ module, capability, action }, 'access denied');
+      auditLog
+        ?.record({
+          actor: { type: 'module', id: module },
+          action: 'access.denied',
+          details: { capability, action },
+        })
+        .catch((error: unknown) => audit.error({ err: error }, 'the audit log could not record a refusal'));
+    },
   });
 
   const llm =
@@ -156,6 +171,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     modules,
     metrics,
     tracing,
+    audit: auditLog,
     async close() {
       await bus.close();
       await modules.dispose();

@@ -9,6 +9,7 @@ import { isPlatformError, PlatformError, type PlatformErrorOptions } from '../co
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
 import { type ApiKeyStore, type CreatedApiKey, createApiKeyStore } from './api-keys.ts';
+import type { AuditLog } from './audit-log.ts';
 import { createUserStore, type User, type UserRole, type UserStore } from './users.ts';
 
 /** The authenticated caller of a request. */
@@ -97,10 +98,15 @@ export interface BootstrapResult {
 export const BOOTSTRAP_ADMIN_ID = '00000000-0000-7000-8000-000000000001';
 
 /**
- * On a platform with no users, creates the user `admin` and a key for it; otherwise does nothing and
- * returns `undefined`. The caller shows the key once: only its hash is kept.
+ * On a platform with no users, creates the user `admin` and a key for it (recorded in `audit`, when
+ * given); otherwise does nothing and returns `undefined`. The caller shows the key once: only its hash is
+ * kept.
  */
-export async function bootstrapAdmin(auth: Auth, name = 'admin'): Promise<BootstrapResult | undefined> {
+export async function bootstrapAdmin(
+  auth: Auth,
+  audit?: AuditLog,
+  name = 'admin',
+): Promise<BootstrapResult | undefined> {
   if (await auth.users.hasAny()) return undefined;
   let user: User;
   try {
@@ -111,5 +117,13 @@ export async function bootstrapAdmin(auth: Auth, name = 'admin'): Promise<Bootst
     throw error;
   }
   const apiKey = await auth.keys.create(user.id, { name: 'bootstrap' });
+  const actor = { type: 'system' } as const;
+  await audit?.record({
+    actor,
+    action: 'user.created',
+    target: { userId: user.id, name },
+    details: { role: 'admin' },
+  });
+  await audit?.record({ actor, action: 'key.created', target: { keyId: apiKey.record.id, userId: user.id } });
   return { user, apiKey };
 }

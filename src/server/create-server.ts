@@ -10,6 +10,7 @@ import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './c
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerRequestTracing } from './request-tracing.ts';
+import { registerAuditRoutes } from './routes/audit.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
@@ -141,6 +142,7 @@ export async function createServer(
   registerWebSocketRoutes(app, context);
   registerOpenAIRoutes(app, context);
   registerUserRoutes(app, context);
+  registerAuditRoutes(app, context);
   registerDocumentRoutes(app, context);
   await web.register(app);
 

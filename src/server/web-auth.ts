@@ -10,6 +10,7 @@
  */
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { AuditLog } from '../security/audit-log.ts';
 import type { Auth, Principal } from '../security/auth.ts';
 import { ForbiddenError } from '../security/auth.ts';
 import { errorResponses } from './schemas.ts';
@@ -81,11 +82,13 @@ export function createWebSessionAuthenticator(
 export interface WebAuthRouteOptions {
   auth: Auth;
   sessions: WebSessionStore;
+  /** Where sign-ins are recorded. */
+  audit: AuditLog | undefined;
 }
 
 /** Registers /v1/auth/login and /v1/auth/logout. */
 export function registerWebAuthRoutes(app: FastifyInstance, options: WebAuthRouteOptions): void {
-  const { auth, sessions } = options;
+  const { auth, sessions, audit } = options;
   const tags = ['auth'];
   const userSchema = {
     type: 'object',
@@ -123,6 +126,11 @@ export function registerWebAuthRoutes(app: FastifyInstance, options: WebAuthRout
       }
       const principal = await auth.authenticate(request.body.apiKey.trim());
       const opened = await sessions.open(principal);
+      await audit?.record({
+        actor: { type: 'user', id: principal.userId, name: principal.userName },
+        action: 'web.signed_in',
+        target: { keyId: principal.keyId },
+      });
       reply.header('set-cookie', sessionCookie(request, opened.token, sessions.ttlSeconds));
       reply.header('cache-control', 'no-store');
       return { user: { id: principal.userId, name: principal.userName, role: principal.role } };

@@ -72,7 +72,7 @@ export function createWebAccess(platform: Platform, auth: Auth, options: WebClie
   return {
     sessionPrincipal: createWebSessionAuthenticator(sessions),
     async register(app) {
-      registerWebAuthRoutes(app, { auth, sessions });
+      registerWebAuthRoutes(app, { auth, sessions, audit: platform.audit });
       registerPersonaListRoute(app, platform.bus);
       await registerWebClient(app, options);
     },

@@ -66,8 +66,8 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     const { key } = cluster.alice;
     cluster.respond({ kind: 'stream', chunks: ['traced'] });
     const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
-    const traceId = 'a'.repeat(31) + '1';
-    const parentId = 'b'.repeat(15) + '2';
+    const traceId = `${'a'.repeat(31)}1`;
+    const parentId = `${'b'.repeat(15)}2`;
     const turn = await n2.call('POST', `/v1/sessions/${sessionId}/messages`, {
       key,
       body: { content: 'across nodes' },

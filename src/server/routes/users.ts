@@ -3,7 +3,7 @@
  * A key is in the answer that creates it and nowhere else: only its hash is stored.
  */
 
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../core/errors.ts';
 import type { UserRole } from '../../security/users.ts';
 import { principalOf } from '../auth-hook.ts';
@@ -24,6 +24,22 @@ const createdKeySchema = {
 export function registerUserRoutes(app: FastifyInstance, context: ServerContext): void {
   const { users, keys } = context.auth;
   const admin = { auth: 'admin' } as const;
+
+  /** Records what the caller did in the audit log (before the change is acknowledged). */
+  async function audit(
+    request: FastifyRequest,
+    action: string,
+    target: Record<string, string>,
+    details?: Record<string, unknown>,
+  ): Promise<void> {
+    const principal = principalOf(request);
+    await context.platform.audit?.record({
+      actor: { type: 'user', id: principal.userId, name: principal.userName },
+      action,
+      target,
+      ...(details === undefined ? {} : { details }),
+    });
+  }
 
   app.get(
     '/v1/me',
@@ -84,8 +100,10 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
     async (request, reply) => {
       const { name, role, createKey = true } = request.body;
       const user = await users.create({ name, ...(role === undefined ? {} : { role }) });
+      await audit(request, 'user.created', { userId: user.id, name: user.name }, { role: user.role });
       if (!createKey) return reply.status(201).send({ user });
       const created = await keys.create(user.id);
+      await audit(request, 'key.created', { keyId: created.record.id, userId: user.id });
       return reply.status(201).send({ user, key: created.key, apiKey: created.record });
     },
   );
@@ -152,6 +170,7 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
       const userId = body.userId ?? principalOf(request).userId;
       if ((await users.get(userId)) === undefined) throw new NotFoundError(`no user "${userId}"`);
       const created = await keys.create(userId, body.name === undefined ? {} : { name: body.name });
+      await audit(request, 'key.created', { keyId: created.record.id, userId });
       return reply.status(201).send({ key: created.key, apiKey: created.record });
     },
   );
@@ -197,6 +216,7 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
     async (request) => {
       const revoked = await keys.revoke(request.params.id);
       if (revoked === undefined) throw new NotFoundError(`no API key "${request.params.id}"`);
+      await audit(request, 'key.revoked', { keyId: revoked.id, userId: revoked.userId });
       return revoked;
     },
   );
