@@ -20,7 +20,7 @@ import {
   createBm25Index,
   DEFAULT_BM25,
   DEFAULT_FEEDBACK,
-} from '../../src/modules/rag/bm25.ts';
+} from '../../src/retrieval/bm25.ts';
 import { chunkDocument, DEFAULT_CHUNKING } from '../../src/modules/rag/chunker.ts';
 import { reciprocalRankFusion } from '../../src/modules/rag/fusion.ts';
 import {

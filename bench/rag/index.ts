@@ -33,7 +33,7 @@ import { runInNewContext } from 'node:vm';
 import { create, insertMultiple, search } from '@orama/orama';
 import { createEmbeddingRegistry } from '../../src/llm/embeddings.ts';
 import { DEFAULT_ANN } from '../../src/modules/rag/ann.ts';
-import { createBm25Index } from '../../src/modules/rag/bm25.ts';
+import { createBm25Index } from '../../src/retrieval/bm25.ts';
 import { chunkDocument, DEFAULT_CHUNKING } from '../../src/modules/rag/chunker.ts';
 import { setDocumentVectors } from '../../src/modules/rag/embed-chunks.ts';
 import { createVectorIndex, loadVectorIndex, type VectorIndex } from '../../src/modules/rag/vectors.ts';

@@ -11,7 +11,10 @@ async function chainKeys(storage: Storage): Promise<string[]> {
 
 async function lines(storage: Storage, key: string): Promise<string[]> {
   const bytes = await storage.read(key);
-  return new TextDecoder().decode(bytes).split('\n').filter((line) => line !== '');
+  return new TextDecoder()
+    .decode(bytes)
+    .split('\n')
+    .filter((line) => line !== '');
 }
 
 async function rewrite(storage: Storage, key: string, rows: string[]): Promise<void> {
@@ -72,7 +75,9 @@ describe('the audit log', () => {
       else await rewrite(storage, first as string, (await lines(storage, first as string)).slice(0, -1));
       const { problems } = await later.verify();
       expect(problems, tamper).toHaveLength(1);
-      expect(problems[0]?.problem, tamper).toMatch(tamper === 'delete' ? /is missing/ : /entries were removed/);
+      expect(problems[0]?.problem, tamper).toMatch(
+        tamper === 'delete' ? /is missing/ : /entries were removed/,
+      );
     }
   });
 });

@@ -9,7 +9,7 @@ import {
   loadCranfield,
 } from '../../bench/rag-eval/cranfield.ts';
 import { evaluate, indexDocuments, NARSIL_FLOOR } from '../../bench/rag-eval/index.ts';
-import { type Bm25Index, type Bm25SearchOptions, createBm25Index } from '../../src/modules/rag/bm25.ts';
+import { type Bm25Index, type Bm25SearchOptions, createBm25Index } from '../../src/retrieval/bm25.ts';
 
 let collection: CranfieldCollection;
 

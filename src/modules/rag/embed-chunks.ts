@@ -5,7 +5,7 @@
  * that changed.
  */
 import { ValidationError } from '../../core/errors.ts';
-import type { ChunkMetadata } from './bm25.ts';
+import type { ChunkMetadata } from '../../retrieval/bm25.ts';
 import type { VectorIndex } from './vectors.ts';
 
 /** Default texts per embedding call, when the embedder says none. */

@@ -7,7 +7,7 @@
  */
 import { NotFoundError, PlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
-import type { MetadataValue } from './bm25.ts';
+import type { MetadataValue } from '../../retrieval/bm25.ts';
 import { chunkDocument } from './chunker.ts';
 import { assertDocId, contentHash, deriveDocId, readContent } from './documents.ts';
 import type { OwnerIndexes, OwnerTransaction } from './owner-index.ts';

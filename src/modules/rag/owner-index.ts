@@ -35,7 +35,6 @@
 import { randomBytes } from 'node:crypto';
 import { PlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
-import { readJsonLines } from '../../storage/json-lines.ts';
 import {
   type Bm25Index,
   type Bm25IndexJSON,
@@ -43,7 +42,8 @@ import {
   bm25IndexFromJSON,
   createBm25Index,
   isCurrentBm25Snapshot,
-} from './bm25.ts';
+} from '../../retrieval/bm25.ts';
+import { readJsonLines } from '../../storage/json-lines.ts';
 import {
   deleteDocumentFiles,
   readRecord,

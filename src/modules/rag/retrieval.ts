@@ -5,7 +5,12 @@
  */
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleLogger, ModuleStorage } from '../../core/module.ts';
-import { type MetadataFilter, matchesFilter, validateFilter, type WeightedText } from './bm25.ts';
+import {
+  type MetadataFilter,
+  matchesFilter,
+  validateFilter,
+  type WeightedText,
+} from '../../retrieval/bm25.ts';
 import { contentHash, readContent } from './documents.ts';
 import { reciprocalRankFusion } from './fusion.ts';
 import { chunkMetadata, type OwnerIndexes, type OwnerState } from './owner-index.ts';

@@ -1,5 +1,5 @@
+import type { MetadataFilter, MetadataValue } from '../../retrieval/bm25.ts';
 import type { AnnConfig } from './ann.ts';
-import type { MetadataFilter, MetadataValue } from './bm25.ts';
 import type { ChunkFormat } from './chunker.ts';
 import type { DocumentKind } from './parsers.ts';
 

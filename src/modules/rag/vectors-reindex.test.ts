@@ -5,8 +5,8 @@ import {
 } from '../../../test/helpers/fake-embeddings-server.ts';
 import { isPlatformError } from '../../core/errors.ts';
 import { createEmbeddingRegistry, type EmbeddingRegistry } from '../../llm/embeddings.ts';
+import { createBm25Index } from '../../retrieval/bm25.ts';
 import { createMemoryStorage } from '../../storage/drivers/memory.ts';
-import { createBm25Index } from './bm25.ts';
 import { chunkDocument } from './chunker.ts';
 import { type EmbeddableChunk, embeddingText, setDocumentVectors } from './embed-chunks.ts';
 import { createVectorIndex, loadVectorIndex, readVectorIndexManifest, vectorIndexId } from './vectors.ts';

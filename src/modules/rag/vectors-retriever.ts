@@ -13,8 +13,8 @@
  * CHAT_ERR_RAG_EMBEDDING_MISMATCH until `reindex(ownerId, chunks)` (`parley rag reindex`) rebuilds it.
  */
 import { PlatformError } from '../../core/errors.ts';
+import type { MetadataFilter } from '../../retrieval/bm25.ts';
 import type { AnnOptions } from './ann.ts';
-import type { MetadataFilter } from './bm25.ts';
 import { type ChunkEmbedder, type EmbeddableChunk, embedChunks } from './embed-chunks.ts';
 import type { Retriever, RetrieverDocument, RetrieverHit } from './retrieval.ts';
 import {

@@ -17,6 +17,12 @@ import { createHash } from 'node:crypto';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { PlatformError, ValidationError } from '../../core/errors.ts';
 import {
+  type ChunkMetadata,
+  type MetadataFilter,
+  matchesFilter,
+  validateFilter,
+} from '../../retrieval/bm25.ts';
+import {
   ANN_LIBRARY,
   type AnnGraph,
   type AnnOptions,
@@ -24,7 +30,6 @@ import {
   createAnnGraph,
   resolveAnnOptions,
 } from './ann.ts';
-import { type ChunkMetadata, type MetadataFilter, matchesFilter, validateFilter } from './bm25.ts';
 import { decodeNpy, encodeNpy } from './npy.ts';
 import { createTopHeap, dot } from './vectors-math.ts';
 

@@ -11,7 +11,7 @@
  * Without a title this is plain BM25. Query terms are summed by weight (a repeated term counts once per
  * repetition; a conversation's earlier turns count less, see `Bm25SearchOptions.context`).
  */
-import { ValidationError } from '../../core/errors.ts';
+import { ValidationError } from '../core/errors.ts';
 import { createTokenizer, REQUEST_WORDS, type Tokenizer } from './tokenize.ts';
 
 /** BM25 parameters and the analyser settings the index is built with. */

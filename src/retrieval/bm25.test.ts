@@ -7,7 +7,6 @@ import {
   createBm25Index,
   isCurrentBm25Snapshot,
 } from './bm25.ts';
-import { chunkDocument } from './chunker.ts';
 
 const AERO = [
   { id: 'transition', text: 'Transition of the laminar boundary layer to turbulence on swept wings.' },
@@ -56,9 +55,18 @@ describe('createBm25Index', () => {
   it('indexes the heading with the chunk text', () => {
     const text = '# Propellers\n\nThe blades were tested at several pitches.\n\n# Rotors\n\nHover tests.';
     const index = createBm25Index();
-    for (const chunk of chunkDocument({ docId: 'manual', text }, { chunkSize: 60, chunkOverlap: 0 })) {
-      index.add(chunk, { ownerId: 'alice' });
-    }
+    // The two chunks rag's chunker makes of it: each section's text, under its heading.
+    const chunks = [
+      {
+        id: 'manual-0',
+        docId: 'manual',
+        heading: 'Propellers',
+        text: 'The blades were tested at several pitches.',
+      },
+      { id: 'manual-1', docId: 'manual', heading: 'Rotors', text: 'Hover tests.' },
+    ];
+    expect(chunks.map((chunk) => `# ${chunk.heading}\n\n${chunk.text}`).join('\n\n')).toBe(text);
+    for (const chunk of chunks) index.add(chunk, { ownerId: 'alice' });
     const [hit] = index.search('propeller blade pitch', { ownerId: 'alice' });
     expect(hit?.chunkId).toBeDefined();
     expect(index.search('propellers', { ownerId: 'alice', topK: 1 })[0]?.chunkId).toBe(hit?.chunkId);
@@ -139,10 +147,11 @@ describe('createBm25Index', () => {
 
   it('removes every chunk of a document, and scores as if it had never been added', () => {
     const index = createBm25Index();
-    const chunks = chunkDocument(
-      { docId: 'long', text: 'Boundary layer suction.\n\nBoundary layer blowing.\n\nWall cooling.' },
-      { chunkSize: 30, chunkOverlap: 0 },
-    );
+    const chunks = ['Boundary layer suction.', 'Boundary layer blowing.', 'Wall cooling.'].map((text, n) => ({
+      id: `long-${n}`,
+      docId: 'long',
+      text,
+    }));
     for (const chunk of chunks) index.add(chunk, { ownerId: 'alice' });
     for (const document of AERO) index.add({ ...document, docId: document.id }, { ownerId: 'alice' });
 
