@@ -13,6 +13,8 @@
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { chunkDocument, DEFAULT_CHUNKING } from '../../src/modules/rag/chunker.ts';
+import { reciprocalRankFusion } from '../../src/modules/rag/fusion.ts';
 import {
   type Bm25Feedback,
   type Bm25Index,
@@ -21,8 +23,6 @@ import {
   DEFAULT_BM25,
   DEFAULT_FEEDBACK,
 } from '../../src/retrieval/bm25.ts';
-import { chunkDocument, DEFAULT_CHUNKING } from '../../src/modules/rag/chunker.ts';
-import { reciprocalRankFusion } from '../../src/modules/rag/fusion.ts';
 import {
   type CranfieldCollection,
   type CranfieldDocument,
