@@ -13,6 +13,7 @@ import { registerRequestTracing } from './request-tracing.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerMemoryRoutes } from './routes/memories.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpenAIRoutes } from './routes/openai.ts';
@@ -143,6 +144,7 @@ export async function createServer(
   registerOpenAIRoutes(app, context);
   registerUserRoutes(app, context);
   registerAuditRoutes(app, context);
+  registerMemoryRoutes(app, context);
   registerDocumentRoutes(app, context);
   await web.register(app);
 

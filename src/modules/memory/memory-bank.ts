@@ -1,0 +1,215 @@
+/**
+ * Each user's long-term memory: what they said in their chats, kept in the seed's
+ * `long_term/{user_id}/memory_bank.jsonl` (under the module's `memory/` root) and searched with the BM25
+ * index of src/retrieval, so a new conversation can be given what the user said in earlier ones.
+ *
+ * The bank is an append-only log: a memory is a line `{ id, sessionId, time, text }`, forgetting is a line
+ * `{ forget: [ids] }` (the memories stay out of every search and listing from then on). A node keeps the
+ * banks of recently active users parsed and indexed, and before each use reads only the bank's bytes past
+ * those it parsed: another node's appends are seen at once, and a long bank is never read again whole.
+ */
+
+import { ValidationError } from '../../core/errors.ts';
+import type { ModuleStorage } from '../../core/module.ts';
+import { type Bm25Index, createBm25Index } from '../../retrieval/bm25.ts';
+import { readFrom } from '../../storage/read-from.ts';
+
+/** One memory: a message the user wrote. */
+export interface Memory {
+  /** The message's id. */
+  id: string;
+  sessionId: string;
+  /** When it was said (the message's timestamp). */
+  time: string;
+  text: string;
+}
+
+/** A memory found for a query, best first. */
+export interface RecalledMemory extends Memory {
+  score: number;
+}
+
+/** What forgetting was asked: one memory, a session's, or all of them. */
+export type ForgetWhat = { memoryId: string } | { sessionId: string } | { all: true };
+
+export interface MemoryBankOptions {
+  /** Users whose banks stay parsed and indexed on this node (least recently used go first). */
+  maxUsers: number;
+}
+
+export interface MemoryBanks {
+  /** Adds a memory to the user's bank, after the user's earlier changes (durable when it resolves). */
+  remember(userId: string, memory: Memory): Promise<void>;
+  /** The user's memories best matching `query`, leaving out those of `excludeSessionId`. */
+  recall(
+    userId: string,
+    query: string,
+    options: { limit: number; excludeSessionId?: string },
+  ): Promise<RecalledMemory[]>;
+  /** The user's memories, newest first. */
+  list(userId: string, options: { limit: number; before?: string }): Promise<Memory[]>;
+  /** Forgets memories of the user, after the changes asked before; resolves with how many were forgotten. */
+  forget(userId: string, what: ForgetWhat): Promise<number>;
+  /** Resolves once every change asked so far is done (before the module stops). */
+  settled(): Promise<void>;
+}
+
+interface Bank {
+  /** Bytes of the log parsed so far (up to the last whole line). */
+  parsed: number;
+  memories: Map<string, Memory>;
+  index: Bm25Index;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const NEWLINE = 0x0a;
+
+function bankKey(userId: string): string {
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(userId)) {
+    throw new ValidationError(`not a user id: "${userId}"`, { details: { field: 'userId' } });
+  }
+  return `long_term/${userId}/memory_bank.jsonl`;
+}
+
+/** The memory banks in `storage` (the module's storage). */
+export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOptions): MemoryBanks {
+  // Least recently used first (a Map iterates in insertion order).
+  const banks = new Map<string, Bank>();
+  // One catch-up at a time per user: two would parse the same new lines twice.
+  const catchingUp = new Map<string, Promise<Bank>>();
+  // A user's changes, one after another: a forget asked while a message is being remembered must find it.
+  const changes = new Map<string, Promise<unknown>>();
+
+  function serially<T>(userId: string, change: () => Promise<T>): Promise<T> {
+    const previous = changes.get(userId) ?? Promise.resolve();
+    const next = previous.then(change, change);
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
+    changes.set(userId, settled);
+    void settled.then(() => {
+      if (changes.get(userId) === settled) changes.delete(userId);
+    });
+    return next;
+  }
+
+  function apply(bank: Bank, userId: string, line: string): void {
+    let record: Partial<Memory> & { forget?: unknown };
+    try {
+      record = JSON.parse(line);
+    } catch {
+      return; // a line that is not JSON (hand-edited?) is skipped, not fatal
+    }
+    if (Array.isArray(record.forget)) {
+      for (const id of record.forget) {
+        if (typeof id === 'string' && bank.memories.delete(id)) bank.index.remove(id, { ownerId: userId });
+      }
+      return;
+    }
+    const { id, sessionId, time, text } = record;
+    if (
+      typeof id !== 'string' ||
+      typeof sessionId !== 'string' ||
+      typeof time !== 'string' ||
+      typeof text !== 'string'
+    ) {
+      return;
+    }
+    if (bank.memories.has(id)) return; // a turn delivered again stores its message once; its memory too
+    bank.memories.set(id, { id, sessionId, time, text });
+    bank.index.add({ id, docId: id, text }, { ownerId: userId });
+  }
+
+  async function catchUp(userId: string): Promise<Bank> {
+    let bank = banks.get(userId);
+    if (bank === undefined) {
+      bank = { parsed: 0, memories: new Map(), index: createBm25Index() };
+    } else {
+      banks.delete(userId);
+    }
+    banks.set(userId, bank);
+    while (banks.size > options.maxUsers) banks.delete(banks.keys().next().value as string);
+
+    const tail = await readFrom(storage, bankKey(userId), bank.parsed);
+    if (tail === undefined || tail.length === 0) return bank;
+    // Only whole lines: a line being appended right now is read on the next catch-up.
+    const end = tail.lastIndexOf(NEWLINE) + 1;
+    if (end === 0) return bank;
+    for (const line of decoder.decode(tail.subarray(0, end)).split('\n')) {
+      if (line !== '') apply(bank, userId, line);
+    }
+    bank.parsed += end;
+    return bank;
+  }
+
+  function current(userId: string): Promise<Bank> {
+    const running = catchingUp.get(userId);
+    if (running !== undefined) return running;
+    const started = catchUp(userId).finally(() => catchingUp.delete(userId));
+    catchingUp.set(userId, started);
+    return started;
+  }
+
+  async function append(userId: string, record: unknown): Promise<void> {
+    await storage.append(bankKey(userId), encoder.encode(`${JSON.stringify(record)}\n`));
+  }
+
+  async function forgetNow(userId: string, what: ForgetWhat): Promise<number> {
+    const bank = await current(userId);
+    const ids =
+      'memoryId' in what
+        ? bank.memories.has(what.memoryId)
+          ? [what.memoryId]
+          : []
+        : [...bank.memories.values()]
+            .filter((memory) => 'all' in what || memory.sessionId === what.sessionId)
+            .map((memory) => memory.id);
+    if (ids.length === 0) return 0;
+    await append(userId, { forget: ids });
+    // Applied now too, so this node's next answer already leaves them out.
+    for (const id of ids) if (bank.memories.delete(id)) bank.index.remove(id, { ownerId: userId });
+    return ids.length;
+  }
+
+  return {
+    remember(userId, memory) {
+      const { id, sessionId, time, text } = memory;
+      return serially(userId, () => append(userId, { id, sessionId, time, text }));
+    },
+
+    async recall(userId, query, recallOptions) {
+      const bank = await current(userId);
+      if (bank.memories.size === 0 || query.trim() === '') return [];
+      // Memories of the session asking are in its history already: ask for enough to leave them out.
+      const wanted = recallOptions.limit;
+      const hits = bank.index.search(query, { ownerId: userId, topK: wanted * 4 + 8 });
+      const recalled: RecalledMemory[] = [];
+      for (const hit of hits) {
+        const memory = bank.memories.get(hit.docId);
+        if (memory === undefined || memory.sessionId === recallOptions.excludeSessionId) continue;
+        recalled.push({ ...memory, score: hit.score });
+        if (recalled.length === wanted) break;
+      }
+      return recalled;
+    },
+
+    async list(userId, listOptions) {
+      const bank = await current(userId);
+      const before = listOptions.before;
+      return [...bank.memories.values()]
+        .filter((memory) => before === undefined || memory.time < before)
+        .sort((a, b) => (a.time === b.time ? (a.id < b.id ? 1 : -1) : a.time < b.time ? 1 : -1))
+        .slice(0, listOptions.limit);
+    },
+
+    forget(userId, what) {
+      return serially(userId, () => forgetNow(userId, what));
+    },
+
+    async settled() {
+      await Promise.all(changes.values());
+    },
+  };
+}

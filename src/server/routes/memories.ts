@@ -1,0 +1,113 @@
+/**
+ * /v1/memories: what the memory module remembers of the caller — listed newest first, forgotten one by one
+ * or all at once. Each user sees and forgets only their own (the user id is the caller's, never a
+ * parameter). With the module off (`memory.enabled`, the default), 404 saying how to turn it on.
+ */
+
+import type { FastifyInstance } from 'fastify';
+import { isPlatformError, NotFoundError } from '../../core/errors.ts';
+import { principalOf } from '../auth-hook.ts';
+import { errorResponses, idParams } from '../schemas.ts';
+import type { ServerContext } from '../server-context.ts';
+
+const memorySchema = {
+  type: 'object',
+  required: ['id', 'sessionId', 'time', 'text'],
+  properties: {
+    id: { type: 'string' },
+    sessionId: { type: 'string', description: 'The chat it was said in' },
+    time: { type: 'string' },
+    text: { type: 'string' },
+  },
+} as const;
+
+const forgottenSchema = {
+  type: 'object',
+  required: ['forgotten'],
+  properties: { forgotten: { type: 'integer' } },
+} as const;
+
+/** Registers /v1/memories. */
+export function registerMemoryRoutes(app: FastifyInstance, context: ServerContext): void {
+  const tags = ['memories'];
+
+  /** Asks the memory module (on any node); its absence is a 404 that says how to turn it on. */
+  async function ask<Reply>(type: string, data: Record<string, unknown>, userId: string): Promise<Reply> {
+    try {
+      return await context.platform.bus.request<Reply>(type, { ...data, userId }, { userId });
+    } catch (error) {
+      if (isPlatformError(error, 'CHAT_ERR_BUS_NO_HANDLER')) {
+        throw new NotFoundError('memory is off: set memory.enabled to true (CHAT_MEMORY__ENABLED=true)');
+      }
+      throw error;
+    }
+  }
+
+  app.get<{ Querystring: { limit?: number; before?: string } }>(
+    '/v1/memories',
+    {
+      schema: {
+        tags,
+        summary: 'What the memory module remembers of you, newest first',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+            before: { type: 'string', format: 'date-time', description: 'Only memories older than this' },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['memories'],
+            properties: { memories: { type: 'array', items: memorySchema } },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const { limit, before } = request.query;
+      return ask(
+        'memory.list',
+        { limit, ...(before === undefined ? {} : { before }) },
+        principalOf(request).userId,
+      );
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/memories/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Forget one memory',
+        params: idParams,
+        response: { 200: forgottenSchema, ...errorResponses },
+      },
+    },
+    async (request) => {
+      const result = await ask<{ forgotten: number }>(
+        'memory.forget',
+        { memoryId: request.params.id },
+        principalOf(request).userId,
+      );
+      // Another user's memory id answers like a missing one.
+      if (result.forgotten === 0) throw new NotFoundError(`no memory "${request.params.id}"`);
+      return result;
+    },
+  );
+
+  app.delete(
+    '/v1/memories',
+    {
+      schema: {
+        tags,
+        summary: 'Forget everything the memory module remembers of you',
+        response: { 200: forgottenSchema, ...errorResponses },
+      },
+    },
+    async (request) => ask('memory.forget', { all: true }, principalOf(request).userId),
+  );
+}
