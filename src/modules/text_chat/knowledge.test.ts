@@ -265,6 +265,30 @@ describe('buildKnowledge', () => {
       citations: [],
     });
   });
+
+  it('puts remembered messages in a section of their own, dated, within the same budget, never cited', () => {
+    const memory = (chunkId: string, text: string): KnowledgePassage => ({
+      ...passage(chunkId, text),
+      source: 'memory',
+      time: '2026-11-20T09:30:00.000Z',
+    });
+    const headersFree = (text: string) => (text.startsWith('From your earlier') ? 0 : words(text));
+    const knowledge = buildKnowledge(
+      [memory('m1', 'my dog is called Max'), passage('a', 'one two three'), memory('m2', 'x '.repeat(50))],
+      16,
+      headersFree,
+    );
+    expect(knowledge.citations.map((citation) => citation.chunkId)).toEqual(['a']);
+    const section = knowledge.section as string;
+    expect(section.indexOf('[1] Manual\none two three')).toBeLessThan(section.indexOf('From your earlier'));
+    expect(section).toContain('- (2026-11-20) my dog is called Max');
+    expect(section).not.toContain('x x x');
+    // Memories alone still make a section, with no citations.
+    expect(buildKnowledge([memory('m1', 'my dog is called Max')], 12, headersFree)).toEqual({
+      section: expect.stringContaining('my dog is called Max'),
+      citations: [],
+    });
+  });
 });
 
 describe('conversationContext', () => {
