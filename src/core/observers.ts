@@ -1,8 +1,8 @@
 /**
  * What the storage and model layers report as they work, for whoever measures them (the Prometheus
- * metrics in src/observability/metrics.ts). Declared here, in core, so that storage, llm and
- * observability each depend on core only, never on one another. The bus's own is BusMetrics
- * (bus-types.ts).
+ * metrics and the OpenTelemetry spans of src/observability/). Declared here, in core, so that storage,
+ * llm and observability each depend on core only, never on one another. The bus's own are BusMetrics and
+ * BusTracing (bus-types.ts).
  */
 
 /** A storage operation, as the metered wrapper names it. */

@@ -179,6 +179,8 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
       },
     },
     llm: {
+      // The call's span is made when it ends, and concurrent calls of one model cannot be told apart here:
+      // time to first token is a metric (parley_llm_time_to_first_token_seconds), not a span attribute.
       firstText() {},
       callEnded(model, seconds, outcome) {
         const [provider, ...rest] = model.split(':');

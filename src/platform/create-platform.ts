@@ -29,7 +29,7 @@ export interface CreatePlatformOptions {
   logDestination?: NodeJS.WritableStream | string;
   /**
    * A model registry to use instead of the one built from the `llm` config (tests and benchmarks); as a
-   * function, it is given the observer that feeds the metrics (undefined when they are off).
+   * function, it is given the observer that feeds the metrics and traces (undefined when both are off).
    */
   llm?: ModelRegistry | ((observer: LlmCallObserver | undefined) => ModelRegistry);
 }
