@@ -128,10 +128,15 @@ function createAjv(): Ajv2020 {
   });
   // Module schemas may be written in draft-07 (the common dialect) or 2020-12.
   ajv.addMetaSchema(draft7MetaSchema);
+  addFormats(ajv);
+  return ajv;
+}
+
+/** Teaches `ajv` the JSON Schema formats (`date-time`, `uri`, `email`…), so they are checked, not ignored. */
+export function addFormats(ajv: Parameters<typeof ajvFormats.default>[0]): void {
   // ajv-formats is CommonJS: under nodenext its default import is `module.exports`, whose `.default`
   // is the plugin itself.
   ajvFormats.default(ajv);
-  return ajv;
 }
 
 /** Turns ajv errors into problems: one per value, with source, path, rule and value. */

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import websocket from '@fastify/websocket';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance, LogController } from 'fastify';
+import { addFormats } from '../core/config-validate.ts';
 import { NotFoundError, PlatformError } from '../core/errors.ts';
 import type { Platform } from '../platform/create-platform.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
@@ -53,6 +54,9 @@ export async function createServer(
   // coerces types). Query strings and path parameters are text on the wire, so they are coerced.
   const bodyAjv = new Ajv({ coerceTypes: false, useDefaults: true, allErrors: false, strict: false });
   const textAjv = new Ajv({ coerceTypes: 'array', useDefaults: true, allErrors: false, strict: false });
+  // `format: "date-time"` and the like are checked, not ignored (`?before=` of the audit log and memories).
+  addFormats(bodyAjv);
+  addFormats(textAjv);
   app.setValidatorCompiler(({ schema, httpPart }) =>
     (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
   );

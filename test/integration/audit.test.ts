@@ -76,6 +76,9 @@ describe('GET /v1/audit', () => {
     const bad = await call('GET', '/v1/audit?limit=0', { key: admin.key });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toContain('limit');
+    const notATime = await call('GET', '/v1/audit?before=yesterday', { key: admin.key });
+    expect(notATime.status).toBe(400);
+    expect(notATime.body.error.message).toContain('before');
   });
 
   it('records a web sign-in', async () => {
