@@ -106,3 +106,19 @@ export function addSharedSchemas(app: FastifyInstance): void {
     app.addSchema(schema);
   }
 }
+
+/** The query of a list read newest first, a page at a time: `limit` items older than `before`. */
+export const newestFirstPageQuery = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
+    before: { type: 'string', format: 'date-time', description: 'Only items older than this time' },
+  },
+} as const;
+
+/** What `newestFirstPageQuery` gives a handler. */
+export interface NewestFirstPage {
+  limit?: number;
+  before?: string;
+}

@@ -2,7 +2,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../core/errors.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses, type NewestFirstPage, newestFirstPageQuery } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 
 const entrySchema = {
@@ -26,7 +26,7 @@ const entrySchema = {
 
 /** Registers /v1/audit. */
 export function registerAuditRoutes(app: FastifyInstance, context: ServerContext): void {
-  app.get<{ Querystring: { limit?: number; before?: string } }>(
+  app.get<{ Querystring: NewestFirstPage }>(
     '/v1/audit',
     {
       config: { auth: 'admin' },
@@ -34,14 +34,7 @@ export function registerAuditRoutes(app: FastifyInstance, context: ServerContext
         tags: ['users'],
         summary:
           'The audit log (admin), newest first: users and keys created, keys revoked, sign-ins, refusals',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            before: { type: 'string', format: 'date-time', description: 'Only entries older than this time' },
-          },
-        },
+        querystring: newestFirstPageQuery,
         response: {
           200: {
             type: 'object',

@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { isPlatformError, NotFoundError } from '../../core/errors.ts';
 import { principalOf } from '../auth-hook.ts';
-import { errorResponses, idParams } from '../schemas.ts';
+import { errorResponses, idParams, type NewestFirstPage, newestFirstPageQuery } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 
 const memorySchema = {
@@ -43,20 +43,13 @@ export function registerMemoryRoutes(app: FastifyInstance, context: ServerContex
     }
   }
 
-  app.get<{ Querystring: { limit?: number; before?: string } }>(
+  app.get<{ Querystring: NewestFirstPage }>(
     '/v1/memories',
     {
       schema: {
         tags,
         summary: 'What the memory module remembers of you, newest first',
-        querystring: {
-          type: 'object',
-          additionalProperties: false,
-          properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 1000, default: 100 },
-            before: { type: 'string', format: 'date-time', description: 'Only memories older than this' },
-          },
-        },
+        querystring: newestFirstPageQuery,
         response: {
           200: {
             type: 'object',
