@@ -53,9 +53,14 @@ export function cloudEventOf(envelope: EventEnvelope): Record<string, unknown> {
   };
 }
 
-/** The Standard Webhooks signature of `body`. */
+/**
+ * The Standard Webhooks signature of `body`. A secret written as Standard Webhooks writes them,
+ * `whsec_<base64>`, keys the HMAC with the decoded bytes (so receivers using that spec's libraries verify
+ * it as they are); any other secret with its UTF-8 bytes.
+ */
 export function signature(secret: string, id: string, timestamp: number, body: string): string {
-  const mac = createHmac('sha256', secret).update(`${id}.${timestamp}.${body}`).digest('base64');
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : secret;
+  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
   return `v1,${mac}`;
 }
 
