@@ -6,8 +6,8 @@
  * (5xx). Another answer (a 4xx) is final: sending the same again would get the same.
  */
 
-import { createHmac } from 'node:crypto';
 import type { EventEnvelope } from '../../core/events.ts';
+import { signWebhook } from '../../security/webhook-signature.ts';
 
 /** An endpoint as configured (`webhooks.endpoints.<name>`). */
 export interface Endpoint {
@@ -51,17 +51,6 @@ export function cloudEventOf(envelope: EventEnvelope): Record<string, unknown> {
     ...(envelope.userId === undefined ? {} : { parleyuserid: envelope.userId }),
     data: envelope.data,
   };
-}
-
-/**
- * The Standard Webhooks signature of `body`. A secret written as Standard Webhooks writes them,
- * `whsec_<base64>`, keys the HMAC with the decoded bytes (so receivers using that spec's libraries verify
- * it as they are); any other secret with its UTF-8 bytes.
- */
-export function signature(secret: string, id: string, timestamp: number, body: string): string {
-  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice('whsec_'.length), 'base64') : secret;
-  const mac = createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64');
-  return `v1,${mac}`;
 }
 
 /** Whether an answer (or none) is worth another attempt. */
@@ -109,7 +98,7 @@ export function deliver(
             'user-agent': 'parley-webhooks',
             'webhook-id': envelope.id,
             'webhook-timestamp': String(timestamp),
-            'webhook-signature': signature(endpoint.secret, envelope.id, timestamp, body),
+            'webhook-signature': signWebhook(endpoint.secret, envelope.id, timestamp, body),
           },
           body,
           signal: AbortSignal.timeout(options.timeoutMs),
