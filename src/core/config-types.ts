@@ -25,6 +25,8 @@ export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' |
 
 export interface ServerConfig {
   host: string;
+  /** POST /v1/hooks/<name>: signed deliveries of other services, emitted on the bus. */
+  incoming_webhooks: Record<string, { secret: string; event?: string; tolerance_seconds: number }>;
   port: number;
   body_limit_bytes: number;
   /** Largest document upload (POST /v1/documents, all files together), in bytes. */

@@ -14,6 +14,7 @@ import { registerRequestTracing } from './request-tracing.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
+import { registerHookRoutes } from './routes/hooks.ts';
 import { registerMemoryRoutes } from './routes/memories.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
@@ -149,6 +150,7 @@ export async function createServer(
   registerUserRoutes(app, context);
   registerAuditRoutes(app, context);
   registerMemoryRoutes(app, context);
+  registerHookRoutes(app, context);
   registerDocumentRoutes(app, context);
   await web.register(app);
 
