@@ -160,3 +160,90 @@ describe('streamModel reporting to an observer', () => {
     });
   });
 });
+
+describe('streamModel with tools', () => {
+  /** A model that calls `get_weather` on its first call and answers with the tool's result on its second. */
+  function weatherModel() {
+    const prompts: unknown[] = [];
+    const model = new MockLanguageModelV3({
+      doStream: async (options) => {
+        prompts.push(options.prompt);
+        const first = prompts.length === 1;
+        const chunks: LanguageModelV3StreamPart[] = first
+          ? [
+              { type: 'stream-start', warnings: [] },
+              {
+                type: 'tool-call',
+                toolCallId: 'call_1',
+                toolName: 'get_weather',
+                input: '{"city":"Lisbon"}',
+              },
+              {
+                type: 'finish',
+                finishReason: { unified: 'tool-calls', raw: 'tool_calls' },
+                usage: {
+                  inputTokens: { total: 10, noCache: 10, cacheRead: 0, cacheWrite: 0 },
+                  outputTokens: { total: 5, text: 5, reasoning: 0 },
+                },
+              },
+            ]
+          : textParts(['Sunny', ' in Lisbon']);
+        return { stream: simulateReadableStream({ chunks }) };
+      },
+    });
+    return { model, prompts };
+  }
+
+  it('runs a tool the model calls, gives it the result, and streams the answer after', async () => {
+    const { model, prompts } = weatherModel();
+    const inputs: unknown[] = [];
+    const tools = {
+      get_weather: {
+        description: 'The weather in a city',
+        inputSchema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+        execute: async (input: unknown) => {
+          inputs.push(input);
+          return { sky: 'sunny', celsius: 24 };
+        },
+      },
+    };
+    const parts = [];
+    for await (const part of streamModel(model, { messages, tools }, settings, context)) parts.push(part);
+    expect(inputs).toEqual([{ city: 'Lisbon' }]);
+    expect(parts.slice(0, 2)).toEqual([
+      { type: 'tool-call', toolCallId: 'call_1', toolName: 'get_weather', input: { city: 'Lisbon' } },
+      {
+        type: 'tool-result',
+        toolCallId: 'call_1',
+        toolName: 'get_weather',
+        output: { sky: 'sunny', celsius: 24 },
+      },
+    ]);
+    expect(parts.at(-1)).toMatchObject({ type: 'finish', text: 'Sunny in Lisbon', finishReason: 'stop' });
+    // The second model call saw the tool's result.
+    expect(JSON.stringify(prompts[1])).toContain('"celsius":24');
+  });
+
+  it('reports a tool that throws as its result, and the model answers anyway', async () => {
+    const { model, prompts } = weatherModel();
+    const tools = {
+      get_weather: {
+        description: 'The weather in a city',
+        inputSchema: { type: 'object', properties: { city: { type: 'string' } } },
+        execute: async () => {
+          throw new Error('weather service down');
+        },
+      },
+    };
+    const parts = [];
+    for await (const part of streamModel(model, { messages, tools }, settings, context)) parts.push(part);
+    expect(parts[1]).toEqual({
+      type: 'tool-result',
+      toolCallId: 'call_1',
+      toolName: 'get_weather',
+      error: 'weather service down',
+    });
+    expect(JSON.stringify(prompts[1])).toContain('weather service down');
+    expect(parts.at(-1)).toMatchObject({ type: 'finish', text: 'Sunny in Lisbon' });
+  });
+});

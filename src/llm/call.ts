@@ -16,7 +16,7 @@ import type {
   LanguageModelV3StreamPart,
   SharedV3ProviderOptions,
 } from '@ai-sdk/provider';
-import { type FinishReason, type ModelMessage, streamText } from 'ai';
+import { type FinishReason, jsonSchema, type ModelMessage, stepCountIs, streamText, tool } from 'ai';
 import { prepareCallSettings, prepareRetries } from 'ai/internal';
 import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
@@ -39,6 +39,19 @@ export interface LlmRequest {
   providerOptions?: SharedV3ProviderOptions;
   /** Cancels the call (the client went away). */
   signal?: AbortSignal;
+  /** Tools the model may call, by name: the call runs them and gives the model their results. */
+  tools?: Record<string, LlmTool>;
+  /** With tools: model calls at most (each tool round is one more). Default 5. */
+  maxSteps?: number;
+}
+
+/** A tool the model may call. */
+export interface LlmTool {
+  description: string;
+  /** JSON Schema of the tool's input (an object). */
+  inputSchema: Record<string, unknown>;
+  /** Runs the tool; what it resolves with (JSON) is the model's tool result. A throw is reported to the model. */
+  execute(input: unknown, context: { toolCallId: string; signal: AbortSignal | undefined }): Promise<unknown>;
 }
 
 /** Token counts of a finished call, when the provider reports them. */
@@ -57,8 +70,35 @@ export interface LlmResult {
   usage: LlmUsage;
 }
 
-/** One piece of a streamed reply: text as it arrives, then the finish. */
-export type LlmStreamPart = { type: 'text-delta'; text: string } | ({ type: 'finish' } & LlmResult);
+/** One piece of a streamed reply: text as it arrives, the tools it calls and their results, then the finish. */
+export type LlmStreamPart =
+  | { type: 'text-delta'; text: string }
+  | { type: 'tool-call'; toolCallId: string; toolName: string; input: unknown }
+  | { type: 'tool-result'; toolCallId: string; toolName: string; output?: unknown; error?: string }
+  | ({ type: 'finish' } & LlmResult);
+
+/** What a failed tool's error says, for the model and the client (never a stack). */
+function toPlatformErrorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** Model calls of a request with tools, when it names none. */
+const DEFAULT_MAX_STEPS = 5;
+
+/** The AI SDK form of the request's tools. */
+function sdkTools(tools: Record<string, LlmTool>) {
+  return Object.fromEntries(
+    Object.entries(tools).map(([name, definition]) => [
+      name,
+      tool({
+        description: definition.description,
+        inputSchema: jsonSchema(definition.inputSchema as Parameters<typeof jsonSchema>[0]),
+        execute: (input, options) =>
+          definition.execute(input, { toolCallId: options.toolCallId, signal: options.abortSignal }),
+      }),
+    ]),
+  );
+}
 
 /** How a call is made: bounded retries and the idle timeout, from config. */
 export interface CallSettings {
@@ -199,7 +239,9 @@ export async function* streamModel(
   };
   try {
     deadline.arm();
-    const prompt = plainTextPrompt(request.system, request.messages);
+    const hasTools = request.tools !== undefined && Object.keys(request.tools).length > 0;
+    // With tools the AI SDK runs the loop of model calls and tool calls: its general path.
+    const prompt = hasTools ? undefined : plainTextPrompt(request.system, request.messages);
     if (prompt !== undefined) {
       const { signal } = deadline;
       const reader = await openDirectStream(model, prompt, request, settings, signal);
@@ -272,6 +314,12 @@ export async function* streamModel(
       ...(request.stopSequences === undefined ? {} : { stopSequences: request.stopSequences }),
       ...(request.seed === undefined ? {} : { seed: request.seed }),
       ...(request.providerOptions === undefined ? {} : { providerOptions: request.providerOptions }),
+      ...(hasTools
+        ? {
+            tools: sdkTools(request.tools as Record<string, LlmTool>),
+            stopWhen: stepCountIs(request.maxSteps ?? DEFAULT_MAX_STEPS),
+          }
+        : {}),
     });
     for await (const part of result.fullStream) {
       deadline.arm();
@@ -281,6 +329,17 @@ export async function* streamModel(
         text += part.text;
         deadline.pause();
         yield { type: 'text-delta', text: part.text };
+        deadline.arm();
+      } else if (part.type === 'tool-call') {
+        deadline.pause();
+        yield { type: 'tool-call', toolCallId: part.toolCallId, toolName: part.toolName, input: part.input };
+        deadline.arm();
+      } else if (part.type === 'tool-result' || part.type === 'tool-error') {
+        deadline.pause();
+        const { toolCallId, toolName } = part;
+        yield part.type === 'tool-result'
+          ? { type: 'tool-result', toolCallId, toolName, output: part.output }
+          : { type: 'tool-result', toolCallId, toolName, error: toPlatformErrorMessage(part.error) };
         deadline.arm();
       } else if (part.type === 'error') {
         throw part.error;

@@ -385,7 +385,7 @@ async function generate(
       if (part.type === 'text-delta') {
         text += part.text;
         await chunker.push(part.text);
-      } else {
+      } else if (part.type === 'finish') {
         await chunker.end();
         const usage: NonNullable<MessageMetadata['usage']> = {};
         if (part.usage.inputTokens !== undefined) usage.inputTokens = part.usage.inputTokens;

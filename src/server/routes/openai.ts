@@ -371,7 +371,7 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
           if (part.type === 'text-delta') {
             begin();
             stream.send(undefined, chunk({ content: part.text }, null));
-          } else {
+          } else if (part.type === 'finish') {
             begin();
             stream.send(undefined, chunk({}, finishReasonOf(part.finishReason)));
             if (includeUsage) {
