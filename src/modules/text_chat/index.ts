@@ -9,6 +9,7 @@ import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
+import { createToolCatalog } from './tools.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
 import { startTurnHeartbeat } from './turn-heartbeat.ts';
 import { createTurnRegistry } from './turn-registry.ts';
@@ -68,6 +69,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       turns,
       keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
+      tools: createToolCatalog(ctx, config.tools),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })

@@ -19,8 +19,10 @@ import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
+import type { ToolCallRecord, ToolCatalog } from './tools.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
 import type {
+  ChatResponseTool,
   MessageMetadata,
   MessageSendRequest,
   ReplyFinishReason,
@@ -49,6 +51,7 @@ export interface TurnDependencies {
   persona: PersonaLookup;
   turns: TurnRegistry;
   keyedTurns: KeyedTurnsUnderWay;
+  tools: ToolCatalog;
 }
 
 /** A checked `message.send` payload. */
@@ -62,12 +65,17 @@ interface SendInput {
   keyed: boolean;
 }
 
+/** A `chat.response.tool` event without what every event of the turn carries. */
+type ToolEvent = Omit<ChatResponseTool, 'turnId' | 'sessionId'>;
+
 /** How generation ended. */
 interface Outcome {
   text: string;
   finishReason: ReplyFinishReason;
   usage: MessageMetadata['usage'];
   error: PlatformError | undefined;
+  /** The tools called for it, in order. */
+  toolCalls: ToolCallRecord[];
 }
 
 /** The reason the abort carries when the turn's deadline fired (not a cancel). */
@@ -193,6 +201,8 @@ export async function runTurn(
     history: log,
     turnId,
   });
+  // And the tools modules offer (tools.ts; cached, so usually no bus round at all).
+  const toolsLookup = deps.tools.forTurn({ userId, sessionId, turnId });
   // The history cache takes back the objects this turn stores (their token counts are known).
   const onAppended = (messages: readonly Message[], bytes: Uint8Array) =>
     deps.history.appended(userId, sessionId, messages, bytes);
@@ -279,6 +289,11 @@ export async function runTurn(
     if (system !== undefined) request.system = system;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
+    const tools = await toolsLookup;
+    if (tools !== undefined) {
+      request.tools = tools;
+      request.maxSteps = config.tools.max_steps;
+    }
     const streaming: StreamingConfig = streamed
       ? config.streaming
       : { ...config.streaming, chunk_size: Number.POSITIVE_INFINITY };
@@ -286,7 +301,9 @@ export async function runTurn(
       safeEmit(ctx, 'chat.response.delta', { turnId, sessionId, text }, envelope);
     // A turn that is not streamed shows its one delta after the reply is stored.
     const heldBack: string[] = [];
-    const outcome = await generate(deps, request, turnId, userId, streaming, (text) => {
+    const emitTool = (data: ToolEvent) =>
+      safeEmit(ctx, 'chat.response.tool', { turnId, sessionId, ...data }, envelope);
+    const outcome = await generate(deps, request, turnId, userId, streaming, emitTool, (text) => {
       if (!streamed) {
         heldBack.push(text);
         return Promise.resolve();
@@ -298,6 +315,7 @@ export async function runTurn(
     if (persona !== undefined) replyMetadata.personaId = persona.id;
     if (outcome.usage !== undefined) replyMetadata.usage = outcome.usage;
     if (knowledge.citations.length > 0) replyMetadata.citations = knowledge.citations;
+    if (outcome.toolCalls.length > 0) replyMetadata.toolCalls = outcome.toolCalls;
     if (outcome.error !== undefined) replyMetadata.error = outcome.error.toJSON();
     const reply: Message = {
       id: newId(),
@@ -369,6 +387,7 @@ async function generate(
   turnId: string,
   userId: string,
   streaming: StreamingConfig,
+  emitTool: (data: ToolEvent) => Promise<void>,
   emitDelta: (text: string) => Promise<void>,
 ): Promise<Outcome> {
   const { ctx, turns } = deps;
@@ -380,11 +399,36 @@ async function generate(
     emitDelta,
   );
   let text = '';
+  const toolCalls: ToolCallRecord[] = [];
+  const callsById = new Map<string, ToolCallRecord>();
   try {
     for await (const part of ctx.llm.stream({ ...request, signal: controller.signal })) {
       if (part.type === 'text-delta') {
         text += part.text;
         await chunker.push(part.text);
+      } else if (part.type === 'tool-call') {
+        const call: ToolCallRecord = { name: part.toolName, input: part.input };
+        toolCalls.push(call);
+        callsById.set(part.toolCallId, call);
+        // Shown while the tool works: a client can say what the assistant is doing.
+        await emitTool({
+          phase: 'call',
+          toolCallId: part.toolCallId,
+          name: part.toolName,
+          input: part.input,
+        });
+      } else if (part.type === 'tool-result') {
+        const call = callsById.get(part.toolCallId);
+        if (call !== undefined) {
+          if (part.error === undefined) call.output = part.output;
+          else call.error = part.error;
+        }
+        await emitTool({
+          phase: 'result',
+          toolCallId: part.toolCallId,
+          name: part.toolName,
+          ...(part.error === undefined ? { output: part.output } : { error: part.error }),
+        });
       } else if (part.type === 'finish') {
         await chunker.end();
         const usage: NonNullable<MessageMetadata['usage']> = {};
@@ -395,6 +439,7 @@ async function generate(
           finishReason: part.finishReason === 'error' ? 'error' : (part.finishReason as ReplyFinishReason),
           usage: Object.keys(usage).length === 0 ? undefined : usage,
           error: undefined,
+          toolCalls,
         };
       }
     }
@@ -404,7 +449,7 @@ async function generate(
     await chunker.end();
     if (controller.signal.reason === CANCELLED) {
       ctx.log.info({ turnId, characters: text.length }, 'turn cancelled');
-      return { text, finishReason: 'cancelled', usage: undefined, error: undefined };
+      return { text, finishReason: 'cancelled', usage: undefined, error: undefined, toolCalls };
     }
     const error =
       controller.signal.reason === TURN_TIMED_OUT
@@ -414,7 +459,7 @@ async function generate(
             { details: { timeoutMs } },
           )
         : toPlatformError(caught);
-    return { text, finishReason: 'error', usage: undefined, error };
+    return { text, finishReason: 'error', usage: undefined, error, toolCalls };
   } finally {
     clearTimeout(deadline);
     turns.finish(turnId);

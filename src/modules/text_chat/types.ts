@@ -1,6 +1,7 @@
 import type { PlatformErrorJSON } from '../../core/errors.ts';
 import type { Message, Session } from '../../core/types.ts';
 import type { Citation, KnowledgeConfig } from './knowledge.ts';
+import type { ToolCallRecord, ToolsConfig } from './tools.ts';
 
 /** text_chat's config slice (defaults in config.json, schema in config.schema.json). */
 export interface TextChatConfig {
@@ -36,6 +37,8 @@ export interface TextChatConfig {
   session_touch_delay_ms: number;
   /** Passages of the user's documents given to the model each turn (knowledge.ts). */
   knowledge: KnowledgeConfig;
+  /** The tools modules offer, given to the model each turn (tools.ts). */
+  tools: ToolsConfig;
   history_cache: {
     /** Bytes of session logs kept parsed in memory on a node (least recently used dropped first); 0: off. */
     max_bytes: number;
@@ -92,6 +95,8 @@ export interface MessageMetadata {
   error?: PlatformErrorJSON;
   /** The document passages the model was given, in source order (`[n]` is citation n − 1). */
   citations?: Citation[];
+  /** The tools the model called for the reply, in order, with what they returned (tools.ts). */
+  toolCalls?: ToolCallRecord[];
 }
 
 /** `session.start` (seed name): creates a session. Reply: Session. */
@@ -167,6 +172,21 @@ export interface ChatResponseDelta {
   turnId: string;
   sessionId: string;
   text: string;
+}
+
+/**
+ * `chat.response.tool`: the model called a tool (`phase: "call"`, with its input) or the tool answered
+ * (`phase: "result"`, its output or error) — shown while the tool works.
+ */
+export interface ChatResponseTool {
+  turnId: string;
+  sessionId: string;
+  phase: 'call' | 'result';
+  toolCallId: string;
+  name: string;
+  input?: unknown;
+  output?: unknown;
+  error?: string;
 }
 
 /** `chat.response.end`: the stored assistant message (finishReason `cancelled` when stopped). */
@@ -259,6 +279,7 @@ declare module '../../core/events.ts' {
     'chat.message': MessageSendRequest;
     'message.received': MessageReceived;
     'chat.response.delta': ChatResponseDelta;
+    'chat.response.tool': ChatResponseTool;
     'chat.response.end': ChatResponseEnd;
     'chat.response.error': ChatResponseError;
     'chat.response.alive': ChatResponseAlive;
