@@ -77,6 +77,7 @@ describe('the shipped config/', () => {
       sse_heartbeat_ms: 15000,
       readiness_timeout_ms: 2000,
       completions_per_minute: 60,
+      incoming_webhooks: {},
       auth: {
         bootstrap_admin: true,
         web_session_ttl_hours: 168,
