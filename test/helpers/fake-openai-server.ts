@@ -15,7 +15,9 @@ export type FakeBehaviour =
   /** Accepts the request and never answers. */
   | { kind: 'hang' }
   /** Sends the first chunks, then stops without closing. */
-  | { kind: 'stall'; chunks: string[] };
+  | { kind: 'stall'; chunks: string[] }
+  /** Asks for a tool call (finish reason `tool_calls`); the requests after it get `then`. */
+  | { kind: 'tool-call'; name: string; arguments: Record<string, unknown>; then: FakeBehaviour };
 
 /** A running fake server. */
 export interface FakeOpenAIServer {
@@ -69,6 +71,16 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
     }
     if (current.kind === 'hang') return;
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    if (current.kind === 'tool-call') {
+      behaviour = current.then;
+      const call = { name: current.name, arguments: JSON.stringify(current.arguments) };
+      const toolCalls = [{ index: 0, id: `call_${requests.length}`, type: 'function', function: call }];
+      response.write(chunkLine(model, { role: 'assistant', content: null, tool_calls: toolCalls }, null));
+      const usage = { prompt_tokens: 7, completion_tokens: 3, total_tokens: 10 };
+      response.write(chunkLine(model, {}, 'tool_calls', { usage }));
+      response.end('data: [DONE]\n\n');
+      return;
+    }
     response.write(chunkLine(model, { role: 'assistant', content: '' }, null));
     for (const text of current.chunks) {
       if (current.kind === 'stream' && current.delayMs !== undefined) {
