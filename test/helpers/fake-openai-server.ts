@@ -16,8 +16,8 @@ export type FakeBehaviour =
   | { kind: 'hang' }
   /** Sends the first chunks, then stops without closing. */
   | { kind: 'stall'; chunks: string[] }
-  /** Asks for a tool call (finish reason `tool_calls`); the requests after it get `then`. */
-  | { kind: 'tool-call'; name: string; arguments: Record<string, unknown>; then: FakeBehaviour };
+  /** Asks for a tool call (finish reason `tool_calls`); the requests after it get `afterwards`. */
+  | { kind: 'tool-call'; name: string; arguments: Record<string, unknown>; afterwards: FakeBehaviour };
 
 /** A running fake server. */
 export interface FakeOpenAIServer {
@@ -72,7 +72,7 @@ export async function startFakeOpenAIServer(): Promise<FakeOpenAIServer> {
     if (current.kind === 'hang') return;
     response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     if (current.kind === 'tool-call') {
-      behaviour = current.then;
+      behaviour = current.afterwards;
       const call = { name: current.name, arguments: JSON.stringify(current.arguments) };
       const toolCalls = [{ index: 0, id: `call_${requests.length}`, type: 'function', function: call }];
       response.write(chunkLine(model, { role: 'assistant', content: null, tool_calls: toolCalls }, null));

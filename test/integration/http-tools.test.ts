@@ -36,7 +36,7 @@ describe('tool use', () => {
       kind: 'tool-call',
       name: 'calculator',
       arguments: { expression: '1250 * 0.21 + 17.5' },
-      then: { kind: 'stream', chunks: ['The total is ', '280.'] },
+      afterwards: { kind: 'stream', chunks: ['The total is ', '280.'] },
     });
     const reply = await send('What is 21% VAT on 1250, plus 17.50 shipping?');
     expect(reply.content).toBe('The total is 280.');
@@ -49,10 +49,13 @@ describe('tool use', () => {
     ]);
 
     // The model was offered the tools, and its second call carried the tool's result.
-    const [first, second] = model.requests;
-    const offered = (first?.body.tools as { function: { name: string } }[]).map((tool) => tool.function.name);
+    const [first, second] = model.requests as [
+      (typeof model.requests)[number],
+      (typeof model.requests)[number],
+    ];
+    const offered = (first.body.tools as { function: { name: string } }[]).map((tool) => tool.function.name);
     expect(offered.sort()).toEqual(['calculator', 'current_time']);
-    const toolMessage = (second?.body.messages as { role: string; content: string }[]).find(
+    const toolMessage = (second.body.messages as { role: string; content: string }[]).find(
       (m) => m.role === 'tool',
     );
     expect(JSON.parse(toolMessage?.content ?? '{}')).toEqual({
@@ -76,7 +79,7 @@ describe('tool use', () => {
       kind: 'tool-call',
       name: 'calculator',
       arguments: { expression: '1 / 0' },
-      then: { kind: 'stream', chunks: ['That cannot be calculated.'] },
+      afterwards: { kind: 'stream', chunks: ['That cannot be calculated.'] },
     });
     const reply = await send('What is one divided by zero?');
     expect(reply.content).toBe('That cannot be calculated.');
