@@ -12,7 +12,7 @@ import { newId } from '../core/ids.ts';
 import type { Message, Session } from '../core/types.ts';
 import { turnIdForKey } from './idempotency-key.ts';
 import { createKeyedTurns } from './keyed-turns.ts';
-import { createTurnHub, type TurnHub } from './turn-hub.ts';
+import { createTurnHub, type ToolEvent, type TurnHub } from './turn-hub.ts';
 import { createTurnWatchdog, type TurnWatch } from './turn-watchdog.ts';
 
 /** What creating or changing a session may set (`null` goes back to the default). */
@@ -54,6 +54,8 @@ export interface StreamedTurn {
 /** What a streamed turn reports as it goes. */
 export interface TurnHandlers {
   onDelta(text: string): void;
+  /** The model called a tool, or the tool answered: shown while the tool works. */
+  onTool?(event: ToolEvent): void;
   /**
    * The node generating the reply died and another node starts the reply over: drop the text so far.
    * Without this handler a turn whose text was already shown is not started over; it fails with
@@ -330,6 +332,10 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
           attempts.current?.heard();
           ended = message;
           arrived(message);
+        },
+        tool: (event) => {
+          attempts.current?.heard();
+          if (!settled && ended === undefined) handlers.onTool?.(event);
         },
         error: (error) => finish(() => reject(error)),
         alive: () => attempts.current?.heard(),

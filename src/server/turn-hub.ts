@@ -12,6 +12,8 @@ import type { Message } from '../core/types.ts';
 /** Where one turn's events go. */
 export interface TurnSink {
   delta(text: string): void;
+  /** The model called a tool, or the tool answered (`chat.response.tool`). */
+  tool?(event: ToolEvent): void;
   end(message: Message): void;
   error(error: PlatformError): void;
   /** The generating node said it is still working on the turn (`chat.response.alive`). */
@@ -26,6 +28,16 @@ export interface TurnHub {
   size(): number;
   /** Unsubscribes from the bus. */
   close(): void;
+}
+
+/** What a client is told of a tool the model called (`chat.response.tool` without the turn's ids). */
+export interface ToolEvent {
+  phase: 'call' | 'result';
+  toolCallId: string;
+  name: string;
+  input?: unknown;
+  output?: unknown;
+  error?: string;
 }
 
 interface StreamEventData {
@@ -61,6 +73,11 @@ export function createTurnHub(bus: Bus): TurnHub {
         case 'chat.response.end':
           if (data.message !== undefined) sink.end(data.message);
           return;
+        case 'chat.response.tool': {
+          const { phase, toolCallId, name, input, output, error } = data as ToolEvent & StreamEventData;
+          sink.tool?.({ phase, toolCallId, name, input, output, ...(error === undefined ? {} : { error }) });
+          return;
+        }
         case 'chat.response.error':
           if (data.error !== undefined) sink.error(errorFromJSON(data.error));
           return;

@@ -6,7 +6,7 @@
  */
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type HttpHarness, startHttpHarness } from './http-harness.ts';
+import { type HttpHarness, readSse, startHttpHarness } from './http-harness.ts';
 
 let harness: HttpHarness;
 
@@ -72,6 +72,37 @@ describe('tool use', () => {
       ['call', 'calculator'],
       ['result', 'calculator'],
     ]);
+  });
+
+  it('shows the tool call and its result in the SSE stream, before the answer', async () => {
+    const { call, alice, model, baseUrl } = harness;
+    model.respond({
+      kind: 'tool-call',
+      name: 'current_time',
+      arguments: { timezone: 'Europe/Lisbon' },
+      afterwards: { kind: 'stream', chunks: ['It is ', 'afternoon.'] },
+    });
+    const sessionId = (await call('POST', '/v1/sessions', { key: alice.key, body: {} })).body.id;
+    const response = await fetch(`${baseUrl}/v1/sessions/${sessionId}/messages?stream=sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ content: 'What time is it in Lisbon?' }),
+    });
+    const events = await readSse(response);
+    const names = events.map((event) => event.event);
+    // However the answer's text is chunked, the tool's events come first.
+    expect(names.filter((name) => name !== 'delta')).toEqual(['start', 'tool', 'tool', 'end']);
+    expect(names.indexOf('delta')).toBeGreaterThan(names.lastIndexOf('tool'));
+    expect(events[1]?.data).toMatchObject({
+      phase: 'call',
+      name: 'current_time',
+      input: { timezone: 'Europe/Lisbon' },
+    });
+    expect(events[2]?.data).toMatchObject({
+      phase: 'result',
+      name: 'current_time',
+      output: { timezone: 'Europe/Lisbon', iso: expect.any(String) },
+    });
   });
 
   it('tells the model a tool failed, and the model answers anyway', async () => {

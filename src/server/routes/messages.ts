@@ -157,6 +157,10 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
             begin();
             stream.send('delta', { text });
           },
+          onTool: (event) => {
+            begin();
+            stream.send('tool', event);
+          },
           // The node generating the reply died; another node answers again from the start.
           onRestart: () => {
             if (stream.started) stream.send('restart', { turnId });

@@ -98,6 +98,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
           { userId, sessionId, ...frame },
           {
             onDelta: (text) => send({ type: 'delta', turnId: turn.turnId, text }),
+            onTool: (event) => send({ type: 'tool', turnId: turn.turnId, ...event }),
             // The node generating the reply died; another node answers again from the start.
             onRestart: () => send({ type: 'restart', turnId: turn.turnId }),
           },
