@@ -77,8 +77,19 @@ export function createToolCatalog(
   let cached: { tools: ToolDescription[]; until: number } | undefined;
   let asking: Promise<ToolDescription[]> | undefined;
 
+  /**
+   * The catalog: asked the first time; after that, a stale one is used while it is asked again in the
+   * background, so no turn but a node's first waits for the gather (over NATS, for its late responders).
+   */
   async function describe(): Promise<ToolDescription[]> {
-    if (cached !== undefined && cached.until > Date.now()) return cached.tools;
+    if (cached !== undefined) {
+      if (cached.until <= Date.now()) void refresh();
+      return cached.tools;
+    }
+    return refresh();
+  }
+
+  function refresh(): Promise<ToolDescription[]> {
     asking ??= ctx
       .gather('tools.describe', {}, { timeout: DESCRIBE_TIMEOUT_MS })
       .then(
