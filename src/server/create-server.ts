@@ -11,6 +11,7 @@ import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './c
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerRequestTracing } from './request-tracing.ts';
+import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
 import { registerHealthRoutes } from './routes/health.ts';
@@ -151,6 +152,7 @@ export async function createServer(
   registerAuditRoutes(app, context);
   registerMemoryRoutes(app, context);
   registerHookRoutes(app, context);
+  registerAgentRoutes(app, context);
   registerDocumentRoutes(app, context);
   await web.register(app);
 
