@@ -30,7 +30,10 @@ export interface TurnHub {
   close(): void;
 }
 
-/** What a client is told of a tool the model called (`chat.response.tool` without the turn's ids). */
+/**
+ * What a client is told of a tool the model called: `chat.response.tool` (text_chat's ChatResponseTool)
+ * without the turn's ids, restated here because the server reads events, never a module's types.
+ */
 export interface ToolEvent {
   phase: 'call' | 'result';
   toolCallId: string;
