@@ -9,7 +9,7 @@ import { matchesPattern } from '../core/pattern.ts';
 import { createModelRegistry, type ModelRegistry } from '../llm/registry.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics, type PlatformMetrics } from '../observability/metrics.ts';
-import { createTracing, type PlatformTracing } from '../observability/tracing.ts';
+import type { PlatformTracing } from '../observability/tracing.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { AUDIT_STORAGE_ROOT, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { createStorage } from '../storage/create-storage.ts';
@@ -79,8 +79,10 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
   const metrics = config.observability.metrics.enabled
     ? createMetrics({ processMetrics: config.observability.metrics.process_metrics })
     : undefined;
+  // Loaded only when on: the OpenTelemetry SDK and exporter are megabytes of modules a node without
+  // tracing never needs (as the redis and s3 drivers are loaded only when named).
   const tracing = config.observability.tracing.enabled
-    ? createTracing(config.observability.tracing)
+    ? (await import('../observability/tracing.ts')).createTracing(config.observability.tracing)
     : undefined;
   const storageObserver = (backend: string) =>
     tellEachStorage([metrics?.storage(backend), tracing?.storage(backend)]);
