@@ -7,7 +7,8 @@
  * Tags: `[markdown]` a reply with a heading, a list and code, streamed slowly; `[attack]` HTML and links
  * that would run code if rendered raw; `[stall]` a few words, then nothing until the request is dropped;
  * `[fail]` HTTP 500 from the provider; `[cite]` an answer that cites source [1] (when the request holds
- * the user's documents as numbered sources); anything else: a short echo.
+ * the user's documents as numbered sources); `[tool]` a call of the calculator, then an answer with its
+ * result; anything else: a short echo.
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -113,6 +114,22 @@ export async function startScriptedModel(): Promise<ScriptedModel> {
     response.end('data: [DONE]\n\n');
   }
 
+  /** Asks for one tool call, as OpenAI streams one. */
+  function toolCall(response: ServerResponse, name: string, input: Record<string, unknown>) {
+    response.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    const call = {
+      index: 0,
+      id: 'call_1',
+      type: 'function',
+      function: { name, arguments: JSON.stringify(input) },
+    };
+    response.write(chunkLine({ role: 'assistant', content: null, tool_calls: [call] }, null));
+    response.write(
+      chunkLine({}, 'tool_calls', { usage: { prompt_tokens: 10, completion_tokens: 3, total_tokens: 13 } }),
+    );
+    response.end('data: [DONE]\n\n');
+  }
+
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     if (request.method === 'GET' && request.url?.startsWith('/tracker.png')) {
       trackerHits++;
@@ -148,6 +165,14 @@ export async function startScriptedModel(): Promise<ScriptedModel> {
         ? 'According to your notes, the arctic tern migrates the farthest of any bird [1].'
         : 'No sources came with the question.';
       return stream(response, pieces(answer, 5), 5);
+    }
+    if (prompt.includes('[tool]')) {
+      // First the calculator, then an answer from its result (what the tool message carries).
+      const result = (body.messages as Array<{ role: string; content: string }>).find(
+        (m) => m.role === 'tool',
+      );
+      if (result === undefined) return toolCall(response, 'calculator', { expression: '6 * 7' });
+      return stream(response, pieces(`The calculator says ${JSON.parse(result.content).result}.`, 3), 5);
     }
     if (prompt.includes('[stall]')) {
       return stream(response, ['I will ', 'think about ', 'that for a very ', 'long time'], 20, true);

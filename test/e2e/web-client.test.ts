@@ -64,6 +64,8 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await ensureWebBuilt();
     harness = await startWebHarness({
       CHAT_TEXT_CHAT__RATE_LIMITING__MAX_MESSAGES_PER_MINUTE: String(RATE_LIMIT),
+      // The clock and the calculator are offered to the model ([tool] asks for the calculator).
+      CHAT_TOOL_USE__ENABLED: 'true',
     });
     browser = await launchChromium();
   }, 120_000);
@@ -286,6 +288,28 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     const stored = await lastReply(page);
     await expect.poll(() => stored.textContent()).toContain('Stopped');
     expect(await stored.textContent()).toContain('long time');
+    expect(watch.errors).toEqual([]);
+  });
+
+  it('shows the tools a reply used, and keeps showing them after a reload', async () => {
+    const user = await harness.createUser('toolsmith');
+    const { page, watch } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'What is six times seven? [tool]');
+    const reply = await lastReply(page);
+    await expect.poll(() => reply.textContent()).toContain('The calculator says 42.');
+    const tools = reply.getByRole('list', { name: 'Tools used' });
+    await expect.poll(() => tools.textContent()).toBe('Used calculator');
+    expect(await tools.getByRole('listitem').getAttribute('title')).toBe(
+      'calculator({"expression":"6 * 7"}) → {"expression":"6 * 7","result":42}',
+    );
+
+    await page.reload();
+    const stored = await lastReply(page);
+    await expect
+      .poll(() => stored.getByRole('list', { name: 'Tools used' }).textContent())
+      .toBe('Used calculator');
     expect(watch.errors).toEqual([]);
   });
 

@@ -73,7 +73,18 @@ export interface ChatMessage {
     usage?: { inputTokens?: number; outputTokens?: number };
     /** The document passages the reply drew on (when documents were retrieved for it). */
     citations?: Citation[];
+    /** The tools the model called for the reply, in order. */
+    toolCalls?: ToolCall[];
   };
+}
+
+/** A tool the model called: what it was given and what came back (`running` while it works). */
+export interface ToolCall {
+  name: string;
+  input: unknown;
+  output?: unknown;
+  error?: string;
+  running?: boolean;
 }
 
 /** The signed-in user. */

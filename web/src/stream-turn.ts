@@ -1,7 +1,9 @@
 /**
  * One chat turn streamed over server-sent events: `POST /v1/sessions/:id/messages?stream=sse`. The
  * response is read with fetch's body stream rather than EventSource, which cannot POST. Events: `start`
- * {turnId}, `delta` {text}, `restart` (another node answers again: drop the text so far), then `end` {message} or `error` {error}. A failure before the first event comes
+ * {turnId}, `delta` {text}, `tool` {phase, toolCallId, name, input | output | error} (the model called a tool,
+ * or the tool answered), `restart` (another node answers again: drop the text so far), then `end` {message}
+ * or `error` {error}. A failure before the first event comes
  * back as a plain HTTP error (404, 429 with Retry-After, 502…), thrown as an ApiError.
  */
 
@@ -14,6 +16,18 @@ export interface TurnCallbacks {
   onDelta(text: string, arrivedAt: number): void;
   /** The server node generating the reply died and another starts it over: drop the text so far. */
   onRestart(): void;
+  /** The model called a tool (`phase: 'call'`) or the tool answered (`phase: 'result'`). */
+  onTool?(event: ToolEvent): void;
+}
+
+/** A `tool` event of the stream. */
+export interface ToolEvent {
+  phase: 'call' | 'result';
+  toolCallId: string;
+  name: string;
+  input?: unknown;
+  output?: unknown;
+  error?: string;
 }
 
 /** How a turn ended. */
@@ -71,6 +85,7 @@ export async function streamTurn(
         if (parsed.event === 'start') callbacks.onStart(String(data.turnId));
         else if (parsed.event === 'delta') callbacks.onDelta(String(data.text), arrivedAt);
         else if (parsed.event === 'restart') callbacks.onRestart();
+        else if (parsed.event === 'tool') callbacks.onTool?.(data as unknown as ToolEvent);
         else if (parsed.event === 'end') return { kind: 'end', message: data.message as ChatMessage };
         else if (parsed.event === 'error') {
           const error = (data.error ?? {}) as { code?: string; message?: string };

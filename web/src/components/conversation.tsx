@@ -15,6 +15,7 @@ import {
   isNetworkError,
   type ModelInfo,
   type PersonaInfo,
+  type ToolCall,
 } from '../api.ts';
 import { noteDeltaArrival, renderedInFrame, renderedOutsideFrame } from '../paint-timing.ts';
 import { streamTurn } from '../stream-turn.ts';
@@ -39,6 +40,8 @@ interface Turn {
   turnId: string | undefined;
   text: string;
   stopping: boolean;
+  /** The tools the model called so far, by call id (shown while they run). */
+  tools: Array<ToolCall & { id: string }>;
 }
 
 type Notice =
@@ -195,7 +198,7 @@ export function Conversation({
       const userMessage = localMessage('user', text, sessionId);
       setMessages((current) => [...current, userMessage]);
       pendingText.current = '';
-      setTurn({ turnId: undefined, text: '', stopping: false });
+      setTurn({ turnId: undefined, text: '', stopping: false, tools: [] });
       const controller = new AbortController();
       abort.current = controller;
 
@@ -220,6 +223,25 @@ export function Conversation({
               pendingText.current = '';
               scheduleFlush();
             },
+            onTool: (event) =>
+              setTurn((turnNow) => {
+                if (turnNow === undefined) return turnNow;
+                if (event.phase === 'call') {
+                  const call = { id: event.toolCallId, name: event.name, input: event.input, running: true };
+                  return { ...turnNow, tools: [...turnNow.tools, call] };
+                }
+                const tools = turnNow.tools.map((call) =>
+                  call.id === event.toolCallId
+                    ? {
+                        ...call,
+                        running: false,
+                        output: event.output,
+                        ...(event.error ? { error: event.error } : {}),
+                      }
+                    : call,
+                );
+                return { ...turnNow, tools };
+              }),
           },
           controller.signal,
         );
@@ -359,7 +381,7 @@ export function Conversation({
               role: 'assistant',
               content: turn.text,
               timestamp: new Date().toISOString(),
-              metadata: {},
+              metadata: turn.tools.length === 0 ? {} : { toolCalls: turn.tools },
             }}
             streaming
           />

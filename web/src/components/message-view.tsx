@@ -4,7 +4,7 @@
  */
 
 import { type MouseEvent, memo, useMemo, useRef, useState, useSyncExternalStore } from 'react';
-import type { ChatMessage, Citation } from '../api.ts';
+import type { ChatMessage, Citation, ToolCall } from '../api.ts';
 import { highlighterStore, markdownBlocks, renderMarkdown } from '../markdown.ts';
 import { SourceDialog } from './source-dialog.tsx';
 
@@ -145,10 +145,29 @@ function Sources({ citations, onOpen }: { citations: Citation[]; onOpen(index: n
   );
 }
 
+/** The tools the model called for a reply: one chip each, running or done, what it did in its tooltip. */
+function Tools({ calls }: { calls: ToolCall[] }) {
+  const describe = (call: ToolCall) =>
+    `${call.name}(${JSON.stringify(call.input)})${
+      call.running ? ' …' : call.error ? ` failed: ${call.error}` : ` → ${JSON.stringify(call.output)}`
+    }`;
+  return (
+    <ul className="tools" aria-label="Tools used">
+      {calls.map((call, index) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a reply's calls never reorder
+        <li key={index} className={`tool-chip${call.error ? ' tool-failed' : ''}`} title={describe(call)}>
+          {call.running ? `Using ${call.name}…` : call.error ? `${call.name} failed` : `Used ${call.name}`}
+        </li>
+      ))}
+    </ul>
+  );
+}
+
 /** A message bubble. */
 export const MessageView = memo(function MessageView({ message, streaming, onRetry }: MessageViewProps) {
   const mine = message.role === 'user';
   const citations = mine ? [] : (message.metadata.citations ?? []);
+  const toolCalls = mine ? [] : (message.metadata.toolCalls ?? []);
   const [openSource, setOpenSource] = useState<Citation | undefined>();
   const finish = message.metadata.finishReason;
   const note =
@@ -160,6 +179,7 @@ export const MessageView = memo(function MessageView({ message, streaming, onRet
       aria-label={mine ? 'You said' : 'Reply'}
       data-message-id={message.id}
     >
+      {toolCalls.length > 0 ? <Tools calls={toolCalls} /> : null}
       {mine ? (
         <div className="user-text">{message.content}</div>
       ) : message.content === '' && streaming ? (
