@@ -114,6 +114,17 @@ describe('POST /v1/chat/completions', () => {
     });
     await expect(image).rejects.toMatchObject({ status: 400 });
     await expect(image).rejects.toThrow(/only text parts/);
+
+    // Function calling the client runs is refused, not silently dropped.
+    const withTools = client.chat.completions.create({
+      model: 'parley',
+      messages: [{ role: 'user', content: 'What is the weather?' }],
+      tools: [
+        { type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: {} } } },
+      ],
+    });
+    await expect(withTools).rejects.toMatchObject({ status: 400 });
+    await expect(withTools).rejects.toThrow(/tools \(client-side function calling\) are not supported/);
   });
 
   it('turns bad requests into 400 errors an OpenAI client reads', async () => {

@@ -57,6 +57,8 @@ interface ChatCompletionRequest {
   stop?: string | string[] | null;
   seed?: number | null;
   n?: number | null;
+  /** Client-side function calling: not supported here (refused rather than silently ignored). */
+  tools?: unknown[] | null;
 }
 
 const contentSchema = {
@@ -316,6 +318,13 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
         request.log.debug({ err: error }, 'could not tell the other nodes of a counted completion');
       });
       const model = resolveModelName(body.model);
+      if (Array.isArray(body.tools) && body.tools.length > 0) {
+        // Ignoring them would answer as if the model had chosen not to call any: say so instead.
+        throw new ValidationError(
+          'tools (client-side function calling) are not supported by this endpoint; the tools parley offers run on the server in chat sessions (POST /v1/sessions/:id/messages)',
+          { details: { field: 'tools' } },
+        );
+      }
       const { system, messages } = toModelMessages(body.messages);
       const signal = abortOnDisconnect(reply);
       const maxOutputTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
