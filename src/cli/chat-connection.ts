@@ -8,6 +8,7 @@ import type { Message, Session } from '../core/types.ts';
 import { createPlatform } from '../platform/create-platform.ts';
 import { bootstrapAdmin, createAuth } from '../security/auth.ts';
 import { chatGatewayOptionsFrom, createChatGateway } from '../server/chat-gateway.ts';
+import type { ToolEvent } from '../server/turn-hub.ts';
 import { formatBootstrapNotice } from './bootstrap-notice.ts';
 
 /**
@@ -15,6 +16,14 @@ import { formatBootstrapNotice } from './bootstrap-notice.ts';
  * the text already shown).
  */
 const RESTART_NOTICE = '\n[the node answering stopped; another node starts the reply over]\n';
+
+/** What the terminal shows of a tool the model called (the stream's `tool` events), as a line of its own. */
+export function toolNotice(event: { phase?: string; name?: string; error?: string }): string | undefined {
+  if (event.phase === 'call') return `\n[using ${event.name}…]\n`;
+  if (event.phase === 'result' && event.error !== undefined)
+    return `[${event.name} failed: ${event.error}]\n`;
+  return undefined;
+}
 
 /** One way to reach text_chat. */
 export interface ChatConnection {
@@ -104,7 +113,10 @@ export async function connectOverHttp(url: string, key: string): Promise<ChatCon
       for await (const { event, data } of readServerSentEvents(response.body)) {
         if (event === 'delta') onDelta((data as { text: string }).text);
         else if (event === 'restart') onDelta(RESTART_NOTICE);
-        else if (event === 'end') return (data as { message: Message }).message;
+        else if (event === 'tool') {
+          const notice = toolNotice(data as { phase?: string; name?: string; error?: string });
+          if (notice !== undefined) onDelta(notice);
+        } else if (event === 'end') return (data as { message: Message }).message;
         else if (event === 'error') {
           const { error } = data as { error: { code: string; message: string } };
           throw new ChatRequestError(error.code, error.message);
@@ -151,7 +163,15 @@ export async function connectInProcess(
       startSession: () => chat.startSession(user.id),
       send(sessionId, content, onDelta, signal) {
         const onRestart = () => onDelta(RESTART_NOTICE);
-        return chat.stream({ userId: user.id, sessionId, content }, { onDelta, onRestart }, { signal }).done;
+        const onTool = (event: ToolEvent) => {
+          const notice = toolNotice(event);
+          if (notice !== undefined) onDelta(notice);
+        };
+        return chat.stream(
+          { userId: user.id, sessionId, content },
+          { onDelta, onRestart, onTool },
+          { signal },
+        ).done;
       },
       async close() {
         chat.close();
