@@ -16,7 +16,15 @@ import type {
   LanguageModelV3StreamPart,
   SharedV3ProviderOptions,
 } from '@ai-sdk/provider';
-import { type FinishReason, jsonSchema, type ModelMessage, stepCountIs, streamText, tool } from 'ai';
+import {
+  type FinishReason,
+  jsonSchema,
+  type ModelMessage,
+  stepCountIs,
+  streamText,
+  type ToolSet,
+  tool,
+} from 'ai';
 import { prepareCallSettings, prepareRetries } from 'ai/internal';
 import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
@@ -43,6 +51,8 @@ export interface LlmRequest {
   tools?: Record<string, LlmTool>;
   /** With tools: model calls at most (each tool round is one more). Default 5. */
   maxSteps?: number;
+  /** Whether and which tool the model must call; the model decides when absent. */
+  toolChoice?: 'auto' | 'none' | 'required' | { type: 'tool'; toolName: string };
 }
 
 /** A tool the model may call. */
@@ -50,8 +60,15 @@ export interface LlmTool {
   description: string;
   /** JSON Schema of the tool's input (an object). */
   inputSchema: Record<string, unknown>;
-  /** Runs the tool; what it resolves with (JSON) is the model's tool result. A throw is reported to the model. */
-  execute(input: unknown, context: { toolCallId: string; signal: AbortSignal | undefined }): Promise<unknown>;
+  /**
+   * Runs the tool; what it resolves with (JSON) is the model's tool result. A throw is reported to the
+   * model. Absent: the caller runs it (the OpenAI-compatible endpoint's client) — the call ends with the
+   * tool call, finish reason `tool-calls`.
+   */
+  execute?(
+    input: unknown,
+    context: { toolCallId: string; signal: AbortSignal | undefined },
+  ): Promise<unknown>;
 }
 
 /** Token counts of a finished call, when the provider reports them. */
@@ -68,6 +85,8 @@ export interface LlmResult {
   text: string;
   finishReason: FinishReason;
   usage: LlmUsage;
+  /** The tools the model called, when it called any (in order). */
+  toolCalls?: { toolCallId: string; toolName: string; input: unknown }[];
 }
 
 /** One piece of a streamed reply: text as it arrives, the tools it calls and their results, then the finish. */
@@ -86,17 +105,24 @@ function toPlatformErrorMessage(error: unknown): string {
 const DEFAULT_MAX_STEPS = 5;
 
 /** The AI SDK form of the request's tools. */
-function sdkTools(tools: Record<string, LlmTool>) {
+function sdkTools(tools: Record<string, LlmTool>): ToolSet {
   return Object.fromEntries(
-    Object.entries(tools).map(([name, definition]) => [
-      name,
-      tool({
-        description: definition.description,
-        inputSchema: jsonSchema(definition.inputSchema as Parameters<typeof jsonSchema>[0]),
-        execute: (input, options) =>
-          definition.execute(input, { toolCallId: options.toolCallId, signal: options.abortSignal }),
-      }),
-    ]),
+    Object.entries(tools).map(([name, definition]) => {
+      const description = definition.description;
+      const inputSchema = jsonSchema(definition.inputSchema as Parameters<typeof jsonSchema>[0]);
+      const execute = definition.execute;
+      return [
+        name,
+        execute === undefined
+          ? tool({ description, inputSchema })
+          : tool({
+              description,
+              inputSchema,
+              execute: (input, options) =>
+                execute(input, { toolCallId: options.toolCallId, signal: options.abortSignal }),
+            }),
+      ];
+    }),
   );
 }
 
@@ -318,6 +344,7 @@ export async function* streamModel(
         ? {
             tools: sdkTools(request.tools as Record<string, LlmTool>),
             stopWhen: stepCountIs(request.maxSteps ?? DEFAULT_MAX_STEPS),
+            ...(request.toolChoice === undefined ? {} : { toolChoice: request.toolChoice }),
           }
         : {}),
     });
@@ -380,10 +407,13 @@ export async function generateWithModel(
   errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
   observer?: LlmCallObserver,
 ): Promise<LlmResult> {
+  const toolCalls: NonNullable<LlmResult['toolCalls']> = [];
   for await (const part of streamModel(model, request, settings, errorContext, observer)) {
-    if (part.type === 'finish') {
+    if (part.type === 'tool-call') {
+      toolCalls.push({ toolCallId: part.toolCallId, toolName: part.toolName, input: part.input });
+    } else if (part.type === 'finish') {
       const { type: _type, ...result } = part;
-      return result;
+      return toolCalls.length === 0 ? result : { ...result, toolCalls };
     }
   }
   throw toLlmError(new Error('the stream ended without a finish'), errorContext);

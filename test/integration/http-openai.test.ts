@@ -91,7 +91,7 @@ describe('POST /v1/chat/completions', () => {
     );
   });
 
-  it('accepts content as text parts, and rejects images and tool messages with 400', async () => {
+  it('accepts content as text parts, and rejects images with 400', async () => {
     harness.model.respond({ kind: 'stream', chunks: ['ok'] });
     const completion = await client.chat.completions.create({
       model: 'parley',
@@ -114,17 +114,80 @@ describe('POST /v1/chat/completions', () => {
     });
     await expect(image).rejects.toMatchObject({ status: 400 });
     await expect(image).rejects.toThrow(/only text parts/);
+  });
 
-    // Function calling the client runs is refused, not silently dropped.
-    const withTools = client.chat.completions.create({
-      model: 'parley',
-      messages: [{ role: 'user', content: 'What is the weather?' }],
-      tools: [
-        { type: 'function', function: { name: 'weather', parameters: { type: 'object', properties: {} } } },
-      ],
+  it('passes function calling through: the model’s call goes to the client, the client’s result to the model', async () => {
+    const weather = {
+      type: 'function' as const,
+      function: {
+        name: 'get_weather',
+        description: 'The weather in a city',
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    };
+    harness.model.respond({
+      kind: 'tool-call',
+      name: 'get_weather',
+      arguments: { city: 'Lisbon' },
+      afterwards: { kind: 'stream', chunks: ['Sunny, ', '24 °C.'] },
     });
-    await expect(withTools).rejects.toMatchObject({ status: 400 });
-    await expect(withTools).rejects.toThrow(/tools \(client-side function calling\) are not supported/);
+    const first = await client.chat.completions.create({
+      model: 'parley',
+      messages: [{ role: 'user', content: 'Weather in Lisbon?' }],
+      tools: [weather],
+    });
+    const choice = first.choices[0];
+    expect(choice?.finish_reason).toBe('tool_calls');
+    const call = choice?.message.tool_calls?.[0];
+    expect(call).toMatchObject({ type: 'function', function: { name: 'get_weather' } });
+    expect(JSON.parse((call as { function: { arguments: string } }).function.arguments)).toEqual({
+      city: 'Lisbon',
+    });
+    // The provider was offered the client's function.
+    expect(JSON.stringify(harness.model.requests[0]?.body.tools)).toContain('get_weather');
+
+    const second = await client.chat.completions.create({
+      model: 'parley',
+      messages: [
+        { role: 'user', content: 'Weather in Lisbon?' },
+        { role: 'assistant', content: null, tool_calls: [call as never] },
+        { role: 'tool', tool_call_id: (call as { id: string }).id, content: '{"sky":"sunny","celsius":24}' },
+      ],
+      tools: [weather],
+    });
+    expect(second.choices[0]?.message.content).toBe('Sunny, 24 °C.');
+    const sent = (harness.model.requests[1]?.body.messages ?? []) as { role: string; content: string }[];
+    const toolMessage = sent.find((message) => message.role === 'tool');
+    expect(toolMessage?.content).toContain('celsius');
+
+    // Streamed, the call comes as a tool_calls delta.
+    harness.model.respond({
+      kind: 'tool-call',
+      name: 'get_weather',
+      arguments: { city: 'Porto' },
+      afterwards: { kind: 'stream', chunks: ['x'] },
+    });
+    const stream = await client.chat.completions.create({
+      model: 'parley',
+      messages: [{ role: 'user', content: 'And Porto?' }],
+      tools: [weather],
+      stream: true,
+    });
+    const deltas = [];
+    for await (const chunk of stream) deltas.push(chunk.choices[0]);
+    expect(deltas.some((delta) => delta?.delta.tool_calls?.[0]?.function?.name === 'get_weather')).toBe(true);
+    expect(deltas.at(-1)?.finish_reason).toBe('tool_calls');
+
+    // A tool result that answers no call is a 400.
+    await expect(
+      client.chat.completions.create({
+        model: 'parley',
+        messages: [
+          { role: 'user', content: 'x' },
+          { role: 'tool', tool_call_id: 'nope', content: '{}' },
+        ],
+      }),
+    ).rejects.toMatchObject({ status: 400 });
   });
 
   it('turns bad requests into 400 errors an OpenAI client reads', async () => {

@@ -13,7 +13,7 @@ import type { FinishReason, ModelMessage } from 'ai';
 import type { FastifyInstance } from 'fastify';
 import { PlatformError, ValidationError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
-import type { LlmRequest, LlmUsage } from '../../llm/call.ts';
+import type { LlmRequest, LlmTool, LlmUsage } from '../../llm/call.ts';
 import { principalOf } from '../auth-hook.ts';
 import { abortOnDisconnect } from '../client-disconnect.ts';
 import { toHttpError } from '../http-errors.ts';
@@ -40,10 +40,29 @@ export const DEFAULT_MODEL_ALIAS = 'parley';
 
 type ContentPart = { type: string; text?: string };
 
+/** A function call as OpenAI writes it (in an assistant message, and in the answer). */
+interface OpenAIToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
 interface ChatCompletionMessage {
   role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
-  content: string | ContentPart[] | null;
+  content?: string | ContentPart[] | null;
+  /** An assistant message's function calls. */
+  tool_calls?: OpenAIToolCall[];
+  /** A `tool` message: the call it answers. */
+  tool_call_id?: string;
 }
+
+/** A function the client offers the model (and runs itself). */
+interface OpenAIFunctionTool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: Record<string, unknown> };
+}
+
+type OpenAIToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
 
 interface ChatCompletionRequest {
   model?: string;
@@ -57,8 +76,9 @@ interface ChatCompletionRequest {
   stop?: string | string[] | null;
   seed?: number | null;
   n?: number | null;
-  /** Client-side function calling: not supported here (refused rather than silently ignored). */
-  tools?: unknown[] | null;
+  /** Function calling: the model may call these; the client runs them and sends the results back. */
+  tools?: OpenAIFunctionTool[] | null;
+  tool_choice?: OpenAIToolChoice | null;
 }
 
 const contentSchema = {
@@ -87,15 +107,66 @@ const requestSchema = {
       minItems: 1,
       items: {
         type: 'object',
-        required: ['role', 'content'],
+        required: ['role'],
         properties: {
           role: { type: 'string', enum: ['system', 'developer', 'user', 'assistant', 'tool'] },
           content: contentSchema,
           name: { type: 'string' },
+          tool_calls: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['id', 'function'],
+              properties: {
+                id: { type: 'string', minLength: 1 },
+                type: { type: 'string', enum: ['function'] },
+                function: {
+                  type: 'object',
+                  required: ['name', 'arguments'],
+                  properties: { name: { type: 'string', minLength: 1 }, arguments: { type: 'string' } },
+                },
+              },
+            },
+          },
+          tool_call_id: { type: 'string', minLength: 1 },
         },
       },
     },
     stream: { type: 'boolean' },
+    tools: {
+      type: ['array', 'null'],
+      maxItems: 128,
+      items: {
+        type: 'object',
+        required: ['type', 'function'],
+        properties: {
+          type: { type: 'string', enum: ['function'] },
+          function: {
+            type: 'object',
+            required: ['name'],
+            properties: {
+              name: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' },
+              description: { type: 'string' },
+              parameters: { type: 'object' },
+            },
+          },
+        },
+      },
+    },
+    tool_choice: {
+      anyOf: [
+        { type: 'string', enum: ['auto', 'none', 'required'] },
+        {
+          type: 'object',
+          required: ['type', 'function'],
+          properties: {
+            type: { type: 'string', enum: ['function'] },
+            function: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+          },
+        },
+        { type: 'null' },
+      ],
+    },
     stream_options: {
       type: ['object', 'null'],
       properties: { include_usage: { type: 'boolean' } },
@@ -144,7 +215,24 @@ const completionSchema = {
           message: {
             type: 'object',
             required: ['role', 'content'],
-            properties: { role: { type: 'string' }, content: { type: 'string' } },
+            properties: {
+              role: { type: 'string' },
+              content: { type: ['string', 'null'] },
+              tool_calls: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  properties: {
+                    id: { type: 'string' },
+                    type: { type: 'string' },
+                    function: {
+                      type: 'object',
+                      properties: { name: { type: 'string' }, arguments: { type: 'string' } },
+                    },
+                  },
+                },
+              },
+            },
           },
           finish_reason: { type: 'string' },
         },
@@ -155,7 +243,7 @@ const completionSchema = {
 } as const;
 
 function textOf(content: ChatCompletionMessage['content'], index: number): string {
-  if (content === null) return '';
+  if (content === null || content === undefined) return '';
   if (typeof content === 'string') return content;
   return content
     .map((part) => {
@@ -169,12 +257,65 @@ function textOf(content: ChatCompletionMessage['content'], index: number): strin
     .join('');
 }
 
-/** Leading system (and developer) messages become the system prompt; the rest stay in order. */
+/** A function call's arguments: JSON, as OpenAI sends them; a ValidationError naming the message if not. */
+function argumentsOf(call: OpenAIToolCall, index: number): unknown {
+  try {
+    return JSON.parse(call.function.arguments === '' ? '{}' : call.function.arguments);
+  } catch {
+    throw new ValidationError(
+      `messages[${index}].tool_calls: the arguments of "${call.function.name}" are not JSON`,
+    );
+  }
+}
+
+/**
+ * Leading system (and developer) messages become the system prompt; the rest stay in order. An assistant
+ * message's `tool_calls` and the `tool` messages answering them become the AI SDK's tool-call and
+ * tool-result parts.
+ */
 function toModelMessages(messages: ChatCompletionMessage[]): { system?: string; messages: ModelMessage[] } {
   const system: string[] = [];
   const result: ModelMessage[] = [];
+  // Call id → function name: a tool message names only the call it answers.
+  const calledNames = new Map<string, string>();
   messages.forEach((message, index) => {
     const text = textOf(message.content, index);
+    if (message.role === 'assistant' && message.tool_calls !== undefined && message.tool_calls.length > 0) {
+      const calls = message.tool_calls.map((call) => {
+        calledNames.set(call.id, call.function.name);
+        return {
+          type: 'tool-call' as const,
+          toolCallId: call.id,
+          toolName: call.function.name,
+          input: argumentsOf(call, index),
+        };
+      });
+      result.push({
+        role: 'assistant',
+        content: [...(text === '' ? [] : [{ type: 'text' as const, text }]), ...calls],
+      });
+      return;
+    }
+    if (message.role === 'tool') {
+      const toolName = message.tool_call_id === undefined ? undefined : calledNames.get(message.tool_call_id);
+      if (toolName === undefined) {
+        throw new ValidationError(
+          `messages[${index}] is a tool result whose tool_call_id names no earlier assistant tool call`,
+        );
+      }
+      result.push({
+        role: 'tool',
+        content: [
+          {
+            type: 'tool-result',
+            toolCallId: message.tool_call_id as string,
+            toolName,
+            output: { type: 'text', value: text },
+          },
+        ],
+      });
+      return;
+    }
     switch (message.role) {
       case 'system':
       case 'developer':
@@ -188,15 +329,41 @@ function toModelMessages(messages: ChatCompletionMessage[]): { system?: string; 
         result.push({ role: 'assistant', content: text });
         return;
       default:
-        throw new ValidationError(
-          `messages[${index}] has role "${message.role}"; tool calls are not supported by this endpoint`,
-        );
+        throw new ValidationError(`messages[${index}] has role "${message.role}"`);
     }
   });
   if (result.length === 0) {
     throw new ValidationError('messages must hold at least one user or assistant message');
   }
   return { ...(system.length === 0 ? {} : { system: system.join('\n\n') }), messages: result };
+}
+
+/** The client's functions as the model layer's tools (without `execute`: the client runs them). */
+function clientTools(tools: OpenAIFunctionTool[] | null | undefined): Record<string, LlmTool> | undefined {
+  if (tools === undefined || tools === null || tools.length === 0) return undefined;
+  return Object.fromEntries(
+    tools.map((offered): [string, LlmTool] => [
+      offered.function.name,
+      {
+        description: offered.function.description ?? '',
+        inputSchema: offered.function.parameters ?? { type: 'object', properties: {} },
+      },
+    ]),
+  );
+}
+
+function toolChoiceOf(choice: OpenAIToolChoice | null | undefined): LlmRequest['toolChoice'] {
+  if (choice === undefined || choice === null) return undefined;
+  return typeof choice === 'string' ? choice : { type: 'tool', toolName: choice.function.name };
+}
+
+/** A tool call as OpenAI writes it. */
+function openAIToolCall(call: { toolCallId: string; toolName: string; input: unknown }): OpenAIToolCall {
+  return {
+    id: call.toolCallId,
+    type: 'function',
+    function: { name: call.toolName, arguments: JSON.stringify(call.input ?? {}) },
+  };
 }
 
 function finishReasonOf(reason: FinishReason): string {
@@ -318,14 +485,9 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
         request.log.debug({ err: error }, 'could not tell the other nodes of a counted completion');
       });
       const model = resolveModelName(body.model);
-      if (Array.isArray(body.tools) && body.tools.length > 0) {
-        // Ignoring them would answer as if the model had chosen not to call any: say so instead.
-        throw new ValidationError(
-          'tools (client-side function calling) are not supported by this endpoint; the tools parley offers run on the server in chat sessions (POST /v1/sessions/:id/messages)',
-          { details: { field: 'tools' } },
-        );
-      }
       const { system, messages } = toModelMessages(body.messages);
+      const tools = clientTools(body.tools);
+      const toolChoice = toolChoiceOf(body.tool_choice);
       const signal = abortOnDisconnect(reply);
       const maxOutputTokens = body.max_completion_tokens ?? body.max_tokens ?? undefined;
       const stop = body.stop ?? undefined;
@@ -339,12 +501,16 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
         ...(maxOutputTokens === undefined ? {} : { maxOutputTokens }),
         ...(stop === undefined ? {} : { stopSequences: typeof stop === 'string' ? [stop] : stop }),
         ...(body.seed == null ? {} : { seed: body.seed }),
+        // The client runs its functions: one model call, which ends at the calls it asks for.
+        ...(tools === undefined ? {} : { tools, maxSteps: 1 }),
+        ...(toolChoice === undefined ? {} : { toolChoice }),
       };
       const id = `chatcmpl-${newId()}`;
       const created = Math.floor(Date.now() / 1000);
 
       if (body.stream !== true) {
         const result = await llm.generate(llmRequest);
+        const toolCalls = result.toolCalls?.map(openAIToolCall);
         return {
           id,
           object: 'chat.completion',
@@ -353,7 +519,14 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
           choices: [
             {
               index: 0,
-              message: { role: 'assistant', content: result.text },
+              message:
+                toolCalls === undefined
+                  ? { role: 'assistant', content: result.text }
+                  : {
+                      role: 'assistant',
+                      content: result.text === '' ? null : result.text,
+                      tool_calls: toolCalls,
+                    },
               finish_reason: finishReasonOf(result.finishReason),
             },
           ],
@@ -374,12 +547,17 @@ export function registerOpenAIRoutes(app: FastifyInstance, context: ServerContex
       const begin = () => {
         if (!stream.started) stream.send(undefined, chunk({ role: 'assistant', content: '' }, null));
       };
+      let callIndex = 0;
       try {
         for await (const part of llm.stream(llmRequest)) {
           if (stream.closed) break;
           if (part.type === 'text-delta') {
             begin();
             stream.send(undefined, chunk({ content: part.text }, null));
+          } else if (part.type === 'tool-call') {
+            begin();
+            const call = { index: callIndex++, ...openAIToolCall(part) };
+            stream.send(undefined, chunk({ tool_calls: [call] }, null));
           } else if (part.type === 'finish') {
             begin();
             stream.send(undefined, chunk({}, finishReasonOf(part.finishReason)));
