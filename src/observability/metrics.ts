@@ -10,9 +10,10 @@
  * a scrape stays small whatever clients send.
  */
 
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import type { BusMetrics } from '../core/bus-types.ts';
 import type { LlmCallObserver, StorageObserver } from '../core/observers.ts';
+import { createFastHistogram } from './fast-histogram.ts';
 
 /** Distinct values one label keeps before it reports the rest as `other`. */
 export const MAX_LABEL_VALUES = 200;
@@ -74,12 +75,11 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['type'],
     registers,
   });
-  const handlerDuration = new Histogram({
+  const handlerDuration = createFastHistogram(registry, {
     name: 'parley_handler_duration_seconds',
     help: 'Time a module took to handle an event (on this node), by event type and module.',
     labelNames: ['type', 'module'],
     buckets: FAST_BUCKETS,
-    registers,
   });
   const handlerErrors = new Counter({
     name: 'parley_handler_errors_total',
@@ -87,26 +87,23 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['type', 'module'],
     registers,
   });
-  const httpDuration = new Histogram({
+  const httpDuration = createFastHistogram(registry, {
     name: 'parley_http_request_duration_seconds',
     help: 'HTTP requests by method, route pattern and status code, until the response was sent.',
     labelNames: ['method', 'route', 'status_code'],
     buckets: FAST_BUCKETS,
-    registers,
   });
-  const llmDuration = new Histogram({
+  const llmDuration = createFastHistogram(registry, {
     name: 'parley_llm_request_duration_seconds',
     help: 'Model calls from the request to the last part, by model and outcome (ok, or the error code).',
     labelNames: ['model', 'outcome'],
     buckets: MODEL_BUCKETS,
-    registers,
   });
-  const llmFirstToken = new Histogram({
+  const llmFirstToken = createFastHistogram(registry, {
     name: 'parley_llm_time_to_first_token_seconds',
     help: "Time from a model call to its reply's first text, by model.",
     labelNames: ['model'],
     buckets: MODEL_BUCKETS,
-    registers,
   });
   const llmTokens = new Counter({
     name: 'parley_llm_tokens_total',
@@ -114,12 +111,11 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['model', 'kind'],
     registers,
   });
-  const storageDuration = new Histogram({
+  const storageDuration = createFastHistogram(registry, {
     name: 'parley_storage_operation_duration_seconds',
     help: 'Calls to the storage backend (below the read cache), by backend and operation.',
     labelNames: ['backend', 'operation'],
     buckets: FAST_BUCKETS,
-    registers,
   });
   const storageErrors = new Counter({
     name: 'parley_storage_errors_total',
@@ -133,17 +129,14 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     bus: {
       eventEmitted: (type) => eventsEmitted.inc({ type: eventType(type) }),
       handlerCompleted: (type, group, seconds) =>
-        handlerDuration.observe({ type: eventType(type), module: moduleName(group) }, seconds),
+        handlerDuration.observe([eventType(type), moduleName(group)], seconds),
       handlerError: (type, group) => handlerErrors.inc({ type: eventType(type), module: moduleName(group) }),
     },
     llm: {
-      firstText: (name, seconds) => llmFirstToken.observe({ model: model(name) }, seconds),
+      firstText: (name, seconds) => llmFirstToken.observe([model(name)], seconds),
       callEnded(name, seconds, outcome) {
         const label = model(name);
-        llmDuration.observe(
-          { model: label, outcome: outcome.error === undefined ? 'ok' : errorCode(outcome.error) },
-          seconds,
-        );
+        llmDuration.observe([label, outcome.error === undefined ? 'ok' : errorCode(outcome.error)], seconds);
         if (outcome.inputTokens !== undefined)
           llmTokens.inc({ model: label, kind: 'input' }, outcome.inputTokens);
         if (outcome.outputTokens !== undefined)
@@ -153,18 +146,14 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     http: {
       requestCompleted(method, pattern, statusCode, seconds) {
         // No route matched (a 404 for an unknown path): one label, not the path, which anyone can vary.
-        const labels = {
-          method,
-          route: pattern === undefined ? 'unmatched' : route(pattern),
-          status_code: String(statusCode),
-        };
-        httpDuration.observe(labels, seconds);
+        const routeLabel = pattern === undefined ? 'unmatched' : route(pattern);
+        httpDuration.observe([method, routeLabel, String(statusCode)], seconds);
       },
     },
     storage(backend) {
       return {
         operationCompleted(operation, seconds, failed) {
-          storageDuration.observe({ backend, operation }, seconds);
+          storageDuration.observe([backend, operation], seconds);
           if (failed) storageErrors.inc({ backend, operation });
         },
       };
