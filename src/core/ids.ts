@@ -61,3 +61,11 @@ export function newId(): string {
   for (let index = 2; index < 8; index++) putByte(20 + 2 * index, pool[offset + index]!);
   return text.toString('latin1', 0, 36);
 }
+
+/** Ids that stand as one storage key segment as they are: letters, digits, `_` and `-`, up to 128. */
+const ID_SEGMENT = /^[A-Za-z0-9_-]{1,128}$/;
+
+/** Whether `value` can name a storage folder or file as it is (session, user, conversation ids). */
+export function isIdSegment(value: string): boolean {
+  return ID_SEGMENT.test(value);
+}

@@ -16,6 +16,7 @@
 import { createHash } from 'node:crypto';
 import { currentTime } from '../core/events.ts';
 import { newId } from '../core/ids.ts';
+import { appendJsonLine } from '../storage/json-lines.ts';
 import type { Storage } from '../storage/types.ts';
 
 /** Who did it. */
@@ -124,7 +125,6 @@ function parseChain(text: string): { entries: AuditEntry[]; badLine?: number } {
 
 /** The audit log kept in `storage` (the platform storage scoped to `audit/`). */
 export function createAuditLog(storage: Storage): AuditLog {
-  const encoder = new TextEncoder();
   const decoder = new TextDecoder();
   const chain = newId();
   const key = `${CHAINS}${chain}.jsonl`;
@@ -152,7 +152,7 @@ export function createAuditLog(storage: Storage): AuditLog {
       prev: last?.hash ?? GENESIS_PREV,
     };
     const entry: AuditEntry = { ...unhashed, hash: hashOf(unhashed) };
-    await storage.append(key, encoder.encode(`${JSON.stringify(entry)}\n`));
+    await appendJsonLine(storage, key, entry);
     last = { seq: entry.seq, hash: entry.hash };
     return entry;
   }

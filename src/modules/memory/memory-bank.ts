@@ -10,8 +10,10 @@
  */
 
 import { ValidationError } from '../../core/errors.ts';
+import { isIdSegment } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import { type Bm25Index, createBm25Index } from '../../retrieval/bm25.ts';
+import { appendJsonLine } from '../../storage/json-lines.ts';
 import { readFrom } from '../../storage/read-from.ts';
 
 /** One memory: a message the user wrote. */
@@ -61,12 +63,11 @@ interface Bank {
   index: Bm25Index;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const NEWLINE = 0x0a;
 
 function bankKey(userId: string): string {
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(userId)) {
+  if (!isIdSegment(userId)) {
     throw new ValidationError(`not a user id: "${userId}"`, { details: { field: 'userId' } });
   }
   return `long_term/${userId}/memory_bank.jsonl`;
@@ -152,8 +153,8 @@ export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOpt
     return started;
   }
 
-  async function append(userId: string, record: unknown): Promise<void> {
-    await storage.append(bankKey(userId), encoder.encode(`${JSON.stringify(record)}\n`));
+  function append(userId: string, record: unknown): Promise<void> {
+    return appendJsonLine(storage, bankKey(userId), record);
   }
 
   async function forgetNow(userId: string, what: ForgetWhat): Promise<number> {

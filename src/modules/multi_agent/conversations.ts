@@ -10,8 +10,9 @@
 import type { ModelMessage } from 'ai';
 import { NotFoundError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime } from '../../core/events.ts';
-import { newId } from '../../core/ids.ts';
+import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
+import { appendJsonLine, encodeJsonLine, readJsonLines } from '../../storage/json-lines.ts';
 
 /** An agent as a conversation holds it. */
 export interface Agent {
@@ -69,12 +70,7 @@ export interface ConversationListener {
   utterance?(utterance: Utterance): void;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-function json(value: unknown): Uint8Array {
-  return encoder.encode(`${JSON.stringify(value)}\n`);
-}
 
 /** The conversation's participants, checked: config ids resolved, brought agents validated. */
 function participantsOf(request: StartConversation, config: MultiAgentConfig): Agent[] {
@@ -172,23 +168,17 @@ export function createConversations(
   const folder = (id: string) => `conversations/${id}`;
 
   async function save(conversation: AgentConversation): Promise<void> {
-    await storage.write(`${folder(conversation.id)}/participants.json`, json(conversation));
+    await storage.write(`${folder(conversation.id)}/participants.json`, encodeJsonLine(conversation));
   }
 
   async function readRecord(conversationId: string): Promise<AgentConversation | undefined> {
-    if (!/^[A-Za-z0-9_-]{1,128}$/.test(conversationId)) return undefined;
+    if (!isIdSegment(conversationId)) return undefined;
     const bytes = await storage.read(`${folder(conversationId)}/participants.json`);
     return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as AgentConversation);
   }
 
-  async function readTranscript(conversationId: string): Promise<Utterance[]> {
-    const bytes = await storage.read(`${folder(conversationId)}/transcript.jsonl`);
-    if (bytes === undefined) return [];
-    return decoder
-      .decode(bytes)
-      .split('\n')
-      .filter((line) => line !== '')
-      .map((line) => JSON.parse(line) as Utterance);
+  function readTranscript(conversationId: string): Promise<Utterance[]> {
+    return readJsonLines<Utterance>(storage, `${folder(conversationId)}/transcript.jsonl`);
   }
 
   /** One utterance of `agent`, streamed to the listener as it is written. */
@@ -242,7 +232,10 @@ export function createConversations(
         updatedAt: now,
       };
       await save(conversation);
-      await storage.append(`owners/${request.ownerId}.jsonl`, json({ id: conversation.id, createdAt: now }));
+      await appendJsonLine(storage, `owners/${request.ownerId}.jsonl`, {
+        id: conversation.id,
+        createdAt: now,
+      });
 
       const transcript: Utterance[] = [];
       try {
@@ -250,7 +243,7 @@ export function createConversations(
           for (const agent of conversation.participants) {
             const utterance = await speak(agent, conversation, transcript, round, options);
             transcript.push(utterance);
-            await storage.append(`${folder(conversation.id)}/transcript.jsonl`, json(utterance));
+            await appendJsonLine(storage, `${folder(conversation.id)}/transcript.jsonl`, utterance);
             options.listener?.utterance?.(utterance);
           }
         }
@@ -280,14 +273,10 @@ export function createConversations(
     },
 
     async list(ownerId) {
-      if (!/^[A-Za-z0-9_-]{1,128}$/.test(ownerId)) throw new ValidationError(`not a user id: "${ownerId}"`);
-      const bytes = await storage.read(`owners/${ownerId}.jsonl`);
-      if (bytes === undefined) return [];
-      const ids = decoder
-        .decode(bytes)
-        .split('\n')
-        .filter((line) => line !== '')
-        .map((line) => (JSON.parse(line) as { id: string }).id);
+      if (!isIdSegment(ownerId)) throw new ValidationError(`not a user id: "${ownerId}"`);
+      const ids = (await readJsonLines<{ id: string }>(storage, `owners/${ownerId}.jsonl`)).map(
+        (line) => line.id,
+      );
       const records = await Promise.all(ids.map((id) => readRecord(id)));
       return records
         .filter((record): record is AgentConversation => record?.ownerId === ownerId)

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../../core/errors.ts';
-import { newId } from '../../core/ids.ts';
+import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
 import type { SessionMetadata } from './types.ts';
@@ -8,7 +8,6 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** Session ids are ours (UUIDv7); anything else cannot name a session, and must not name a key. */
-const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** A user id as one storage key segment ("." and ".." would be refused as keys, so they are escaped). */
 function userSegment(userId: string): string {
@@ -37,7 +36,7 @@ function notFound(sessionId: string): NotFoundError {
 
 /** Throws the NotFoundError of a missing session when `sessionId` cannot name a session at all. */
 export function assertSessionId(sessionId: string): void {
-  if (!SESSION_ID_PATTERN.test(sessionId)) throw notFound(sessionId);
+  if (!isIdSegment(sessionId)) throw notFound(sessionId);
 }
 
 /** What a session is created with. */
@@ -237,7 +236,7 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
       const sessionIds = keys
         .filter((key) => key.endsWith('/metadata.json'))
         .map((key) => key.split('/')[1] ?? '')
-        .filter((id) => SESSION_ID_PATTERN.test(id));
+        .filter((id) => isIdSegment(id));
       const sessions = await Promise.all(
         sessionIds.map((id) =>
           read(userId, id).catch((error: unknown) => {

@@ -1,5 +1,7 @@
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule, type ModuleHandlers } from '../../core/module.ts';
+import { createRecentIds, type RecentIds } from '../../core/recent-ids.ts';
+import { appendJsonLine } from '../../storage/json-lines.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { type AttemptRecord, deliver, type Endpoint, type RetrySettings } from './delivery.ts';
@@ -38,15 +40,13 @@ export default defineModule<WebhooksConfig>({
     ctx.requireCapability('external_api_calls', 'deliver webhooks');
 
     const timers = new Set<NodeJS.Timeout>();
-    const recent = new Map<string, Set<string>>(endpoints.map((endpoint) => [endpoint.name, new Set()]));
-    const encoder = new TextEncoder();
+    const recent = new Map(endpoints.map((endpoint) => [endpoint.name, createRecentIds(RECENT_EVENTS)]));
 
     /** True the first time `endpoint` is handed event `id` (of the last RECENT_EVENTS). */
     function firstTime(endpoint: Endpoint, id: string): boolean {
-      const seen = recent.get(endpoint.name) as Set<string>;
+      const seen = recent.get(endpoint.name) as RecentIds;
       if (seen.has(id)) return false;
       seen.add(id);
-      if (seen.size > RECENT_EVENTS) seen.delete(seen.values().next().value as string);
       return true;
     }
 
@@ -54,7 +54,7 @@ export default defineModule<WebhooksConfig>({
       const level = attempt.outcome === 'failed' ? 'warn' : 'debug';
       ctx.log[level]({ ...attempt }, `webhook ${attempt.outcome}`);
       const key = `deliveries/${attempt.time.slice(0, 10)}.jsonl`;
-      ctx.storage.append(key, encoder.encode(`${JSON.stringify(attempt)}\n`)).catch((error: unknown) => {
+      appendJsonLine(ctx.storage, key, attempt).catch((error: unknown) => {
         ctx.log.warn({ err: error }, 'webhooks: the delivery log could not be written');
       });
     }

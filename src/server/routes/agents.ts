@@ -5,11 +5,11 @@
  */
 
 import type { FastifyInstance } from 'fastify';
-import { isPlatformError, NotFoundError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
 import { principalOf } from '../auth-hook.ts';
 import { toHttpError } from '../http-errors.ts';
+import { requestOptionalModule } from '../optional-module.ts';
 import { errorResponses, idParams } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { createSseStream } from '../sse.ts';
@@ -63,21 +63,13 @@ export function registerAgentRoutes(app: FastifyInstance, context: ServerContext
   const { bus } = context.platform;
   const tags = ['agents'];
 
-  async function ask<Reply>(type: string, data: Record<string, unknown>, options: { timeout?: number } = {}) {
-    try {
-      return await bus.request<Reply>(type, data, {
-        ...(typeof data.userId === 'string' ? { userId: data.userId } : {}),
-        ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
-      });
-    } catch (error) {
-      if (isPlatformError(error, 'CHAT_ERR_BUS_NO_HANDLER')) {
-        throw new NotFoundError(
-          'agent conversations are off: the multi_agent module is not loaded (multi_agent.enabled)',
-        );
-      }
-      throw error;
-    }
-  }
+  /** Asks the multi_agent module (on any node). */
+  const ask = <Reply>(type: string, data: Record<string, unknown>, options: { timeout?: number } = {}) =>
+    requestOptionalModule<Reply>(bus, type, data, {
+      ...(typeof data.userId === 'string' ? { userId: data.userId } : {}),
+      ...(options.timeout === undefined ? {} : { timeout: options.timeout }),
+      whenOff: 'agent conversations are off: the multi_agent module is not loaded (multi_agent.enabled)',
+    });
 
   app.get(
     '/v1/agents',

@@ -9,6 +9,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../core/errors.ts';
+import { createRecentIds, type RecentIds } from '../../core/recent-ids.ts';
 import { UnauthenticatedError } from '../../security/auth.ts';
 import { verifyWebhook } from '../../security/webhook-signature.ts';
 import { errorResponses } from '../schemas.ts';
@@ -33,7 +34,7 @@ function header(value: string | string[] | undefined): string | undefined {
 /** Registers /v1/hooks/:name in a scope of its own, where bodies are kept as they came (for the signature). */
 export function registerHookRoutes(app: FastifyInstance, context: ServerContext): void {
   const hooks = context.platform.config.server.incoming_webhooks;
-  const recent = new Map<string, Set<string>>();
+  const recent = new Map<string, RecentIds>();
 
   app.register(async (scope) => {
     // The signature is over the raw bytes: every content type arrives as the string it was.
@@ -84,7 +85,7 @@ export function registerHookRoutes(app: FastifyInstance, context: ServerContext)
         const deliveryId = id as string;
         let seen = recent.get(name);
         if (seen === undefined) {
-          seen = new Set();
+          seen = createRecentIds(RECENT_DELIVERIES);
           recent.set(name, seen);
         }
         if (seen.has(deliveryId)) return reply.status(200).send({ accepted: true, duplicate: true });
@@ -98,7 +99,6 @@ export function registerHookRoutes(app: FastifyInstance, context: ServerContext)
         const data: WebhookReceived = { hook: name, deliveryId, payload };
         await context.platform.bus.emit(hook.event ?? `webhook.${name}`, data, { correlationId: deliveryId });
         seen.add(deliveryId);
-        if (seen.size > RECENT_DELIVERIES) seen.delete(seen.values().next().value as string);
         return reply.status(202).send({ accepted: true });
       },
     );

@@ -5,8 +5,9 @@
  */
 
 import type { FastifyInstance } from 'fastify';
-import { isPlatformError, NotFoundError } from '../../core/errors.ts';
+import { NotFoundError } from '../../core/errors.ts';
 import { principalOf } from '../auth-hook.ts';
+import { requestOptionalModule } from '../optional-module.ts';
 import { errorResponses, idParams, type NewestFirstPage, newestFirstPageQuery } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 
@@ -31,17 +32,17 @@ const forgottenSchema = {
 export function registerMemoryRoutes(app: FastifyInstance, context: ServerContext): void {
   const tags = ['memories'];
 
-  /** Asks the memory module (on any node); its absence is a 404 that says how to turn it on. */
-  async function ask<Reply>(type: string, data: Record<string, unknown>, userId: string): Promise<Reply> {
-    try {
-      return await context.platform.bus.request<Reply>(type, { ...data, userId }, { userId });
-    } catch (error) {
-      if (isPlatformError(error, 'CHAT_ERR_BUS_NO_HANDLER')) {
-        throw new NotFoundError('memory is off: set memory.enabled to true (CHAT_MEMORY__ENABLED=true)');
-      }
-      throw error;
-    }
-  }
+  /** Asks the memory module (on any node) for the caller. */
+  const ask = <Reply>(type: string, data: Record<string, unknown>, userId: string) =>
+    requestOptionalModule<Reply>(
+      context.platform.bus,
+      type,
+      { ...data, userId },
+      {
+        userId,
+        whenOff: 'memory is off: set memory.enabled to true (CHAT_MEMORY__ENABLED=true)',
+      },
+    );
 
   app.get<{ Querystring: NewestFirstPage }>(
     '/v1/memories',

@@ -2,17 +2,17 @@
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../core/errors.ts';
+import { isIdSegment } from '../../core/ids.ts';
 import { principalOf } from '../auth-hook.ts';
 import type { SessionInput } from '../chat-gateway.ts';
 import { errorResponses, idParams } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 
 // Ids are UUIDs; anything else cannot name a session, and is answered like a missing one.
-const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 
 /** Throws NotFoundError (404) for an id that cannot name a session, before it goes anywhere. */
 export function checkSessionId(id: string): string {
-  if (!SESSION_ID.test(id)) throw new NotFoundError(`no session "${id}"`);
+  if (!isIdSegment(id)) throw new NotFoundError(`no session "${id}"`);
   return id;
 }
 
