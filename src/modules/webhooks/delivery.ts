@@ -74,6 +74,18 @@ export interface DeliveryOptions {
   record(attempt: AttemptRecord): void;
   /** Schedules the next attempt (a timer the module can cancel when it stops). */
   later(ms: number, next: () => void): void;
+  /**
+   * Told, before it is scheduled, that attempt `attempt` is due at `dueAt` (Unix ms): the outbox. Must not
+   * reject (a failure to record it is the caller's to log; the attempt is made anyway).
+   */
+  scheduled?(attempt: number, dueAt: number): Promise<void>;
+}
+
+/** Where a delivery starts: a new one at attempt 1 now; one resumed after a restart where it was. */
+export interface DeliveryStart {
+  attempt: number;
+  /** Unix ms; now or earlier: at once. */
+  dueAt: number;
 }
 
 /** Delivers `envelope` to `endpoint`, retrying as above; resolves once it was delivered or given up. */
@@ -81,6 +93,7 @@ export function deliver(
   envelope: EventEnvelope,
   endpoint: Endpoint,
   options: DeliveryOptions,
+  start: DeliveryStart = { attempt: 1, dueAt: 0 },
 ): Promise<void> {
   const body = JSON.stringify(cloudEventOf(envelope));
   return new Promise((resolve) => {
@@ -128,8 +141,13 @@ export function deliver(
         ms: Math.round(performance.now() - started),
       });
       if (!again) return resolve();
-      options.later(backoffMs(number, options.retry, retryAfter), () => void attempt(number + 1));
+      const waitMs = backoffMs(number, options.retry, retryAfter);
+      // Recorded before it waits: a restart during the wait resumes it at its time, not from the start.
+      await options.scheduled?.(number + 1, Date.now() + waitMs);
+      options.later(waitMs, () => void attempt(number + 1));
     };
-    void attempt(1);
+    const waitMs = start.dueAt - Date.now();
+    if (waitMs > 0) options.later(waitMs, () => void attempt(start.attempt));
+    else void attempt(start.attempt);
   });
 }
