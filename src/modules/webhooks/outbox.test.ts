@@ -82,6 +82,16 @@ describe('webhooks outbox', () => {
     expect(await other.claimOrphans()).toEqual([]);
     clock += 2;
     expect(await other.claimOrphans()).toHaveLength(1);
+    expect(await outboxFiles()).toEqual(['other.jsonl']);
+  });
+
+  it('clears the heartbeat a crashed node with nothing pending left behind', async () => {
+    await outboxOf('crashed').heartbeat();
+    clock += LEASE_MS + 1;
+    const next = outboxOf('next');
+    await next.heartbeat();
+    expect(await next.claimOrphans()).toEqual([]);
+    expect(await outboxFiles()).toEqual(['next.alive']);
   });
 
   it('removes its log once nothing is pending, and writes it small again after many settled', async () => {

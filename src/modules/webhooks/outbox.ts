@@ -163,20 +163,24 @@ export function createOutbox(options: OutboxOptions): Outbox {
     },
     async claimOrphans() {
       const claimed: PendingDelivery[] = [];
-      const keys = await storage.list('outbox/');
-      for (const key of keys) {
-        if (!key.endsWith('.jsonl') || key === logKey) continue;
-        const other = key.slice('outbox/'.length, -'.jsonl'.length);
+      const nodes = new Set<string>();
+      for (const key of await storage.list('outbox/')) {
+        const match = /^outbox\/(.+)\.(jsonl|alive)$/.exec(key);
+        if (match?.[1] !== undefined && match[1] !== node) nodes.add(match[1]);
+      }
+      for (const other of nodes) {
+        const otherLog = `outbox/${other}.jsonl`;
         const otherAlive = `outbox/${other}.alive`;
         if (!gone(await storage.read(otherAlive))) continue;
-        const deliveries = unsettled(await readJsonLines<OutboxLine>(storage, key));
+        const deliveries = unsettled(await readJsonLines<OutboxLine>(storage, otherLog));
         // Ours before theirs is removed: a crash in between delivers them twice, never not at all.
         for (const delivery of deliveries) {
           if (pending.has(deliveryKey(delivery))) continue;
           await queue(delivery);
           claimed.push(delivery);
         }
-        await storage.delete(key);
+        // A crashed node with nothing pending leaves only its heartbeat: removed too.
+        await storage.delete(otherLog);
         await storage.delete(otherAlive);
       }
       return claimed;
