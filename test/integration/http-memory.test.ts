@@ -4,7 +4,7 @@
  * chat forgets it, and with the module off the routes say how to turn it on.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +101,13 @@ describe('memory across conversations', () => {
       async () => !(await memoriesOf(alice.key)).some((m) => m.sessionId === session),
       'forgotten',
     );
+    // Nothing of what was said stays on disk: not the chat, not the memory of it.
+    const files = (await readdir(harness.dataDir, { recursive: true, withFileTypes: true })).filter((entry) =>
+      entry.isFile(),
+    );
+    for (const file of files) {
+      expect(await readFile(join(file.parentPath, file.name), 'utf8'), file.name).not.toContain('4-8-15');
+    }
   });
 });
 

@@ -79,11 +79,39 @@ describe('memory banks', () => {
       'm1',
       'm2',
     ]);
+    // Each catch-up started where the one before ended.
+    expect(reads).toEqual([0, expect.any(Number)]);
+    expect(reads[1]).toBeGreaterThan(0);
+
+    // A forget rewrites the bank: the other node reads the new one from its start, then goes on from there.
     await there.forget('alice', { memoryId: 'm1' });
     expect((await here.recall('alice', 'Luna', { limit: 5 })).map((memory) => memory.id)).toEqual(['m2']);
-    // Each catch-up started where the one before ended.
-    expect(reads[0]).toBe(0);
-    expect(reads.every((offset, index) => index === 0 || offset > (reads[index - 1] as number))).toBe(true);
+    await there.remember('alice', said('m3', 's2', 'Luna hates the vacuum cleaner'));
+    expect((await here.recall('alice', 'Luna', { limit: 5 })).map((memory) => memory.id).sort()).toEqual([
+      'm2',
+      'm3',
+    ]);
+    expect(reads.slice(2, 3)).toEqual([0]);
+    expect(reads[3]).toBeGreaterThan(0);
+  });
+
+  it('keeps nothing of a forgotten memory in storage', async () => {
+    const storage = createMemoryStorage();
+    const banks = createMemoryBanks(storage, { maxUsers: 10 });
+    await banks.remember('alice', said('m1', 's1', 'my bank PIN is 4711, keep it safe'));
+    await banks.remember('alice', said('m2', 's2', 'I like hiking in the Alps'));
+    const stored = async () =>
+      new TextDecoder().decode(await storage.read('long_term/alice/memory_bank.jsonl'));
+    expect(await stored()).toContain('4711');
+    expect(await banks.forget('alice', { memoryId: 'm1' })).toBe(1);
+    expect(await stored()).not.toContain('4711');
+    expect(await stored()).toContain('hiking in the Alps');
+    // A node started afterwards (a restart) sees exactly what is left.
+    const restarted = createMemoryBanks(storage, { maxUsers: 10 });
+    expect((await restarted.list('alice', { limit: 10 })).map((memory) => memory.id)).toEqual(['m2']);
+    expect(await banks.forget('alice', { all: true })).toBe(1);
+    expect(await storage.read('long_term/alice/memory_bank.jsonl')).toBeUndefined();
+    expect(await restarted.list('alice', { limit: 10 })).toEqual([]);
   });
 
   it('forgets a session’s memories even while one of them is still being remembered', async () => {

@@ -3,17 +3,21 @@
  * `long_term/{user_id}/memory_bank.jsonl` (under the module's `memory/` root) and searched with the BM25
  * index of src/retrieval, so a new conversation can be given what the user said in earlier ones.
  *
- * The bank is an append-only log: a memory is a line `{ id, sessionId, time, text }`, forgetting is a line
- * `{ forget: [ids] }` (the memories stay out of every search and listing from then on). A node keeps the
- * banks of recently active users parsed and indexed, and before each use reads only the bank's bytes past
- * those it parsed: another node's appends are seen at once, and a long bank is never read again whole.
+ * The bank is a log: a memory is a line `{ id, sessionId, time, text }` appended. Forgetting appends
+ * `{ forget: [ids] }` (every node leaves them out from its next read on), then rewrites the bank without
+ * the forgotten memories — what a user asked to forget does not stay on disk — and names the rewritten bank
+ * by a new generation in `long_term/{user_id}/generation`. A node keeps the banks of recently active users
+ * parsed and indexed, and before each use reads the generation and only the bank's bytes past those it
+ * parsed: another node's appends are seen at once, a long bank is never read again whole, and a bank
+ * another node rewrote is read anew.
  */
 
 import { ValidationError } from '../../core/errors.ts';
-import { isIdSegment } from '../../core/ids.ts';
+import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import { type Bm25Index, createBm25Index } from '../../retrieval/bm25.ts';
-import { appendJsonLine } from '../../storage/json-lines.ts';
+import { concatBytes } from '../../storage/bytes.ts';
+import { appendJsonLine, encodeJsonLine } from '../../storage/json-lines.ts';
 import { readFrom } from '../../storage/read-from.ts';
 
 /** One memory: a message the user wrote. */
@@ -57,6 +61,8 @@ export interface MemoryBanks {
 }
 
 interface Bank {
+  /** The generation of the bank file parsed ('' before its first rewrite). */
+  generation: string;
   /** Bytes of the log parsed so far (up to the last whole line). */
   parsed: number;
   memories: Map<string, Memory>;
@@ -72,6 +78,13 @@ function bankKey(userId: string): string {
   }
   return `long_term/${userId}/memory_bank.jsonl`;
 }
+
+/** Names the bank's current generation (bumped by every rewrite); written after the bank it names. */
+function generationKey(userId: string): string {
+  return `long_term/${userId}/generation`;
+}
+
+const encoder = new TextEncoder();
 
 /** The memory banks in `storage` (the module's storage). */
 export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOptions): MemoryBanks {
@@ -123,13 +136,17 @@ export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOpt
     bank.index.add({ id, docId: id, text }, { ownerId: userId });
   }
 
+  function emptyBank(generation: string): Bank {
+    return { generation, parsed: 0, memories: new Map(), index: createBm25Index() };
+  }
+
   async function catchUp(userId: string): Promise<Bank> {
+    const stored = await storage.read(generationKey(userId));
+    const generation = stored === undefined ? '' : decoder.decode(stored);
     let bank = banks.get(userId);
-    if (bank === undefined) {
-      bank = { parsed: 0, memories: new Map(), index: createBm25Index() };
-    } else {
-      banks.delete(userId);
-    }
+    banks.delete(userId);
+    // Rewritten since this node parsed it (or never parsed): its offsets mean nothing now, read it anew.
+    if (bank === undefined || bank.generation !== generation) bank = emptyBank(generation);
     banks.set(userId, bank);
     while (banks.size > options.maxUsers) banks.delete(banks.keys().next().value as string);
 
@@ -168,10 +185,27 @@ export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOpt
             .filter((memory) => 'all' in what || memory.sessionId === what.sessionId)
             .map((memory) => memory.id);
     if (ids.length === 0) return 0;
+    // First the forget line: every node leaves them out from its next read on, even if the rewrite fails.
     await append(userId, { forget: ids });
-    // Applied now too, so this node's next answer already leaves them out.
-    for (const id of ids) if (bank.memories.delete(id)) bank.index.remove(id, { ownerId: userId });
+    await rewrite(userId);
     return ids.length;
+  }
+
+  /**
+   * Writes the bank anew with only the memories not forgotten (the bank's file is replaced whole), then
+   * its new generation, so other nodes read it anew. A memory another node appends between this node's
+   * last read and the replace is lost with the old file (a narrow window, on several nodes only).
+   */
+  async function rewrite(userId: string): Promise<void> {
+    const bank = await current(userId);
+    const lines = [...bank.memories.values()].map((memory) => encodeJsonLine(memory));
+    const generation = newId();
+    if (lines.length === 0) await storage.delete(bankKey(userId));
+    else await storage.write(bankKey(userId), concatBytes(lines));
+    await storage.write(generationKey(userId), encoder.encode(generation));
+    // Read anew on next use (one read of the smaller bank): a catch-up that ran during the replace may
+    // have parsed from an offset into the old file.
+    banks.delete(userId);
   }
 
   return {
