@@ -34,6 +34,12 @@ export interface CreateContextOptions<Config> {
   services: PlatformServices;
 }
 
+/**
+ * Events only the platform sends (the server, the CLI): a module may handle them but never emit, request or
+ * gather them — `platform.user.erase` asks every module to delete a user's data, and no module may ask that.
+ */
+export const PLATFORM_EVENT_PREFIX = 'platform.';
+
 /** Builds the context one module sees: its name as event source, its scoped storage, checked calls. */
 export function createContext<Config>(options: CreateContextOptions<Config>): ModuleContext<Config> {
   const { name, bus, policy } = options;
@@ -57,6 +63,14 @@ export function createContext<Config>(options: CreateContextOptions<Config>): Mo
   /** Runs a bus call after the access check; a denial rejects the returned promise like any bus failure. */
   function checked<T>(eventType: string, verb: string, call: () => Promise<T>): Promise<T> {
     try {
+      if (eventType.startsWith(PLATFORM_EVENT_PREFIX)) {
+        throw new AccessDeniedError(
+          `module "${name}" may not ${verb} "${eventType}": only the platform sends it`,
+          {
+            details: { module: name, action: `${verb} "${eventType}"` },
+          },
+        );
+      }
       checkEvent(eventType, verb);
     } catch (error) {
       return Promise.reject(error);

@@ -104,6 +104,11 @@ export const ERROR_CODES = {
     meaning:
       'The Idempotency-Key was already used for a different message in this session; send a new message with a new key.',
   },
+  CHAT_ERR_USER_ERASE_INCOMPLETE: {
+    status: 503,
+    meaning:
+      "Some module could not erase the user's data (it failed or did not answer in time); the user's keys are revoked and the user is kept: send the DELETE again.",
+  },
   CHAT_ERR_SERVER_BUSY: {
     status: 503,
     meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',

@@ -9,6 +9,7 @@ import { isAccessDenied, isPlatformError } from './errors.ts';
 import { defineModule, type ModuleDefinition, type ModuleLogger } from './module.ts';
 import { loadModules } from './module-loader.ts';
 import { matchesPattern } from './pattern.ts';
+import { USER_ERASE } from './user-erasure.ts';
 
 const warnings: unknown[] = [];
 const silentLog: ModuleLogger = {
@@ -238,6 +239,28 @@ describe('module loader', () => {
     await load();
     expect(isAccessDenied(emitError)).toBe(true);
     expect(denied).toEqual(['intruder:access_user_data']);
+  });
+
+  it('lets a module handle platform.* events but never send them, whatever it was granted', async () => {
+    const tries: unknown[] = [];
+    const { bus, load } = setUpPlatform([
+      testModule('eraser', {
+        setup: async (ctx) => {
+          tries.push(await ctx.emit(USER_ERASE, { userId: 'u' }).catch((e) => e));
+          tries.push(await ctx.request(USER_ERASE, { userId: 'u' }).catch((e) => e));
+          tries.push(await ctx.gather(USER_ERASE, { userId: 'u' }).catch((e) => e));
+          return { handlers: { [USER_ERASE]: () => ({ erased: 0 }) } };
+        },
+      }),
+    ]);
+    await load();
+    expect(tries.map((error) => isAccessDenied(error) && (error as Error).message)).toEqual([
+      'module "eraser" may not emit "platform.user.erase": only the platform sends it',
+      'module "eraser" may not request "platform.user.erase": only the platform sends it',
+      'module "eraser" may not gather "platform.user.erase": only the platform sends it',
+    ]);
+    const gathered = await bus.gather(USER_ERASE, { userId: 'u' }, { timeout: 1000 });
+    expect(gathered.replies).toEqual([{ responder: 'eraser', data: { erased: 0 } }]);
   });
 
   it('refuses at startup a handler for an event the module may not handle', async () => {

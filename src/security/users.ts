@@ -45,6 +45,8 @@ export interface UserStore {
   list(): Promise<User[]>;
   /** Whether any user exists (the first start creates the admin when none does). */
   hasAny(): Promise<boolean>;
+  /** Removes the user's record and name; the removed user, or undefined when there was none. */
+  delete(id: string): Promise<User | undefined>;
 }
 
 /** Lowercase letters, digits, `.`, `_`, `-`; starts with a letter or digit; at most 64 characters. */
@@ -122,6 +124,16 @@ export function createUserStore(storage: Storage): UserStore {
     list,
     async hasAny() {
       return (await storage.list(NAME_INDEX)).length > 0;
+    },
+    async delete(id) {
+      const user = await get(id);
+      if (user === undefined) return undefined;
+      // The record first, then the name (as create writes them): a crash between leaves a name pointing
+      // at nothing, which findByName treats as free.
+      await storage.delete(`${user.id}.json`);
+      const named = await readJson<{ id: string }>(storage, `${NAME_INDEX}${user.name}.json`);
+      if (named?.id === user.id) await storage.delete(`${NAME_INDEX}${user.name}.json`);
+      return user;
     },
   };
 }

@@ -1,6 +1,7 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createMemoryBanks, type Memory } from './memory-bank.ts';
@@ -49,7 +50,14 @@ export default defineModule<MemoryConfig>({
   },
   configSchema,
   defaults,
-  handles: ['message.received', 'knowledge.query', 'memory.list', 'memory.forget', 'session.deleted'],
+  handles: [
+    'message.received',
+    'knowledge.query',
+    'memory.list',
+    'memory.forget',
+    'session.deleted',
+    USER_ERASE,
+  ],
   setup(ctx) {
     const config = ctx.config;
     const banks = createMemoryBanks(ctx.storage, { maxUsers: config.max_users_cached });
@@ -124,6 +132,11 @@ export default defineModule<MemoryConfig>({
           const { userId, sessionId } = event.data;
           await banks.forget(userId, { sessionId });
         },
+
+        // An erased user: the whole bank goes.
+        [USER_ERASE]: async (event: EventEnvelope<UserEraseRequest>) => ({
+          erased: await banks.erase(userOf(event)),
+        }),
       },
       health: () => ({ healthy: true }),
       // Memories on their way to storage are written before the platform closes storage.

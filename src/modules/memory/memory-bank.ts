@@ -56,6 +56,8 @@ export interface MemoryBanks {
   list(userId: string, options: { limit: number; before?: string }): Promise<Memory[]>;
   /** Forgets memories of the user, after the changes asked before; resolves with how many were forgotten. */
   forget(userId: string, what: ForgetWhat): Promise<number>;
+  /** Deletes the user's bank whole (an erased user); resolves with how many memories it held. */
+  erase(userId: string): Promise<number>;
   /** Resolves once every change asked so far is done (before the module stops). */
   settled(): Promise<void>;
 }
@@ -241,6 +243,16 @@ export function createMemoryBanks(storage: ModuleStorage, options: MemoryBankOpt
 
     forget(userId, what) {
       return serially(userId, () => forgetNow(userId, what));
+    },
+
+    erase(userId) {
+      return serially(userId, async () => {
+        const held = (await current(userId)).memories.size;
+        await storage.delete(bankKey(userId));
+        await storage.delete(generationKey(userId));
+        banks.delete(userId);
+        return held;
+      });
     },
 
     async settled() {

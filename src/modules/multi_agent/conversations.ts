@@ -159,6 +159,8 @@ export interface Conversations {
   ): Promise<{ conversation: AgentConversation; transcript: Utterance[] }>;
   /** `ownerId`'s conversations, newest first. */
   list(ownerId: string): Promise<AgentConversation[]>;
+  /** Deletes every conversation of `ownerId` and the list of them (an erased user); how many there were. */
+  erase(ownerId: string): Promise<number>;
 }
 
 export function createConversations(
@@ -281,6 +283,21 @@ export function createConversations(
       return records
         .filter((record): record is AgentConversation => record?.ownerId === ownerId)
         .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
+    },
+
+    async erase(ownerId) {
+      if (!isIdSegment(ownerId)) throw new ValidationError(`not a user id: "${ownerId}"`);
+      const ownersKey = `owners/${ownerId}.jsonl`;
+      const ids = new Set((await readJsonLines<{ id: string }>(storage, ownersKey)).map((line) => line.id));
+      let erased = 0;
+      for (const id of ids) {
+        // Only the owner's: a listed id whose record names another owner is not theirs to delete.
+        if ((await readRecord(id))?.ownerId !== ownerId) continue;
+        for (const key of await storage.list(`${folder(id)}/`)) await storage.delete(key);
+        erased += 1;
+      }
+      await storage.delete(ownersKey);
+      return erased;
     },
   };
 }

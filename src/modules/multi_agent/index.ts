@@ -1,6 +1,7 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createConversations, type MultiAgentConfig, type StartConversation } from './conversations.ts';
@@ -31,7 +32,10 @@ export default defineModule<MultiAgentConfig>({
   setup(ctx) {
     const conversations = createConversations(ctx);
     // Conversations under way on this node, with whose they are (only the owner stops one).
-    const running = new Map<string, { controller: AbortController; ownerId: string }>();
+    const running = new Map<
+      string,
+      { controller: AbortController; ownerId: string; finished: Promise<unknown> }
+    >();
 
     return {
       handlers: {
@@ -49,10 +53,11 @@ export default defineModule<MultiAgentConfig>({
           const { topic, participants, rounds, conversationId } = event.data;
           const controller = new AbortController();
           const id = conversationId ?? event.correlationId;
-          if (id !== undefined) running.set(id, { controller, ownerId });
+          const entry = { controller, ownerId, finished: Promise.resolve() as Promise<unknown> };
+          if (id !== undefined) running.set(id, entry);
           const envelope = { userId: ownerId, ...(id === undefined ? {} : { correlationId: id }) };
           try {
-            return await conversations.run(
+            const work = conversations.run(
               { ownerId, topic, participants, ...(rounds === undefined ? {} : { rounds }) },
               {
                 signal: controller.signal,
@@ -69,6 +74,8 @@ export default defineModule<MultiAgentConfig>({
                 },
               },
             );
+            entry.finished = work.catch(() => {});
+            return await work;
           } finally {
             if (id !== undefined) running.delete(id);
           }
@@ -88,6 +95,17 @@ export default defineModule<MultiAgentConfig>({
             const under = running.get(String(event.data?.conversationId));
             if (under !== undefined && under.ownerId === event.data?.userId) under.controller.abort();
           },
+        },
+
+        // An erased user: their conversations under way on this node stop, and every stored one goes.
+        [USER_ERASE]: async (event: EventEnvelope<UserEraseRequest>) => {
+          const ownerId = userOf(event);
+          // Stopped and finished first: a conversation stopping stores its last state, which must not
+          // land after the erasure.
+          const stopping = [...running.values()].filter((under) => under.ownerId === ownerId);
+          for (const under of stopping) under.controller.abort();
+          await Promise.all(stopping.map((under) => under.finished));
+          return { erased: await conversations.erase(ownerId) };
         },
       },
       health: () => ({ healthy: true }),

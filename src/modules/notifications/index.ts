@@ -1,8 +1,9 @@
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
-import { addWatcher, deliver, readInbox, readWatchers } from './notifications.ts';
+import { addWatcher, deliver, eraseUser, readInbox, readWatchers } from './notifications.ts';
 import type { NotificationsApi, NotificationsConfig } from './types.ts';
 
 /** Tells a user's watchers when the user's status changes (the seed's second broadcast listener). */
@@ -16,7 +17,7 @@ export default defineModule<NotificationsConfig, NotificationsApi>({
   },
   configSchema,
   defaults,
-  handles: ['user.status_changed', 'user.info', 'pipeline.stage.render_notification'],
+  handles: ['user.status_changed', 'user.info', 'pipeline.stage.render_notification', USER_ERASE],
   setup(ctx) {
     const api: NotificationsApi = {
       watch: (watcherId, userId) => addWatcher(ctx.storage, watcherId, userId),
@@ -47,6 +48,9 @@ export default defineModule<NotificationsConfig, NotificationsApi>({
         ) => ({
           ...event.data,
           text: `${event.data.userId} is now ${event.data.status ?? 'unknown'}`,
+        }),
+        [USER_ERASE]: async (event: EventEnvelope<UserEraseRequest>) => ({
+          erased: await eraseUser(ctx.storage, event.data.userId),
         }),
       },
       health: () => ({ healthy: true }),

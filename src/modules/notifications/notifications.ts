@@ -41,3 +41,13 @@ export async function readInbox(
   const all = await readJsonLines<Notification>(storage, inboxKey(userId));
   return all.slice(-limit);
 }
+
+/**
+ * Deletes the user's inbox and the list of who watches them (an erased user); resolves with how many of
+ * the two there were. Notifications about them in other users' inboxes ("<id> is now online") stay.
+ */
+export async function eraseUser(storage: ModuleStorage, userId: string): Promise<number> {
+  let erased = 0;
+  for (const key of [inboxKey(userId), watchersKey(userId)]) if (await storage.delete(key)) erased += 1;
+  return erased;
+}

@@ -1,8 +1,9 @@
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
-import { readStatus, recordStatus } from './presence.ts';
+import { eraseStatus, readStatus, recordStatus } from './presence.ts';
 import type { PresenceApi, PresenceConfig, UserStatusChanged } from './types.ts';
 
 /** Keeps each user's status (`presence/{user_id}.json`) from `user.status_changed` broadcasts. */
@@ -15,7 +16,7 @@ export default defineModule<PresenceConfig, PresenceApi>({
   },
   configSchema,
   defaults,
-  handles: ['user.status_changed', 'presence.get', 'user.info', 'pipeline.stage.resolve_status'],
+  handles: ['user.status_changed', 'presence.get', 'user.info', 'pipeline.stage.resolve_status', USER_ERASE],
   setup(ctx) {
     const api: PresenceApi = { getStatus: (userId) => readStatus(ctx.storage, userId) };
     return {
@@ -35,6 +36,9 @@ export default defineModule<PresenceConfig, PresenceApi>({
         'pipeline.stage.resolve_status': async (event: EventEnvelope<{ userId: string }>) => ({
           ...event.data,
           status: (await api.getStatus(event.data.userId))?.status ?? 'unknown',
+        }),
+        [USER_ERASE]: async (event: EventEnvelope<UserEraseRequest>) => ({
+          erased: await eraseStatus(ctx.storage, event.data.userId),
         }),
       },
       health: () => ({ healthy: true }),

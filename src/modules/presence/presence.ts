@@ -35,3 +35,8 @@ export async function readStatus(
 ): Promise<PresenceRecord | undefined> {
   return readJson<PresenceRecord>(storage, presenceKey(userId));
 }
+
+/** Deletes the user's presence (an erased user); resolves with how many records went (0 or 1). */
+export async function eraseStatus(storage: ModuleStorage, userId: string): Promise<number> {
+  return (await storage.delete(presenceKey(userId))) ? 1 : 0;
+}

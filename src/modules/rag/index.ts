@@ -1,6 +1,7 @@
 import { PlatformError, ValidationError } from '../../core/errors.ts';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { denseRetrieverFromConfig } from './dense.ts';
@@ -51,6 +52,7 @@ export default defineModule<RagConfig, RagApi>({
     'knowledge.query',
     // A deleted chat session takes the documents bound to it along (text_chat emits it).
     'session.deleted',
+    USER_ERASE,
   ],
   setup(ctx) {
     if (ctx.config.chunk_overlap >= ctx.config.chunk_size) {
@@ -96,6 +98,11 @@ export default defineModule<RagConfig, RagApi>({
               'rag: removed the documents of a deleted session',
             );
           }
+        },
+        // An erased user: every document of theirs goes.
+        [USER_ERASE]: async (event: EventEnvelope<UserEraseRequest>) => {
+          const { docIds } = await api.deleteOwnerDocuments(payload(event).userId);
+          return { erased: docIds.length };
         },
         // Every node hears every node's changes (not a work event: each node drops its own stale copy).
         'rag.index.changed': {

@@ -51,6 +51,8 @@ export interface Ingest {
   addDocument(request: DocumentAddRequest): Promise<DocumentAddResult>;
   deleteDocument(request: DocumentDeleteRequest): Promise<DocumentDeleteResult>;
   deleteSessionDocuments(request: SessionDocumentsDeleteRequest): Promise<SessionDocumentsDeleteResult>;
+  /** Removes every document of the owner (an erased user). */
+  deleteOwnerDocuments(ownerId: string): Promise<{ docIds: string[]; chunks: number }>;
 }
 
 function invalid(field: string, message: string): ValidationError {
@@ -293,21 +295,13 @@ export function createIngest(options: IngestOptions): Ingest {
     return record.chunks.length;
   }
 
-  async function deleteSessionDocuments(
-    request: SessionDocumentsDeleteRequest,
-  ): Promise<SessionDocumentsDeleteResult> {
-    if (typeof request !== 'object' || request === null)
-      throw invalid('request', 'the request must be an object');
-    assertOwnerId(request.ownerId);
-    const { ownerId, sessionId } = request;
-    if (typeof sessionId !== 'string' || sessionId === '') {
-      throw invalid('sessionId', 'sessionId must be a non-empty string');
-    }
-    // One lock for the whole session: a query or a listing sees all of its documents or none.
+  /** Removes the owner's documents `which` picks, under one lock: a query sees all of them or none. */
+  async function deleteDocumentsWhere(
+    ownerId: string,
+    which: (record: DocumentRecord) => boolean,
+  ): Promise<{ docIds: string[]; chunks: number }> {
     const removed = await owners.update(ownerId, async (transaction) => {
-      const records = [...transaction.state.documents.values()].filter(
-        (record) => record.sessionId === sessionId,
-      );
+      const records = [...transaction.state.documents.values()].filter(which);
       const done: Array<{ docId: string; chunks: number }> = [];
       for (const record of records) {
         done.push({ docId: record.docId, chunks: await removeDocument(transaction, record) });
@@ -318,11 +312,31 @@ export function createIngest(options: IngestOptions): Ingest {
       await options.changed({ ownerId, docId, change: 'deleted', chunks });
     }
     return {
-      sessionId,
       docIds: removed.map((entry) => entry.docId),
       chunks: removed.reduce((sum, entry) => sum + entry.chunks, 0),
     };
   }
 
-  return { addDocument, deleteDocument, deleteSessionDocuments };
+  async function deleteSessionDocuments(
+    request: SessionDocumentsDeleteRequest,
+  ): Promise<SessionDocumentsDeleteResult> {
+    if (typeof request !== 'object' || request === null)
+      throw invalid('request', 'the request must be an object');
+    assertOwnerId(request.ownerId);
+    const { ownerId, sessionId } = request;
+    if (typeof sessionId !== 'string' || sessionId === '') {
+      throw invalid('sessionId', 'sessionId must be a non-empty string');
+    }
+    return {
+      sessionId,
+      ...(await deleteDocumentsWhere(ownerId, (record) => record.sessionId === sessionId)),
+    };
+  }
+
+  async function deleteOwnerDocuments(ownerId: string): Promise<{ docIds: string[]; chunks: number }> {
+    assertOwnerId(ownerId);
+    return deleteDocumentsWhere(ownerId, () => true);
+  }
+
+  return { addDocument, deleteDocument, deleteSessionDocuments, deleteOwnerDocuments };
 }

@@ -121,6 +121,12 @@ export interface OwnerIndexes {
   loadedOwners(): number;
   /** Writes every pending snapshot. */
   flush(): Promise<void>;
+  /**
+   * Deletes the owner's index files — every log generation, the snapshot, a legacy journal — and drops the
+   * owner from memory (an erased user, whose documents are deleted first). Another node that still holds
+   * the owner finds its log gone and loads it afresh: from no snapshot and no records, empty.
+   */
+  erase(ownerId: string): Promise<void>;
   /** Flushes, then stops the timers. */
   dispose(): Promise<void>;
 }
@@ -824,6 +830,21 @@ export function createOwnerIndexes(options: OwnerIndexesOptions): OwnerIndexes {
     loadedOwners: () => slots.size,
 
     flush,
+
+    async erase(ownerId) {
+      const slot = await slotOf(ownerId);
+      await enqueue(slot, async () => {
+        // No snapshot may be written after this (its timer would bring the owner's files back).
+        clearTimeout(slot.timer);
+        slot.timer = undefined;
+        slot.unsaved = 0;
+        if (slots.get(ownerId) === slot) slots.delete(ownerId);
+        for (const generation of await generations(ownerId))
+          await storage.delete(logKey(ownerId, generation));
+        await storage.delete(snapshotKey(ownerId));
+        await storage.delete(legacyJournalKey(ownerId));
+      });
+    },
 
     async dispose() {
       await Promise.all([...loading.values()].map((pending) => pending.catch(() => undefined)));

@@ -85,6 +85,11 @@ export function createRagService(options: RagServiceOptions): RagService {
     addDocument: ingest.addDocument,
     deleteDocument: ingest.deleteDocument,
     deleteSessionDocuments: ingest.deleteSessionDocuments,
+    async deleteOwnerDocuments(ownerId) {
+      const removed = await ingest.deleteOwnerDocuments(ownerId);
+      await owners.erase(ownerId);
+      return removed;
+    },
     query: retrieval.query,
     reindexVectors: createVectorReindex({
       storage,

@@ -290,6 +290,11 @@ export interface RagApi {
   deleteDocument(request: DocumentDeleteRequest): Promise<DocumentDeleteResult>;
   /** Removes the documents bound to a session (chunks, vectors, files); what `session.deleted` triggers. */
   deleteSessionDocuments(request: SessionDocumentsDeleteRequest): Promise<SessionDocumentsDeleteResult>;
+  /**
+   * Removes every document of the owner (an erased user: `platform.user.erase`), then the owner's index
+   * files (change log, snapshot): nothing of the owner stays.
+   */
+  deleteOwnerDocuments(ownerId: string): Promise<{ docIds: string[]; chunks: number }>;
   listDocuments(request: DocumentListRequest): Promise<DocumentSummary[]>;
   getDocument(request: DocumentGetRequest): Promise<DocumentSummary & { content?: string }>;
   query(request: RagQueryRequest): Promise<RagHit[]>;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
+import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createHistoryCache } from './history-cache.ts';
@@ -48,6 +49,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
     'session.get',
     'session.update',
     'session.delete',
+    USER_ERASE,
     'messages.list',
     'message.send',
     'chat.message',
@@ -98,6 +100,9 @@ export default defineModule<TextChatConfig, TextChatApi>({
         'session.get': (event) => requests.get(event.data),
         'session.update': (event) => requests.update(event.data),
         'session.delete': (event) => requests.delete(event.data),
+        // An erased user: every chat of theirs goes (no session.deleted for each: the other modules erase
+        // the user's data on the same request).
+        [USER_ERASE]: (event: EventEnvelope<UserEraseRequest>) => requests.eraseUser(event.data),
         'messages.list': (event) => requests.listMessages(event.data),
         'message.send': turn,
         'chat.message': turn,

@@ -1,6 +1,7 @@
 import { isPlatformError, ValidationError } from '../../core/errors.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
+import { USER_ERASE, type UserEraseReply } from '../../core/user-erasure.ts';
 import type { HistoryCache } from './history-cache.ts';
 import { pageOf } from './messages.ts';
 import { assertSessionId, type NewSession, type SessionStore } from './sessions.ts';
@@ -27,6 +28,8 @@ export interface SessionRequests {
   get(data: unknown): Promise<Session>;
   update(data: unknown): Promise<Session>;
   delete(data: unknown): Promise<{ deleted: true }>;
+  /** `platform.user.erase`: every session of the user, gone. */
+  eraseUser(data: unknown): Promise<UserEraseReply>;
   listMessages(data: unknown): Promise<MessagesPage>;
 }
 
@@ -128,6 +131,13 @@ export function createSessionRequests(
       history.forget(userId, sessionId);
       await ctx.emit('session.deleted', { userId, sessionId }, { userId, sessionId });
       return { deleted: true };
+    },
+
+    async eraseUser(data) {
+      const { userId } = owner(data, USER_ERASE);
+      const sessionIds = await sessions.eraseUser(userId);
+      for (const sessionId of sessionIds) history.forget(userId, sessionId);
+      return { erased: sessionIds.length };
     },
 
     async listMessages(data) {

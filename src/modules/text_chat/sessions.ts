@@ -71,6 +71,8 @@ export interface SessionStore {
   ): Promise<Session>;
   /** Removes the session's messages, then its metadata; NotFoundError when missing. */
   delete(userId: string, sessionId: string): Promise<void>;
+  /** Removes every file of the user's sessions (an erased user); resolves with the sessions' ids. */
+  eraseUser(userId: string): Promise<string[]>;
 }
 
 export interface SessionStoreOptions {
@@ -271,6 +273,20 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
         for (const key of await storage.list(folder)) if (key !== metadata) await storage.delete(key);
         await storage.delete(metadata);
       });
+    },
+    async eraseUser(userId) {
+      const keys = await storage.list(`${userSegment(userId)}/`);
+      const metadataKeys = keys.filter((key) => key.endsWith('/metadata.json'));
+      for (const key of metadataKeys) {
+        const pending = touches.get(key);
+        if (pending !== undefined) clearTimeout(pending.timer);
+        touches.delete(key);
+      }
+      // Every file, not only those of listed sessions: a delete a crash cut short left messages behind.
+      // Metadata last, as in delete: a crash midway leaves sessions that can be erased again.
+      for (const key of keys) if (!metadataKeys.includes(key)) await storage.delete(key);
+      for (const key of metadataKeys) await withLock(key, () => storage.delete(key));
+      return metadataKeys.map((key) => key.split('/')[1] ?? '');
     },
   };
 }

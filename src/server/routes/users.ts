@@ -4,7 +4,8 @@
  */
 
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NotFoundError } from '../../core/errors.ts';
+import { NotFoundError, ValidationError } from '../../core/errors.ts';
+import { eraseUser } from '../../security/erase-user.ts';
 import type { UserRole } from '../../security/users.ts';
 import { principalOf } from '../auth-hook.ts';
 import { errorResponses, idParams } from '../schemas.ts';
@@ -19,6 +20,9 @@ const createdKeySchema = {
     apiKey: { $ref: 'ApiKey#' },
   },
 } as const;
+
+/** How long an erasure waits for every module to delete a user's data. */
+const USER_ERASE_TIMEOUT_MS = 120_000;
 
 /** Registers /v1/me, /v1/users and /v1/keys. */
 export function registerUserRoutes(app: FastifyInstance, context: ServerContext): void {
@@ -143,6 +147,47 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
       const user = await users.get(request.params.id);
       if (user === undefined) throw new NotFoundError(`no user "${request.params.id}"`);
       return user;
+    },
+  );
+
+  app.delete<{ Params: { id: string } }>(
+    '/v1/users/:id',
+    {
+      config: admin,
+      schema: {
+        tags: ['users'],
+        summary:
+          'Erase a user (admin): their keys are revoked, every module deletes what it keeps of them (chats, memories, documents, notifications, presence, agent conversations), then the user',
+        params: idParams,
+        response: {
+          200: {
+            type: 'object',
+            required: ['user', 'erased'],
+            properties: {
+              user: { $ref: 'User#' },
+              erased: {
+                type: 'object',
+                description: 'Items each module removed, by module name',
+                additionalProperties: { type: 'integer' },
+              },
+            },
+          },
+          ...errorResponses,
+        },
+      },
+    },
+    async (request) => {
+      const userId = request.params.id;
+      if (userId === principalOf(request).userId) {
+        throw new ValidationError('an admin cannot erase their own user: ask another admin', {
+          details: { userId },
+        });
+      }
+      const erasure = await eraseUser(context.platform.bus, context.auth, userId, {
+        timeoutMs: USER_ERASE_TIMEOUT_MS,
+      });
+      await audit(request, 'user.deleted', { userId, name: erasure.user.name }, { erased: erasure.erased });
+      return erasure;
     },
   );
 
