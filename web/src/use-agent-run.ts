@@ -68,22 +68,39 @@ export function useAgentRun(options: AgentRunOptions) {
     const update = (change: (current: AgentRun) => AgentRun) =>
       setRun((current) => (current === undefined ? current : change(current)));
     setRun({ request, conversationId: undefined, transcript: [], phase: 'running' });
+    // The server names the conversation before it checks the request (rounds and agents against its
+    // config): a refusal then comes as an `error` event. So the conversation counts as started — and gets
+    // its address — only once an agent speaks.
+    let namedId: string | undefined;
+    let started = false;
+    const startedSpeaking = () => {
+      if (started || namedId === undefined) return;
+      started = true;
+      const conversationId = namedId;
+      update((current) => ({ ...current, conversationId }));
+      optionsRef.current.onStarted(conversationId);
+    };
     try {
       const outcome = await streamAgentConversation(
         request,
         {
           onStart: (conversationId) => {
-            update((current) => ({ ...current, conversationId }));
-            optionsRef.current.onStarted(conversationId);
+            namedId = conversationId;
           },
-          onDelta: (delta) =>
-            update((current) => ({ ...current, transcript: withDelta(current.transcript, delta) })),
-          onUtterance: (utterance) =>
-            update((current) => ({ ...current, transcript: withUtterance(current.transcript, utterance) })),
+          onDelta: (delta) => {
+            startedSpeaking();
+            update((current) => ({ ...current, transcript: withDelta(current.transcript, delta) }));
+          },
+          onUtterance: (utterance) => {
+            startedSpeaking();
+            update((current) => ({ ...current, transcript: withUtterance(current.transcript, utterance) }));
+          },
         },
         controller.signal,
       );
       if (outcome.kind === 'end') {
+        // A conversation whose first speaker failed is stored too (as failed): it gets its address.
+        startedSpeaking();
         update((current) => ({
           ...current,
           phase: 'over',
