@@ -59,6 +59,7 @@ export function AgentsPanel({
 }: AgentsPanelProps) {
   const [agents, setAgents] = useState<Loaded<AgentInfo[]>>({ state: 'loading' });
   const [conversations, setConversations] = useState<AgentConversation[] | undefined>();
+  const [listError, setListError] = useState<string | undefined>();
   const failuresRef = useRef(failures);
   failuresRef.current = failures;
 
@@ -71,8 +72,10 @@ export function AgentsPanel({
   const loadList = useCallback(async () => {
     try {
       setConversations(await api.listAgentConversations());
+      setListError(undefined);
     } catch (error) {
-      loadFailure(error);
+      const failed = loadFailure(error);
+      if (failed?.state === 'failed') setListError(failed.message);
     }
   }, [loadFailure]);
 
@@ -152,7 +155,13 @@ export function AgentsPanel({
         <AgentConversationForm agents={agents.value} busy={running} onStart={onStart} />
       ) : null}
       <h2 className="section-title">Your agent conversations</h2>
-      {conversations === undefined ? <p className="muted">Loading conversations…</p> : null}
+      {listError ? (
+        <p className="form-error" role="alert">
+          Your agent conversations could not be loaded: {listError}
+        </p>
+      ) : conversations === undefined ? (
+        <p className="muted">Loading conversations…</p>
+      ) : null}
       {conversations?.length === 0 ? <p className="muted">None yet: start one above.</p> : null}
       {conversations !== undefined && conversations.length > 0 ? (
         <ul className="item-list" aria-label="Your agent conversations">
