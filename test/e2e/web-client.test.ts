@@ -556,7 +556,7 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     const user = await harness.createUser('rosalind');
     const { context, page, watch } = await openPage();
     await signIn(page, user);
-    await page.getByRole('button', { name: 'Documents' }).click();
+    await page.getByRole('link', { name: 'Documents' }).click();
     await page.waitForURL(`${harness.baseUrl}/documents`);
     await page.getByText('No documents yet.').waitFor();
 
@@ -600,7 +600,7 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
 
     // A question the document answers: text_chat retrieves the passage, the reply cites it as [1], and
     // both the marker and the Sources row open the passage.
-    await page.getByRole('button', { name: 'Back to chat' }).click();
+    await page.getByRole('link', { name: 'Chats', exact: true }).click();
     await newChat(page);
     await send(page, 'How far does the arctic tern migrate? [cite]');
     await page.getByRole('button', { name: 'Send' }).waitFor();
@@ -620,7 +620,7 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     await passage.waitFor({ state: 'detached' });
 
     // Delete, after a confirmation.
-    await page.getByRole('button', { name: 'Documents' }).click();
+    await page.getByRole('link', { name: 'Documents' }).click();
     await list.getByRole('button', { name: 'Delete “Field notes”' }).click();
     await list.getByRole('button', { name: 'Delete', exact: true }).click();
     await page.getByText('No documents yet.').waitFor();

@@ -106,6 +106,68 @@ export interface PersonaInfo {
   name: string;
 }
 
+/** A memory of the memory module: a message the user wrote, in the chat it was written in. */
+export interface Memory {
+  id: string;
+  /** The chat it was said in. */
+  sessionId: string;
+  /** When it was said (ISO time). */
+  time: string;
+  text: string;
+}
+
+/** An agent configured on the server (GET /v1/agents). */
+export interface AgentInfo {
+  id: string;
+  name: string;
+  systemPrompt: string;
+  model?: string;
+}
+
+/** An agent a conversation brings itself, rather than naming a configured one. */
+export interface GuestAgent {
+  name: string;
+  systemPrompt: string;
+}
+
+/** An agent conversation's record (multi_agent). */
+export interface AgentConversation {
+  id: string;
+  ownerId: string;
+  topic: string;
+  participants: Array<{ id: string; name: string; systemPrompt: string; model?: string }>;
+  rounds: number;
+  status: 'running' | 'done' | 'failed' | 'cancelled';
+  /** Why it failed, when it did. */
+  error?: { code: string; message: string };
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** One thing an agent said. */
+export interface Utterance {
+  id: string;
+  round: number;
+  agentId: string;
+  name: string;
+  content: string;
+  time: string;
+}
+
+/** A conversation with what was said. */
+export interface AgentConversationWithTranscript {
+  conversation: AgentConversation;
+  transcript: Utterance[];
+}
+
+/** What starting an agent conversation asks for (POST /v1/agent-conversations). */
+export interface StartAgentConversation {
+  topic: string;
+  /** Configured agent ids, or agents brought whole; they speak in this order. */
+  participants: Array<string | GuestAgent>;
+  rounds: number;
+}
+
 /** A failed request: HTTP status (0 when the server could not be reached), stable code, message. */
 export class ApiError extends Error {
   readonly status: number;
@@ -174,6 +236,10 @@ async function json<T>(method: string, path: string, body?: unknown): Promise<T>
 
 const sessionPath = (id: string) => `/v1/sessions/${encodeURIComponent(id)}`;
 const documentPath = (id: string) => `/v1/documents/${encodeURIComponent(id)}`;
+const agentConversationPath = (id: string) => `/v1/agent-conversations/${encodeURIComponent(id)}`;
+
+/** How many memories a page of the list holds. */
+export const MEMORY_PAGE_SIZE = 100;
 
 /**
  * Uploads files as multipart/form-data with XMLHttpRequest, the one browser API that reports upload
@@ -263,6 +329,22 @@ export const api = {
   getPassage: (id: string, start: number, end: number, context = 600) =>
     json<Passage>('GET', `${documentPath(id)}/passage?start=${start}&end=${end}&context=${context}`),
   uploadDocuments,
+  /** What the memory module remembers of the user, newest first; older ones with `before` (ISO time). */
+  listMemories: async (before?: string) =>
+    (
+      await json<{ memories: Memory[] }>(
+        'GET',
+        `/v1/memories?limit=${MEMORY_PAGE_SIZE}${before ? `&before=${encodeURIComponent(before)}` : ''}`,
+      )
+    ).memories,
+  forgetMemory: (id: string) =>
+    json<{ forgotten: number }>('DELETE', `/v1/memories/${encodeURIComponent(id)}`),
+  forgetAllMemories: () => json<{ forgotten: number }>('DELETE', '/v1/memories'),
+  listAgents: async () => (await json<{ agents: AgentInfo[] }>('GET', '/v1/agents')).agents,
+  listAgentConversations: async () =>
+    (await json<{ conversations: AgentConversation[] }>('GET', '/v1/agent-conversations')).conversations,
+  getAgentConversation: (id: string) =>
+    json<AgentConversationWithTranscript>('GET', agentConversationPath(id)),
   /** Whether the server answers at all (used to find out when a lost connection is back). */
   alive: async () => {
     try {

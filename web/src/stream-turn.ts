@@ -1,6 +1,6 @@
 /**
  * One chat turn streamed over server-sent events: `POST /v1/sessions/:id/messages?stream=sse`. The
- * response is read with fetch's body stream rather than EventSource, which cannot POST. Events: `start`
+ * response is read with fetch's body stream (sse.ts) rather than EventSource, which cannot POST. Events: `start`
  * {turnId}, `delta` {text}, `tool` {phase, toolCallId, name, input | output | error} (the model called a tool,
  * or the tool answered), `restart` (another node answers again: drop the text so far), then `end` {message}
  * or `error` {error}. A failure before the first event comes
@@ -8,6 +8,7 @@
  */
 
 import { ApiError, type ChatMessage, errorOf, NETWORK_ERROR, send } from './api.ts';
+import { readSseEvents } from './sse.ts';
 
 /** What a streamed turn reports as it goes. */
 export interface TurnCallbacks {
@@ -33,21 +34,6 @@ export interface ToolEvent {
 /** How a turn ended. */
 export type TurnOutcome = { kind: 'end'; message: ChatMessage } | { kind: 'error'; error: ApiError };
 
-interface SseEvent {
-  event: string;
-  data: string;
-}
-
-function parseBlock(block: string): SseEvent | undefined {
-  let event = 'message';
-  const data: string[] = [];
-  for (const line of block.split('\n')) {
-    if (line.startsWith('event:')) event = line.slice(6).trim();
-    else if (line.startsWith('data:')) data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
-  }
-  return data.length === 0 ? undefined : { event, data: data.join('\n') };
-}
-
 /**
  * Sends `content` and streams the reply. Resolves with the outcome once the stream ends; rejects with an
  * ApiError when the turn could not start, and with code NETWORK when the connection broke mid-stream.
@@ -67,33 +53,20 @@ export async function streamTurn(
   if (!response.ok) throw await errorOf(response);
   if (response.body === null) throw new ApiError(0, NETWORK_ERROR, 'the reply stream is empty');
 
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
   try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      const arrivedAt = performance.now();
-      buffer += value.replaceAll('\r\n', '\n');
-      let boundary = buffer.indexOf('\n\n');
-      while (boundary !== -1) {
-        const parsed = parseBlock(buffer.slice(0, boundary));
-        buffer = buffer.slice(boundary + 2);
-        boundary = buffer.indexOf('\n\n');
-        if (parsed === undefined) continue;
-        const data = JSON.parse(parsed.data) as Record<string, unknown>;
-        if (parsed.event === 'start') callbacks.onStart(String(data.turnId));
-        else if (parsed.event === 'delta') callbacks.onDelta(String(data.text), arrivedAt);
-        else if (parsed.event === 'restart') callbacks.onRestart();
-        else if (parsed.event === 'tool') callbacks.onTool?.(data as unknown as ToolEvent);
-        else if (parsed.event === 'end') return { kind: 'end', message: data.message as ChatMessage };
-        else if (parsed.event === 'error') {
-          const error = (data.error ?? {}) as { code?: string; message?: string };
-          return {
-            kind: 'error',
-            error: new ApiError(200, error.code ?? 'CHAT_ERR_INTERNAL', error.message ?? 'the reply failed'),
-          };
-        }
+    for await (const { event, data: raw, arrivedAt } of readSseEvents(response.body)) {
+      const data = JSON.parse(raw) as Record<string, unknown>;
+      if (event === 'start') callbacks.onStart(String(data.turnId));
+      else if (event === 'delta') callbacks.onDelta(String(data.text), arrivedAt);
+      else if (event === 'restart') callbacks.onRestart();
+      else if (event === 'tool') callbacks.onTool?.(data as unknown as ToolEvent);
+      else if (event === 'end') return { kind: 'end', message: data.message as ChatMessage };
+      else if (event === 'error') {
+        const error = (data.error ?? {}) as { code?: string; message?: string };
+        return {
+          kind: 'error',
+          error: new ApiError(200, error.code ?? 'CHAT_ERR_INTERNAL', error.message ?? 'the reply failed'),
+        };
       }
     }
   } catch (error) {

@@ -1,7 +1,9 @@
 /**
- * The signed-in screen: the session list beside the open conversation. Owns the list of sessions, which
- * one is open (kept in the address, `/c/<session id>`, so a reload reopens it), the models and personas
- * to pick from, and the connection state: when a request finds the server gone, a banner says so and the
+ * The signed-in screen: the session list beside the open conversation, the documents, the memories or the
+ * agent conversations (the top bar's links switch). Owns the list of sessions, which screen and which chat
+ * is open (kept in the address — `/c/<session id>`, `/documents`, `/memories`, `/agents/<id>` — so a reload
+ * reopens it), the models and personas to pick from, the agent conversation this window runs, and the
+ * connection state: when a request finds the server gone, a banner says so and the
  * client probes /healthz with growing pauses until it answers, then reloads what it shows.
  */
 
@@ -16,9 +18,14 @@ import {
   type PersonaInfo,
 } from '../api.ts';
 import { preloadHighlighter } from '../markdown.ts';
+import { type Place, pathOf, placeOf, type Screen } from '../screen-location.ts';
+import { useAgentRun } from '../use-agent-run.ts';
+import { AgentsPanel } from './agents-panel.tsx';
 import { ConnectionBanner } from './connection-banner.tsx';
 import { Conversation } from './conversation.tsx';
 import { DocumentsPanel } from './documents-panel.tsx';
+import { MemoriesPanel } from './memories-panel.tsx';
+import { ScreenNav } from './screen-nav.tsx';
 import { SessionList } from './session-list.tsx';
 
 export interface ChatScreenProps {
@@ -33,25 +40,12 @@ export interface FailureHandlers {
   handled(error: unknown): boolean;
 }
 
-const SESSION_PATH = /^\/c\/([A-Za-z0-9_-]{1,128})\/?$/;
-const DOCUMENTS_PATH = '/documents';
-
-function sessionIdFromLocation(): string | undefined {
-  return SESSION_PATH.exec(window.location.pathname)?.[1];
+function placeInAddress(): Place {
+  return placeOf(window.location.pathname);
 }
 
-function documentsInLocation(): boolean {
-  return window.location.pathname === DOCUMENTS_PATH;
-}
-
-function showInAddress(path: string, replace = false): void {
-  if (window.location.pathname === path) return;
-  if (replace) window.history.replaceState(null, '', path);
-  else window.history.pushState(null, '', path);
-}
-
-function showSessionInAddress(id: string | undefined, replace = false): void {
-  const path = id === undefined ? '/' : `/c/${id}`;
+function showInAddress(place: Place, replace = false): void {
+  const path = pathOf(place);
   if (window.location.pathname === path) return;
   if (replace) window.history.replaceState(null, '', path);
   else window.history.pushState(null, '', path);
@@ -66,8 +60,16 @@ function probeDelay(attempt: number): number {
 export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps) {
   const [sessions, setSessions] = useState<ChatSession[] | undefined>();
   const [listError, setListError] = useState<string | undefined>();
-  const [selectedId, setSelectedId] = useState<string | undefined>(sessionIdFromLocation);
-  const [showDocuments, setShowDocuments] = useState(documentsInLocation);
+  const [screen, setScreen] = useState<Screen>(() => placeInAddress().screen);
+  // The chat open (or last open, while another screen shows), and the agent conversation open.
+  const [selectedId, setSelectedId] = useState<string | undefined>(() => {
+    const place = placeInAddress();
+    return place.screen === 'chat' ? place.sessionId : undefined;
+  });
+  const [agentConversationId, setAgentConversationId] = useState<string | undefined>(() => {
+    const place = placeInAddress();
+    return place.screen === 'agents' ? place.conversationId : undefined;
+  });
   const [models, setModels] = useState<ModelInfo[]>([]);
   const [personas, setPersonas] = useState<PersonaInfo[] | undefined>();
   const [online, setOnline] = useState(true);
@@ -118,11 +120,13 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     api.listPersonas().then(setPersonas, () => {});
   }, [loadSessions, reloadToken]);
 
-  // Back and forward buttons move between conversations.
+  // Back and forward buttons move between screens and conversations.
   useEffect(() => {
     const onPop = () => {
-      setSelectedId(sessionIdFromLocation());
-      setShowDocuments(documentsInLocation());
+      const place = placeInAddress();
+      setScreen(place.screen);
+      if (place.screen === 'chat') setSelectedId(place.sessionId);
+      if (place.screen === 'agents') setAgentConversationId(place.conversationId);
     };
     window.addEventListener('popstate', onPop);
     return () => window.removeEventListener('popstate', onPop);
@@ -133,7 +137,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     if (sessions === undefined || selectedId === undefined) return;
     if (!sessions.some((session) => session.id === selectedId)) {
       setSelectedId(undefined);
-      if (!documentsInLocation()) showSessionInAddress(undefined, true);
+      if (placeInAddress().screen === 'chat') showInAddress({ screen: 'chat' }, true);
     }
   }, [sessions, selectedId]);
 
@@ -208,16 +212,43 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
 
   const select = useCallback((id: string | undefined) => {
     setSelectedId(id);
-    setShowDocuments(false);
-    showSessionInAddress(id);
+    setScreen('chat');
+    showInAddress(id === undefined ? { screen: 'chat' } : { screen: 'chat', sessionId: id });
     setDrawerOpen(false);
   }, []);
 
-  const openDocuments = useCallback(() => {
-    setShowDocuments(true);
-    showInAddress(DOCUMENTS_PATH);
+  const openAgentConversation = useCallback((id: string | undefined, replace = false) => {
+    setAgentConversationId(id);
+    setScreen('agents');
+    showInAddress(
+      id === undefined ? { screen: 'agents' } : { screen: 'agents', conversationId: id },
+      replace,
+    );
     setDrawerOpen(false);
   }, []);
+
+  const go = useCallback(
+    (next: Screen) => {
+      if (next === 'chat') select(selectedId);
+      else if (next === 'agents') openAgentConversation(agentConversationId);
+      else {
+        setScreen(next);
+        showInAddress({ screen: next });
+        setDrawerOpen(false);
+      }
+    },
+    [select, selectedId, openAgentConversation, agentConversationId],
+  );
+
+  const screenRef = useRef(screen);
+  screenRef.current = screen;
+  const agentRun = useAgentRun({
+    handled: (error) => failuresRef.current.handled(error),
+    // The conversation just started gets its address, so a reload or a shared tab finds it.
+    onStarted: (id) => {
+      if (screenRef.current === 'agents') openAgentConversation(id);
+    },
+  });
 
   const createSession = useCallback(async () => {
     try {
@@ -284,15 +315,20 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
           <span className="visually-hidden">Chats</span>
         </button>
         <span className="brand">parley</span>
+        <ScreenNav
+          current={screen}
+          hrefs={{
+            chat: pathOf({ screen: 'chat', ...(selectedId === undefined ? {} : { sessionId: selectedId }) }),
+            documents: pathOf({ screen: 'documents' }),
+            memories: pathOf({ screen: 'memories' }),
+            agents: pathOf({
+              screen: 'agents',
+              ...(agentConversationId === undefined ? {} : { conversationId: agentConversationId }),
+            }),
+          }}
+          onGo={go}
+        />
         <span className="spacer" />
-        <button
-          type="button"
-          className="ghost"
-          aria-current={showDocuments ? 'page' : undefined}
-          onClick={showDocuments ? () => select(selectedId) : openDocuments}
-        >
-          {showDocuments ? 'Back to chat' : 'Documents'}
-        </button>
         <span className="user-name" title={`Signed in as ${user.name}`}>
           {user.name}
         </span>
@@ -325,8 +361,25 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
         aria-hidden="true"
       />
       <main className="conversation-pane" id="conversation" tabIndex={-1}>
-        {showDocuments ? (
+        {screen === 'documents' ? (
           <DocumentsPanel failures={failures} reloadToken={reloadToken} />
+        ) : screen === 'memories' ? (
+          <MemoriesPanel
+            failures={failures}
+            reloadToken={reloadToken}
+            sessions={sessions}
+            onOpenChat={select}
+          />
+        ) : screen === 'agents' ? (
+          <AgentsPanel
+            failures={failures}
+            reloadToken={reloadToken}
+            conversationId={agentConversationId}
+            onOpen={openAgentConversation}
+            run={agentRun.run}
+            onStart={(request) => void agentRun.start(request)}
+            onStop={agentRun.stop}
+          />
         ) : selected ? (
           <Conversation
             key={selected.id}

@@ -45,12 +45,12 @@ async function copyCode(button: HTMLButtonElement): Promise<void> {
   }, 1500);
 }
 
-interface ReplyProps {
+export interface ReplyProps {
   content: string;
   streaming: boolean;
   /** How many sources the reply cites (its `[n]` markers become buttons). */
-  sources: number;
-  onCite(source: number): void;
+  sources?: number;
+  onCite?(source: number): void;
 }
 
 /** One finished block of a streaming reply: its HTML never changes, so React leaves its DOM alone. */
@@ -85,7 +85,8 @@ function StreamingBlocks({ content }: { content: string }) {
   });
 }
 
-function Reply({ content, streaming, sources, onCite }: ReplyProps) {
+/** A model's text as safe Markdown (also what an agent says in an agent conversation). */
+export function Reply({ content, streaming, sources = 0, onCite }: ReplyProps) {
   const highlighterVersion = useSyncExternalStore(highlighterStore.subscribe, highlighterStore.getSnapshot);
   // biome-ignore lint/correctness/useExhaustiveDependencies: re-render once highlighting has loaded
   const html = useMemo(
@@ -97,7 +98,7 @@ function Reply({ content, streaming, sources, onCite }: ReplyProps) {
     const button = (event.target as HTMLElement).closest('button');
     if (!(button instanceof HTMLButtonElement)) return;
     if (button.classList.contains('copy-code')) void copyCode(button);
-    else if (button.classList.contains('cite-ref')) onCite(Number(button.dataset.source));
+    else if (button.classList.contains('cite-ref')) onCite?.(Number(button.dataset.source));
   };
   if (streaming) {
     return (
