@@ -95,7 +95,15 @@ describe('agent conversations', () => {
   });
 
   it('answers a bad request with a 400 that says what is wrong', async () => {
-    const { call, alice } = harness;
+    const { call, alice, baseUrl } = harness;
+    // Streamed or not: refused before any stream starts, never an `error` event after a 200.
+    const streamed = await fetch(`${baseUrl}/v1/agent-conversations?stream=sse`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ topic: 'x', participants: ['optimist', 'skeptic'], rounds: 99 }),
+    });
+    expect(streamed.status).toBe(400);
+    expect(((await streamed.json()) as { error: { message: string } }).error.message).toContain('rounds');
     const one = await call('POST', '/v1/agent-conversations', {
       key: alice.key,
       body: { topic: 'x', participants: ['optimist'] },

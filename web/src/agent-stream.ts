@@ -2,8 +2,8 @@
  * An agent conversation run over server-sent events: `POST /v1/agent-conversations?stream=sse`. Events:
  * `start` {conversationId}, `delta` {id, agentId, name, round, text} as an agent writes, `utterance` (the
  * stored one) when it is done, then `end` {conversation, transcript} or `error` {error}. A request the server
- * refuses before the stream starts (a body that fails the schema, the module off) is a plain HTTP error,
- * thrown as an ApiError; one refused after it started (an unknown agent, too many rounds) is an `error` event.
+ * refuses (a body that fails the schema, an unknown agent, too many rounds, the module off) is a plain HTTP
+ * error before the stream starts, thrown as an ApiError; what fails after it started is an `error` event.
  * Closing the stream (aborting `signal`) makes the server stop the conversation: what was said is kept.
  */
 

@@ -68,9 +68,8 @@ export function useAgentRun(options: AgentRunOptions) {
     const update = (change: (current: AgentRun) => AgentRun) =>
       setRun((current) => (current === undefined ? current : change(current)));
     setRun({ request, conversationId: undefined, transcript: [], phase: 'running' });
-    // The server names the conversation before it checks the request (rounds and agents against its
-    // config): a refusal then comes as an `error` event. So the conversation counts as started — and gets
-    // its address — only once an agent speaks.
+    // The conversation counts as started — and gets its address — only once an agent speaks: one that
+    // fails between `start` and its first utterance (an `error` event) has nothing stored to open.
     let namedId: string | undefined;
     let started = false;
     const startedSpeaking = () => {

@@ -147,6 +147,8 @@ export function promptFor(agent: Agent, conversation: AgentConversation, transcr
 }
 
 export interface Conversations {
+  /** Throws the ValidationError `run` would throw for `request` (a stream checks before it starts). */
+  check(request: StartConversation): void;
   /** Runs a conversation to its end (or a failure, or `signal`); resolves with its record and transcript. */
   run(
     request: StartConversation,
@@ -168,6 +170,20 @@ export function createConversations(
 ): Conversations {
   const { storage, config } = ctx;
   const folder = (id: string) => `conversations/${id}`;
+
+  /** The request's topic, rounds and agents, or the ValidationError that says what is wrong with it. */
+  function checked(request: StartConversation): { topic: string; rounds: number; participants: Agent[] } {
+    if (typeof request.topic !== 'string' || request.topic.trim() === '' || request.topic.length > 2000) {
+      throw new ValidationError('topic: 1 to 2,000 characters', { details: { field: 'topic' } });
+    }
+    const rounds = request.rounds ?? 2;
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds > config.max_rounds) {
+      throw new ValidationError(`rounds: from 1 to ${config.max_rounds} (multi_agent.max_rounds)`, {
+        details: { field: 'rounds', limit: config.max_rounds },
+      });
+    }
+    return { topic: request.topic.trim(), rounds, participants: participantsOf(request, config) };
+  }
 
   async function save(conversation: AgentConversation): Promise<void> {
     await storage.write(`${folder(conversation.id)}/participants.json`, encodeJsonLine(conversation));
@@ -212,22 +228,18 @@ export function createConversations(
   }
 
   return {
+    check(request) {
+      checked(request);
+    },
+
     async run(request, options) {
-      if (typeof request.topic !== 'string' || request.topic.trim() === '' || request.topic.length > 2000) {
-        throw new ValidationError('topic: 1 to 2,000 characters', { details: { field: 'topic' } });
-      }
-      const rounds = request.rounds ?? 2;
-      if (!Number.isInteger(rounds) || rounds < 1 || rounds > config.max_rounds) {
-        throw new ValidationError(`rounds: from 1 to ${config.max_rounds} (multi_agent.max_rounds)`, {
-          details: { field: 'rounds', limit: config.max_rounds },
-        });
-      }
+      const { topic, rounds, participants } = checked(request);
       const now = currentTime();
       const conversation: AgentConversation = {
         id: options.conversationId ?? newId(),
         ownerId: request.ownerId,
-        topic: request.topic.trim(),
-        participants: participantsOf(request, config),
+        topic,
+        participants,
         rounds,
         status: 'running',
         createdAt: now,

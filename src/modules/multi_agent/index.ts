@@ -48,6 +48,18 @@ export default defineModule<MultiAgentConfig>({
           })),
         }),
 
+        // What run would refuse, refused before a stream starts (so it is a 4xx, not an error event).
+        'agents.conversation.check': (event: EventEnvelope<RunRequest>) => {
+          const { topic, participants, rounds } = event.data;
+          conversations.check({
+            ownerId: userOf(event),
+            topic,
+            participants,
+            ...(rounds === undefined ? {} : { rounds }),
+          });
+          return { ok: true };
+        },
+
         'agents.conversation.run': async (event: EventEnvelope<RunRequest>) => {
           const ownerId = userOf(event);
           const { topic, participants, rounds, conversationId } = event.data;

@@ -121,6 +121,8 @@ export function registerAgentRoutes(app: FastifyInstance, context: ServerContext
           { timeout: CONVERSATION_TIMEOUT_MS },
         );
       if (request.query.stream !== 'sse') return reply.status(201).send(await run());
+      // A request the module would refuse is answered 400 now, before the stream (and its 200) starts.
+      await ask('agents.conversation.check', { userId, ...request.body });
 
       const stream = createSseStream(reply, { heartbeatMs: context.sseHeartbeatMs });
       const ours = (event: EventEnvelope) => event.correlationId === conversationId;
