@@ -9,10 +9,10 @@
 import { userInfo } from 'node:os';
 import { loadConfig } from '../core/config.ts';
 import { discoverModules } from '../platform/discover-modules.ts';
+import { createPlatformStorage } from '../platform/platform-storage.ts';
 import { AUDIT_STORAGE_ROOT, type AuditActor, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
 import { USER_ROLES, type UserRole } from '../security/users.ts';
-import { createStorage } from '../storage/create-storage.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 
 /** Where the commands write: stdout for results, stderr for problems. */
@@ -58,7 +58,7 @@ async function withAuth(
       schema: definition.configSchema,
     })),
   });
-  const storage = await createStorage(config.storage);
+  const { storage } = await createPlatformStorage(config);
   const audit = config.security.audit.enabled
     ? createAuditLog(scopeStorage(storage, AUDIT_STORAGE_ROOT))
     : undefined;
