@@ -13,12 +13,12 @@
  * Unwrapped keys are cached in memory (`cacheTtlMs`), so a chat turn costs no key read.
  */
 
-import { randomBytes } from 'node:crypto';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import { PlatformError } from '../core/errors.ts';
 import { readJson, writeJson } from '../storage/json.ts';
 import type { DataKeyOwner } from '../storage/sensitive-keys.ts';
 import type { Storage } from '../storage/types.ts';
-import { KEY_BYTES, openAesGcm, sealAesGcm } from './aes-gcm.ts';
+import { KEY_BYTES, openAesGcm, sealAesGcm, secretKey } from './aes-gcm.ts';
 import type { MasterKeyRing } from './master-keys.ts';
 
 /** The root, in the platform storage, of the wrapped data keys. */
@@ -27,7 +27,7 @@ export const ENCRYPTION_STORAGE_ROOT = 'encryption';
 /** A usable data key: its id (written in every record it seals) and the key itself. */
 export interface DataKey {
   id: string;
-  key: Uint8Array;
+  key: KeyObject;
 }
 
 /** What re-wrapping did. */
@@ -52,7 +52,7 @@ export interface DataKeyStore {
    */
   current(owner: DataKeyOwner): DataKey | Promise<DataKey>;
   /** The key with this id of `owner`; CHAT_ERR_ENCRYPTION_DATA_SHREDDED, _KEY_MISSING or _KEY_WRONG otherwise. */
-  byId(owner: DataKeyOwner, id: string): Uint8Array | Promise<Uint8Array>;
+  byId(owner: DataKeyOwner, id: string): KeyObject | Promise<KeyObject>;
   /** Destroys every data key of `owner`; resolves to how many were live. */
   shred(owner: DataKeyOwner): Promise<number>;
   /** Wraps every live data key by the active master key, so older master keys can be removed. */
@@ -114,7 +114,7 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
   const { ring, cacheTtlMs, maxCached } = options;
   const now = options.now ?? Date.now;
   // Cached keys by `folder + id`, and each owner's current key by its folder.
-  const keys = new Map<string, { key: Uint8Array; expiresAt: number }>();
+  const keys = new Map<string, { key: KeyObject; expiresAt: number }>();
   const currents = new Map<string, { dataKey: DataKey; expiresAt: number }>();
   // One lookup per owner at a time: a burst of first writes makes (at most) one key.
   const loadingCurrent = new Map<string, Promise<DataKey>>();
@@ -133,7 +133,8 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
     return undefined;
   }
 
-  function unwrap(folder: string, file: LiveKeyFile): Uint8Array {
+  /** The raw bytes of a wrapped data key (what re-wrapping seals again). */
+  function unwrapBytes(folder: string, file: LiveKeyFile): Uint8Array {
     const master = ring.get(file.masterKeyId);
     if (master === undefined) {
       throw new PlatformError(
@@ -162,6 +163,10 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
     return key;
   }
 
+  function unwrap(folder: string, file: LiveKeyFile): KeyObject {
+    return secretKey(unwrapBytes(folder, file));
+  }
+
   function wrap(folder: string, id: string, key: Uint8Array, createdAt: string): LiveKeyFile {
     const masterKeyId = ring.activeId;
     const sealed = sealAesGcm(ring.get(masterKeyId)!, key, wrapContext(folder, id, masterKeyId));
@@ -179,7 +184,7 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
     const id = newDataKeyId(now());
     const key = randomBytes(KEY_BYTES);
     await writeJson(storage, `${folder}${id}.json`, wrap(folder, id, key, new Date(now()).toISOString()));
-    return { id, key };
+    return { id, key: secretKey(key) };
   }
 
   function current(owner: DataKeyOwner): DataKey | Promise<DataKey> {
@@ -201,7 +206,7 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
     return loading;
   }
 
-  async function load(folder: string, id: string): Promise<Uint8Array> {
+  async function load(folder: string, id: string): Promise<KeyObject> {
     const file = /^[0-9a-f]{1,64}$/.test(id)
       ? await readJson<KeyFile>(storage, `${folder}${id}.json`)
       : undefined;
@@ -254,7 +259,7 @@ export function createDataKeyStore(storage: Storage, options: DataKeyStoreOption
           continue;
         }
         const folder = name.slice(0, name.lastIndexOf('/') + 1);
-        const key = unwrap(folder, file);
+        const key = unwrapBytes(folder, file);
         await writeJson(storage, name, wrap(folder, file.id, key, file.createdAt));
         result.rewrapped += 1;
       }

@@ -4,6 +4,7 @@
  * record format of encrypted-record.ts, which names the data key that sealed it.
  */
 
+import type { KeyObject } from 'node:crypto';
 import { PlatformError } from '../core/errors.ts';
 import { copyBytes } from '../storage/bytes.ts';
 import type { RecordCipher } from '../storage/encrypted.ts';
@@ -30,7 +31,7 @@ export function createEnvelopeCipher(dataKeys: DataKeyStore): RecordCipher {
     return encodeRecord({ dataKeyId: dataKey.id, ...sealAesGcm(dataKey.key, plaintext, recordContext(key)) });
   }
 
-  function openWith(dataKey: Uint8Array, key: string, record: EncryptedRecord): Uint8Array {
+  function openWith(dataKey: KeyObject, key: string, record: EncryptedRecord): Uint8Array {
     const plaintext = openAesGcm(dataKey, record, recordContext(key));
     if (plaintext === undefined) throw tampered(key);
     return plaintext;

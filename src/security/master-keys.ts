@@ -6,8 +6,9 @@
  * older master key stays readable while a newer one is active.
  */
 
+import type { KeyObject } from 'node:crypto';
 import { PlatformError } from '../core/errors.ts';
-import { KEY_BYTES } from './aes-gcm.ts';
+import { KEY_BYTES, secretKey } from './aes-gcm.ts';
 
 /** The configured master keys and which one wraps new data keys. */
 export interface MasterKeyRing {
@@ -16,7 +17,7 @@ export interface MasterKeyRing {
   /** Every configured id, sorted. */
   readonly ids: readonly string[];
   /** The key with this id, or `undefined` when it is not configured. */
-  get(id: string): Uint8Array | undefined;
+  get(id: string): KeyObject | undefined;
 }
 
 /** A key id: letters, digits, `.`, `_`, `-` (it is written beside every wrapped data key). */
@@ -37,7 +38,7 @@ export function createMasterKeyRing(
   keys: Readonly<Record<string, string>>,
   activeKeyId: string,
 ): MasterKeyRing {
-  const ring = new Map<string, Uint8Array>();
+  const ring = new Map<string, KeyObject>();
   for (const [id, encoded] of Object.entries(keys)) {
     const path = `security.encryption.keys.${id}`;
     if (!MASTER_KEY_ID_PATTERN.test(id)) {
@@ -50,7 +51,7 @@ export function createMasterKeyRing(
         `${path} must be the base64 of ${KEY_BYTES} random bytes (openssl rand -base64 32)`,
       );
     }
-    ring.set(id, key);
+    ring.set(id, secretKey(key));
   }
   const ids = [...ring.keys()].sort();
   const activeId = activeKeyId === '' && ids.length === 1 ? ids[0]! : activeKeyId;

@@ -107,7 +107,7 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
       start = end + 1;
     }
     // Bytes after the last newline are a frame torn by a crash: never acknowledged, so not data.
-    return parts.length === 0 ? new Uint8Array(0) : Buffer.from(concatBytes(parts));
+    return parts.length === 0 ? new Uint8Array(0) : concatBytes(parts);
   }
 
   function seal(owner: DataKeyOwner, key: string, plaintext: Uint8Array): Uint8Array | Promise<Uint8Array> {
