@@ -94,3 +94,26 @@ export function encryptionShred(
     return 0;
   });
 }
+
+/**
+ * `parley encryption seal-plaintext`: seals the sensitive values stored in plaintext before encryption was
+ * turned on (each rewritten whole), so `security.encryption.plaintext_reads` can be turned off. Run it with
+ * the servers stopped: a log appended to while it is rewritten would lose those lines.
+ */
+export function encryptionSealPlaintext(
+  configDir: string | undefined,
+  output: CommandOutput = processOutput,
+): Promise<number> {
+  return withAuth(configDir, async ({ encryption, record }) => {
+    if (encryption === undefined) {
+      output.error(OFF);
+      return 1;
+    }
+    let sealed = 0;
+    const keys = await encryption.storage.list('');
+    for (const key of keys) if (await encryption.storage.sealPlaintext(key)) sealed += 1;
+    await record('encryption.plaintext_sealed', {}, { values: sealed });
+    output.out(`sealed ${sealed} values stored in plaintext (of ${keys.length} keys)\n`);
+    return 0;
+  });
+}

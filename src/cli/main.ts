@@ -3,7 +3,12 @@ import { isPlatformError } from '../core/errors.ts';
 import { auditVerify, keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
 import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
-import { encryptionRotate, encryptionShred, encryptionStatus } from './encryption-command.ts';
+import {
+  encryptionRotate,
+  encryptionSealPlaintext,
+  encryptionShred,
+  encryptionStatus,
+} from './encryption-command.ts';
 import { ingest } from './ingest.ts';
 import { ragCommand } from './rag-command.ts';
 import { serve } from './serve.ts';
@@ -24,6 +29,7 @@ commands:
   encryption status     master keys and the data keys each wraps (encryption at rest)
   encryption rotate     re-wrap every data key under security.encryption.active_key_id
   encryption shred      destroy a user's data keys (--user <name or id> --yes): their data becomes unreadable
+  encryption seal-plaintext  seal sensitive values stored before encryption was on (servers stopped)
   ingest <paths>        add files or folders to a user's document library (parley ingest --help)
   rag reindex           embed documents again with rag.embedding_model (--user <name>; parley rag --help)
 
@@ -87,6 +93,8 @@ export async function main(argv: string[]): Promise<number> {
       return encryptionStatus(values.config);
     case 'encryption rotate':
       return encryptionRotate(values.config);
+    case 'encryption seal-plaintext':
+      return encryptionSealPlaintext(values.config);
     case 'encryption shred':
       return encryptionShred(values.config, values.user, values.yes);
     default:

@@ -161,6 +161,29 @@ describe('integrity', () => {
     await appendJsonLine(storage, aliceLog, { sealed: true });
     expect(await readJsonLines(storage, aliceLog)).toEqual([{ legacy: true }, { sealed: true }]);
   });
+
+  it('seals what was stored in plaintext, so plaintext_reads can stay off', async () => {
+    const root = await newRoot();
+    const plain = createFlatfileStorage({ root });
+    await plain.append(aliceLog, Buffer.from(`{"content":"${SECRET}"}\n`));
+    await plain.write(`sessions/${ALICE}/s1/metadata.json`, Buffer.from(`{"title":"${SECRET}"}`));
+    await plain.write('users/u1.json', Buffer.from('{"name":"alice"}'));
+    await plain.close();
+    const { storage } = openAt(root);
+    await appendJsonLine(storage, aliceLog, { content: 'sealed already' });
+
+    const sealed = [];
+    for (const key of await storage.list('')) if (await storage.sealPlaintext(key)) sealed.push(key);
+    expect(sealed.sort()).toEqual([aliceLog, `sessions/${ALICE}/s1/metadata.json`]);
+    expect(await readFile(join(root, aliceLog), 'utf8')).not.toContain('4921');
+    expect(await readFile(join(root, 'users/u1.json'), 'utf8')).toBe('{"name":"alice"}');
+    const reader = openAt(root).storage;
+    expect(await readJsonLines(reader, aliceLog)).toEqual([
+      { content: SECRET },
+      { content: 'sealed already' },
+    ]);
+    expect(await storage.sealPlaintext(aliceLog)).toBe(false);
+  });
 });
 
 describe('master keys', () => {

@@ -6,7 +6,7 @@
  */
 
 import type { EncryptionConfig } from '../core/config-types.ts';
-import { encryptStorage } from '../storage/encrypted.ts';
+import { type EncryptedStorage, encryptStorage } from '../storage/encrypted.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import { createSensitiveKeyMatcher } from '../storage/sensitive-keys.ts';
 import type { Storage } from '../storage/types.ts';
@@ -19,7 +19,7 @@ export interface EncryptionAtRest {
   ring: MasterKeyRing;
   dataKeys: DataKeyStore;
   /** `storage` with the sensitive keys sealed (`storage` also holds the wrapped data keys). */
-  storage: Storage;
+  storage: EncryptedStorage;
 }
 
 /** Whether config turns encryption at rest on: when at least one master key is set. */

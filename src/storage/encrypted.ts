@@ -70,7 +70,31 @@ function recordOf(line: Uint8Array): Uint8Array {
 }
 
 /** Returns `storage` with the values of sensitive keys encrypted (see the file comment). */
-export function encryptStorage(storage: Storage, options: EncryptedStorageOptions): Storage {
+/** An encrypted storage, and the way to seal what was stored before encryption was on. */
+export interface EncryptedStorage extends Storage {
+  /**
+   * Rewrites the value at `key` sealed when it is sensitive and holds plaintext (stored before encryption
+   * was turned on), whatever `plaintextReads` says; `true` when it did. A log written meanwhile by someone
+   * else loses those lines: run it with the servers stopped (`parley encryption seal-plaintext`).
+   */
+  sealPlaintext(key: string): Promise<boolean>;
+}
+
+/** True when `stored` (a sensitive value) holds any plaintext: a value or a `.jsonl` line not a frame. */
+function holdsPlaintext(key: string, stored: Uint8Array): boolean {
+  if (stored.length === 0) return false;
+  if (!isJsonLinesKey(key)) return stored[0] !== FRAME_MARK;
+  let start = 0;
+  while (start < stored.length) {
+    if (stored[start] !== FRAME_MARK) return true;
+    const end = stored.indexOf(NEWLINE, start);
+    if (end === -1) return false;
+    start = end + 1;
+  }
+  return false;
+}
+
+export function encryptStorage(storage: Storage, options: EncryptedStorageOptions): EncryptedStorage {
   const { cipher, sensitive, plaintextReads } = options;
   // Per key, the turn of the latest change still waiting for its data key: the changes of one key reach
   // the storage in call order (a write and the append after it must not swap) without waiting for each
@@ -79,8 +103,8 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
   const inFlight = new Set<Promise<unknown>>();
   let closed = false;
 
-  function legacy(key: string, plaintext: Uint8Array): Uint8Array {
-    if (plaintextReads) return plaintext;
+  function legacy(key: string, plaintext: Uint8Array, migrating: boolean): Uint8Array {
+    if (plaintextReads || migrating) return plaintext;
     throw recordInvalid(
       key,
       'sensitive data is stored in plaintext (written before encryption was turned on); set security.encryption.plaintext_reads to read it',
@@ -88,10 +112,15 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
   }
 
   /** The plaintext of a stored value (see the file comment for its form). */
-  async function openStored(key: string, owner: DataKeyOwner, stored: Uint8Array): Promise<Uint8Array> {
+  async function openStored(
+    key: string,
+    owner: DataKeyOwner,
+    stored: Uint8Array,
+    migrating = false,
+  ): Promise<Uint8Array> {
     if (stored.length === 0) return stored;
     const lines = isJsonLinesKey(key);
-    if (!lines && stored[0] !== FRAME_MARK) return legacy(key, stored);
+    if (!lines && stored[0] !== FRAME_MARK) return legacy(key, stored, migrating);
     const parts: Uint8Array[] = [];
     let start = 0;
     for (let end = stored.indexOf(NEWLINE); end !== -1; end = stored.indexOf(NEWLINE, start)) {
@@ -100,7 +129,7 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
         const opened = cipher.open(owner, key, recordOf(line));
         parts.push(opened instanceof Promise ? await opened : opened);
       } else if (lines) {
-        parts.push(legacy(key, stored.subarray(start, end + 1)));
+        parts.push(legacy(key, stored.subarray(start, end + 1), migrating));
       } else {
         throw recordInvalid(key, 'a stored value is neither sealed records nor plaintext');
       }
@@ -244,6 +273,19 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
       ),
     exists: (key) => run(key, () => storage.exists(key)),
     list: (prefix) => run(undefined, () => storage.list(prefix)),
+    sealPlaintext: (key) =>
+      run(key, async () => {
+        const owner = sensitive(key);
+        const stored = owner === undefined ? undefined : await storage.read(key);
+        if (owner === undefined || stored === undefined || !holdsPlaintext(key, stored)) return false;
+        const plaintext = await openStored(key, owner, stored, true);
+        await inOrder(
+          key,
+          () => seal(owner, key, plaintext),
+          (frame) => storage.write(key, frame),
+        );
+        return true;
+      }),
     async close() {
       if (!closed) {
         closed = true;

@@ -1,14 +1,15 @@
 /**
  * Encryption at rest end to end: a chat through the HTTP API with a master key set by env, its messages
- * sealed on disk and read back through the API; then, with the server stopped, `parley encryption rotate`
+ * sealed on disk and read back through the API; then, with the server stopped, `parley encryption
+ * seal-plaintext` over a file from before encryption, `parley encryption rotate`
  * to a second master key (the first one removed from config, the chat still readable through a new server)
  * and `parley encryption shred` of one user (her chat answers 410 with a clear code; another user's not).
  */
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -131,8 +132,17 @@ describe('encryption at rest over HTTP', () => {
       CHAT_SECURITY__ENCRYPTION__KEYS__K2: K2,
       CHAT_SECURITY__ENCRYPTION__ACTIVE_KEY_ID: 'k2',
     };
+    // A document stored before encryption was on: refused as plaintext until sealed.
+    const legacyDocument = join(harness.dataDir, 'rag/documents/doc_legacy/content.txt');
+    await mkdir(dirname(legacyDocument), { recursive: true });
+    await writeFile(legacyDocument, SECRET);
+    const sealedPlaintext = await parley(['encryption', 'seal-plaintext'], both);
+    expect(sealedPlaintext.out).toMatch(/^sealed 1 values stored in plaintext/);
+    expect(await readFile(legacyDocument, 'utf8')).not.toContain('7731');
+
     const rotated = await parley(['encryption', 'rotate'], both);
-    expect(rotated.out).toMatch(/re-wrapped [1-9]\d* data keys under master key k2 \(0 were already\)/);
+    // The users' data keys were wrapped by k1; the platform's (made by seal-plaintext) by k2 already.
+    expect(rotated.out).toMatch(/re-wrapped [1-9]\d* data keys under master key k2 \(1 were already\)/);
     expect(rotated.out).toContain('no data key is wrapped by k1 now');
     expect(rotated.code).toBe(0);
 
