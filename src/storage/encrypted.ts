@@ -69,7 +69,6 @@ function recordOf(line: Uint8Array): Uint8Array {
   );
 }
 
-/** Returns `storage` with the values of sensitive keys encrypted (see the file comment). */
 /** An encrypted storage, and the way to seal what was stored before encryption was on. */
 export interface EncryptedStorage extends Storage {
   /**
@@ -94,6 +93,7 @@ function holdsPlaintext(key: string, stored: Uint8Array): boolean {
   return false;
 }
 
+/** Returns `storage` with the values of sensitive keys encrypted (see the file comment). */
 export function encryptStorage(storage: Storage, options: EncryptedStorageOptions): EncryptedStorage {
   const { cipher, sensitive, plaintextReads } = options;
   // Per key, the turn of the latest change still waiting for its data key: the changes of one key reach
@@ -107,7 +107,7 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
     if (plaintextReads || migrating) return plaintext;
     throw recordInvalid(
       key,
-      'sensitive data is stored in plaintext (written before encryption was turned on); set security.encryption.plaintext_reads to read it',
+      'sensitive data is stored in plaintext (written before encryption was turned on): run parley encryption seal-plaintext, or set security.encryption.plaintext_reads',
     );
   }
 
