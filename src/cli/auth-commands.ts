@@ -9,10 +9,11 @@
 import { userInfo } from 'node:os';
 import { loadConfig } from '../core/config.ts';
 import { discoverModules } from '../platform/discover-modules.ts';
+import { createPlatformStorage } from '../platform/platform-storage.ts';
 import { AUDIT_STORAGE_ROOT, type AuditActor, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
+import type { EncryptionAtRest } from '../security/encryption-at-rest.ts';
 import { USER_ROLES, type UserRole } from '../security/users.ts';
-import { createStorage } from '../storage/create-storage.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 
 /** Where the commands write: stdout for results, stderr for problems. */
@@ -21,14 +22,16 @@ export interface CommandOutput {
   error(text: string): void;
 }
 
-const processOutput: CommandOutput = {
+export const processOutput: CommandOutput = {
   out: (text) => process.stdout.write(text),
   error: (text) => process.stderr.write(text),
 };
 
 /** What the commands work with: users and keys, and where to record what they change. */
-interface AuthCommandContext {
+export interface AuthCommandContext {
   auth: Auth;
+  /** Encryption at rest; undefined while no master key is configured. */
+  encryption: EncryptionAtRest | undefined;
   /** The audit log; undefined when security.audit.enabled is false. */
   audit: AuditLog | undefined;
   /** Records a change made by this command (nothing when the audit log is off). */
@@ -45,7 +48,7 @@ function cliActor(): AuditActor {
 }
 
 /** Opens the users, keys and audit log of the configured storage, runs `action`, closes the storage. */
-async function withAuth(
+export async function withAuth(
   configDir: string | undefined,
   action: (context: AuthCommandContext) => Promise<number>,
 ): Promise<number> {
@@ -58,7 +61,7 @@ async function withAuth(
       schema: definition.configSchema,
     })),
   });
-  const storage = await createStorage(config.storage);
+  const { storage, encryption } = await createPlatformStorage(config);
   const audit = config.security.audit.enabled
     ? createAuditLog(scopeStorage(storage, AUDIT_STORAGE_ROOT))
     : undefined;
@@ -66,6 +69,7 @@ async function withAuth(
   try {
     return await action({
       auth: createAuth(storage),
+      encryption,
       audit,
       async record(action, target, details) {
         await audit?.record({ actor, action, target, ...(details === undefined ? {} : { details }) });

@@ -3,6 +3,12 @@ import { isPlatformError } from '../core/errors.ts';
 import { auditVerify, keysCreate, keysList, keysRevoke, usersCreate, usersList } from './auth-commands.ts';
 import { chat } from './chat.ts';
 import { configCheck, configPrint } from './config-command.ts';
+import {
+  encryptionRotate,
+  encryptionSealPlaintext,
+  encryptionShred,
+  encryptionStatus,
+} from './encryption-command.ts';
 import { ingest } from './ingest.ts';
 import { ragCommand } from './rag-command.ts';
 import { serve } from './serve.ts';
@@ -20,6 +26,10 @@ commands:
   keys list             list API keys (--user <name> to filter); never the keys themselves
   keys revoke <id>      revoke an API key
   audit verify          check the audit log's hash chains (exit 0 intact, 1 with what was changed or removed)
+  encryption status     master keys and the data keys each wraps (encryption at rest)
+  encryption rotate     re-wrap every data key under security.encryption.active_key_id
+  encryption shred      destroy a user's data keys (--user <name or id> --yes): their data becomes unreadable
+  encryption seal-plaintext  seal sensitive values stored before encryption was on (servers stopped)
   ingest <paths>        add files or folders to a user's document library (parley ingest --help)
   rag reindex           embed documents again with rag.embedding_model (--user <name>; parley rag --help)
 
@@ -43,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
       role: { type: 'string' },
       name: { type: 'string' },
       sources: { type: 'boolean', default: false },
+      yes: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -78,6 +89,14 @@ export async function main(argv: string[]): Promise<number> {
       return keysRevoke(values.config, argument);
     case 'audit verify':
       return auditVerify(values.config);
+    case 'encryption status':
+      return encryptionStatus(values.config);
+    case 'encryption rotate':
+      return encryptionRotate(values.config);
+    case 'encryption seal-plaintext':
+      return encryptionSealPlaintext(values.config);
+    case 'encryption shred':
+      return encryptionShred(values.config, values.user, values.yes);
     default:
       process.stderr.write(`parley: unknown command "${positionals.join(' ')}"\n\n${usage}`);
       return 2;

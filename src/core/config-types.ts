@@ -111,9 +111,24 @@ export interface NatsStreamConfig {
   duplicate_window_ms: number;
 }
 
+/** `security.encryption`: encryption at rest (src/security/README.md). Off while `keys` is empty. */
+export interface EncryptionConfig {
+  /** Master key id → base64 of 32 random bytes. */
+  keys: Record<string, string>;
+  /** The master key that wraps new data keys; may be empty when there is one key. */
+  active_key_id: string;
+  /** Key patterns (full storage keys) whose values are sealed; `{user}` marks the owning user's segment. */
+  sensitive: string[];
+  /** Return plaintext found under a sensitive key (written before encryption was on) instead of refusing it. */
+  plaintext_reads: boolean;
+  /** Unwrapped data keys kept in memory. */
+  data_key_cache: { ttl_ms: number; max_entries: number };
+}
+
 export interface SecurityConfig {
   /** The hash-chained audit log (src/security/audit-log.ts). */
   audit: { enabled: boolean };
+  encryption: EncryptionConfig;
   /** The grant table: capability → names of the modules granted it. */
   capabilities: Record<string, string[]>;
   /** Event type or pattern → the capability needed to emit, request or handle it. */

@@ -50,6 +50,26 @@ export const ERROR_CODES = {
   },
   CHAT_ERR_STORAGE_UNAVAILABLE: { status: 503, meaning: 'The storage backend cannot be reached right now.' },
   CHAT_ERR_STORAGE_FAILED: { status: 500, meaning: 'The storage backend failed an operation.' },
+  CHAT_ERR_ENCRYPTION_KEY_MISSING: {
+    status: 500,
+    meaning:
+      'Encrypted data names a master key id that security.encryption.keys does not hold, or a data key that is not in storage (encryption/ was not restored with the data).',
+  },
+  CHAT_ERR_ENCRYPTION_KEY_WRONG: {
+    status: 500,
+    meaning:
+      'The master key configured under a key id does not open the data key wrapped with that id (a different key under the same id, or an altered data key file).',
+  },
+  CHAT_ERR_ENCRYPTION_RECORD_INVALID: {
+    status: 500,
+    meaning:
+      'An encrypted record failed its integrity check (altered, truncated or moved), or sensitive data is stored in plaintext while security.encryption.plaintext_reads is off.',
+  },
+  CHAT_ERR_ENCRYPTION_DATA_SHREDDED: {
+    status: 410,
+    meaning:
+      "The data was encrypted with a user's data key that has been destroyed (crypto-shredded); it cannot be read.",
+  },
   CHAT_ERR_LLM_PROVIDER_FAILED: {
     status: 502,
     meaning: 'The model provider returned an error or an unusable response.',

@@ -12,11 +12,11 @@ import { createMetrics, type PlatformMetrics } from '../observability/metrics.ts
 import type { PlatformTracing } from '../observability/tracing.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { AUDIT_STORAGE_ROOT, type AuditLog, createAuditLog } from '../security/audit-log.ts';
-import { createStorage } from '../storage/create-storage.ts';
-import { meterStorage } from '../storage/metered.ts';
+import type { EncryptionAtRest } from '../security/encryption-at-rest.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
 import { discoverModules } from './discover-modules.ts';
+import { createPlatformStorage } from './platform-storage.ts';
 
 export interface CreatePlatformOptions {
   /** Where config/ lives. Default `./config`. */
@@ -48,6 +48,8 @@ export interface Platform {
   tracing: PlatformTracing | undefined;
   /** The audit log; undefined when `security.audit.enabled` is false. */
   audit: AuditLog | undefined;
+  /** Encryption at rest (its data keys: shredding, rotation); undefined while no master key is set. */
+  encryption: EncryptionAtRest | undefined;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
    * disposed (reverse load order), then storage is flushed and closed.
@@ -86,12 +88,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     : undefined;
   const storageObserver = (backend: string) =>
     tellEachStorage([metrics?.storage(backend), tracing?.storage(backend)]);
-  const storage = await createStorage(config.storage, {
-    wrapDriver: (driver, backend) => {
-      const observer = storageObserver(backend);
-      return observer === undefined ? driver : meterStorage(driver, observer);
-    },
-  });
+  const { storage, encryption } = await createPlatformStorage(config, storageObserver);
   const llmObserver = tellEachLlm([metrics?.llm, tracing?.llm]);
   let transport: Awaited<ReturnType<typeof createTransport>>;
   try {
@@ -174,6 +171,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     metrics,
     tracing,
     audit: auditLog,
+    encryption,
     async close() {
       await bus.close();
       await modules.dispose();
