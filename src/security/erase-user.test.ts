@@ -23,7 +23,12 @@ describe('eraseUser', () => {
       { group: 'memory' },
     );
 
-    const first = eraseUser(bus, auth, user.id, { timeoutMs: 2000 });
+    const shredded: string[] = [];
+    const shredDataKeys = async (id: string) => {
+      shredded.push(id);
+      return 2;
+    };
+    const first = eraseUser(bus, auth, user.id, { timeoutMs: 2000, shredDataKeys });
     await expect(first).rejects.toMatchObject({
       code: 'CHAT_ERR_USER_ERASE_INCOMPLETE',
       status: 503,
@@ -35,10 +40,13 @@ describe('eraseUser', () => {
     failing = false;
     const deleted: unknown[] = [];
     bus.on('user.deleted', (event) => void deleted.push(event.data));
-    expect(await eraseUser(bus, auth, user.id, { timeoutMs: 2000 })).toEqual({
+    expect(shredded).toEqual([]);
+    expect(await eraseUser(bus, auth, user.id, { timeoutMs: 2000, shredDataKeys })).toEqual({
       user,
-      erased: { text_chat: 3, memory: 1 },
+      erased: { text_chat: 3, memory: 1, encryption: 2 },
     });
+    // Shredded once, by the erasure that finished (not by the one a failing module stopped).
+    expect(shredded).toEqual([user.id]);
     expect(await auth.users.get(user.id)).toBeUndefined();
     expect(await auth.users.findByName('carol')).toBeUndefined();
     expect(deleted).toEqual([{ userId: user.id }]);

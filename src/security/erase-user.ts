@@ -6,7 +6,9 @@
  * 2. `platform.user.erase` is gathered from every module (core/user-erasure.ts): each deletes what it keeps
  *    of the user — chats, memories, documents, notifications, presence, agent conversations — and says
  *    how many items that was.
- * 3. Only when every module answered without failing is the user record removed and `user.deleted`
+ * 3. With encryption at rest on, the user's data keys are destroyed (crypto-shredding): what of theirs
+ *    a backup or a copy still holds cannot be read any more.
+ * 4. Only when every module answered without failing is the user record removed and `user.deleted`
  *    emitted (webhooks can pass it on). Otherwise CHAT_ERR_USER_ERASE_INCOMPLETE names the modules, and
  *    the user stays (keys revoked) so the same request can be sent again: every module's erasure is
  *    idempotent.
@@ -43,7 +45,11 @@ export async function eraseUser(
   bus: Bus,
   auth: Auth,
   userId: string,
-  options: { timeoutMs: number },
+  options: {
+    timeoutMs: number;
+    /** Destroys the user's data keys (encryption at rest on); resolves with how many were live. */
+    shredDataKeys?: (userId: string) => Promise<number>;
+  },
 ): Promise<UserErasure> {
   const user = await auth.users.get(userId);
   if (user === undefined) throw new NotFoundError(`no user "${userId}"`, { details: { userId } });
@@ -69,6 +75,9 @@ export async function eraseUser(
   for (const reply of result.replies) {
     erased[reply.responder] = (erased[reply.responder] ?? 0) + (reply.data?.erased ?? 0);
   }
+  // After the modules: a module erasing reads its files first (a compacted log, an index), sealed with
+  // these keys.
+  if (options.shredDataKeys !== undefined) erased.encryption = await options.shredDataKeys(userId);
   await auth.users.delete(userId);
   await bus.emit('user.deleted', { userId }, { userId });
   return { user, erased };

@@ -183,8 +183,12 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
           details: { userId },
         });
       }
+      const encryption = context.platform.encryption;
       const erasure = await eraseUser(context.platform.bus, context.auth, userId, {
         timeoutMs: USER_ERASE_TIMEOUT_MS,
+        ...(encryption === undefined
+          ? {}
+          : { shredDataKeys: (id: string) => encryption.dataKeys.shred({ kind: 'user', userId: id }) }),
       });
       await audit(request, 'user.deleted', { userId, name: erasure.user.name }, { erased: erasure.erased });
       return erasure;
