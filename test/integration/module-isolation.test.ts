@@ -58,6 +58,13 @@ export default defineModule({
         },
         'vault.get_module': () => ctx.getModule('plain').then(() => 'got it', failure),
         'vault.uncloneable': () => ({ callback: () => 1 }),
+        'vault.ask_model': async () => {
+          const request = { messages: [{ role: 'user' as const, content: 'hello' }] };
+          const whole = await ctx.llm.generate(request);
+          let streamed = '';
+          for await (const part of ctx.llm.stream(request)) if (part.type === 'text-delta') streamed += part.text;
+          return { model: ctx.llm.defaultModelName(), whole: whole.text, streamed };
+        },
         'vault.throw_later': () => {
           setTimeout(() => {
             throw new Error('boom outside any handler');
@@ -159,6 +166,13 @@ describe('a module run in a worker (isolation: "worker")', () => {
         'external_api_calls',
       ]);
     });
+  });
+
+  it("calls the platform's model through ctx.llm, whole and streamed", async () => {
+    const answer = (await platform.bus.request('vault.ask_model', {})) as Record<string, string>;
+    expect(answer.model).toBe(platform.llm.defaultModelName());
+    expect(answer.whole.length).toBeGreaterThan(0);
+    expect(answer.streamed).toBe(answer.whole);
   });
 
   it('says clearly what does not cross the boundary', async () => {
