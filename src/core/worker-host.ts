@@ -378,16 +378,17 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
           );
           return;
         }
-        crashed(reason);
+        crashed(reason, true);
       });
     });
   }
 
-  function crashed(reason: string): void {
+  /** `wasUp`: the worker had finished setup (a restart whose setup failed is part of the same loop). */
+  function crashed(reason: string, wasUp: boolean): void {
     state = 'down';
     lastFailure = reason;
     failInFlight(reason);
-    if (Date.now() - startedAt > crashLoopWindowMs) crashes = 0;
+    if (wasUp && Date.now() - startedAt > crashLoopWindowMs) crashes = 0;
     if (crashes >= isolation.maxRestarts) {
       log.error(
         { reason, crashes },
@@ -422,7 +423,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
         log.info({ restarts }, 'isolated module worker restarted');
       },
       (error: unknown) => {
-        if (state !== 'stopped') crashed((error as Error).message);
+        if (state !== 'stopped') crashed((error as Error).message, false);
       },
     );
   }
@@ -438,8 +439,12 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
 
   async function health(): Promise<HealthStatus> {
     if (state !== 'up') return { healthy: false, detail: downReport() };
+    // Bounded: a worker stuck in a loop must not hold /readyz with it.
     const reported = hasHealth
-      ? ((await ask((id) => ({ kind: 'health', id }), 'a health check')) as HealthStatus)
+      ? ((await withTimeout(
+          ask((id) => ({ kind: 'health', id }), 'a health check'),
+          options.timeoutMs,
+        )) as HealthStatus)
       : { healthy: true };
     if (restarts === 0 || reported.detail !== undefined) return reported;
     return { ...reported, detail: `worker restarted ${restarts} time(s); last stop: ${lastFailure}` };
@@ -473,7 +478,7 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    timer = setTimeout(() => reject(new Error(`the worker did not answer within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
