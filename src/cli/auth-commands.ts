@@ -8,7 +8,7 @@
 
 import { userInfo } from 'node:os';
 import { loadConfig } from '../core/config.ts';
-import { discoverModules } from '../platform/discover-modules.ts';
+import { discoverConfiguredModules } from '../platform/discover-modules.ts';
 import { createPlatformStorage } from '../platform/platform-storage.ts';
 import { AUDIT_STORAGE_ROOT, type AuditActor, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
@@ -52,7 +52,7 @@ export async function withAuth(
   configDir: string | undefined,
   action: (context: AuthCommandContext) => Promise<number>,
 ): Promise<number> {
-  const definitions = await discoverModules();
+  const { definitions } = await discoverConfiguredModules(configDir === undefined ? {} : { configDir });
   const config = loadConfig({
     ...(configDir === undefined ? {} : { configDir }),
     modules: [...definitions.values()].map((definition) => ({

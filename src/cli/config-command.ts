@@ -1,8 +1,8 @@
 import { checkConfig, formatConfigForPrint, resolveConfig } from '../core/config.ts';
-import { discoverModules } from '../platform/discover-modules.ts';
+import { discoverConfiguredModules } from '../platform/discover-modules.ts';
 
-async function moduleDescriptors() {
-  const definitions = await discoverModules();
+async function moduleDescriptors(configDir: string | undefined) {
+  const { definitions } = await discoverConfiguredModules(configDir === undefined ? {} : { configDir });
   return [...definitions.values()].map((definition) => ({
     name: definition.info.name,
     ...(definition.defaults === undefined ? {} : { defaults: definition.defaults }),
@@ -14,7 +14,7 @@ async function moduleDescriptors() {
 export async function configCheck(configDir?: string): Promise<number> {
   const result = checkConfig({
     ...(configDir === undefined ? {} : { configDir }),
-    modules: await moduleDescriptors(),
+    modules: await moduleDescriptors(configDir),
   });
   if (result.ok) {
     process.stdout.write('config is valid\n');
@@ -28,7 +28,7 @@ export async function configCheck(configDir?: string): Promise<number> {
 export async function configPrint(configDir: string | undefined, withSources: boolean): Promise<number> {
   const { config, sources } = resolveConfig({
     ...(configDir === undefined ? {} : { configDir }),
-    modules: await moduleDescriptors(),
+    modules: await moduleDescriptors(configDir),
   });
   process.stdout.write(`${formatConfigForPrint(config, withSources ? { sources } : {})}\n`);
   return 0;

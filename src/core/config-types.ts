@@ -9,6 +9,7 @@ import type { JsonSchema } from './module.ts';
 /** The top-level keys that belong to the platform rather than to a module. */
 export const PLATFORM_SECTIONS = [
   'data_dir',
+  'module_dirs',
   'server',
   'storage',
   'bus',
@@ -139,6 +140,10 @@ export interface SecurityConfig {
 export interface ResourceLimitsConfig {
   /** A size such as "512MB"; read it with `parseByteSize`. */
   max_memory_per_module: string;
+  /** Wait before restarting a crashed module worker, doubling with each consecutive crash. */
+  worker_restart_delay_ms: number;
+  /** Consecutive crashes after which a module worker is left down. */
+  worker_max_restarts: number;
   max_concurrent_requests: number;
   /** A size such as "100MB"; read it with `parseByteSize`. */
   max_storage_per_user: string;
@@ -180,12 +185,16 @@ export interface ModuleConfig {
   capabilities: string[];
   /** The storage folder the module sees as its root (default: the module's name). */
   storage_root?: string;
+  /** `worker`: setup and handlers run in a worker thread (core/worker-host.ts). */
+  isolation: 'none' | 'worker';
   [key: string]: unknown;
 }
 
 /** The effective configuration: platform sections, plus one slice per known module under its name. */
 export interface PlatformConfig {
   data_dir: string;
+  /** Folders of the user's own modules (src/platform/discover-modules.ts). */
+  module_dirs: string[];
   server: ServerConfig;
   storage: StorageConfig;
   bus: BusConfig;

@@ -187,6 +187,7 @@ describe('layers', () => {
       lazy: true,
       setup_timeout_ms: 10000,
       capabilities: [],
+      isolation: 'none',
       window: 20,
     });
     // A second load with a new schema object of the same $id (a reloaded module) works too.

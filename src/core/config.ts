@@ -128,6 +128,23 @@ export function resolveConfig(options: LoadConfigOptions = {}): ResolvedConfig {
   return { config: deepFreeze(merged) as Readonly<PlatformConfig>, sources, warnings: files.warnings };
 }
 
+/**
+ * The `module_dirs` setting, read before the modules are known (their definitions are needed to resolve
+ * the rest of the config). Relative folders are resolved against the working directory, as `data_dir`
+ * is. A malformed value is ignored here: `resolveConfig` reports it with the file and the rule.
+ */
+export function readModuleDirs(options: Omit<LoadConfigOptions, 'modules'> = {}): string[] {
+  const env = options.env ?? process.env;
+  const nodeEnv = options.nodeEnv ?? env.NODE_ENV ?? 'development';
+  const configDir = resolve(options.configDir ?? 'config');
+  const files = readConfigFiles({ configDir, nodeEnv, knownModules: new Set() });
+  const layers = files.layers.map((layer) => substituteEnvReferences(layer, env).layer);
+  const { merged } = mergeLayers([...layers, ...envLayers(env).layers]);
+  const dirs = merged.module_dirs;
+  if (!Array.isArray(dirs) || !dirs.every((dir) => typeof dir === 'string' && dir !== '')) return [];
+  return dirs.map((dir: string) => resolve(dir));
+}
+
 /** Validates without throwing: the function behind `parley config check`. */
 export function checkConfig(options: LoadConfigOptions = {}): ConfigCheckResult {
   try {

@@ -44,6 +44,21 @@ export const ERROR_CODES = {
     meaning: 'A module did not finish setup within its timeout.',
   },
   CHAT_ERR_MODULE_SETUP_FAILED: { status: 500, meaning: 'A module threw during setup.' },
+  CHAT_ERR_MODULE_INVALID: {
+    status: 500,
+    meaning:
+      'A module folder (src/modules or module_dirs) does not default-export a valid defineModule(...) named after the folder, or its name is taken by another module.',
+  },
+  CHAT_ERR_MODULE_WORKER_FAILED: {
+    status: 503,
+    meaning:
+      'The worker of an isolated module (isolation: "worker") ran out of memory (resource_limits.max_memory_per_module), threw or exited; calls in flight fail and it is restarted with backoff.',
+  },
+  CHAT_ERR_MODULE_ISOLATION: {
+    status: 500,
+    meaning:
+      'A call cannot cross the worker boundary of an isolated module: a payload or result that is not structured-clone-able, or getModule, which isolated modules do not have.',
+  },
   CHAT_ERR_STORAGE_INVALID_KEY: {
     status: 400,
     meaning: 'A storage key is empty, absolute, or contains "..", NUL or a backslash.',

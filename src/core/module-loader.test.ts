@@ -1,3 +1,7 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLocalTransport } from '../bus/local.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
@@ -47,8 +51,9 @@ function setUpPlatform(
 ) {
   const bus = createBus({ transport: createLocalTransport() });
   const storage = createMemoryStorage();
-  const load = () =>
+  const load = (moduleFiles?: ReadonlyMap<string, string>) =>
     loadModules({
+      ...(moduleFiles === undefined ? {} : { moduleFiles }),
       definitions: new Map(modules.map((definition) => [definition.info.name, definition])),
       moduleConfig: (name) => config[name],
       bus,
@@ -296,5 +301,38 @@ describe('module loader', () => {
       sick: { healthy: false, detail: 'disk full' },
     });
     expect(warnings).toBeDefined();
+  });
+
+  it('sets an isolated lazy module up in a worker on its first event', async () => {
+    const directory = await mkdtemp(join(tmpdir(), 'parley-loader-'));
+    try {
+      const file = join(directory, 'index.mjs');
+      await writeFile(
+        file,
+        `import { isMainThread } from 'node:worker_threads';
+        export default {
+          info: { name: 'sealed', version: '1.0.0', capabilities: [], dependencies: [] },
+          configSchema: {},
+          handles: ['sealed.where'],
+          setup: () => ({ handlers: { 'sealed.where': () => ({ isMainThread }) } }),
+        };`,
+      );
+      const definition = (await import(pathToFileURL(file).href)).default as ModuleDefinition<never, unknown>;
+      const { bus, load } = setUpPlatform([definition], { sealed: { lazy: true, isolation: 'worker' } });
+      const registry = await load(new Map([['sealed', file]]));
+      expect(registry.list()[0]).toMatchObject({ lazy: true, ready: false });
+      expect(await bus.request('sealed.where', {})).toEqual({ isMainThread: false });
+      expect(registry.list()[0]?.ready).toBe(true);
+      await registry.dispose();
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to isolate a module whose file it does not know', async () => {
+    const { load } = setUpPlatform([testModule('sealed')], { sealed: { isolation: 'worker' } });
+    const error = await load().catch((e: unknown) => e);
+    expect(isPlatformError(error, 'CHAT_ERR_MODULE_SETUP_FAILED')).toBe(true);
+    expect((error as Error).message).toContain('"sealed" is configured isolation: "worker", but the file');
   });
 });

@@ -10,12 +10,14 @@ import type {
   ModuleStorage,
   PlatformServices,
 } from './module.ts';
+import { createWorkerHost, type WorkerIsolationOptions } from './worker-host.ts';
 
 /** The common config keys every module slice has (config/schemas/module.schema.json). */
 export interface CommonModuleConfig {
   enabled?: boolean;
   lazy?: boolean;
   setup_timeout_ms?: number;
+  isolation?: 'none' | 'worker';
 }
 
 export interface LoadModulesOptions {
@@ -32,7 +34,17 @@ export interface LoadModulesOptions {
   services?: PlatformServices;
   /** Used when a module's config does not set `setup_timeout_ms`. */
   defaultSetupTimeoutMs?: number;
+  /** Each module's index file: a module configured `isolation: "worker"` is imported from it in a worker. */
+  moduleFiles?: ReadonlyMap<string, string>;
+  /** Memory limit and restart rules of module workers; defaults as in config/default.json. */
+  isolation?: WorkerIsolationOptions;
 }
+
+const DEFAULT_ISOLATION: WorkerIsolationOptions = {
+  maxMemoryBytes: 512 * 1024 * 1024,
+  restartDelayMs: 500,
+  maxRestarts: 5,
+};
 
 /** A module as the registry tracks it. */
 export interface LoadedModule {
@@ -129,9 +141,10 @@ export async function loadModules(options: LoadModulesOptions): Promise<ModuleRe
     });
     const timeoutMs =
       (slot.config as CommonModuleConfig).setup_timeout_ms ?? options.defaultSetupTimeoutMs ?? 10_000;
-    const instance = await withSetupTimeout(name, timeoutMs, async () =>
-      slot.definition.setup(context as never),
-    );
+    const instance =
+      (slot.config as CommonModuleConfig).isolation === 'worker'
+        ? await setUpInWorker(name, context, timeoutMs)
+        : await withSetupTimeout(name, timeoutMs, async () => slot.definition.setup(context as never));
     slot.instance = instance;
     loadedOrder.push(name);
     for (const [pattern, declared] of Object.entries(instance.handlers ?? {})) {
@@ -145,8 +158,45 @@ export async function loadModules(options: LoadModulesOptions): Promise<ModuleRe
         'optional dependencies missing; module degrades',
       );
     }
-    moduleLog(name).info({ version: slot.definition.info.version, lazy: slot.lazy }, 'module loaded');
+    moduleLog(name).info(
+      {
+        version: slot.definition.info.version,
+        lazy: slot.lazy,
+        isolation: (slot.config as CommonModuleConfig).isolation ?? 'none',
+      },
+      'module loaded',
+    );
     return instance;
+  }
+
+  /** Runs the module's setup (and later its handlers) in a worker thread of its own. */
+  async function setUpInWorker(
+    name: string,
+    context: ReturnType<typeof createContext>,
+    timeoutMs: number,
+  ): Promise<ModuleInstance> {
+    const file = options.moduleFiles?.get(name);
+    if (file === undefined) {
+      throw new PlatformError(
+        'CHAT_ERR_MODULE_SETUP_FAILED',
+        `module "${name}" is configured isolation: "worker", but the file it was loaded from is not known, so a worker cannot import it`,
+        { details: { module: name } },
+      );
+    }
+    const host = createWorkerHost({
+      name,
+      file,
+      context,
+      isolation: options.isolation ?? DEFAULT_ISOLATION,
+      timeoutMs,
+      log: moduleLog(name),
+    });
+    try {
+      return await withSetupTimeout(name, timeoutMs, () => host.start());
+    } catch (error) {
+      await host.stop();
+      throw error;
+    }
   }
 
   function subscribe(name: string, slot: ModuleSlot, pattern: string, declared: ModuleHandler<never>): void {

@@ -1,7 +1,13 @@
 import { createTransport } from '../bus/index.ts';
 import { createBus } from '../core/bus.ts';
 import type { Bus } from '../core/bus-types.ts';
-import { getModuleConfig, type ModuleConfig, type PlatformConfig, resolveConfig } from '../core/config.ts';
+import {
+  getModuleConfig,
+  type ModuleConfig,
+  type PlatformConfig,
+  parseByteSize,
+  resolveConfig,
+} from '../core/config.ts';
 import type { ModuleDefinition } from '../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../core/module-loader.ts';
 import { type LlmCallObserver, tellEachLlm, tellEachStorage } from '../core/observers.ts';
@@ -15,7 +21,7 @@ import { AUDIT_STORAGE_ROOT, type AuditLog, createAuditLog } from '../security/a
 import type { EncryptionAtRest } from '../security/encryption-at-rest.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
-import { discoverModules } from './discover-modules.ts';
+import { discoverConfiguredModules } from './discover-modules.ts';
 import { createPlatformStorage } from './platform-storage.ts';
 
 export interface CreatePlatformOptions {
@@ -23,8 +29,10 @@ export interface CreatePlatformOptions {
   configDir?: string;
   env?: NodeJS.ProcessEnv;
   nodeEnv?: string;
-  /** The modules to offer; default: every folder under src/modules. */
+  /** The modules to offer; default: every folder under src/modules and under the config's `module_dirs`. */
   definitions?: ReadonlyMap<string, ModuleDefinition<never, unknown>>;
+  /** The file each of `definitions` comes from; needed for a module configured `isolation: "worker"`. */
+  moduleFiles?: ReadonlyMap<string, string>;
   /** Where logs go (a stream or path); default stdout. */
   logDestination?: NodeJS.WritableStream | string;
   /**
@@ -59,11 +67,17 @@ export interface Platform {
 
 /** Builds the platform from config: the one composition root that the server and the CLI share. */
 export async function createPlatform(options: CreatePlatformOptions = {}): Promise<Platform> {
-  const definitions = options.definitions ?? (await discoverModules());
-  const { config, warnings } = resolveConfig({
+  const configOptions = {
     ...(options.configDir === undefined ? {} : { configDir: options.configDir }),
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.nodeEnv === undefined ? {} : { nodeEnv: options.nodeEnv }),
+  };
+  const discovered =
+    options.definitions === undefined ? await discoverConfiguredModules(configOptions) : undefined;
+  const definitions = options.definitions ?? discovered!.definitions;
+  const moduleFiles = options.moduleFiles ?? discovered?.files;
+  const { config, warnings } = resolveConfig({
+    ...configOptions,
     modules: [...definitions.values()].map((definition) => ({
       name: definition.info.name,
       ...(definition.defaults === undefined ? {} : { defaults: definition.defaults }),
@@ -148,6 +162,20 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
       log,
       policy,
       services: { llm },
+      ...(moduleFiles === undefined ? {} : { moduleFiles }),
+      isolation: {
+        maxMemoryBytes: parseByteSize(config.resource_limits.max_memory_per_module),
+        restartDelayMs: config.resource_limits.worker_restart_delay_ms,
+        maxRestarts: config.resource_limits.worker_max_restarts,
+        // What of ctx.llm an isolated module can use: calls whose arguments and results clone.
+        services: {
+          llm: {
+            call: ['generate'],
+            stream: ['stream'],
+            sync: ['defaultModelName', 'isConfigured', 'list', 'providerNames'],
+          },
+        },
+      },
     });
   } catch (error) {
     await bus.close();
