@@ -100,7 +100,7 @@ const NEWLINE = 0x0a;
  * Heap a message costs beside its text: its postings (three numbers a distinct term), its term list, its
  * record here. Measured by `npm run bench -- chat-search` (heap after building, per message).
  */
-const MESSAGE_OVERHEAD_BYTES = 600;
+const MESSAGE_OVERHEAD_BYTES = 1400;
 /** Notes kept for a user before the index catches up anyway (a user noted but never searching). */
 const MAX_PENDING = 10_000;
 
