@@ -154,7 +154,7 @@ export function ChatSearch({ failures, onOpen, onActiveChange }: ChatSearchProps
             </p>
           ) : null}
           {results.state === 'found' && results.hits.length > 0 ? (
-            // biome-ignore lint/a11y/noNoninteractiveElementInteractions: arrow keys move between the hits' buttons
+            // Arrow keys move between the hits' buttons (the list only passes their key presses on).
             <ul ref={list} className="search-hits" aria-label="Search results" onKeyDown={onListKey}>
               {results.hits.map((hit) => (
                 <li key={hit.messageId}>
