@@ -28,6 +28,18 @@ export interface MessagesPage {
   nextCursor?: string;
 }
 
+/** One message found by a search, with where the query's words are in its snippet. */
+export interface MessageSearchHit {
+  sessionId: string;
+  sessionTitle: string;
+  messageId: string;
+  role: Message['role'];
+  timestamp: string;
+  snippet: string;
+  highlights: Array<{ start: number; end: number }>;
+  score: number;
+}
+
 /** One user message to answer. */
 export interface TurnInput {
   userId: string;
@@ -77,6 +89,17 @@ export interface ChatGateway {
     sessionId: string,
     page?: { limit?: number; before?: string },
   ): Promise<MessagesPage>;
+  /**
+   * A page of the session's messages from the oldest on (an export reads them all, page after page);
+   * `nextCursor` (pass as `after`) when newer ones remain.
+   */
+  exportMessages(
+    userId: string,
+    sessionId: string,
+    page?: { limit?: number; after?: string },
+  ): Promise<MessagesPage>;
+  /** The user's own messages across their sessions that best match `query`, best first. */
+  searchMessages(userId: string, query: string, limit?: number): Promise<{ hits: MessageSearchHit[] }>;
   /**
    * One turn, answered whole. Aborting `signal` cancels the generation (the partial reply is stored),
    * unless the turn has an idempotency key.
@@ -376,6 +399,20 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
         'messages.list',
         stripUndefined({ userId, sessionId, limit: page.limit, before: page.before }),
         { userId, sessionId },
+      );
+    },
+    exportMessages(userId, sessionId, page = {}) {
+      return bus.request<MessagesPage>(
+        'messages.export',
+        stripUndefined({ userId, sessionId, limit: page.limit, after: page.after }),
+        { userId, sessionId },
+      );
+    },
+    searchMessages(userId, query, limit) {
+      return bus.request<{ hits: MessageSearchHit[] }>(
+        'messages.search',
+        stripUndefined({ userId, query, limit }),
+        { userId },
       );
     },
 

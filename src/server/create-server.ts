@@ -20,6 +20,8 @@ import { registerMemoryRoutes } from './routes/memories.ts';
 import { registerMessageRoutes } from './routes/messages.ts';
 import { registerMetricsRoutes } from './routes/metrics.ts';
 import { registerOpenAIRoutes } from './routes/openai.ts';
+import { registerSearchRoutes } from './routes/search.ts';
+import { registerSessionExportRoutes } from './routes/session-export.ts';
 import { registerSessionRoutes } from './routes/sessions.ts';
 import { registerUserRoutes } from './routes/users.ts';
 import { registerWebSocketRoutes } from './routes/websocket.ts';
@@ -146,6 +148,8 @@ export async function createServer(
   registerHealthRoutes(app, context);
   registerSessionRoutes(app, context);
   registerMessageRoutes(app, context);
+  registerSessionExportRoutes(app, context);
+  registerSearchRoutes(app, context);
   registerWebSocketRoutes(app, context);
   registerOpenAIRoutes(app, context);
   registerUserRoutes(app, context);

@@ -168,6 +168,23 @@ export interface StartAgentConversation {
   rounds: number;
 }
 
+/** One of the user's messages found by a search (GET /v1/search). */
+export interface SearchHit {
+  sessionId: string;
+  sessionTitle: string;
+  messageId: string;
+  role: 'user' | 'assistant';
+  timestamp: string;
+  /** Part of the message around the words found, `…` where it was cut. */
+  snippet: string;
+  /** The words found: `snippet.slice(start, end)`. */
+  highlights: Array<{ start: number; end: number }>;
+  score: number;
+}
+
+/** The formats a chat can be exported in. */
+export type ExportFormat = 'markdown' | 'json';
+
 /** A failed request: HTTP status (0 when the server could not be reached), stable code, message. */
 export class ApiError extends Error {
   readonly status: number;
@@ -238,6 +255,9 @@ const sessionPath = (id: string) => `/v1/sessions/${encodeURIComponent(id)}`;
 const documentPath = (id: string) => `/v1/documents/${encodeURIComponent(id)}`;
 const agentConversationPath = (id: string) => `/v1/agent-conversations/${encodeURIComponent(id)}`;
 
+/** How many hits a search shows. */
+export const SEARCH_LIMIT = 30;
+
 /** How many memories a page of the list holds. */
 export const MEMORY_PAGE_SIZE = 100;
 
@@ -307,6 +327,17 @@ export const api = {
       'GET',
       `${sessionPath(id)}/messages?limit=100${before ? `&before=${encodeURIComponent(before)}` : ''}`,
     ),
+  /** The user's messages across all their chats that best match `query`, best first. */
+  searchMessages: async (query: string, signal?: AbortSignal) => {
+    const response = await send(`/v1/search?q=${encodeURIComponent(query)}&limit=${SEARCH_LIMIT}`, {
+      headers: { accept: 'application/json' },
+      ...(signal === undefined ? {} : { signal }),
+    });
+    if (!response.ok) throw await errorOf(response);
+    return ((await response.json()) as { hits: SearchHit[] }).hits;
+  },
+  /** Where a chat downloads as a file (a plain link: the cookie authenticates it). */
+  exportUrl: (id: string, format: ExportFormat) => `${sessionPath(id)}/export?format=${format}`,
   cancelTurn: (sessionId: string, turnId: string) =>
     json<unknown>('POST', `${sessionPath(sessionId)}/turns/${encodeURIComponent(turnId)}/cancel`),
   listModels: async (): Promise<ModelInfo[]> => {

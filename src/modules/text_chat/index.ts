@@ -6,6 +6,7 @@ import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createHistoryCache } from './history-cache.ts';
 import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
+import { createMessageSearch } from './message-search.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { createSessionRequests } from './session-requests.ts';
@@ -20,7 +21,9 @@ import type {
   ChatResponseAlive,
   ChatResponseEnd,
   ChatResponseError,
+  MessageReceived,
   MessageSendRequest,
+  SessionDeleted,
   TextChatApi,
   TextChatConfig,
 } from './types.ts';
@@ -51,6 +54,8 @@ export default defineModule<TextChatConfig, TextChatApi>({
     'session.delete',
     USER_ERASE,
     'messages.list',
+    'messages.export',
+    'messages.search',
     'message.send',
     'chat.message',
   ],
@@ -62,7 +67,11 @@ export default defineModule<TextChatConfig, TextChatApi>({
         ctx.log.warn({ err: error, sessionId }, "could not write the session's updatedAt"),
     });
     const history = createHistoryCache({ maxBytes: config.history_cache.max_bytes });
-    const requests = createSessionRequests(ctx, sessions, history);
+    const search = createMessageSearch({
+      maxBytes: config.search.max_bytes,
+      resyncMs: config.search.resync_ms,
+    });
+    const requests = createSessionRequests(ctx, sessions, history, search);
     const turns = createTurnRegistry({ rememberMs: config.turn_timeout_ms });
     const deps: TurnDependencies = {
       ctx,
@@ -72,6 +81,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
+      search,
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -85,11 +95,19 @@ export default defineModule<TextChatConfig, TextChatApi>({
       handler: (event: EventEnvelope<ChatResponseEnd | ChatResponseError>) =>
         deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
     };
+    // Every node's search index hears what any node stored or deleted (this node's own appends are noted
+    // by the turn as well; notes are deduplicated by message id).
+    const noteStored = (userId: unknown, sessionId: unknown, message: unknown) => {
+      if (typeof userId !== 'string' || typeof sessionId !== 'string') return;
+      if (typeof message !== 'object' || message === null) return;
+      search.noted(userId, sessionId, [message as MessageReceived['message']]);
+    };
     const heartbeat = startTurnHeartbeat(ctx, turns, config.turn_recovery.heartbeat_ms);
     const api: TextChatApi = {
       listSessions: (userId) => requests.list({ userId }),
       getSession: (userId, sessionId) => requests.get({ userId, sessionId }),
       listMessages: (request) => requests.listMessages(request),
+      searchMessages: (request) => requests.search(request),
     };
 
     return {
@@ -104,6 +122,22 @@ export default defineModule<TextChatConfig, TextChatApi>({
         // the user's data on the same request).
         [USER_ERASE]: (event: EventEnvelope<UserEraseRequest>) => requests.eraseUser(event.data),
         'messages.list': (event) => requests.listMessages(event.data),
+        'messages.export': (event) => requests.exportMessages(event.data),
+        'messages.search': (event) => requests.search(event.data),
+        'message.received': {
+          mode: 'local',
+          handler: (event: EventEnvelope<MessageReceived>) =>
+            noteStored(event.data?.userId, event.data?.sessionId, event.data?.message),
+        },
+        'session.deleted': {
+          mode: 'local',
+          handler: (event: EventEnvelope<SessionDeleted>) => {
+            const { userId, sessionId } = event.data ?? {};
+            if (typeof userId === 'string' && typeof sessionId === 'string') {
+              search.forgetSession(userId, sessionId);
+            }
+          },
+        },
         'message.send': turn,
         'chat.message': turn,
         // Every node listens: the turn runs wherever its work subscription picked it up.
@@ -133,7 +167,13 @@ export default defineModule<TextChatConfig, TextChatApi>({
             deps.keyedTurns.heard(turnIds, event.data.started === true, Date.parse(event.time));
           },
         },
-        'chat.response.end': turnEnded,
+        'chat.response.end': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatResponseEnd>) => {
+            turnEnded.handler(event);
+            noteStored(event.userId, event.data?.sessionId, event.data?.message);
+          },
+        },
         'chat.response.error': turnEnded,
       },
       health: () => ({ healthy: true }),

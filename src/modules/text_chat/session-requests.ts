@@ -1,12 +1,22 @@
-import { isPlatformError, ValidationError } from '../../core/errors.ts';
+import { isPlatformError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
 import { USER_ERASE, type UserEraseReply } from '../../core/user-erasure.ts';
 import type { HistoryCache } from './history-cache.ts';
+import type { MessageSearch } from './message-search.ts';
+import { queryTerms, snippetOf } from './message-snippet.ts';
 import { pageOf } from './messages.ts';
 import { assertSessionId, type NewSession, type SessionStore } from './sessions.ts';
-import type { MessagesPage, PersonaReply, SessionMetadata, TextChatConfig } from './types.ts';
+import type {
+  MessagesExportPage,
+  MessagesPage,
+  MessagesSearchReply,
+  PersonaReply,
+  SessionMetadata,
+  TextChatConfig,
+} from './types.ts';
 import {
+  codePointLength,
   optionalInteger,
   optionalModelName,
   optionalString,
@@ -31,13 +41,21 @@ export interface SessionRequests {
   /** `platform.user.erase`: every session of the user, gone. */
   eraseUser(data: unknown): Promise<UserEraseReply>;
   listMessages(data: unknown): Promise<MessagesPage>;
+  /** `messages.export`: the session's messages oldest first, a page at a time. */
+  exportMessages(data: unknown): Promise<MessagesExportPage>;
+  /** `messages.search`: the user's messages across their sessions, best match first. */
+  search(data: unknown): Promise<MessagesSearchReply>;
 }
+
+/** Times a search is asked again after its hits named sessions deleted meanwhile (dropped from the index). */
+const SEARCH_ATTEMPTS = 3;
 
 /** Builds the request handlers over the session store. */
 export function createSessionRequests(
   ctx: ModuleContext<TextChatConfig>,
   sessions: SessionStore,
   history: HistoryCache,
+  messageSearch: MessageSearch,
 ): SessionRequests {
   const config = ctx.config;
 
@@ -129,6 +147,7 @@ export function createSessionRequests(
       const sessionId = requiredString(payload, 'sessionId', 'session.delete');
       await sessions.delete(userId, sessionId);
       history.forget(userId, sessionId);
+      messageSearch.forgetSession(userId, sessionId);
       await ctx.emit('session.deleted', { userId, sessionId }, { userId, sessionId });
       return { deleted: true };
     },
@@ -137,6 +156,7 @@ export function createSessionRequests(
       const { userId } = owner(data, USER_ERASE);
       const sessionIds = await sessions.eraseUser(userId);
       for (const sessionId of sessionIds) history.forget(userId, sessionId);
+      messageSearch.forgetUser(userId);
       return { erased: sessionIds.length };
     },
 
@@ -158,6 +178,98 @@ export function createSessionRequests(
         pageOf(log, limit, before) ??
         (pageOf(await history.loadWhole(ctx.storage, userId, sessionId), limit, before) as MessagesPage)
       );
+    },
+
+    async exportMessages(data) {
+      const eventType = 'messages.export';
+      const { payload, userId } = owner(data, eventType);
+      const sessionId = requiredString(payload, 'sessionId', eventType);
+      const limit =
+        optionalInteger(payload, 'limit', eventType, 1, config.messages_page.max_limit) ??
+        config.messages_page.max_limit;
+      const after = optionalString(payload, 'after', eventType);
+      assertSessionId(sessionId);
+      let [, log] = await Promise.all([
+        sessions.get(userId, sessionId),
+        history.load(ctx.storage, userId, sessionId),
+      ]);
+      // An export starts at the oldest message, which the cache may have dropped.
+      if (log.first > 0) log = await history.loadWhole(ctx.storage, userId, sessionId);
+      let start = 0;
+      if (after !== undefined) {
+        while (start < log.count && log.at(start).id !== after) start++;
+        if (start === log.count) {
+          throw new ValidationError(`${eventType}: "after" names no message of this session`, {
+            details: { field: 'after', value: after },
+          });
+        }
+        start++;
+      }
+      const end = Math.min(log.count, start + limit);
+      const page: MessagesExportPage = { messages: log.slice(start, end) };
+      if (end < log.count) page.nextCursor = log.at(end - 1).id;
+      return page;
+    },
+
+    async search(data) {
+      const eventType = 'messages.search';
+      const { payload, userId } = owner(data, eventType);
+      const { search: searchConfig } = config;
+      const raw = payload.query;
+      if (typeof raw !== 'string') {
+        throw new ValidationError(`${eventType}: the search query must be a string`, {
+          details: { field: 'query' },
+        });
+      }
+      const query = raw.trim();
+      if (query === '') {
+        throw new ValidationError(`${eventType}: the search query is empty: give at least one word`, {
+          details: { field: 'query' },
+        });
+      }
+      const length = codePointLength(query);
+      if (length > searchConfig.max_query_length) {
+        throw new ValidationError(
+          `${eventType}: the search query is ${length} characters long, more than the limit of ${searchConfig.max_query_length} (text_chat.search.max_query_length)`,
+          { details: { field: 'query', length, limit: searchConfig.max_query_length } },
+        );
+      }
+      const limit =
+        optionalInteger(payload, 'limit', eventType, 1, searchConfig.max_limit) ??
+        Math.min(searchConfig.default_limit, searchConfig.max_limit);
+      const terms = queryTerms(messageSearch.tokenize, query);
+      for (let attempt = 1; ; attempt++) {
+        const ranked = await messageSearch.search(ctx.storage, userId, query, limit);
+        // Each hit's session must still be there (a deletion another node's event did not bring here yet),
+        // and its title is the one of now.
+        const titles = new Map<string, string | undefined>();
+        await Promise.all(
+          [...new Set(ranked.map((hit) => hit.sessionId))].map(async (sessionId) => {
+            try {
+              titles.set(sessionId, (await sessions.get(userId, sessionId)).metadata.title as string);
+            } catch (error) {
+              if (!(error instanceof NotFoundError)) throw error;
+              titles.set(sessionId, undefined);
+            }
+          }),
+        );
+        const gone = [...titles].filter(([, title]) => title === undefined).map(([sessionId]) => sessionId);
+        for (const sessionId of gone) messageSearch.forgetSession(userId, sessionId);
+        if (gone.length > 0 && attempt < SEARCH_ATTEMPTS) continue;
+        return {
+          hits: ranked
+            .filter((hit) => titles.get(hit.sessionId) !== undefined)
+            .map((hit) => ({
+              sessionId: hit.sessionId,
+              sessionTitle: titles.get(hit.sessionId) || DEFAULT_TITLE,
+              messageId: hit.messageId,
+              role: hit.role,
+              timestamp: hit.timestamp,
+              ...snippetOf(hit.content, terms, messageSearch.tokenize, searchConfig.snippet_length),
+              score: hit.score,
+            })),
+        };
+      }
     },
   };
 }

@@ -15,6 +15,17 @@ function userSegment(userId: string): string {
   return encoded === '.' || encoded === '..' ? encoded.replaceAll('.', '%2E') : encoded;
 }
 
+/** `{user_id}/`: every session of the user is under it. */
+export function userFolder(userId: string): string {
+  return `${userSegment(userId)}/`;
+}
+
+/** The session id a key under `userFolder` names (`{user_id}/{session_id}/…`), or undefined. */
+export function sessionIdOfKey(key: string): string | undefined {
+  const sessionId = key.split('/')[1];
+  return sessionId !== undefined && isIdSegment(sessionId) ? sessionId : undefined;
+}
+
 /** `{user_id}/{session_id}/` under the module's root (`sessions/` in the seed layout). */
 function sessionFolder(userId: string, sessionId: string): string {
   return `${userSegment(userId)}/${sessionId}/`;

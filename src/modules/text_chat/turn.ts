@@ -16,6 +16,7 @@ import {
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
+import type { MessageSearch } from './message-search.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
@@ -52,6 +53,8 @@ export interface TurnDependencies {
   turns: TurnRegistry;
   keyedTurns: KeyedTurnsUnderWay;
   tools: ToolCatalog;
+  /** Told of every message this node appends (indexed at the user's next search). */
+  search: MessageSearch;
 }
 
 /** A checked `message.send` payload. */
@@ -204,8 +207,10 @@ export async function runTurn(
   // And the tools modules offer (tools.ts; cached, so usually no bus round at all).
   const toolsLookup = deps.tools.forTurn({ userId, sessionId, turnId });
   // The history cache takes back the objects this turn stores (their token counts are known).
-  const onAppended = (messages: readonly Message[], bytes: Uint8Array) =>
+  const onAppended = (messages: readonly Message[], bytes: Uint8Array) => {
     deps.history.appended(userId, sessionId, messages, bytes);
+    deps.search.noted(userId, sessionId, messages);
+  };
   // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
   const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.

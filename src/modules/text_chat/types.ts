@@ -43,6 +43,22 @@ export interface TextChatConfig {
     /** Bytes of session logs kept parsed in memory on a node (least recently used dropped first); 0: off. */
     max_bytes: number;
   };
+  /** `messages.search`: BM25 over a user's messages across their sessions (message-search.ts). */
+  search: SearchConfig;
+}
+
+/** `text_chat.search`. */
+export interface SearchConfig {
+  /** Estimated heap of the per-user indexes a node keeps; 0: built for each search, not kept. */
+  max_bytes: number;
+  /** An index older than this is brought in line with storage before it answers. */
+  resync_ms: number;
+  default_limit: number;
+  max_limit: number;
+  /** Longest query, in code points. */
+  max_query_length: number;
+  /** Characters of a hit's message shown around the matched words. */
+  snippet_length: number;
 }
 
 /** `text_chat.turn_recovery`. */
@@ -140,6 +156,50 @@ export interface MessagesListRequest {
   limit?: number;
   /** A message id: the page ends just before it. */
   before?: string;
+}
+
+/**
+ * `messages.export`: the session's messages from the oldest on, a page at a time (the export streams them);
+ * `after` (a message id, the last of the previous page) continues.
+ */
+export interface MessagesExportRequest {
+  userId: string;
+  sessionId: string;
+  limit?: number;
+  after?: string;
+}
+
+/** Reply of `messages.export`: oldest first; `nextCursor` (pass as `after`) when newer messages remain. */
+export interface MessagesExportPage {
+  messages: Message[];
+  nextCursor?: string;
+}
+
+/** `messages.search`: the user's own messages across their sessions that best match `query`. */
+export interface MessagesSearchRequest {
+  userId: string;
+  query: string;
+  limit?: number;
+}
+
+/** One message found, with where the query's words are in its snippet. */
+export interface MessageSearchHit {
+  sessionId: string;
+  sessionTitle: string;
+  messageId: string;
+  role: Message['role'];
+  timestamp: string;
+  /** Part of the message around the matched words, `…` where it was cut. */
+  snippet: string;
+  /** The matched words: `snippet.slice(start, end)`. */
+  highlights: Array<{ start: number; end: number }>;
+  /** BM25; compares the hits of one answer only. */
+  score: number;
+}
+
+/** Reply of `messages.search`, best first. */
+export interface MessagesSearchReply {
+  hits: MessageSearchHit[];
 }
 
 /** Reply of `messages.list`; `nextCursor` (pass as `before`) is set when older messages remain. */
@@ -264,6 +324,8 @@ export interface TextChatApi {
   /** The session, or NotFoundError (also for another user's session). */
   getSession(userId: string, sessionId: string): Promise<Session>;
   listMessages(request: MessagesListRequest): Promise<MessagesPage>;
+  /** The user's messages across their sessions, best match first. */
+  searchMessages(request: MessagesSearchRequest): Promise<MessagesSearchReply>;
 }
 
 declare module '../../core/events.ts' {
@@ -275,6 +337,8 @@ declare module '../../core/events.ts' {
     'session.delete': SessionDeleteRequest;
     'session.deleted': SessionDeleted;
     'messages.list': MessagesListRequest;
+    'messages.export': MessagesExportRequest;
+    'messages.search': MessagesSearchRequest;
     'message.send': MessageSendRequest;
     'chat.message': MessageSendRequest;
     'message.received': MessageReceived;

@@ -16,13 +16,15 @@ import {
   isNetworkError,
   type ModelInfo,
   type PersonaInfo,
+  type SearchHit,
 } from '../api.ts';
 import { preloadHighlighter } from '../markdown.ts';
 import { type Place, pathOf, placeOf, type Screen } from '../screen-location.ts';
 import { useAgentRun } from '../use-agent-run.ts';
 import { AgentsPanel } from './agents-panel.tsx';
+import { ChatSearch } from './chat-search.tsx';
 import { ConnectionBanner } from './connection-banner.tsx';
-import { Conversation } from './conversation.tsx';
+import { Conversation, type MessageToReveal } from './conversation.tsx';
 import { DocumentsPanel } from './documents-panel.tsx';
 import { MemoriesPanel } from './memories-panel.tsx';
 import { ScreenNav } from './screen-nav.tsx';
@@ -76,6 +78,9 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
   const [nextProbeAt, setNextProbeAt] = useState<number | undefined>();
   const [reloadToken, setReloadToken] = useState(0);
   const [drawerOpen, setDrawerOpen] = useState(false);
+  // A search shows its hits in place of the chat list; the hit chosen is revealed in its chat.
+  const [searching, setSearching] = useState(false);
+  const [messageToReveal, setMessageToReveal] = useState<MessageToReveal | undefined>();
   const [probeRound, setProbeRound] = useState(0);
   const probeAttempt = useRef(0);
   const probeTimer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
@@ -217,6 +222,15 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
     setDrawerOpen(false);
   }, []);
 
+  const openHit = useCallback(
+    (hit: SearchHit) => {
+      // A new object each time: choosing the same hit again reveals it again.
+      setMessageToReveal({ sessionId: hit.sessionId, messageId: hit.messageId });
+      select(hit.sessionId);
+    },
+    [select],
+  );
+
   const openAgentConversation = useCallback((id: string | undefined, replace = false) => {
     setAgentConversationId(id);
     setScreen('agents');
@@ -346,13 +360,16 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
             {listError}
           </p>
         ) : null}
-        <SessionList
-          sessions={sessions}
-          selectedId={selectedId}
-          onSelect={select}
-          onRename={renameSession}
-          onDelete={deleteSession}
-        />
+        <ChatSearch failures={failures} onOpen={openHit} onActiveChange={setSearching} />
+        {searching ? null : (
+          <SessionList
+            sessions={sessions}
+            selectedId={selectedId}
+            onSelect={select}
+            onRename={renameSession}
+            onDelete={deleteSession}
+          />
+        )}
       </nav>
       <div
         className="drawer-scrim"
@@ -390,6 +407,7 @@ export function ChatScreen({ user, onSignOut, onSessionEnded }: ChatScreenProps)
             reloadToken={reloadToken}
             failures={failures}
             onSessionChanged={sessionChanged}
+            {...(messageToReveal?.sessionId === selected.id ? { reveal: messageToReveal } : {})}
           />
         ) : (
           <div className="empty-state">

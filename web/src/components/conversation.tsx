@@ -33,7 +33,20 @@ export interface ConversationProps {
   reloadToken: number;
   failures: FailureHandlers;
   onSessionChanged(session: ChatSession): void;
+  /** A message to scroll to and highlight briefly (a search hit chosen); older pages load until it shows. */
+  reveal?: MessageToReveal;
 }
+
+/** A message of a session to bring into view. A new object each time it is asked for. */
+export interface MessageToReveal {
+  sessionId: string;
+  messageId: string;
+}
+
+/** How long a revealed message stays highlighted. */
+const REVEAL_HIGHLIGHT_MS = 2500;
+/** Older pages loaded at most while looking for a message to reveal (100 messages a page). */
+const REVEAL_MAX_PAGES = 50;
 
 /** The reply under way. */
 interface Turn {
@@ -81,6 +94,7 @@ export function Conversation({
   reloadToken,
   failures,
   onSessionChanged,
+  reveal,
 }: ConversationProps) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
   const [olderCursor, setOlderCursor] = useState<string | undefined>();
@@ -144,6 +158,47 @@ export function Conversation({
       }
     }
   }, [olderCursor, session.id]);
+
+  // A message asked to be revealed: once the history is loaded, older pages until it is there, then
+  // scrolled to the middle of the log, highlighted for a moment and focused (a screen reader reads it).
+  const revealed = useRef<MessageToReveal | undefined>(undefined);
+  const pagesSought = useRef({ for: undefined as MessageToReveal | undefined, count: 0 });
+  // biome-ignore lint/correctness/useExhaustiveDependencies: messages is the trigger (a page loaded may hold it)
+  useEffect(() => {
+    if (reveal === undefined || revealed.current === reveal || loading) return;
+    if (pagesSought.current.for !== reveal) pagesSought.current = { for: reveal, count: 0 };
+    const log = logRef.current;
+    const element = log?.querySelector<HTMLElement>(`[data-message-id="${CSS.escape(reveal.messageId)}"]`);
+    if (element) {
+      revealed.current = reveal;
+      stickToBottom.current = false;
+      element.scrollIntoView({ block: 'center' });
+      element.setAttribute('tabindex', '-1');
+      element.focus({ preventScroll: true });
+      element.classList.add('message-revealed');
+      setTimeout(() => element.classList.remove('message-revealed'), REVEAL_HIGHLIGHT_MS);
+      return;
+    }
+    if (olderCursor === undefined || pagesSought.current.count >= REVEAL_MAX_PAGES) return;
+    pagesSought.current.count++;
+    let cancelled = false;
+    api.listMessages(session.id, olderCursor).then(
+      (page) => {
+        if (cancelled) return;
+        stickToBottom.current = false;
+        setMessages((current) => [...page.messages, ...current]);
+        setOlderCursor(page.nextCursor);
+      },
+      (error: unknown) => {
+        if (!cancelled && !failuresRef.current.handled(error)) {
+          setLoadError(error instanceof Error ? error.message : String(error));
+        }
+      },
+    );
+    return () => {
+      cancelled = true;
+    };
+  }, [reveal, loading, messages, olderCursor, session.id]);
 
   // Follow the reply as it grows, unless the reader scrolled up to read something else.
   // biome-ignore lint/correctness/useExhaustiveDependencies: runs after every change of what is shown
@@ -328,6 +383,18 @@ export function Conversation({
         <h1 id="conversation-title" className="conversation-title">
           {session.metadata.title || DEFAULT_TITLE}
         </h1>
+        <ul className="export-links" aria-label="Export this chat">
+          <li>
+            <a href={api.exportUrl(session.id, 'markdown')} download>
+              Export as Markdown
+            </a>
+          </li>
+          <li>
+            <a href={api.exportUrl(session.id, 'json')} download>
+              Export as JSON
+            </a>
+          </li>
+        </ul>
         <SessionSettings
           session={session}
           models={models}
