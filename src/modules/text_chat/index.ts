@@ -8,8 +8,10 @@ import { createHistoryCache } from './history-cache.ts';
 import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
+import { runRegenerate } from './regenerate.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
+import { createSessionsGenerating } from './sessions-generating.ts';
 import { createToolCatalog } from './tools.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
 import { startTurnHeartbeat } from './turn-heartbeat.ts';
@@ -20,6 +22,7 @@ import type {
   ChatResponseAlive,
   ChatResponseEnd,
   ChatResponseError,
+  MessageRegenerateRequest,
   MessageSendRequest,
   TextChatApi,
   TextChatConfig,
@@ -53,6 +56,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
     'messages.list',
     'message.send',
     'chat.message',
+    'message.regenerate',
   ],
   setup(ctx) {
     const config = ctx.config;
@@ -72,6 +76,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
+      generating: createSessionsGenerating(),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -106,6 +111,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
         'messages.list': (event) => requests.listMessages(event.data),
         'message.send': turn,
         'chat.message': turn,
+        'message.regenerate': (event: EventEnvelope<MessageRegenerateRequest>) => runRegenerate(deps, event),
         // Every node listens: the turn runs wherever its work subscription picked it up.
         'chat.cancel': {
           mode: 'local',
