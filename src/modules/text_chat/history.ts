@@ -244,7 +244,10 @@ function walkWindow(
   for (; index >= first; index--) {
     const message = at(index);
     const replaces = replacedBy(message);
-    if (replaces !== undefined) (replaced ??= new Set()).add(replaces);
+    if (replaces !== undefined) {
+      replaced ??= new Set();
+      replaced.add(replaces);
+    }
     if (!isUsable(message) || replaced?.has(message.id)) continue;
     const messageTokens = cost(message);
     if (chosen.length > 0 && tokens + messageTokens > budget) {
