@@ -139,6 +139,15 @@ export const ERROR_CODES = {
     meaning:
       'The Idempotency-Key was already used for a different message in this session; send a new message with a new key.',
   },
+  CHAT_ERR_NOTHING_TO_REGENERATE: {
+    status: 409,
+    meaning: 'Regenerate needs a user message to answer again, and the session has none yet: send a message.',
+  },
+  CHAT_ERR_TURN_IN_PROGRESS: {
+    status: 409,
+    meaning:
+      'A reply is still being generated in this session (a regeneration waits for it, a message waits for a regeneration): wait for its end, or cancel it.',
+  },
   CHAT_ERR_USER_ERASE_INCOMPLETE: {
     status: 503,
     meaning:

@@ -56,6 +56,17 @@ export interface TurnInput {
   idempotencyKey?: string;
 }
 
+/** Another reply to the session's last user message (text_chat's `message.regenerate`). */
+export interface RegenerateInput {
+  userId: string;
+  sessionId: string;
+  model?: string;
+  temperature?: number;
+}
+
+/** A request that generates a reply: a new message's turn, or a regeneration of the last reply. */
+type ReplyRequest = { kind: 'send'; input: TurnInput } | { kind: 'regenerate'; input: RegenerateInput };
+
 /** A streamed turn under way. */
 export interface StreamedTurn {
   turnId: string;
@@ -84,10 +95,11 @@ export interface ChatGateway {
   getSession(userId: string, sessionId: string): Promise<Session>;
   updateSession(userId: string, sessionId: string, input: SessionInput): Promise<Session>;
   deleteSession(userId: string, sessionId: string): Promise<void>;
+  /** `include: 'replaced'`: the replies a regeneration replaced are listed too. */
   listMessages(
     userId: string,
     sessionId: string,
-    page?: { limit?: number; before?: string },
+    page?: { limit?: number; before?: string; include?: 'replaced' },
   ): Promise<MessagesPage>;
   /**
    * A page of the session's messages from the oldest on (an export reads them all, page after page);
@@ -111,6 +123,17 @@ export interface ChatGateway {
    * stream's deltas always add up to its message.
    */
   stream(input: TurnInput, handlers: TurnHandlers, options?: { signal?: AbortSignal }): StreamedTurn;
+  /**
+   * Another reply to the session's last user message, replacing the newest reply to it, answered whole;
+   * aborting `signal` cancels it. Recovered like a turn when its node dies.
+   */
+  regenerate(input: RegenerateInput, options?: { signal?: AbortSignal }): Promise<Message>;
+  /** The same, streamed through `handlers` like a turn. */
+  streamRegenerate(
+    input: RegenerateInput,
+    handlers: TurnHandlers,
+    options?: { signal?: AbortSignal },
+  ): StreamedTurn;
   /** Asks whichever node generates `turnId` to stop it; only a turn of `userId` stops. */
   cancel(turnId: string, userId: string): Promise<void>;
   /** Stops listening for streamed events. */
@@ -185,24 +208,23 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
   }
 
   function turnRequest(
-    input: TurnInput,
+    ask: ReplyRequest,
     turnId: string,
     stream: boolean,
     signal?: AbortSignal,
   ): Promise<Message> {
+    const { input } = ask;
     // Built field by field rather than stripped of undefined ones: deleting properties of every turn's
     // payload turns it into a slow dictionary-mode object.
-    const data: Record<string, unknown> = {
-      userId: input.userId,
-      sessionId: input.sessionId,
-      content: input.content,
-      stream,
-    };
+    const data: Record<string, unknown> = { userId: input.userId, sessionId: input.sessionId };
+    if (ask.kind === 'send') data.content = ask.input.content;
+    data.stream = stream;
     if (input.model !== undefined) data.model = input.model;
     if (input.temperature !== undefined) data.temperature = input.temperature;
     // A repeat of it may reach another node: text_chat makes it wait for this one (not generate again).
-    if (input.idempotencyKey !== undefined) data.keyed = true;
-    return bus.request<Message>('message.send', data, {
+    if (ask.kind === 'send' && ask.input.idempotencyKey !== undefined) data.keyed = true;
+    const type = ask.kind === 'send' ? 'message.send' : 'message.regenerate';
+    return bus.request<Message>(type, data, {
       correlationId: turnId,
       userId: input.userId,
       sessionId: input.sessionId,
@@ -216,12 +238,12 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
    * again under the same turn id, so text_chat reuses the user message it stored and answers it anew.
    */
   async function requestTurn(
-    input: TurnInput,
+    ask: ReplyRequest,
     turnId: string,
     stream: boolean,
     attempts: TurnAttempts,
   ): Promise<Message> {
-    if (recovery === undefined || watchdog === undefined) return turnRequest(input, turnId, stream);
+    if (recovery === undefined || watchdog === undefined) return turnRequest(ask, turnId, stream);
     for (let attempt = 1; ; attempt++) {
       const controller = new AbortController();
       let lost = () => {};
@@ -230,7 +252,7 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
       });
       const watch = watchdog.watch(lost);
       attempts.current = watch;
-      const request = turnRequest(input, turnId, stream, controller.signal);
+      const request = turnRequest(ask, turnId, stream, controller.signal);
       try {
         const message = await Promise.race([request, silence]);
         if (message !== undefined) return message;
@@ -265,11 +287,11 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
 
   /** A turn answered whole, under `turnId`; aborting `signal` cancels it. */
   async function sendTurn(
-    input: TurnInput,
+    ask: ReplyRequest,
     turnId: string,
     signal: AbortSignal | undefined,
   ): Promise<Message> {
-    const stopWatching = cancelOnAbort(turnId, input.userId, signal);
+    const stopWatching = cancelOnAbort(turnId, ask.input.userId, signal);
     // Nothing of the reply was shown yet: a lost turn can always start over.
     const attempts: TurnAttempts = { finished: false, restart: () => true };
     const heard = () => attempts.current?.heard();
@@ -278,7 +300,7 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
         ? () => {}
         : hub.register(turnId, { delta: heard, end: heard, error: heard, alive: heard });
     try {
-      return await requestTurn(input, turnId, false, attempts);
+      return await requestTurn(ask, turnId, false, attempts);
     } finally {
       unregister();
       stopWatching();
@@ -296,7 +318,7 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
 
   /** A turn streamed through `handlers`, under `turnId`; aborting `signal` cancels it. */
   function streamTurn(
-    input: TurnInput,
+    ask: ReplyRequest,
     turnId: string,
     handlers: TurnHandlers,
     signal: AbortSignal | undefined,
@@ -363,8 +385,8 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
         error: (error) => finish(() => reject(error)),
         alive: () => attempts.current?.heard(),
       });
-      stopWatching = cancelOnAbort(turnId, input.userId, signal);
-      requestTurn(input, turnId, true, attempts).then(
+      stopWatching = cancelOnAbort(turnId, ask.input.userId, signal);
+      requestTurn(ask, turnId, true, attempts).then(
         (message) => {
           replied = true;
           arrived(message);
@@ -397,7 +419,7 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
     listMessages(userId, sessionId, page = {}) {
       return bus.request<MessagesPage>(
         'messages.list',
-        stripUndefined({ userId, sessionId, limit: page.limit, before: page.before }),
+        stripUndefined({ userId, sessionId, limit: page.limit, before: page.before, include: page.include }),
         { userId, sessionId },
       );
     },
@@ -418,27 +440,38 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
 
     send(input, sendOptions = {}) {
       const turnId = turnIdOf(input);
-      if (input.idempotencyKey === undefined) return sendTurn(input, turnId, sendOptions.signal);
+      if (input.idempotencyKey === undefined) {
+        return sendTurn({ kind: 'send', input }, turnId, sendOptions.signal);
+      }
       const running = keyedTurns.join(turnId, input.content);
       if (running !== undefined) return running;
       // Not cancelled by its caller's signal: a keyed turn outlives the client that gave up on it.
-      const done = sendTurn(input, turnId, undefined);
+      const done = sendTurn({ kind: 'send', input }, turnId, undefined);
       keyedTurns.track(turnId, input.content, done);
       return done;
     },
 
     stream(input, handlers, streamOptions = {}) {
       const turnId = turnIdOf(input);
-      if (input.idempotencyKey === undefined)
-        return streamTurn(input, turnId, handlers, streamOptions.signal);
+      if (input.idempotencyKey === undefined) {
+        return streamTurn({ kind: 'send', input }, turnId, handlers, streamOptions.signal);
+      }
       // Joined under way: none of its deltas come here; its text goes as one when it ends.
       const running = keyedTurns.join(turnId, input.content);
       if (running !== undefined) {
         return { turnId, done: running.then((message) => completed(message, handlers, false)) };
       }
-      const turn = streamTurn(input, turnId, handlers, undefined);
+      const turn = streamTurn({ kind: 'send', input }, turnId, handlers, undefined);
       keyedTurns.track(turnId, input.content, turn.done);
       return turn;
+    },
+
+    regenerate(input, regenerateOptions = {}) {
+      return sendTurn({ kind: 'regenerate', input }, newId(), regenerateOptions.signal);
+    },
+
+    streamRegenerate(input, handlers, streamOptions = {}) {
+      return streamTurn({ kind: 'regenerate', input }, newId(), handlers, streamOptions.signal);
     },
 
     cancel(turnId, userId) {

@@ -53,7 +53,7 @@ export const messageSchema = {
     metadata: {
       ...openObject,
       description:
-        '{ sessionId, turnId?, model?, usage?: { inputTokens, outputTokens }, finishReason?, error?, citations?: [{ docId, title, start, end, chunkId, heading? }] }',
+        '{ sessionId, turnId?, model?, usage?: { inputTokens, outputTokens }, finishReason?, error?, citations?: [{ docId, title, start, end, chunkId, heading? }], toolCalls?, replaces? (the id of the reply a regenerated reply replaces) }',
     },
   },
 } as const;

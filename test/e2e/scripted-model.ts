@@ -8,7 +8,8 @@
  * that would run code if rendered raw; `[stall]` a few words, then nothing until the request is dropped;
  * `[fail]` HTTP 500 from the provider; `[cite]` an answer that cites source [1] (when the request holds
  * the user's documents as numbered sources); `[tool]` a call of the calculator, then an answer with its
- * result; anything else: a short echo.
+ * result; `[again]` "Answer number n", n counting the `[again]` requests (so a regenerated reply differs
+ * from the one it replaces); anything else: a short echo.
  */
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -98,6 +99,8 @@ function lastUserMessage(body: Record<string, unknown>): string {
 export async function startScriptedModel(): Promise<ScriptedModel> {
   let trackerHits = 0;
   let openStreams = 0;
+  /** Replies to `[again]` so far. */
+  let numbered = 0;
   let origin = '';
 
   async function stream(response: ServerResponse, parts: string[], delayMs: number, stall = false) {
@@ -174,6 +177,7 @@ export async function startScriptedModel(): Promise<ScriptedModel> {
       if (result === undefined) return toolCall(response, 'calculator', { expression: '6 * 7' });
       return stream(response, pieces(`The calculator says ${JSON.parse(result.content).result}.`, 3), 5);
     }
+    if (prompt.includes('[again]')) return stream(response, pieces(`Answer number ${++numbered}.`, 3), 5);
     if (prompt.includes('[stall]')) {
       return stream(response, ['I will ', 'think about ', 'that for a very ', 'long time'], 20, true);
     }

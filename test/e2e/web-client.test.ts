@@ -291,6 +291,49 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(watch.errors).toEqual([]);
   });
 
+  it('regenerates the last reply from the keyboard: the new reply streams in its place, also after a reload, passes axe', async () => {
+    const user = await harness.createUser('marie');
+    const { page, watch } = await openPage();
+    await signIn(page, user);
+    await newChat(page);
+    await send(page, 'Pick a card [again]');
+    await page.getByRole('button', { name: 'Send' }).waitFor();
+    const first = await lastReply(page);
+    await expect.poll(() => first.textContent()).toContain('Answer number');
+    const before = (await first.textContent()) ?? '';
+
+    const regenerate = page.getByRole('button', { name: 'Regenerate' });
+    expect(await regenerate.count()).toBe(1);
+    expect(await audit(page)).toEqual([]);
+    // A real button: reached and pressed from the keyboard.
+    await regenerate.focus();
+    await page.keyboard.press('Enter');
+    // The old reply leaves the view while the new one is written, and one reply remains.
+    await page.getByRole('button', { name: 'Send' }).waitFor();
+    await expect.poll(() => page.getByRole('article', { name: 'Reply' }).count()).toBe(1);
+    const replaced = await lastReply(page);
+    await expect.poll(() => replaced.textContent()).toMatch(/Answer number \d+\./);
+    const after = (await replaced.textContent()) ?? '';
+    expect(after).not.toBe(before);
+    expect(await page.getByRole('article').count()).toBe(2);
+    await screenshot(page, '06b-regenerated');
+
+    // The server stored it in place of the old one.
+    await page.reload();
+    await page.getByRole('article', { name: 'You said' }).waitFor();
+    expect(await page.getByRole('article', { name: 'Reply' }).count()).toBe(1);
+    expect(await (await lastReply(page)).textContent()).toBe(after);
+
+    // Only the last reply offers it.
+    await send(page, 'And another [again]');
+    await page.getByRole('button', { name: 'Send' }).waitFor();
+    await expect.poll(() => page.getByRole('article', { name: 'Reply' }).count()).toBe(2);
+    await expect.poll(() => page.getByRole('button', { name: 'Regenerate' }).count()).toBe(1);
+    expect(await (await lastReply(page)).getByRole('button', { name: 'Regenerate' }).count()).toBe(1);
+    expect(watch.errors).toEqual([]);
+    expect(await page.evaluate(CSP_VIOLATIONS)).toEqual([]);
+  });
+
   it('shows the tools a reply used, and keeps showing them after a reload', async () => {
     const user = await harness.createUser('toolsmith');
     const { page, watch } = await openPage();
@@ -335,9 +378,9 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(await page.evaluate(PWNED)).toBeUndefined();
     expect(watch.dialogs).toEqual([]);
     expect(harness.model.trackerHits).toBe(trackerBefore);
-    expect(await reply.locator('script, iframe, svg, form, style, button:not(.copy-code), img').count()).toBe(
-      0,
-    );
+    // The client's own buttons (Copy on code, Regenerate on the last reply) are the only ones allowed.
+    const active = 'script, iframe, svg, form, style, button:not(.copy-code):not(.regenerate), img';
+    expect(await reply.locator(active).count()).toBe(0);
     expect(await reply.locator('[onerror], [onload], [ontoggle], [style]').count()).toBe(0);
     const hrefs = await reply
       .locator('a[href]')

@@ -75,6 +75,8 @@ export interface ChatMessage {
     citations?: Citation[];
     /** The tools the model called for the reply, in order. */
     toolCalls?: ToolCall[];
+    /** A regenerated reply: the id of the reply it replaced (no longer listed). */
+    replaces?: string;
   };
 }
 

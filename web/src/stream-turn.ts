@@ -1,5 +1,6 @@
 /**
- * One chat turn streamed over server-sent events: `POST /v1/sessions/:id/messages?stream=sse`. The
+ * One chat turn streamed over server-sent events: `POST /v1/sessions/:id/messages?stream=sse` (or a
+ * regeneration of the last reply, `POST /v1/sessions/:id/regenerate?stream=sse`, which streams the same way). The
  * response is read with fetch's body stream (sse.ts) rather than EventSource, which cannot POST. Events: `start`
  * {turnId}, `delta` {text}, `tool` {phase, toolCallId, name, input | output | error} (the model called a tool,
  * or the tool answered), `restart` (another node answers again: drop the text so far), then `end` {message}
@@ -38,16 +39,44 @@ export type TurnOutcome = { kind: 'end'; message: ChatMessage } | { kind: 'error
  * Sends `content` and streams the reply. Resolves with the outcome once the stream ends; rejects with an
  * ApiError when the turn could not start, and with code NETWORK when the connection broke mid-stream.
  */
-export async function streamTurn(
+export function streamTurn(
   sessionId: string,
   content: string,
   callbacks: TurnCallbacks,
   signal?: AbortSignal,
 ): Promise<TurnOutcome> {
-  const response = await send(`/v1/sessions/${encodeURIComponent(sessionId)}/messages?stream=sse`, {
+  return streamReply(
+    `/v1/sessions/${encodeURIComponent(sessionId)}/messages`,
+    { content },
+    callbacks,
+    signal,
+  );
+}
+
+/**
+ * Asks for another reply to the session's last message (`POST /v1/sessions/:id/regenerate?stream=sse`),
+ * streamed like a turn; the server stores it in place of the newest reply. A 409 (a reply still being
+ * generated, nothing to answer) and a 429 come back as ApiErrors before anything streams.
+ */
+export function streamRegenerate(
+  sessionId: string,
+  callbacks: TurnCallbacks,
+  signal?: AbortSignal,
+): Promise<TurnOutcome> {
+  return streamReply(`/v1/sessions/${encodeURIComponent(sessionId)}/regenerate`, {}, callbacks, signal);
+}
+
+/** POSTs `body` to `path` with `?stream=sse` and reads the reply's events. */
+async function streamReply(
+  path: string,
+  body: Record<string, unknown>,
+  callbacks: TurnCallbacks,
+  signal: AbortSignal | undefined,
+): Promise<TurnOutcome> {
+  const response = await send(`${path}?stream=sse`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify({ content }),
+    body: JSON.stringify(body),
     ...(signal ? { signal } : {}),
   });
   if (!response.ok) throw await errorOf(response);

@@ -1,5 +1,6 @@
 import type { ModelMessage } from 'ai';
 import type { Message } from '../../core/types.ts';
+import { replacedBy } from './replies.ts';
 
 /**
  * Which history goes to the model: the newest messages whose tokens, with the system prompt's, fit the
@@ -119,6 +120,7 @@ function tokenBound(message: Message): number {
   return bound;
 }
 
+/** Whether a message may be sent at all (replaced replies are left out by the window, which knows them). */
 function isUsable(message: Message): boolean {
   return (
     (message.role === 'user' || message.role === 'assistant') &&
@@ -130,8 +132,8 @@ function isUsable(message: Message): boolean {
 /**
  * The newest run of messages that fits the budget, oldest first. The turn's own message is always sent
  * (max_message_length bounds it); older ones are added newest first until the next would not fit, so the
- * model sees a contiguous recent conversation. Replies that failed (metadata.error) are left out, and the
- * history never starts with an assistant message (some providers require a user message first). A
+ * model sees a contiguous recent conversation. Replies that failed (metadata.error) are left out, so are
+ * replies a regeneration replaced (replies.ts), and the history never starts with an assistant message (some providers require a user message first). A
  * conversation's window is kept from turn to turn (see Window): a turn looks at the messages added since
  * and the oldest it drops, so a long chat costs a turn no more than a short one.
  */
@@ -236,10 +238,17 @@ function walkWindow(
   let covered = true;
   // Newest first while collecting.
   const chosen: Message[] = [];
+  // Replies a later regeneration replaced (replies.ts): the replacement is met first, walking back.
+  let replaced: Set<string> | undefined;
   let index = count - 1;
   for (; index >= first; index--) {
     const message = at(index);
-    if (!isUsable(message)) continue;
+    const replaces = replacedBy(message);
+    if (replaces !== undefined) {
+      replaced ??= new Set();
+      replaced.add(replaces);
+    }
+    if (!isUsable(message) || replaced?.has(message.id)) continue;
     const messageTokens = cost(message);
     if (chosen.length > 0 && tokens + messageTokens > budget) {
       covered = false;
@@ -283,6 +292,16 @@ function slideWindow(
   const wasEmpty = chosen.length === window.offset;
   for (let index = window.last + 1; index < count; index++) {
     const message = at(index);
+    // A regenerated reply takes the replaced one out of the window (replies.ts).
+    const replaces = replacedBy(message);
+    if (replaces !== undefined) {
+      const position = chosen.findLastIndex((kept) => kept.id === replaces);
+      if (position >= window.offset) {
+        window.tokens -= cost(chosen[position]!);
+        chosen.splice(position, 1);
+        models.splice(position, 1);
+      }
+    }
     if (!isUsable(message)) continue;
     window.tokens += cost(message);
     chosen.push(message);

@@ -9,8 +9,10 @@ import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createMessageSearch } from './message-search.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
+import { runRegenerate } from './regenerate.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
+import { createSessionsGenerating } from './sessions-generating.ts';
 import { createToolCatalog } from './tools.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
 import { startTurnHeartbeat } from './turn-heartbeat.ts';
@@ -22,6 +24,7 @@ import type {
   ChatResponseEnd,
   ChatResponseError,
   MessageReceived,
+  MessageRegenerateRequest,
   MessageSendRequest,
   SessionDeleted,
   TextChatApi,
@@ -58,6 +61,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
     'messages.search',
     'message.send',
     'chat.message',
+    'message.regenerate',
   ],
   setup(ctx) {
     const config = ctx.config;
@@ -82,6 +86,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
       search,
+      generating: createSessionsGenerating(),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -140,6 +145,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
         },
         'message.send': turn,
         'chat.message': turn,
+        'message.regenerate': (event: EventEnvelope<MessageRegenerateRequest>) => runRegenerate(deps, event),
         // Every node listens: the turn runs wherever its work subscription picked it up.
         'chat.cancel': {
           mode: 'local',

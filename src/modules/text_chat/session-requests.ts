@@ -168,6 +168,13 @@ export function createSessionRequests(
         optionalInteger(payload, 'limit', eventType, 1, config.messages_page.max_limit) ??
         Math.min(config.messages_page.default_limit, config.messages_page.max_limit);
       const before = optionalString(payload, 'before', eventType);
+      const include = optionalString(payload, 'include', eventType);
+      if (include !== undefined && include !== 'replaced') {
+        throw new ValidationError(`${eventType}: "include" may only be "replaced"`, {
+          details: { field: 'include', value: include },
+        });
+      }
+      const includeReplaced = include === 'replaced';
       assertSessionId(sessionId);
       const [, log] = await Promise.all([
         sessions.get(userId, sessionId),
@@ -175,8 +182,13 @@ export function createSessionRequests(
       ]);
       // Older pages than the cache holds come from the whole log.
       return (
-        pageOf(log, limit, before) ??
-        (pageOf(await history.loadWhole(ctx.storage, userId, sessionId), limit, before) as MessagesPage)
+        pageOf(log, limit, before, includeReplaced) ??
+        (pageOf(
+          await history.loadWhole(ctx.storage, userId, sessionId),
+          limit,
+          before,
+          includeReplaced,
+        ) as MessagesPage)
       );
     },
 

@@ -15,17 +15,19 @@ import {
 } from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
-import { lookupKnowledge, systemWithKnowledge } from './knowledge.ts';
+import { lookupKnowledge, systemWithKnowledge, type TurnKnowledge } from './knowledge.ts';
 import type { MessageSearch } from './message-search.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
+import type { SessionsGenerating } from './sessions-generating.ts';
 import type { ToolCallRecord, ToolCatalog } from './tools.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
 import type {
   ChatResponseTool,
   MessageMetadata,
   MessageSendRequest,
+  PersonaReply,
   ReplyFinishReason,
   SessionMetadata,
   StreamingConfig,
@@ -55,6 +57,8 @@ export interface TurnDependencies {
   tools: ToolCatalog;
   /** Told of every message this node appends (indexed at the user's next search). */
   search: MessageSearch;
+  /** The sessions this node generates a reply in (a regeneration runs alone in its session). */
+  generating: SessionsGenerating;
 }
 
 /** A checked `message.send` payload. */
@@ -134,31 +138,30 @@ export async function runTurn(
   deps: TurnDependencies,
   event: EventEnvelope<MessageSendRequest>,
 ): Promise<Message> {
+  const input = parseSendInput(event.data, event.type, deps.ctx.config);
+  // Not beside a regeneration of the session (sessions-generating.ts).
+  const leave = deps.generating.enterTurn(input.userId, input.sessionId);
+  try {
+    return await sendTurn(deps, event, input);
+  } finally {
+    leave();
+  }
+}
+
+async function sendTurn(
+  deps: TurnDependencies,
+  event: EventEnvelope<MessageSendRequest>,
+  input: SendInput,
+): Promise<Message> {
   const { ctx, sessions } = deps;
   const config = ctx.config;
-  const input = parseSendInput(event.data, event.type, config);
   const { userId, sessionId } = input;
   const turnId = event.correlationId ?? newId();
   // A repeat of a keyed turn another node (or this one) is generating waits for it, then is answered
   // from the log like any later repeat (not counted against the rate limit while it waits).
   if (input.keyed) await deps.keyedTurns.settled(turnId);
 
-  if (deps.rateLimiter !== undefined) {
-    const decision = deps.rateLimiter.take(userId);
-    if (!decision.allowed) {
-      const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
-      const limit = config.rate_limiting.max_messages_per_minute;
-      throw new PlatformError(
-        'CHAT_ERR_RATE_LIMITED',
-        `too many messages: at most ${limit} per minute (text_chat.rate_limiting.max_messages_per_minute); retry in ${retryAfterSeconds} s`,
-        { details: { retryAfterSeconds, limit } },
-      );
-    }
-    // The other nodes count it too (not waited for: a node that misses it lets a message more through).
-    ctx.emit('chat.rate_limit.used', { userId, node: deps.node }, { userId }).catch((error: unknown) => {
-      ctx.log.debug({ err: error, userId }, 'could not tell the other nodes of a counted message');
-    });
-  }
+  countAgainstRateLimit(deps, userId);
 
   // The session (ownership: another user's is not found) and its log, read together.
   assertSessionId(sessionId);
@@ -190,27 +193,17 @@ export async function runTurn(
     return answered;
   }
   const metadata = session.metadata as unknown as SessionMetadata;
-  // The persona is asked while the user message is being stored: neither needs the other.
-  const personaLookup = deps.persona(metadata.personaId).then(
-    (persona) => ({ persona, error: undefined }),
-    (error: unknown) => ({ persona: undefined, error }),
-  );
-  // So are the user's documents (knowledge.ts; never rejects: a turn goes on without knowledge).
-  const knowledgeLookup = lookupKnowledge(ctx, config.knowledge, {
+  // The persona, the user's documents and the tools are asked while the user message is being stored.
+  const lookups = startLookups(deps, {
     userId,
     sessionId,
+    turnId,
+    personaId: metadata.personaId,
     query: input.content,
     // The earlier messages make a follow-up's query ("and its weight?"); this turn's own is left out.
     history: log,
-    turnId,
+    ownTurnId: turnId,
   });
-  // And the tools modules offer (tools.ts; cached, so usually no bus round at all).
-  const toolsLookup = deps.tools.forTurn({ userId, sessionId, turnId });
-  // The history cache takes back the objects this turn stores (their token counts are known).
-  const onAppended = (messages: readonly Message[], bytes: Uint8Array) => {
-    deps.history.appended(userId, sessionId, messages, bytes);
-    deps.search.noted(userId, sessionId, messages);
-  };
   // Streamed: deltas leave as the model writes. Not streamed: one delta, once the reply is stored.
   const streamed = config.streaming.enabled && input.stream;
   // The history this turn sends ends with its own message, whatever other turns store meanwhile.
@@ -233,7 +226,7 @@ export async function runTurn(
       message: stored,
       windowMs: streamed ? 0 : config.reply_commit_window_ms,
       onStored: (message) => safeEmit(ctx, 'message.received', { userId, sessionId, message }, envelope),
-      onAppended,
+      onAppended: appendedTo(deps, userId, sessionId),
     });
     historyOf = (log) => ({
       count: log.count + 1,
@@ -242,25 +235,167 @@ export async function runTurn(
       at: (index) => (index === log.count ? stored : log.at(index)),
     });
   } else {
-    // A redelivered turn whose reply was never stored: its history ends at its own message (by its id:
-    // a log read anew holds other objects).
-    const own = earlier.user;
-    historyOf = (log) => {
-      let end = log.count;
-      while (end > log.first && log.at(end - 1).id !== own.id) end--;
-      return { count: end, first: log.first, identity: log.identity, at: (index) => log.at(index) };
-    };
-    userMessage = storedUserMessage({ storage: ctx.storage, sessions, userId, sessionId, onAppended });
+    // A redelivered turn whose reply was never stored: its history ends at its own message.
+    historyOf = historyEndingAt(earlier.user);
+    userMessage = storedUserMessage({
+      storage: ctx.storage,
+      sessions,
+      userId,
+      sessionId,
+      onAppended: appendedTo(deps, userId, sessionId),
+    });
   }
 
   // Every node hears that this keyed turn is generating here until its end or error event.
   if (input.keyed) deps.keyedTurns.announce(turnId);
+  return answerTurn(deps, {
+    userId,
+    sessionId,
+    turnId,
+    envelope,
+    log,
+    sessionModel: metadata.model,
+    model: input.model,
+    temperature: input.temperature,
+    streamed,
+    lookups,
+    historyOf,
+    userMessage,
+    replyMetadata: {},
+  });
+}
+
+/**
+ * Counts a message against the user's rate limit (rate_limiting), or throws CHAT_ERR_RATE_LIMITED; the
+ * other nodes are told, so the limit holds across nodes.
+ */
+export function countAgainstRateLimit(deps: TurnDependencies, userId: string): void {
+  const { ctx } = deps;
+  if (deps.rateLimiter === undefined) return;
+  const decision = deps.rateLimiter.take(userId);
+  if (!decision.allowed) {
+    const retryAfterSeconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000));
+    const limit = ctx.config.rate_limiting.max_messages_per_minute;
+    throw new PlatformError(
+      'CHAT_ERR_RATE_LIMITED',
+      `too many messages: at most ${limit} per minute (text_chat.rate_limiting.max_messages_per_minute); retry in ${retryAfterSeconds} s`,
+      { details: { retryAfterSeconds, limit } },
+    );
+  }
+  // The other nodes count it too (not waited for: a node that misses it lets a message more through).
+  ctx.emit('chat.rate_limit.used', { userId, node: deps.node }, { userId }).catch((error: unknown) => {
+    ctx.log.debug({ err: error, userId }, 'could not tell the other nodes of a counted message');
+  });
+}
+
+/** What a turn asks of others before the model is called, each started at once and awaited when needed. */
+export interface TurnLookups {
+  /** The session's persona; never rejects (a failure is carried, and fails the turn when awaited). */
+  persona: Promise<{ persona: PersonaReply | undefined; error: unknown }>;
+  /** The user's documents (knowledge.ts; never rejects: a turn goes on without knowledge). */
+  knowledge: Promise<TurnKnowledge>;
+  /** The tools modules offer (tools.ts; cached, so usually no bus round at all). */
+  tools: ReturnType<ToolCatalog['forTurn']>;
+}
+
+/** Starts the persona, knowledge and tools lookups of a turn: neither needs the other, nor the storing. */
+export function startLookups(
+  deps: TurnDependencies,
+  turn: {
+    userId: string;
+    sessionId: string;
+    turnId: string;
+    personaId: string | undefined;
+    /** The user message the reply answers: the knowledge query. */
+    query: string;
+    /** The log, for the follow-up context of the query. */
+    history: SessionLog;
+    /** The turn id of the user message answered: left out of that context. */
+    ownTurnId: string | undefined;
+  },
+): TurnLookups {
+  const { ctx } = deps;
+  const { userId, sessionId, turnId } = turn;
+  return {
+    persona: deps.persona(turn.personaId).then(
+      (persona) => ({ persona, error: undefined }),
+      (error: unknown) => ({ persona: undefined, error }),
+    ),
+    knowledge: lookupKnowledge(ctx, ctx.config.knowledge, {
+      userId,
+      sessionId,
+      query: turn.query,
+      history: turn.history,
+      ...(turn.ownTurnId === undefined ? {} : { turnId: turn.ownTurnId }),
+    }),
+    tools: deps.tools.forTurn({ userId, sessionId, turnId }),
+  };
+}
+
+/**
+ * The history cache takes back the objects a turn stores (their token counts are known), and the search
+ * index notes them (indexed at the user's next search).
+ */
+export function appendedTo(
+  deps: TurnDependencies,
+  userId: string,
+  sessionId: string,
+): (messages: readonly Message[], bytes: Uint8Array) => void {
+  return (messages, bytes) => {
+    deps.history.appended(userId, sessionId, messages, bytes);
+    deps.search.noted(userId, sessionId, messages);
+  };
+}
+
+/**
+ * The history of a reply to a user message already in the log (a redelivered turn, a regeneration): the
+ * log up to that message, by its id (a log read anew holds other objects). What follows it — the replies
+ * a regeneration replaces, other turns' messages stored meanwhile — is not sent.
+ */
+export function historyEndingAt(own: Message): (log: SessionLog) => MessageSequence {
+  return (log) => {
+    let end = log.count;
+    while (end > log.first && log.at(end - 1).id !== own.id) end--;
+    return { count: end, first: log.first, identity: log.identity, at: (index) => log.at(index) };
+  };
+}
+
+/** What a turn has settled before it answers: the user message, its history and the lookups under way. */
+export interface TurnAnswer {
+  userId: string;
+  sessionId: string;
+  turnId: string;
+  envelope: EnvelopeOptions;
+  log: SessionLog;
+  /** The session's model, and the request's model and temperature (each undefined when not chosen). */
+  sessionModel: string | undefined;
+  model: string | undefined;
+  temperature: number | undefined;
+  streamed: boolean;
+  lookups: TurnLookups;
+  /** The history of the reply, from a log as loaded (the log may be read whole again). */
+  historyOf: (log: SessionLog) => MessageSequence;
+  userMessage: PendingUserMessage;
+  /** Added to the reply's metadata (a regeneration names the reply it replaces). */
+  replyMetadata: Partial<MessageMetadata>;
+}
+
+/**
+ * Generates, streams and stores the reply of a turn whose user message is known (new or stored), and
+ * emits `chat.response.end` and `chat.response`; a failure is emitted as `chat.response.error` and thrown,
+ * with the user message stored whatever failed (unless storing it is what failed).
+ */
+export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Promise<Message> {
+  const { ctx, sessions } = deps;
+  const config = ctx.config;
+  const { userId, sessionId, turnId, envelope, historyOf, userMessage, streamed } = turn;
+  let log = turn.log;
   try {
-    const { persona, error: personaError } = await personaLookup;
+    const { persona, error: personaError } = await turn.lookups.persona;
     if (personaError !== undefined) throw personaError;
     const model =
-      input.model ?? metadata.model ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
-    const temperature = input.temperature ?? persona?.temperature;
+      turn.model ?? turn.sessionModel ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
+    const temperature = turn.temperature ?? persona?.temperature;
     let window = {
       messages: historyOf(log),
       system: persona?.systemPrompt,
@@ -289,12 +424,12 @@ export async function runTurn(
     );
 
     const request: LlmRequest = { model, messages: selected.messages };
-    const knowledge = await knowledgeLookup;
+    const knowledge = await turn.lookups.knowledge;
     const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
     if (system !== undefined) request.system = system;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
-    const tools = await toolsLookup;
+    const tools = await turn.lookups.tools;
     if (tools !== undefined) {
       request.tools = tools;
       request.maxSteps = config.tools.max_steps;
@@ -316,7 +451,13 @@ export async function runTurn(
       return userMessage.durable ? emitDelta(text) : userMessage.store().then(() => emitDelta(text));
     });
 
-    const replyMetadata: MessageMetadata = { sessionId, turnId, model, finishReason: outcome.finishReason };
+    const replyMetadata: MessageMetadata = {
+      sessionId,
+      turnId,
+      model,
+      finishReason: outcome.finishReason,
+      ...turn.replyMetadata,
+    };
     if (persona !== undefined) replyMetadata.personaId = persona.id;
     if (outcome.usage !== undefined) replyMetadata.usage = outcome.usage;
     if (knowledge.citations.length > 0) replyMetadata.citations = knowledge.citations;
@@ -368,7 +509,11 @@ async function chooseHistory(window: Omit<SelectHistoryOptions, 'countTokens'>):
  * then a later reply of the turn that did not fail, if an earlier repeat stored one. A failed turn asked
  * again is answered again (for its stored user message), as one that stored no reply at all is.
  */
-function finishedReply(log: SessionLog, turnId: string, first: Message | undefined): Message | undefined {
+export function finishedReply(
+  log: SessionLog,
+  turnId: string,
+  first: Message | undefined,
+): Message | undefined {
   if (first === undefined || first.metadata.error === undefined) return first;
   // Only the messages after the failed reply can hold a later one: scan back to it.
   for (let index = log.count - 1; index >= log.first; index--) {
@@ -475,7 +620,7 @@ async function generate(
  * Emits without failing the turn: a stream event that cannot be sent (the bus is closing) must not lose
  * the reply, which is stored either way.
  */
-async function safeEmit<K extends string>(
+export async function safeEmit<K extends string>(
   ctx: ModuleContext<TextChatConfig>,
   type: K,
   data: EventData<K>,

@@ -113,6 +113,11 @@ export interface MessageMetadata {
   citations?: Citation[];
   /** The tools the model called for the reply, in order, with what they returned (tools.ts). */
   toolCalls?: ToolCallRecord[];
+  /**
+   * On a reply of `message.regenerate`: the id of the reply it replaces (replies.ts). Once this reply is
+   * stored without an error, the replaced one is left out of the history and of the default listing.
+   */
+  replaces?: string;
 }
 
 /** `session.start` (seed name): creates a session. Reply: Session. */
@@ -156,6 +161,11 @@ export interface MessagesListRequest {
   limit?: number;
   /** A message id: the page ends just before it. */
   before?: string;
+  /**
+   * `replaced`: every message of the log, the replies a regeneration replaced (and its failed attempts)
+   * included. Absent: only the current conversation (replies.ts).
+   */
+  include?: 'replaced';
 }
 
 /**
@@ -225,6 +235,20 @@ export interface MessageSendRequest {
    * repeat waits for a generation of it under way on any node (keyed-turns-under-way.ts).
    */
   keyed?: boolean;
+}
+
+/**
+ * `message.regenerate`: another reply to the session's last user message, with the history that message
+ * had, replacing the newest reply to it (regenerate.ts). The envelope `correlationId` is the turn id of
+ * the new reply. Reply: the stored assistant Message, once generation ended.
+ */
+export interface MessageRegenerateRequest {
+  userId: string;
+  sessionId: string;
+  model?: string;
+  temperature?: number;
+  /** False: no streaming (one delta at the end). */
+  stream?: boolean;
 }
 
 /** `chat.response.delta`: the next piece of the reply. */
@@ -341,6 +365,7 @@ declare module '../../core/events.ts' {
     'messages.search': MessagesSearchRequest;
     'message.send': MessageSendRequest;
     'chat.message': MessageSendRequest;
+    'message.regenerate': MessageRegenerateRequest;
     'message.received': MessageReceived;
     'chat.response.delta': ChatResponseDelta;
     'chat.response.tool': ChatResponseTool;

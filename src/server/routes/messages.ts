@@ -1,16 +1,15 @@
 /**
  * Messages of a session: list them (paged), post one and get the reply — whole as JSON, or streamed as
- * server-sent events with `?stream=sse` or `Accept: text/event-stream` — and stop a streaming reply.
+ * server-sent events with `?stream=sse` or `Accept: text/event-stream` — ask for another reply to the
+ * last one (regenerate, answered the same two ways), and stop a streaming reply.
  * A client that disconnects mid-turn cancels the turn (`chat.cancel`); text_chat stores the partial reply.
  * With an `Idempotency-Key` header every repeat of the key is the same turn (idempotency-key.ts), and a
  * disconnect does not cancel it: the client that gave up is expected to ask again, and gets the reply.
  */
 
 import type { FastifyInstance } from 'fastify';
-import type { Message } from '../../core/types.ts';
 import { principalOf } from '../auth-hook.ts';
 import { abortOnDisconnect } from '../client-disconnect.ts';
-import { toHttpError } from '../http-errors.ts';
 import {
   IDEMPOTENCY_KEY_HEADER,
   MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -18,8 +17,13 @@ import {
 } from '../idempotency-key.ts';
 import { errorResponses } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
-import { createSseStream } from '../sse.ts';
-import { checkSessionId } from './sessions.ts';
+import { streamTurnAsSse } from '../turn-sse.ts';
+import { checkSessionId, emptyBodyIsObject } from './sessions.ts';
+
+interface RegenerateBody {
+  model?: string;
+  temperature?: number;
+}
 
 interface PostMessageBody {
   content: string;
@@ -44,7 +48,10 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
   const { chat } = context;
   const tags = ['messages'];
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: number; before?: string } }>(
+  app.get<{
+    Params: { id: string };
+    Querystring: { limit?: number; before?: string; include?: 'replaced' };
+  }>(
     '/v1/sessions/:id/messages',
     {
       schema: {
@@ -57,6 +64,11 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
           properties: {
             limit: { type: 'integer', minimum: 1, maximum: 1000 },
             before: { type: 'string', minLength: 1, maxLength: 200, description: 'A message id' },
+            include: {
+              type: 'string',
+              enum: ['replaced'],
+              description: 'List the replies a regeneration replaced (and failed regenerations) too',
+            },
           },
         },
         response: {
@@ -73,10 +85,11 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
       },
     },
     async (request) => {
-      const { limit, before } = request.query;
+      const { limit, before, include } = request.query;
       return chat.listMessages(principalOf(request).userId, checkSessionId(request.params.id), {
         ...(limit === undefined ? {} : { limit }),
         ...(before === undefined ? {} : { before }),
+        ...(include === undefined ? {} : { include }),
       });
     },
   );
@@ -143,48 +156,58 @@ export function registerMessageRoutes(app: FastifyInstance, context: ServerConte
         return chat.send(input, { signal: abortOnDisconnect(reply) });
       }
 
-      const stream = createSseStream(reply, { heartbeatMs: context.sseHeartbeatMs });
-      const controller = new AbortController();
-      stream.onDisconnect(() => controller.abort());
-      let turnId = '';
-      const begin = () => {
-        if (!stream.started) stream.send('start', { turnId, sessionId });
-      };
-      const turn = chat.stream(
-        input,
-        {
-          onDelta: (text) => {
-            begin();
-            stream.send('delta', { text });
-          },
-          onTool: (event) => {
-            begin();
-            stream.send('tool', event);
-          },
-          // The node generating the reply died; another node answers again from the start.
-          onRestart: () => {
-            if (stream.started) stream.send('restart', { turnId });
+      return streamTurnAsSse(request, reply, context, sessionId, (handlers, signal) =>
+        chat.stream(input, handlers, { signal }),
+      );
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: RegenerateBody; Querystring: { stream?: string } }>(
+    '/v1/sessions/:id/regenerate',
+    {
+      schema: {
+        tags,
+        summary:
+          "Another reply to the session's last message, replacing the newest reply (JSON, or SSE as a message)",
+        description:
+          'Generates a new assistant reply to the last user message of the session, from the history that ' +
+          'message had (the reply it replaces is not in it), optionally with another `model` or ' +
+          '`temperature`. The new reply is stored with `metadata.replaces` = the id of the reply it replaces; ' +
+          'from then on that reply is left out of the history of later turns and of the message list (unless ' +
+          '`?include=replaced`). Regenerating again replaces the newest. Streams (SSE) exactly like a ' +
+          'message, can be stopped with the cancel route, and counts against the rate limit. A failed ' +
+          'regeneration replaces nothing. 409 `CHAT_ERR_NOTHING_TO_REGENERATE` when the session has no user ' +
+          'message; 409 `CHAT_ERR_TURN_IN_PROGRESS` while a reply of the session is being generated.',
+        params: sessionParams,
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { stream: { type: 'string', enum: ['sse', 'none'] } },
+        },
+        body: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            model: { type: 'string', minLength: 1, maxLength: 200, description: '"provider:model"' },
+            temperature: { type: 'number', minimum: 0, maximum: 2 },
           },
         },
-        { signal: controller.signal },
-      );
-      turnId = turn.turnId;
-      let message: Message;
-      try {
-        message = await turn.done;
-      } catch (error) {
-        // Nothing sent yet: the client gets the real status (404, 429, 502…) and the JSON error.
-        if (!stream.started) throw error;
-        const failure = toHttpError(error, context);
-        if (failure.status >= 500) request.log.error({ err: error, turnId }, 'streamed turn failed');
-        stream.send('error', failure.body);
-        stream.end();
-        return reply;
+        response: { 200: { $ref: 'Message#' }, ...errorResponses },
+      },
+      preValidation: emptyBodyIsObject,
+    },
+    async (request, reply) => {
+      const input = {
+        userId: principalOf(request).userId,
+        sessionId: checkSessionId(request.params.id),
+        ...request.body,
+      };
+      if (!wantsStream(request.query, request.headers.accept)) {
+        return chat.regenerate(input, { signal: abortOnDisconnect(reply) });
       }
-      begin();
-      stream.send('end', { message });
-      stream.end();
-      return reply;
+      return streamTurnAsSse(request, reply, context, input.sessionId, (handlers, signal) =>
+        chat.streamRegenerate(input, handlers, { signal }),
+      );
     },
   );
 

@@ -1,8 +1,9 @@
 /**
  * A session's chat over one WebSocket: `GET /v1/sessions/:id/stream` (authenticated like every route,
  * the session checked before the upgrade, so a foreign or missing session answers 404 and no socket
- * opens). Client frames: `{ type: 'message', content, model?, temperature?, idempotencyKey? }` and
- * `{ type: 'cancel' }`. A message frame's `idempotencyKey` is the POST route's `Idempotency-Key`: a client
+ * opens). Client frames: `{ type: 'message', content, model?, temperature?, idempotencyKey? }`,
+ * `{ type: 'regenerate', model?, temperature? }` (another reply to the last message, replacing the newest
+ * reply: routes/messages.ts) and `{ type: 'cancel' }`. A message frame's `idempotencyKey` is the POST route's `Idempotency-Key`: a client
  * that reconnects after a dropped socket sends the message again with it and gets the same turn.
  * Server frames: `start` {turnId}, `delta` {turnId, text}, `end` {turnId, message}, `error` {turnId?, error}.
  * One turn at a time per socket; closing the socket cancels the turn under way.
@@ -13,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import type { WebSocket } from 'ws';
 import { ValidationError } from '../../core/errors.ts';
 import { principalOf } from '../auth-hook.ts';
+import type { StreamedTurn, TurnHandlers } from '../chat-gateway.ts';
 import { toHttpError } from '../http-errors.ts';
 import { IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH } from '../idempotency-key.ts';
 import { errorResponses } from '../schemas.ts';
@@ -22,6 +24,7 @@ import { checkSessionId } from './sessions.ts';
 /** A frame the client sends. */
 type ClientFrame =
   | { type: 'message'; content: string; model?: string; temperature?: number; idempotencyKey?: string }
+  | { type: 'regenerate'; model?: string; temperature?: number }
   | { type: 'cancel' };
 
 const clientFrameSchema = {
@@ -48,10 +51,23 @@ const clientFrameSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['type'],
+      properties: {
+        type: { const: 'regenerate' },
+        model: { type: 'string', minLength: 1, maxLength: 200 },
+        temperature: { type: 'number', minimum: 0, maximum: 2 },
+      },
+    },
+    {
+      type: 'object',
+      additionalProperties: false,
+      required: ['type'],
       properties: { type: { const: 'cancel' } },
     },
   ],
 };
+
+/** Starts a streamed turn with the socket's handlers and the signal that cancels it. */
+type StartTurn = (handlers: TurnHandlers, signal: AbortSignal) => StreamedTurn;
 
 const validateFrame = new Ajv({ allErrors: false }).compile<ClientFrame>(clientFrameSchema);
 
@@ -92,19 +108,19 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
         send({ type: 'error', ...(turnId === undefined ? {} : { turnId }), ...failure.body });
       };
 
-      function startTurn(frame: Omit<Extract<ClientFrame, { type: 'message' }>, 'type'>): void {
+      /** Streams a turn — a message's (`chat.stream`) or a regeneration — as frames. */
+      function startTurn(start: StartTurn, keyed: boolean): void {
         const controller = new AbortController();
-        const turn = chat.stream(
-          { userId, sessionId, ...frame },
+        const turn = start(
           {
             onDelta: (text) => send({ type: 'delta', turnId: turn.turnId, text }),
             onTool: (event) => send({ type: 'tool', turnId: turn.turnId, ...event }),
             // The node generating the reply died; another node answers again from the start.
             onRestart: () => send({ type: 'restart', turnId: turn.turnId }),
           },
-          { signal: controller.signal },
+          controller.signal,
         );
-        running = { turnId: turn.turnId, controller, keyed: frame.idempotencyKey !== undefined };
+        running = { turnId: turn.turnId, controller, keyed };
         send({ type: 'start', turnId: turn.turnId, sessionId });
         turn.done.then(
           (message) => send({ type: 'end', turnId: turn.turnId, message }),
@@ -128,7 +144,7 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
         if (!validateFrame(frame)) {
           sendError(
             new ValidationError(
-              'a frame is { "type": "message", "content": string, "model"?, "temperature"?, "idempotencyKey"? (1 to 255 printable ASCII characters) } or { "type": "cancel" }',
+              'a frame is { "type": "message", "content": string, "model"?, "temperature"?, "idempotencyKey"? (1 to 255 printable ASCII characters) }, { "type": "regenerate", "model"?, "temperature"? } or { "type": "cancel" }',
             ),
           );
           return;
@@ -145,8 +161,20 @@ export function registerWebSocketRoutes(app: FastifyInstance, context: ServerCon
           );
           return;
         }
+        if (frame.type === 'regenerate') {
+          const { type: _type, ...options } = frame;
+          startTurn(
+            (handlers, signal) =>
+              chat.streamRegenerate({ userId, sessionId, ...options }, handlers, { signal }),
+            false,
+          );
+          return;
+        }
         const { type: _type, ...message } = frame;
-        startTurn(message);
+        startTurn(
+          (handlers, signal) => chat.stream({ userId, sessionId, ...message }, handlers, { signal }),
+          message.idempotencyKey !== undefined,
+        );
       });
 
       socket.on('close', () => running?.controller.abort());

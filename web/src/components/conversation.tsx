@@ -1,11 +1,12 @@
 /**
  * One open session: its history (loaded from the server, older pages on demand), the reply being
- * streamed, the composer with its Send/Stop button, the persona and model of the session, and what went
+ * streamed, the composer with its Send/Stop button, Regenerate on the last reply (another reply streams in
+ * its place: the server stores it as replacing the old one), the persona and model of the session, and what went
  * wrong, said plainly: a rate limit (with the wait), a provider failure (with Retry), a message the
  * server refused, a lost connection (the screen reconnects and reloads the history).
  */
 
-import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
 import { flushSync } from 'react-dom';
 import {
   ApiError,
@@ -18,7 +19,7 @@ import {
   type ToolCall,
 } from '../api.ts';
 import { noteDeltaArrival, renderedInFrame, renderedOutsideFrame } from '../paint-timing.ts';
-import { streamTurn } from '../stream-turn.ts';
+import { streamRegenerate, streamTurn, type TurnCallbacks } from '../stream-turn.ts';
 import type { FailureHandlers } from './chat-screen.tsx';
 import { Composer } from './composer.tsx';
 import { MessageView } from './message-view.tsx';
@@ -242,6 +243,42 @@ export function Conversation({
     setTurn(undefined);
   }, []);
 
+  // What a streamed reply (a message's or a regeneration's) reports, shown as the turn under way.
+  const turnCallbacks: TurnCallbacks = useMemo(
+    () => ({
+      onStart: (turnId) => setTurn((turnNow) => (turnNow ? { ...turnNow, turnId } : turnNow)),
+      onDelta: (delta, arrivedAt) => {
+        noteDeltaArrival(arrivedAt);
+        pendingText.current += delta;
+        scheduleFlush();
+      },
+      onRestart: () => {
+        pendingText.current = '';
+        scheduleFlush();
+      },
+      onTool: (event) =>
+        setTurn((turnNow) => {
+          if (turnNow === undefined) return turnNow;
+          if (event.phase === 'call') {
+            const call = { id: event.toolCallId, name: event.name, input: event.input, running: true };
+            return { ...turnNow, tools: [...turnNow.tools, call] };
+          }
+          const tools = turnNow.tools.map((call) =>
+            call.id === event.toolCallId
+              ? {
+                  ...call,
+                  running: false,
+                  output: event.output,
+                  ...(event.error ? { error: event.error } : {}),
+                }
+              : call,
+          );
+          return { ...turnNow, tools };
+        }),
+    }),
+    [scheduleFlush],
+  );
+
   const sendMessage = useCallback(
     async (content: string) => {
       const text = content.trim();
@@ -264,42 +301,7 @@ export function Conversation({
       }
 
       try {
-        const outcome = await streamTurn(
-          sessionId,
-          text,
-          {
-            onStart: (turnId) => setTurn((turnNow) => (turnNow ? { ...turnNow, turnId } : turnNow)),
-            onDelta: (delta, arrivedAt) => {
-              noteDeltaArrival(arrivedAt);
-              pendingText.current += delta;
-              scheduleFlush();
-            },
-            onRestart: () => {
-              pendingText.current = '';
-              scheduleFlush();
-            },
-            onTool: (event) =>
-              setTurn((turnNow) => {
-                if (turnNow === undefined) return turnNow;
-                if (event.phase === 'call') {
-                  const call = { id: event.toolCallId, name: event.name, input: event.input, running: true };
-                  return { ...turnNow, tools: [...turnNow.tools, call] };
-                }
-                const tools = turnNow.tools.map((call) =>
-                  call.id === event.toolCallId
-                    ? {
-                        ...call,
-                        running: false,
-                        output: event.output,
-                        ...(event.error ? { error: event.error } : {}),
-                      }
-                    : call,
-                );
-                return { ...turnNow, tools };
-              }),
-          },
-          controller.signal,
-        );
+        const outcome = await streamTurn(sessionId, text, turnCallbacks, controller.signal);
         if (outcome.kind === 'end') {
           setMessages((list) => [...list, outcome.message]);
         } else {
@@ -338,7 +340,56 @@ export function Conversation({
         setMessages((list) => [...list, failed]);
       }
     },
-    [turn, session.id, messages.length, onSessionChanged, scheduleFlush, finishTurn, loadHistory],
+    [turn, session.id, messages.length, onSessionChanged, turnCallbacks, finishTurn, loadHistory],
+  );
+
+  const regenerate = useCallback(
+    async (replyId: string) => {
+      if (turn !== undefined) return;
+      const replaced = messages.find((message) => message.id === replyId);
+      if (replaced === undefined) return;
+      const sessionId = session.id;
+      setNotice(undefined);
+      stickToBottom.current = true;
+      // The new reply streams in the old one's place; the old one comes back if none is stored.
+      setMessages((list) => list.filter((message) => message.id !== replyId));
+      const restore = () =>
+        setMessages((list) => (list.some((message) => message.id === replyId) ? list : [...list, replaced]));
+      pendingText.current = '';
+      setTurn({ turnId: undefined, text: '', stopping: false, tools: [] });
+      const controller = new AbortController();
+      abort.current = controller;
+      try {
+        const outcome = await streamRegenerate(sessionId, turnCallbacks, controller.signal);
+        if (outcome.kind === 'end') {
+          setMessages((list) => [...list, outcome.message]);
+        } else {
+          // A failed regeneration replaces nothing: the reply stays, and the failure is said above the box.
+          restore();
+          setNotice({ kind: 'error', message: `No new reply: ${outcome.error.message}` });
+        }
+        finishTurn();
+        renderedOutsideFrame();
+      } catch (error) {
+        finishTurn();
+        if (error instanceof DOMException && error.name === 'AbortError') {
+          void loadHistory();
+          return;
+        }
+        restore();
+        if (failuresRef.current.handled(error)) return;
+        if (error instanceof ApiError && error.status === 429) {
+          const wait = error.retryAfterSeconds ?? 5;
+          setNotice({ kind: 'rate-limit', message: error.message, until: Date.now() + wait * 1000 });
+          return;
+        }
+        setNotice({
+          kind: 'refused',
+          message: `No new reply: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
+    },
+    [turn, messages, session.id, turnCallbacks, finishTurn, loadHistory],
   );
 
   const stop = useCallback(async () => {
@@ -374,6 +425,12 @@ export function Conversation({
   const lastFailedId = [...messages].reverse().find((message) => message.role === 'assistant')?.metadata.error
     ? [...messages].reverse().find((message) => message.role === 'assistant')?.id
     : undefined;
+  // The last reply, when it is the end of the conversation and did not fail, can be asked for again.
+  const lastMessage = messages.at(-1);
+  const regenerableId =
+    lastMessage?.role === 'assistant' && !lastMessage.metadata.error && !lastMessage.id.startsWith('local-')
+      ? lastMessage.id
+      : undefined;
   const rateLimited = notice?.kind === 'rate-limit' && now < notice.until;
   const waitSeconds = notice?.kind === 'rate-limit' ? Math.max(1, Math.ceil((notice.until - now) / 1000)) : 0;
 
@@ -438,6 +495,9 @@ export function Conversation({
             message={message}
             {...(message.id === lastFailedId && turn === undefined
               ? { onRetry: () => retry(message.id) }
+              : {})}
+            {...(message.id === regenerableId && turn === undefined && online
+              ? { onRegenerate: () => void regenerate(message.id) }
               : {})}
           />
         ))}

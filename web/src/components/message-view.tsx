@@ -14,6 +14,8 @@ export interface MessageViewProps {
   streaming?: boolean;
   /** Offered on a failed reply: ask again. */
   onRetry?: () => void;
+  /** Offered on the last reply: ask for another reply in its place. */
+  onRegenerate?: () => void;
 }
 
 const FINISH_NOTES: Record<string, string> = {
@@ -165,7 +167,12 @@ function Tools({ calls }: { calls: ToolCall[] }) {
 }
 
 /** A message bubble. */
-export const MessageView = memo(function MessageView({ message, streaming, onRetry }: MessageViewProps) {
+export const MessageView = memo(function MessageView({
+  message,
+  streaming,
+  onRetry,
+  onRegenerate,
+}: MessageViewProps) {
   const mine = message.role === 'user';
   const citations = mine ? [] : (message.metadata.citations ?? []);
   const toolCalls = mine ? [] : (message.metadata.toolCalls ?? []);
@@ -215,7 +222,7 @@ export const MessageView = memo(function MessageView({ message, streaming, onRet
           onClose={() => setOpenSource(undefined)}
         />
       ) : null}
-      {note || error || (!mine && message.metadata.model) ? (
+      {note || error || onRegenerate || (!mine && message.metadata.model) ? (
         <div className="message-meta">
           {error ? (
             <span className="message-error" role="alert">
@@ -230,6 +237,16 @@ export const MessageView = memo(function MessageView({ message, streaming, onRet
           {note ? <span className={`finish-note finish-${finish}`}>{note}</span> : null}
           {!mine && message.metadata.model && !error ? (
             <span className="model-name">{message.metadata.model}</span>
+          ) : null}
+          {onRegenerate ? (
+            <button
+              type="button"
+              className="ghost regenerate"
+              onClick={onRegenerate}
+              title="Ask for another reply in place of this one"
+            >
+              Regenerate
+            </button>
           ) : null}
         </div>
       ) : null}
