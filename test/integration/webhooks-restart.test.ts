@@ -92,12 +92,22 @@ async function deleteASession(node: ParleyNode): Promise<string> {
 async function deliveryLog(): Promise<Record<string, unknown>[]> {
   const folder = join(dataDir, 'webhooks', 'deliveries');
   const lines: Record<string, unknown>[] = [];
-  for (const file of await readdir(folder)) {
+  for (const file of await readdir(folder).catch(() => [] as string[])) {
     for (const line of (await readFile(join(folder, file), 'utf8')).split('\n')) {
       if (line !== '') lines.push(JSON.parse(line));
     }
   }
   return lines;
+}
+
+/** Whether an outbox log holds the note of a retry due. */
+async function retryNoted(): Promise<boolean> {
+  const folder = join(dataDir, 'webhooks', 'outbox');
+  for (const file of await readdir(folder).catch(() => [] as string[])) {
+    if (file.endsWith('.jsonl') && (await readFile(join(folder, file), 'utf8')).includes('"op":"retry"'))
+      return true;
+  }
+  return false;
 }
 
 describe('webhook deliveries past a stop', () => {
@@ -112,6 +122,13 @@ describe('webhook deliveries past a stop', () => {
       const sessionId = await deleteASession(first);
       const forSession = () => receiver.received.filter((item) => item.sessionId === sessionId);
       await waitFor(() => forSession().length === 1, 'the first attempt (answered 503)');
+      // Stopped once the failed attempt is on disk: its delivery-log line and the outbox's note of the
+      // retry due (a kill before them would make the next node start from attempt 1 — correct, but another
+      // story than this test's).
+      await waitFor(
+        async () => (await deliveryLog()).some((line) => line.outcome === 'retrying') && (await retryNoted()),
+        'the failed attempt recorded',
+      );
       await first.kill(signal);
 
       receiver.state.down = false;
