@@ -6,20 +6,33 @@
  * log. A running server keeps data keys it has unwrapped for `security.encryption.data_key_cache.ttl_ms`.
  */
 
-import { type CommandOutput, processOutput, withAuth } from './auth-commands.ts';
+import type { EncryptionAtRest } from '../security/encryption-at-rest.ts';
+import { type AuthCommandContext, type CommandOutput, processOutput, withAuth } from './auth-commands.ts';
 
 const OFF = 'encryption at rest is off: security.encryption.keys holds no master key (docs/operations.md)\n';
+
+/** Runs `action` with encryption at rest; exit 1 with OFF when no master key is set. */
+function withEncryption(
+  configDir: string | undefined,
+  output: CommandOutput,
+  action: (context: AuthCommandContext & { encryption: EncryptionAtRest }) => Promise<number>,
+): Promise<number> {
+  return withAuth(configDir, async (context) => {
+    const { encryption } = context;
+    if (encryption === undefined) {
+      output.error(OFF);
+      return 1;
+    }
+    return action({ ...context, encryption });
+  });
+}
 
 /** `parley encryption status`: the master keys and how many data keys each wraps. */
 export function encryptionStatus(
   configDir: string | undefined,
   output: CommandOutput = processOutput,
 ): Promise<number> {
-  return withAuth(configDir, async ({ encryption }) => {
-    if (encryption === undefined) {
-      output.error(OFF);
-      return 1;
-    }
+  return withEncryption(configDir, output, async ({ encryption }) => {
     const { byMasterKey, shredded } = await encryption.dataKeys.status();
     const lines = [`active master key: ${encryption.ring.activeId}`, 'data keys by master key:'];
     const ids = new Set([...encryption.ring.ids, ...Object.keys(byMasterKey)]);
@@ -38,11 +51,7 @@ export function encryptionRotate(
   configDir: string | undefined,
   output: CommandOutput = processOutput,
 ): Promise<number> {
-  return withAuth(configDir, async ({ encryption, record }) => {
-    if (encryption === undefined) {
-      output.error(OFF);
-      return 1;
-    }
+  return withEncryption(configDir, output, async ({ encryption, record }) => {
     const { rewrapped, alreadyActive } = await encryption.dataKeys.rewrap();
     const activeId = encryption.ring.activeId;
     await record('encryption.rotated', { masterKeyId: activeId }, { rewrapped });
@@ -68,11 +77,7 @@ export function encryptionShred(
     output.error('usage: parley encryption shred --user <name or id> --yes\n');
     return Promise.resolve(2);
   }
-  return withAuth(configDir, async ({ auth, encryption, record }) => {
-    if (encryption === undefined) {
-      output.error(OFF);
-      return 1;
-    }
+  return withEncryption(configDir, output, async ({ auth, encryption, record }) => {
     // A name, an existing user's id, or the id of a user whose record is already gone.
     const found = (await auth.users.findByName(user)) ?? (await auth.users.get(user));
     const userId = found?.id ?? user;
@@ -104,11 +109,7 @@ export function encryptionSealPlaintext(
   configDir: string | undefined,
   output: CommandOutput = processOutput,
 ): Promise<number> {
-  return withAuth(configDir, async ({ encryption, record }) => {
-    if (encryption === undefined) {
-      output.error(OFF);
-      return 1;
-    }
+  return withEncryption(configDir, output, async ({ encryption, record }) => {
     let sealed = 0;
     const keys = await encryption.storage.list('');
     for (const key of keys) if (await encryption.storage.sealPlaintext(key)) sealed += 1;
