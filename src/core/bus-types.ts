@@ -85,6 +85,7 @@ declare module './events.ts' {
 /** Where the bus logs failing handlers; pino's `logger.error(object, message)` fits. */
 export interface BusLogger {
   error(object: Record<string, unknown>, message: string): void;
+  debug(object: Record<string, unknown>, message: string): void;
 }
 
 /** Counters and timings the bus reports; every method is optional (prom-client adapters live elsewhere). */

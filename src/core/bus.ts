@@ -36,7 +36,7 @@ export interface BusOptions {
 /** The type of the event the bus emits when a handler fails. */
 export const HANDLER_ERROR_EVENT = 'bus.handler.error';
 
-const silentLogger: BusLogger = { error() {} };
+const silentLogger: BusLogger = { error() {}, debug() {} };
 /** Event types already validated; bounded so a stream of distinct types cannot grow it forever. */
 const MAX_KNOWN_TYPES = 10_000;
 
@@ -92,6 +92,15 @@ export function createBus(options: BusOptions): Bus {
     return envelope;
   }
 
+  // Envelopes of this bus's requests and gathers: a handler's refusal of one is its requester's answer.
+  // (One from another node carries `replyTo`.)
+  const requested = new WeakSet<EventEnvelope>();
+  function requestEnvelope<T>(type: string, data: T, envelopeOptions: EnvelopeOptions | undefined) {
+    const envelope = envelopeFor(type, data, envelopeOptions);
+    requested.add(envelope);
+    return envelope;
+  }
+
   function handlerSettled(): void {
     inFlight--;
     if (inFlight === 0 && onIdle !== undefined) onIdle();
@@ -107,10 +116,13 @@ export function createBus(options: BusOptions): Bus {
             `handler of "${envelope.type}" in group "${group}" failed: ${error instanceof Error ? error.message : String(error)}`,
             { cause: error, details: { type: envelope.type, group } },
           );
-    log.error(
-      { err: error, type: envelope.type, group, eventId: envelope.id, code: failure.code },
-      'bus handler failed',
-    );
+    const fields = { err: error, type: envelope.type, group, eventId: envelope.id, code: failure.code };
+    // A client error (a missing or foreign session, bad input) thrown for a request is the handler's answer,
+    // and the requester gets it: at error level, every 404 a client provoked would bury the failures an
+    // operator must see. Thrown for an emitted event, nobody gets it: an error like any other.
+    const answered = envelope.replyTo !== undefined || requested.has(envelope);
+    if (answered && failure.status < 500) log.debug(fields, 'bus handler refused the request');
+    else log.error(fields, 'bus handler failed');
     metrics.handlerError?.(envelope.type, group);
     if (onHandlerError !== undefined) {
       try {
@@ -239,7 +251,7 @@ export function createBus(options: BusOptions): Bus {
       } catch (error) {
         return Promise.reject(error);
       }
-      return transport.request(envelopeFor(type, data, requestOptions), {
+      return transport.request(requestEnvelope(type, data, requestOptions), {
         timeout: requestOptions?.timeout ?? requestTimeoutMs,
         signal: requestOptions?.signal,
       }) as Promise<R>;
@@ -252,7 +264,7 @@ export function createBus(options: BusOptions): Bus {
       } catch (error) {
         return Promise.reject(error);
       }
-      return transport.gather(envelopeFor(type, data, gatherOptions), {
+      return transport.gather(requestEnvelope(type, data, gatherOptions), {
         timeout: gatherOptions?.timeout ?? gatherTimeoutMs,
         expected: gatherOptions?.expected,
         signal: gatherOptions?.signal,

@@ -4,6 +4,7 @@ import type { Bus, BusHandlerErrorEvent, BusLogger } from '../../src/core/bus-ty
 import {
   isPlatformError,
   NoHandlerError,
+  NotFoundError,
   PlatformError,
   TimeoutError,
   ValidationError,
@@ -46,6 +47,8 @@ export function describeBusContract(
   interface TestBus {
     bus: Bus;
     errors: { object: Record<string, unknown>; message: string }[];
+    /** What the bus logged at debug level. */
+    debugs: { object: Record<string, unknown>; message: string }[];
     failures: { type: string; group: string }[];
   }
 
@@ -55,7 +58,11 @@ export function describeBusContract(
     return transports.map((transport, index) => {
       const errors: TestBus['errors'] = [];
       const failures: TestBus['failures'] = [];
-      const log: BusLogger = { error: (object, message) => errors.push({ object, message }) };
+      const debugs: TestBus['debugs'] = [];
+      const log: BusLogger = {
+        error: (object, message) => errors.push({ object, message }),
+        debug: (object, message) => debugs.push({ object, message }),
+      };
       const bus = createBus({
         transport,
         source: `node-${index + 1}`,
@@ -65,7 +72,7 @@ export function describeBusContract(
         metrics: { handlerError: (type, group) => failures.push({ type, group }) },
       });
       buses.push(bus);
-      return { bus, errors, failures };
+      return { bus, errors, debugs, failures };
     });
   }
 
@@ -378,6 +385,28 @@ export function describeBusContract(
         );
         await expect(bus.request('contract.double', 21)).resolves.toBe(42);
         await expect(bus.request('contract.square', 9)).resolves.toBe(81);
+      });
+
+      it("logs a handler's client error (status < 500) at debug, and any other failure at error", async () => {
+        const { bus, errors, debugs } = await node();
+        bus.on(
+          'contract.find',
+          (event) => {
+            if (event.data === 'missing') throw new NotFoundError('no such thing');
+            throw new Error('disk on fire');
+          },
+          { mode: 'work', group: 'finder' },
+        );
+        // The requester gets the refusal as its answer: an operator's error log must not fill with them.
+        await expect(bus.request('contract.find', 'missing')).rejects.toBeInstanceOf(NotFoundError);
+        expect(errors).toEqual([]);
+        expect(debugs).toHaveLength(1);
+        expect(debugs[0]!.object).toMatchObject({ type: 'contract.find', code: 'CHAT_ERR_NOT_FOUND' });
+        await expect(bus.request('contract.find', 'other')).rejects.toMatchObject({
+          code: 'CHAT_ERR_BUS_HANDLER_FAILED',
+        });
+        expect(errors).toHaveLength(1);
+        expect(errors[0]!.message).toBe('bus handler failed');
       });
 
       it('reaches a handler on another node', async () => {
