@@ -33,6 +33,10 @@ describe('chat export', () => {
       markdownExport({
         session,
         exportedAt: '2026-03-06T00:00:00.000Z',
+        feedback: [
+          { messageId: 'assistant-15', rating: 'down', comment: 'wrong\nunits', updatedAt: 'then' },
+          { messageId: 'assistant-7', rating: 'up', updatedAt: 'then' },
+        ],
         pages: pagesOf(
           [message('user', 'How much fuel?')],
           [],
@@ -54,20 +58,37 @@ describe('chat export', () => {
       '## Assistant · 2026-03-04 10:00:05 UTC · openai:gpt-4o-mini\n\n212 litres [1].',
     );
     expect(markdown).toContain('**Sources**\n\n1. Albatross — Fuel (document `d1`, characters 10–80)');
-    expect(markdown).toContain('Partial\n\n*Stopped before the end.*');
+    expect(markdown).toContain('Partial\n\n*Stopped before the end.*\n\n*Rated 👍*');
+    expect(markdown).toContain('characters 10–80)\n\n*Rated 👎: wrong units*');
+    expect(markdown.match(/Rated/g)).toHaveLength(2);
   });
 
-  it('writes JSON that parses, with an empty chat too', async () => {
+  it('writes JSON that parses, with the ratings, and with an empty chat too', async () => {
     const messages = [message('user', 'a'), message('assistant', 'bb')];
+    const feedback = [{ messageId: 'assistant-2', rating: 'up' as const, updatedAt: 'then' }];
     const full = JSON.parse(
       await text(
-        jsonExport({ session, exportedAt: 'now', pages: pagesOf([messages[0]!], [], [messages[1]!]) }),
+        jsonExport({
+          session,
+          exportedAt: 'now',
+          feedback,
+          pages: pagesOf([messages[0]!], [], [messages[1]!]),
+        }),
       ),
     );
-    expect(full).toEqual({ format: 'parley-chat-export', version: 1, exportedAt: 'now', session, messages });
-    expect(
-      JSON.parse(await text(jsonExport({ session, exportedAt: 'now', pages: pagesOf([]) }))).messages,
-    ).toEqual([]);
+    expect(full).toEqual({
+      format: 'parley-chat-export',
+      version: 1,
+      exportedAt: 'now',
+      session,
+      messages,
+      feedback,
+    });
+    const empty = JSON.parse(
+      await text(jsonExport({ session, exportedAt: 'now', feedback: [], pages: pagesOf([]) })),
+    );
+    expect(empty.messages).toEqual([]);
+    expect(empty.feedback).toEqual([]);
   });
 
   it('names the download after the chat, safe in a header', () => {

@@ -5,6 +5,7 @@
  */
 
 import type { Message, Session } from '../core/types.ts';
+import type { MessageFeedback } from './chat-gateway.ts';
 
 /** The formats of `GET /v1/sessions/:id/export`. */
 export type ExportFormat = 'markdown' | 'json';
@@ -13,6 +14,8 @@ export type ExportFormat = 'markdown' | 'json';
 export interface ExportSource {
   session: Session;
   pages: AsyncIterable<readonly Message[]>;
+  /** The user's ratings of replies, oldest first. */
+  feedback: readonly MessageFeedback[];
   /** When the export was made (ISO-8601). */
   exportedAt: string;
 }
@@ -82,8 +85,13 @@ function speakerOf(message: Message): string {
   }
 }
 
-/** One message in Markdown: a heading saying who and when, the text, its sources and how it ended. */
-function markdownMessage(message: Message): string {
+const THUMBS = { up: '👍', down: '👎' } as const;
+
+/**
+ * One message in Markdown: a heading saying who and when, the text, its sources, how it ended and how the
+ * user rated it.
+ */
+function markdownMessage(message: Message, feedback: MessageFeedback | undefined): string {
   const metadata = message.metadata as {
     model?: string;
     finishReason?: string;
@@ -105,12 +113,17 @@ function markdownMessage(message: Message): string {
     parts.push(`*The reply failed: ${metadata.error.message ?? 'unknown error'}*`);
   else if (metadata.finishReason === 'cancelled') parts.push('*Stopped before the end.*');
   else if (metadata.finishReason === 'length') parts.push('*Cut short: the reply reached its length limit.*');
+  if (feedback !== undefined) {
+    const comment = feedback.comment === undefined ? '' : `: ${feedback.comment.replace(/\s+/g, ' ').trim()}`;
+    parts.push(`*Rated ${THUMBS[feedback.rating]}${comment}*`);
+  }
   return `${parts.join('\n\n')}\n\n`;
 }
 
 /** The Markdown export, piece by piece. */
 export async function* markdownExport(source: ExportSource): AsyncGenerator<string> {
   const { session, pages, exportedAt } = source;
+  const feedback = new Map(source.feedback.map((rating) => [rating.messageId, rating]));
   const metadata = session.metadata as {
     title?: string;
     personaId?: string;
@@ -130,12 +143,12 @@ export async function* markdownExport(source: ExportSource): AsyncGenerator<stri
   for await (const page of pages) {
     if (page.length === 0) continue;
     count += page.length;
-    yield page.map(markdownMessage).join('');
+    yield page.map((message) => markdownMessage(message, feedback.get(message.id))).join('');
   }
   if (count === 0) yield '*No messages yet.*\n';
 }
 
-/** The JSON export, piece by piece: `{ format, version, exportedAt, session, messages: [...] }`. */
+/** The JSON export, piece by piece: `{ format, version, exportedAt, session, messages: [...], feedback }`. */
 export async function* jsonExport(source: ExportSource): AsyncGenerator<string> {
   const { session, pages, exportedAt } = source;
   const head = JSON.stringify({ format: JSON_EXPORT_FORMAT, version: 1, exportedAt, session });
@@ -148,5 +161,5 @@ export async function* jsonExport(source: ExportSource): AsyncGenerator<string> 
     yield `${first ? '\n' : ',\n'}${lines}`;
     first = false;
   }
-  yield '\n]}\n';
+  yield `\n],"feedback":${JSON.stringify(source.feedback)}}\n`;
 }

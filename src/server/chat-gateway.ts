@@ -40,6 +40,14 @@ export interface MessageSearchHit {
   score: number;
 }
 
+/** A user's rating of a reply (text_chat's feedback). */
+export interface MessageFeedback {
+  messageId: string;
+  rating: 'up' | 'down';
+  comment?: string;
+  updatedAt: string;
+}
+
 /** One user message to answer. */
 export interface TurnInput {
   userId: string;
@@ -112,6 +120,15 @@ export interface ChatGateway {
   ): Promise<MessagesPage>;
   /** The user's own messages across their sessions that best match `query`, best first. */
   searchMessages(userId: string, query: string, limit?: number): Promise<{ hits: MessageSearchHit[] }>;
+  /** Rates a reply of the user's session; `rating: null` withdraws the rating. */
+  rateMessage(
+    userId: string,
+    sessionId: string,
+    messageId: string,
+    feedback: { rating: 'up' | 'down' | null; comment?: string },
+  ): Promise<MessageFeedback | { messageId: string; rating: null }>;
+  /** The session's current ratings, oldest first. */
+  listFeedback(userId: string, sessionId: string): Promise<{ feedback: MessageFeedback[] }>;
   /**
    * One turn, answered whole. Aborting `signal` cancels the generation (the partial reply is stored),
    * unless the turn has an idempotency key.
@@ -435,6 +452,21 @@ export function createChatGateway(bus: Bus, options: ChatGatewayOptions): ChatGa
         'messages.search',
         stripUndefined({ userId, query, limit }),
         { userId },
+      );
+    },
+
+    rateMessage(userId, sessionId, messageId, feedback) {
+      return bus.request<MessageFeedback | { messageId: string; rating: null }>(
+        'message.rate',
+        stripUndefined({ userId, sessionId, messageId, rating: feedback.rating, comment: feedback.comment }),
+        { userId, sessionId },
+      );
+    },
+    listFeedback(userId, sessionId) {
+      return bus.request<{ feedback: MessageFeedback[] }>(
+        'messages.feedback',
+        { userId, sessionId },
+        { userId, sessionId },
       );
     },
 

@@ -14,6 +14,7 @@ import { registerRequestTracing } from './request-tracing.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerAuditRoutes } from './routes/audit.ts';
 import { registerDocumentRoutes } from './routes/documents.ts';
+import { registerFeedbackRoutes } from './routes/feedback.ts';
 import { registerHealthRoutes } from './routes/health.ts';
 import { registerHookRoutes } from './routes/hooks.ts';
 import { registerMemoryRoutes } from './routes/memories.ts';
@@ -148,6 +149,7 @@ export async function createServer(
   registerHealthRoutes(app, context);
   registerSessionRoutes(app, context);
   registerMessageRoutes(app, context);
+  registerFeedbackRoutes(app, context);
   registerSessionExportRoutes(app, context);
   registerSearchRoutes(app, context);
   registerWebSocketRoutes(app, context);

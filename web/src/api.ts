@@ -80,6 +80,17 @@ export interface ChatMessage {
   };
 }
 
+/** A rating of a reply. */
+export type ReplyRating = 'up' | 'down';
+
+/** The signed-in user's rating of a reply (GET /v1/sessions/:id/feedback). */
+export interface ReplyFeedback {
+  messageId: string;
+  rating: ReplyRating;
+  comment?: string;
+  updatedAt: string;
+}
+
 /** A tool the model called: what it was given and what came back (`running` while it works). */
 export interface ToolCall {
   name: string;
@@ -324,6 +335,21 @@ export const api = {
   updateSession: (id: string, input: { title?: string; personaId?: string | null; model?: string | null }) =>
     json<ChatSession>('PATCH', sessionPath(id), input),
   deleteSession: (id: string) => json<void>('DELETE', sessionPath(id)),
+  /** The session's ratings of replies. */
+  listFeedback: async (id: string) =>
+    (await json<{ feedback: ReplyFeedback[] }>('GET', `${sessionPath(id)}/feedback`)).feedback,
+  /** Rates a reply; `null` withdraws the rating. */
+  rateReply: (sessionId: string, messageId: string, rating: ReplyRating | null) =>
+    rating === null
+      ? json<unknown>(
+          'DELETE',
+          `${sessionPath(sessionId)}/messages/${encodeURIComponent(messageId)}/feedback`,
+        )
+      : json<ReplyFeedback>(
+          'PUT',
+          `${sessionPath(sessionId)}/messages/${encodeURIComponent(messageId)}/feedback`,
+          { rating },
+        ),
   listMessages: (id: string, before?: string) =>
     json<{ messages: ChatMessage[]; nextCursor?: string }>(
       'GET',

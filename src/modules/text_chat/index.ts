@@ -4,6 +4,7 @@ import { defineModule } from '../../core/module.ts';
 import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
 import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
+import { createFeedbackRequests } from './feedback.ts';
 import { createHistoryCache } from './history-cache.ts';
 import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createMessageSearch } from './message-search.ts';
@@ -62,6 +63,8 @@ export default defineModule<TextChatConfig, TextChatApi>({
     'message.send',
     'chat.message',
     'message.regenerate',
+    'message.rate',
+    'messages.feedback',
   ],
   setup(ctx) {
     const config = ctx.config;
@@ -76,6 +79,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       resyncMs: config.search.resync_ms,
     });
     const requests = createSessionRequests(ctx, sessions, history, search);
+    const feedback = createFeedbackRequests(ctx, sessions, history);
     const turns = createTurnRegistry({ rememberMs: config.turn_timeout_ms });
     const deps: TurnDependencies = {
       ctx,
@@ -129,6 +133,8 @@ export default defineModule<TextChatConfig, TextChatApi>({
         'messages.list': (event) => requests.listMessages(event.data),
         'messages.export': (event) => requests.exportMessages(event.data),
         'messages.search': (event) => requests.search(event.data),
+        'message.rate': (event) => feedback.rate(event.data),
+        'messages.feedback': (event) => feedback.list(event.data),
         'message.received': {
           mode: 'local',
           handler: (event: EventEnvelope<MessageReceived>) =>

@@ -45,6 +45,8 @@ export interface TextChatConfig {
   };
   /** `messages.search`: BM25 over a user's messages across their sessions (message-search.ts). */
   search: SearchConfig;
+  /** `message.rate`: users' ratings of replies (feedback.ts). */
+  feedback: { max_comment_length: number };
 }
 
 /** `text_chat.search`. */
@@ -207,6 +209,47 @@ export interface MessageSearchHit {
   score: number;
 }
 
+/** A rating of a reply: thumbs up or down. */
+export type FeedbackRating = 'up' | 'down';
+
+/** A user's current rating of an assistant reply. */
+export interface MessageFeedback {
+  messageId: string;
+  rating: FeedbackRating;
+  comment?: string;
+  /** When the rating was given or last changed. */
+  updatedAt: string;
+}
+
+/** `message.rate`: rates a reply of the user's session; `rating: null` withdraws the rating. */
+export interface MessageRateRequest {
+  userId: string;
+  sessionId: string;
+  messageId: string;
+  rating: FeedbackRating | null;
+  comment?: string;
+}
+
+/** `messages.feedback`: the session's current ratings. */
+export interface MessagesFeedbackRequest {
+  userId: string;
+  sessionId: string;
+}
+
+/** Reply of `messages.feedback`, oldest rating first. */
+export interface MessageFeedbackList {
+  feedback: MessageFeedback[];
+}
+
+/** `message.rated`: a user rated a reply (or withdrew the rating: `rating: null`). */
+export interface MessageRated {
+  userId: string;
+  sessionId: string;
+  messageId: string;
+  rating: FeedbackRating | null;
+  comment?: string;
+}
+
 /** Reply of `messages.search`, best first. */
 export interface MessagesSearchReply {
   hits: MessageSearchHit[];
@@ -367,6 +410,9 @@ declare module '../../core/events.ts' {
     'chat.message': MessageSendRequest;
     'message.regenerate': MessageRegenerateRequest;
     'message.received': MessageReceived;
+    'message.rate': MessageRateRequest;
+    'message.rated': MessageRated;
+    'messages.feedback': MessagesFeedbackRequest;
     'chat.response.delta': ChatResponseDelta;
     'chat.response.tool': ChatResponseTool;
     'chat.response.end': ChatResponseEnd;

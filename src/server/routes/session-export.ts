@@ -50,9 +50,10 @@ export function registerSessionExportRoutes(app: FastifyInstance, context: Serve
       const userId = principalOf(request).userId;
       const sessionId = checkSessionId(request.params.id);
       const format = request.query.format;
-      const [session, first] = await Promise.all([
+      const [session, first, { feedback }] = await Promise.all([
         chat.getSession(userId, sessionId),
         chat.exportMessages(userId, sessionId),
+        chat.listFeedback(userId, sessionId),
       ]);
       async function* pages(): AsyncGenerator<readonly Message[]> {
         let page = first;
@@ -62,7 +63,7 @@ export function registerSessionExportRoutes(app: FastifyInstance, context: Serve
           yield page.messages;
         }
       }
-      const source = { session, pages: pages(), exportedAt: new Date().toISOString() };
+      const source = { session, pages: pages(), feedback, exportedAt: new Date().toISOString() };
       const body = Readable.from(format === 'json' ? jsonExport(source) : markdownExport(source));
       // A failure after the first bytes can only cut the download short: say so in the log.
       body.on('error', (error) => request.log.error({ err: error, sessionId }, 'export failed midway'));

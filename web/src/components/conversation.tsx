@@ -16,6 +16,7 @@ import {
   isNetworkError,
   type ModelInfo,
   type PersonaInfo,
+  type ReplyRating,
   type ToolCall,
 } from '../api.ts';
 import { noteDeltaArrival, renderedInFrame, renderedOutsideFrame } from '../paint-timing.ts';
@@ -98,6 +99,8 @@ export function Conversation({
   reveal,
 }: ConversationProps) {
   const [messages, setMessages] = useState<ChatMessage[]>([]);
+  /** The user's ratings of this session's replies, by message id. */
+  const [ratings, setRatings] = useState<ReadonlyMap<string, ReplyRating>>(new Map());
   const [olderCursor, setOlderCursor] = useState<string | undefined>();
   const [loading, setLoading] = useState(true);
   const [loadError, setLoadError] = useState<string | undefined>();
@@ -118,8 +121,13 @@ export function Conversation({
   const loadHistory = useCallback(async () => {
     setLoading(true);
     try {
-      const page = await api.listMessages(session.id);
+      const [page, feedback] = await Promise.all([
+        api.listMessages(session.id),
+        // Ratings are a nicety: a history without them still shows.
+        api.listFeedback(session.id).catch(() => []),
+      ]);
       setMessages(page.messages);
+      setRatings(new Map(feedback.map((entry) => [entry.messageId, entry.rating])));
       setOlderCursor(page.nextCursor);
       setLoadError(undefined);
       stickToBottom.current = true;
@@ -343,6 +351,33 @@ export function Conversation({
     [turn, session.id, messages.length, onSessionChanged, turnCallbacks, finishTurn, loadHistory],
   );
 
+  /** Rates a reply at once on screen; a refusal puts the old rating back and says why. */
+  const rate = useCallback(
+    async (messageId: string, rating: ReplyRating | null) => {
+      const sessionId = session.id;
+      const before = ratings.get(messageId);
+      const show = (value: ReplyRating | undefined) =>
+        setRatings((current) => {
+          const next = new Map(current);
+          if (value === undefined) next.delete(messageId);
+          else next.set(messageId, value);
+          return next;
+        });
+      show(rating ?? undefined);
+      try {
+        await api.rateReply(sessionId, messageId, rating);
+      } catch (error) {
+        show(before);
+        if (failuresRef.current.handled(error)) return;
+        setNotice({
+          kind: 'error',
+          message: `The rating was not saved: ${error instanceof Error ? error.message : String(error)}`,
+        });
+      }
+    },
+    [session.id, ratings],
+  );
+
   const regenerate = useCallback(
     async (replyId: string) => {
       if (turn !== undefined) return;
@@ -498,6 +533,9 @@ export function Conversation({
               : {})}
             {...(message.id === regenerableId && turn === undefined && online
               ? { onRegenerate: () => void regenerate(message.id) }
+              : {})}
+            {...(message.role === 'assistant' && !message.id.startsWith('local-') && online
+              ? { rating: ratings.get(message.id), onRate: (rating) => void rate(message.id, rating) }
               : {})}
           />
         ))}

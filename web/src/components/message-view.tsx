@@ -4,7 +4,7 @@
  */
 
 import { type MouseEvent, memo, useMemo, useRef, useState, useSyncExternalStore } from 'react';
-import type { ChatMessage, Citation, ToolCall } from '../api.ts';
+import type { ChatMessage, Citation, ReplyRating, ToolCall } from '../api.ts';
 import { highlighterStore, markdownBlocks, renderMarkdown } from '../markdown.ts';
 import { SourceDialog } from './source-dialog.tsx';
 
@@ -16,6 +16,52 @@ export interface MessageViewProps {
   onRetry?: () => void;
   /** Offered on the last reply: ask for another reply in its place. */
   onRegenerate?: () => void;
+  /** The user's rating of this reply, if any. */
+  rating?: ReplyRating | undefined;
+  /** Offered on a stored reply: rate it (`null`: withdraw the rating). */
+  onRate?: (rating: ReplyRating | null) => void;
+}
+
+// Drawn, not emoji: a system without an emoji font shows an empty box for 👍 (shapes of Feather's icons).
+const THUMB_PATHS: Record<ReplyRating, string> = {
+  up: 'M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3',
+  down: 'M10 15v4a3 3 0 0 0 3 3l4-9V2H5.72a2 2 0 0 0-2 1.7l-1.38 9a2 2 0 0 0 2 2.3zm7-13h2.67A2.31 2.31 0 0 1 22 4v7a2.31 2.31 0 0 1-2.33 2H17',
+};
+
+function ThumbIcon({ direction }: { direction: ReplyRating }) {
+  return (
+    <svg width="16" height="16" viewBox="0 0 24 24" aria-hidden="true" focusable="false" className="icon">
+      <path d={THUMB_PATHS[direction]} />
+    </svg>
+  );
+}
+
+/** Thumbs up and down under a reply; the pressed one, clicked again, withdraws the rating. */
+function RateButtons({
+  rating,
+  onRate,
+}: {
+  rating: ReplyRating | undefined;
+  onRate(rating: ReplyRating | null): void;
+}) {
+  const button = (value: ReplyRating, label: string) => (
+    <button
+      type="button"
+      className={`ghost rate rate-${value}`}
+      aria-pressed={rating === value}
+      aria-label={label}
+      title={rating === value ? 'Withdraw your rating' : label}
+      onClick={() => onRate(rating === value ? null : value)}
+    >
+      <ThumbIcon direction={value} />
+    </button>
+  );
+  return (
+    <span className="rate-buttons">
+      {button('up', 'Good reply')}
+      {button('down', 'Bad reply')}
+    </span>
+  );
 }
 
 const FINISH_NOTES: Record<string, string> = {
@@ -172,6 +218,8 @@ export const MessageView = memo(function MessageView({
   streaming,
   onRetry,
   onRegenerate,
+  rating,
+  onRate,
 }: MessageViewProps) {
   const mine = message.role === 'user';
   const citations = mine ? [] : (message.metadata.citations ?? []);
@@ -222,7 +270,7 @@ export const MessageView = memo(function MessageView({
           onClose={() => setOpenSource(undefined)}
         />
       ) : null}
-      {note || error || onRegenerate || (!mine && message.metadata.model) ? (
+      {note || error || onRegenerate || onRate || (!mine && message.metadata.model) ? (
         <div className="message-meta">
           {error ? (
             <span className="message-error" role="alert">
@@ -248,6 +296,7 @@ export const MessageView = memo(function MessageView({
               Regenerate
             </button>
           ) : null}
+          {onRate ? <RateButtons rating={rating} onRate={onRate} /> : null}
         </div>
       ) : null}
     </article>

@@ -1,0 +1,73 @@
+/**
+ * Rating replies in Chromium against a real parley: 👍 under a reply is pressed at once and saved (another
+ * client of the API sees it, and a reload shows it again); 👎 replaces it; pressing the pressed one again
+ * withdraws the rating. axe-core finds nothing to fix with the buttons shown.
+ */
+
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  chromiumAvailable,
+  ensureWebBuilt,
+  launchChromium,
+  startWebHarness,
+  type WebHarness,
+} from './web-harness.ts';
+import { apiGet, audit, newChat, pageOpener, screenshot, sendAndWait, signIn } from './web-page.ts';
+
+describe.skipIf(!chromiumAvailable())('rating replies in Chromium', { timeout: 90_000 }, () => {
+  let harness: WebHarness;
+  let browser: Browser;
+  const pages = pageOpener(() => browser);
+
+  beforeAll(async () => {
+    await ensureWebBuilt();
+    harness = await startWebHarness();
+    browser = await launchChromium();
+  }, 120_000);
+
+  afterAll(async () => {
+    await pages.close();
+    await browser?.close();
+    await harness?.close();
+  });
+
+  const reply = (page: Page) => page.getByRole('article', { name: 'Reply' }).last();
+  const thumb = (page: Page, name: 'Good reply' | 'Bad reply') => reply(page).getByRole('button', { name });
+
+  it('rates a reply, changes the rating and withdraws it; the server keeps what is shown', async () => {
+    const user = await harness.createUser('rater');
+    const { page } = await pages.open();
+    await signIn(page, harness.baseUrl, user);
+    const sessionId = await newChat(page);
+    await sendAndWait(page, 'Rate this answer, please');
+    const ratings = async () =>
+      (
+        await apiGet<{ feedback: Array<{ rating: string }> }>(
+          harness.baseUrl,
+          user,
+          `/v1/sessions/${sessionId}/feedback`,
+        )
+      ).body.feedback.map((entry) => entry.rating);
+
+    expect(await thumb(page, 'Good reply').getAttribute('aria-pressed')).toBe('false');
+    await thumb(page, 'Good reply').click();
+    expect(await thumb(page, 'Good reply').getAttribute('aria-pressed')).toBe('true');
+    await expect.poll(ratings).toEqual(['up']);
+    await screenshot(page, '40-reply-rated');
+    expect(await audit(page)).toEqual([]);
+
+    // Shown again after a reload: it was saved, not only drawn.
+    await page.reload();
+    await thumb(page, 'Good reply').waitFor();
+    await expect.poll(() => thumb(page, 'Good reply').getAttribute('aria-pressed')).toBe('true');
+
+    await thumb(page, 'Bad reply').click();
+    expect(await thumb(page, 'Good reply').getAttribute('aria-pressed')).toBe('false');
+    await expect.poll(ratings).toEqual(['down']);
+
+    await thumb(page, 'Bad reply').click();
+    expect(await thumb(page, 'Bad reply').getAttribute('aria-pressed')).toBe('false');
+    await expect.poll(ratings).toEqual([]);
+  });
+});
