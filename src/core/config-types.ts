@@ -35,6 +35,11 @@ export interface ServerConfig {
   /** Most files in one document upload. */
   upload_max_files: number;
   sse_heartbeat_ms: number;
+  /**
+   * How long a client may take to send a whole request (headers and body) before it is answered 408 and
+   * its connection closed; 0: no limit. Does not bound a response (an SSE stream, a WebSocket).
+   */
+  request_timeout_ms: number;
   /** How long /readyz waits for the storage probe before calling the backend unhealthy. */
   readiness_timeout_ms: number;
   /** Calls of /v1/chat/completions per user per minute; 0 means no limit. */
@@ -145,6 +150,8 @@ export interface ResourceLimitsConfig {
   /** Consecutive crashes after which a module worker is left down. */
   worker_max_restarts: number;
   max_concurrent_requests: number;
+  /** Requests (streams and WebSockets included) one user may have open at once on a node. */
+  max_concurrent_requests_per_user: number;
   /** A size such as "100MB"; read it with `parseByteSize`. */
   max_storage_per_user: string;
 }

@@ -75,6 +75,7 @@ describe('the shipped config/', () => {
       upload_limit_bytes: 20971520,
       upload_max_files: 20,
       sse_heartbeat_ms: 15000,
+      request_timeout_ms: 120000,
       readiness_timeout_ms: 2000,
       completions_per_minute: 60,
       incoming_webhooks: {},

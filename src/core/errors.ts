@@ -153,6 +153,20 @@ export const ERROR_CODES = {
     meaning:
       "Some module could not erase the user's data (it failed or did not answer in time); the user's keys are revoked and the user is kept: send the DELETE again.",
   },
+  CHAT_ERR_TOO_MANY_CONCURRENT_REQUESTS: {
+    status: 429,
+    meaning:
+      'The user has resource_limits.max_concurrent_requests_per_user requests open on this node already (streams and WebSockets included); retry when one has ended.',
+  },
+  CHAT_ERR_REQUEST_TIMEOUT: {
+    status: 408,
+    meaning:
+      'The client took longer than server.request_timeout_ms to send its whole request; the connection is closed.',
+  },
+  CHAT_ERR_HEADERS_TOO_LARGE: {
+    status: 431,
+    meaning: "The request's headers are larger than the server accepts.",
+  },
   CHAT_ERR_SERVER_BUSY: {
     status: 503,
     meaning: 'The node is serving resource_limits.max_concurrent_requests requests already; retry shortly.',

@@ -8,6 +8,7 @@ import type { Platform } from '../platform/create-platform.ts';
 import { type Auth, createAuth } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
+import { createClientErrorHandler } from './client-errors.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerRequestTracing } from './request-tracing.ts';
@@ -36,6 +37,12 @@ export interface CreateServerOptions {
   auth?: Auth;
 }
 
+/** How often Node looks for requests past the timeout: Node's 30 s, more often for a short timeout. */
+function timeoutCheckInterval(requestTimeoutMs: number): number {
+  if (requestTimeoutMs === 0) return 30_000;
+  return Math.min(30_000, Math.max(100, Math.floor(requestTimeoutMs / 4)));
+}
+
 /**
  * Builds the HTTP app over a running platform: REST sessions and messages, SSE and WebSocket streaming,
  * the OpenAI-compatible API, users and keys, health, and /openapi.json. Every route but health and the
@@ -53,6 +60,16 @@ export async function createServer(
     // Per-request info lines would double the log volume of a chat turn; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),
     schemaErrorFormatter: formatSchemaErrors,
+    // A client that takes longer to send its request is answered 408 and cut off (client-errors.ts), so
+    // slow-loris connections cannot hold request slots for ever. Node looks for them every
+    // connectionsCheckingInterval. Given to Node's server at its creation too: set afterwards (all that
+    // Fastify's own option does), it bounds the headers but not a body still trickling in.
+    requestTimeout: server.request_timeout_ms,
+    http: {
+      requestTimeout: server.request_timeout_ms,
+      connectionsCheckingInterval: timeoutCheckInterval(server.request_timeout_ms),
+    },
+    clientErrorHandler: createClientErrorHandler(server.request_timeout_ms),
   }) as unknown as FastifyInstance;
 
   // Bodies are validated as sent: `{ "content": 5 }` is a 400, not the string "5" (Fastify's default
@@ -125,6 +142,32 @@ export async function createServer(
   // The web client (web-client.ts): its session cookie stands in for a key; its page is served at /.
   const web = createWebAccess(platform, auth);
   registerAuthHook(app, auth, { sessionPrincipal: web.sessionPrincipal });
+
+  // One user may hold at most resource_limits.max_concurrent_requests_per_user of those requests: counted
+  // once the caller is known (after every onRequest hook, before the body is read), so one user's open
+  // streams, sockets or slow uploads cannot take the whole node from the others.
+  const maxPerUser = platform.config.resource_limits.max_concurrent_requests_per_user;
+  const inFlightByUser = new Map<string, number>();
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    const userId = request.principal?.userId;
+    if (userId === undefined) return done(null, payload);
+    const open = inFlightByUser.get(userId) ?? 0;
+    if (open >= maxPerUser) {
+      return done(
+        new PlatformError(
+          'CHAT_ERR_TOO_MANY_CONCURRENT_REQUESTS',
+          `you have ${maxPerUser} requests open on this server already (resource_limits.max_concurrent_requests_per_user): retry when one has ended`,
+        ),
+      );
+    }
+    inFlightByUser.set(userId, open + 1);
+    reply.raw.once('close', () => {
+      const left = (inFlightByUser.get(userId) ?? 1) - 1;
+      if (left === 0) inFlightByUser.delete(userId);
+      else inFlightByUser.set(userId, left);
+    });
+    done(null, payload);
+  });
   addSharedSchemas(app);
   await app.register(swagger, {
     openapi: {
