@@ -378,8 +378,10 @@ describe.skipIf(!chromiumAvailable())('the web client in Chromium', { timeout: 6
     expect(await page.evaluate(PWNED)).toBeUndefined();
     expect(watch.dialogs).toEqual([]);
     expect(harness.model.trackerHits).toBe(trackerBefore);
-    // The client's own buttons (Copy on code, Regenerate on the last reply) are the only ones allowed.
-    const active = 'script, iframe, svg, form, style, button:not(.copy-code):not(.regenerate), img';
+    // The client's own buttons (Copy on code, Regenerate on the last reply, the rating thumbs and their
+    // drawn icons) are the only ones allowed.
+    const active =
+      'script, iframe, svg:not(.rate-buttons svg), form, style, button:not(.copy-code):not(.regenerate):not(.rate), img';
     expect(await reply.locator(active).count()).toBe(0);
     expect(await reply.locator('[onerror], [onload], [ontoggle], [style]').count()).toBe(0);
     const hrefs = await reply
