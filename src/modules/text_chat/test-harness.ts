@@ -47,6 +47,8 @@ export interface Harness {
   /** Every event whose type matches `pattern`, as seen by a local listener. */
   events(pattern: string): EventEnvelope[];
   readDataFile(path: string): Promise<string>;
+  /** What the platform logged at warn level and above, one object a line. */
+  logged(): Promise<Array<{ level: string; msg: string }>>;
   close(): Promise<void>;
 }
 
@@ -184,6 +186,13 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     },
     events: (pattern) => seen.filter((event) => matchesPattern(pattern, event.type)),
     readDataFile: (path) => readFile(join(dataDir, path), 'utf8'),
+    async logged() {
+      const text = await readFile(join(directory, 'log.jsonl'), 'utf8').catch(() => '');
+      return text
+        .split('\n')
+        .filter((line) => line !== '')
+        .map((line) => JSON.parse(line) as { level: string; msg: string });
+    },
     async close() {
       await bus.close();
       await modules.dispose();

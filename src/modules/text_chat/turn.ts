@@ -1,4 +1,4 @@
-import { PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
+import { NotFoundError, PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
@@ -490,7 +490,10 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     // The user's message is stored whatever failed (unless storing it is what failed).
     await userMessage.store().catch(() => {});
     const error = toPlatformError(caught);
-    ctx.log.warn({ turnId, sessionId, code: error.code, err: caught }, 'turn failed');
+    // A session deleted while its reply was being generated is the user's doing, not a failure to look into.
+    if (error instanceof NotFoundError)
+      ctx.log.info({ turnId, sessionId }, 'turn ended: its session was deleted');
+    else ctx.log.warn({ turnId, sessionId, code: error.code, err: caught }, 'turn failed');
     await safeEmit(ctx, 'chat.response.error', { turnId, sessionId, error: error.toJSON() }, envelope);
     throw error;
   }
