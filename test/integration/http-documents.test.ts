@@ -215,6 +215,29 @@ describe('POST /v1/documents', () => {
       status: 400,
     });
   });
+
+  it('answers a body that is not well-formed multipart with 400 naming the problem, never 500', async () => {
+    const bodies: Array<[string, string]> = [
+      // A part cut short: the closing boundary never comes.
+      [
+        'multipart/form-data; boundary=zzz',
+        '--zzz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nunterminated',
+      ],
+      // No boundary to split it by.
+      ['multipart/form-data', 'x'],
+    ];
+    for (const [contentType, body] of bodies) {
+      const response = await fetch(`${harness.baseUrl}/v1/documents`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${harness.alice.key}`, 'content-type': contentType },
+        body,
+      });
+      expect(response.status, contentType).toBe(400);
+      const answer = (await response.json()) as { error: { code: string; message: string } };
+      expect(answer.error.code).toBe('CHAT_ERR_VALIDATION_INVALID');
+      expect(answer.error.message).toContain('multipart/form-data');
+    }
+  });
 });
 
 describe('reading, querying and deleting documents', () => {

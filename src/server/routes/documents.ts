@@ -145,6 +145,12 @@ async function readUpload(
         { details: { limit: limits.files } },
       );
     }
+    // What the multipart parser (busboy) throws is about the body the client sent: a missing boundary, a
+    // part cut short. Ours (PlatformError) and Fastify's own (a code) already say what they are.
+    if (!(error instanceof PlatformError) && code === undefined && error instanceof Error) {
+      discardRest();
+      throw new ValidationError(`the upload is not well-formed multipart/form-data: ${error.message}`);
+    }
     throw error;
   }
   return { files, fields };
