@@ -59,6 +59,11 @@ export const ERROR_CODES = {
     meaning:
       'A call cannot cross the worker boundary of an isolated module: a payload or result that is not structured-clone-able, or getModule, which isolated modules do not have.',
   },
+  CHAT_ERR_STORAGE_FULL: {
+    status: 507,
+    meaning:
+      "The storage device has no space left (the flatfile backend's disk, or the user's disk quota): an operator must free space; retry later. What the request would have stored was not.",
+  },
   CHAT_ERR_STORAGE_INVALID_KEY: {
     status: 400,
     meaning: 'A storage key is empty, absolute, or contains "..", NUL or a backslash.',

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -169,6 +169,21 @@ describe('append: group commit', () => {
       { numRuns: 30 },
     );
   });
+});
+
+describe('a full disk', () => {
+  // /dev/full answers every write with ENOSPC, as a full disk does: a log file linked to it is one.
+  it.skipIf(process.platform !== 'linux')(
+    'fails an append with CHAT_ERR_STORAGE_FULL (507), and serves other keys',
+    async () => {
+      await symlink('/dev/full', join(root, 'full.log'));
+      const failed = await storage.append('full.log', bytes('no room')).catch((error: unknown) => error);
+      expect(failed).toMatchObject({ code: 'CHAT_ERR_STORAGE_FULL', status: 507 });
+      expect((failed as Error).message).toContain('no space left');
+      await storage.append('other.log', bytes('fine'));
+      expect(new TextDecoder().decode(await storage.read('other.log'))).toBe('fine');
+    },
+  );
 });
 
 describe('append: files kept open', () => {

@@ -178,6 +178,15 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   function failure(operation: string, key: string, error: unknown): PlatformError {
     if (error instanceof PlatformError) return error;
     const code = errorCode(error);
+    // A full disk is not a fault of the request nor of parley: said as such (507), for clients to retry
+    // later and operators to free space.
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new PlatformError(
+        'CHAT_ERR_STORAGE_FULL',
+        `flatfile ${operation} of "${key}" failed: no space left on the storage device`,
+        { details: { key, operation, code }, cause: error },
+      );
+    }
     const conflict = code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST';
     const reason = conflict
       ? 'the key conflicts with a folder of other keys, or a key on its path is a file'
