@@ -3,7 +3,7 @@ import type { ModuleContext, ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import { encodeJsonLine, parseJsonLines } from '../../storage/json-lines.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
-import { messagesKey, type SessionStore } from './sessions.ts';
+import { type SessionStore, sessionFolder } from './sessions.ts';
 import type { FeedbackRating, MessageFeedback, MessageFeedbackList, TextChatConfig } from './types.ts';
 import { codePointLength, payloadOf, requiredString } from './validate.ts';
 
@@ -28,7 +28,7 @@ const RATINGS: ReadonlySet<unknown> = new Set(['up', 'down']);
 
 /** The key of a session's feedback, beside its message log. */
 function feedbackKey(userId: string, sessionId: string): string {
-  return messagesKey(userId, sessionId).replace(/messages\.jsonl$/, 'feedback.jsonl');
+  return `${sessionFolder(userId, sessionId)}feedback.jsonl`;
 }
 
 /** The session's current feedback, by message id (withdrawn ratings left out). */
@@ -102,8 +102,8 @@ export function createFeedbackRequests(
     return comment.trim() === '' ? undefined : comment;
   }
 
-  /** The reply rated: in this user's session (else not found, as for a missing one), and the assistant's. */
-  async function ratedReply(userId: string, sessionId: string, messageId: string): Promise<Message> {
+  /** Checks that the message is a reply in this user's session (else not found, as a missing one is). */
+  async function assertRatable(userId: string, sessionId: string, messageId: string): Promise<void> {
     const [, log] = await Promise.all([
       sessions.get(userId, sessionId),
       history.load(ctx.storage, userId, sessionId),
@@ -127,7 +127,6 @@ export function createFeedbackRequests(
         },
       );
     }
-    return message;
   }
 
   return {
@@ -139,7 +138,7 @@ export function createFeedbackRequests(
       const messageId = requiredString(payload, 'messageId', eventType);
       const rating = parseRating(payload, eventType);
       const comment = rating === null ? undefined : parseComment(payload, eventType);
-      await ratedReply(userId, sessionId, messageId);
+      await assertRatable(userId, sessionId, messageId);
       const line: FeedbackLine = { messageId, rating, at: new Date().toISOString() };
       if (comment !== undefined) line.comment = comment;
       await ctx.storage.append(feedbackKey(userId, sessionId), encodeJsonLine(line));

@@ -27,7 +27,7 @@ export function sessionIdOfKey(key: string): string | undefined {
 }
 
 /** `{user_id}/{session_id}/` under the module's root (`sessions/` in the seed layout). */
-function sessionFolder(userId: string, sessionId: string): string {
+export function sessionFolder(userId: string, sessionId: string): string {
   return `${userSegment(userId)}/${sessionId}/`;
 }
 
