@@ -1,7 +1,7 @@
 /**
  * Rating replies in Chromium against a real parley: 👍 under a reply is pressed at once and saved (another
- * client of the API sees it, and a reload shows it again); 👎 replaces it; pressing the pressed one again
- * withdraws the rating. axe-core finds nothing to fix with the buttons shown.
+ * client of the API sees it, and a reload shows it again); 👎 replaces it and offers a box to say what was
+ * wrong, sent as the rating's comment; pressing the pressed one again withdraws the rating. axe-core finds nothing to fix with the buttons shown.
  */
 
 import type { Browser, Page } from 'playwright-core';
@@ -65,6 +65,29 @@ describe.skipIf(!chromiumAvailable())('rating replies in Chromium', { timeout: 9
     await thumb(page, 'Bad reply').click();
     expect(await thumb(page, 'Good reply').getAttribute('aria-pressed')).toBe('false');
     await expect.poll(ratings).toEqual(['down']);
+    // Rated down: saved at once, and a box asks what was wrong (focused, optional).
+    const box = page.getByRole('textbox', { name: /What was wrong with this reply/ });
+    await box.waitFor();
+    expect(await box.evaluate((element) => element === document.activeElement)).toBe(true);
+    await screenshot(page, '41-reply-rated-down');
+    expect(await audit(page)).toEqual([]);
+    await box.fill('It made up the year');
+    await page
+      .getByRole('form', { name: 'What was wrong with this reply' })
+      .getByRole('button', { name: 'Send feedback' })
+      .click();
+    await box.waitFor({ state: 'detached' });
+    const comments = async () =>
+      (
+        await apiGet<{ feedback: Array<{ rating: string; comment?: string }> }>(
+          harness.baseUrl,
+          user,
+          `/v1/sessions/${sessionId}/feedback`,
+        )
+      ).body.feedback;
+    await expect
+      .poll(comments)
+      .toEqual([expect.objectContaining({ rating: 'down', comment: 'It made up the year' })]);
 
     await thumb(page, 'Bad reply').click();
     expect(await thumb(page, 'Bad reply').getAttribute('aria-pressed')).toBe('false');

@@ -338,8 +338,8 @@ export const api = {
   /** The session's ratings of replies. */
   listFeedback: async (id: string) =>
     (await json<{ feedback: ReplyFeedback[] }>('GET', `${sessionPath(id)}/feedback`)).feedback,
-  /** Rates a reply; `null` withdraws the rating. */
-  rateReply: (sessionId: string, messageId: string, rating: ReplyRating | null) =>
+  /** Rates a reply, with a comment if one was given; `null` withdraws the rating. */
+  rateReply: (sessionId: string, messageId: string, rating: ReplyRating | null, comment?: string) =>
     rating === null
       ? json<unknown>(
           'DELETE',
@@ -348,7 +348,7 @@ export const api = {
       : json<ReplyFeedback>(
           'PUT',
           `${sessionPath(sessionId)}/messages/${encodeURIComponent(messageId)}/feedback`,
-          { rating },
+          comment === undefined ? { rating } : { rating, comment },
         ),
   listMessages: (id: string, before?: string) =>
     json<{ messages: ChatMessage[]; nextCursor?: string }>(

@@ -353,7 +353,7 @@ export function Conversation({
 
   /** Rates a reply at once on screen; a refusal puts the old rating back and says why. */
   const rate = useCallback(
-    async (messageId: string, rating: ReplyRating | null) => {
+    async (messageId: string, rating: ReplyRating | null, comment?: string) => {
       const sessionId = session.id;
       const before = ratings.get(messageId);
       const show = (value: ReplyRating | undefined) =>
@@ -365,7 +365,7 @@ export function Conversation({
         });
       show(rating ?? undefined);
       try {
-        await api.rateReply(sessionId, messageId, rating);
+        await api.rateReply(sessionId, messageId, rating, comment);
       } catch (error) {
         show(before);
         if (failuresRef.current.handled(error)) return;
@@ -535,7 +535,10 @@ export function Conversation({
               ? { onRegenerate: () => void regenerate(message.id) }
               : {})}
             {...(message.role === 'assistant' && !message.id.startsWith('local-') && online
-              ? { rating: ratings.get(message.id), onRate: (rating) => void rate(message.id, rating) }
+              ? {
+                  rating: ratings.get(message.id),
+                  onRate: (rating, comment) => void rate(message.id, rating, comment),
+                }
               : {})}
           />
         ))}

@@ -18,8 +18,52 @@ export interface MessageViewProps {
   onRegenerate?: () => void;
   /** The user's rating of this reply, if any. */
   rating?: ReplyRating | undefined;
-  /** Offered on a stored reply: rate it (`null`: withdraw the rating). */
-  onRate?: (rating: ReplyRating | null) => void;
+  /** Offered on a stored reply: rate it (`null`: withdraw the rating), with what was wrong, if said. */
+  onRate?: (rating: ReplyRating | null, comment?: string) => void;
+}
+
+/** The longest comment the box takes (text_chat.feedback.max_comment_length's default). */
+const MAX_COMMENT_LENGTH = 2000;
+
+/** Asked once a reply was rated down: what was wrong with it, in a few words (optional). */
+function WhatWasWrong({ onSend, onClose }: { onSend(comment: string): void; onClose(): void }) {
+  const [comment, setComment] = useState('');
+  return (
+    <form
+      className="rate-comment"
+      aria-label="What was wrong with this reply"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (comment.trim() !== '') onSend(comment.trim());
+        onClose();
+      }}
+    >
+      <label>
+        <span>
+          What was wrong with this reply? <span className="muted">(optional)</span>
+        </span>
+        <textarea
+          // biome-ignore lint/a11y/noAutofocus: the box opens because the user asked to say more
+          autoFocus
+          rows={2}
+          maxLength={MAX_COMMENT_LENGTH}
+          value={comment}
+          onChange={(event) => setComment(event.target.value)}
+          onKeyDown={(event) => {
+            if (event.key === 'Escape') onClose();
+          }}
+        />
+      </label>
+      <div className="rate-comment-actions">
+        <button type="submit" disabled={comment.trim() === ''}>
+          Send feedback
+        </button>
+        <button type="button" className="ghost" onClick={onClose}>
+          Skip
+        </button>
+      </div>
+    </form>
+  );
 }
 
 // Drawn, not emoji: a system without an emoji font shows an empty box for 👍 (shapes of Feather's icons).
@@ -221,6 +265,7 @@ export const MessageView = memo(function MessageView({
   rating,
   onRate,
 }: MessageViewProps) {
+  const [askingWhy, setAskingWhy] = useState(false);
   const mine = message.role === 'user';
   const citations = mine ? [] : (message.metadata.citations ?? []);
   const toolCalls = mine ? [] : (message.metadata.toolCalls ?? []);
@@ -296,8 +341,20 @@ export const MessageView = memo(function MessageView({
               Regenerate
             </button>
           ) : null}
-          {onRate ? <RateButtons rating={rating} onRate={onRate} /> : null}
+          {onRate ? (
+            <RateButtons
+              rating={rating}
+              onRate={(next) => {
+                onRate(next);
+                // Rated down: the rating is saved at once; saying why is offered, never required.
+                setAskingWhy(next === 'down');
+              }}
+            />
+          ) : null}
         </div>
+      ) : null}
+      {askingWhy && onRate ? (
+        <WhatWasWrong onSend={(comment) => onRate('down', comment)} onClose={() => setAskingWhy(false)} />
       ) : null}
     </article>
   );
