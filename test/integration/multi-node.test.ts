@@ -195,6 +195,38 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     await untilBothNodes('zeppelin', (contents) => contents.length === 0, 'both nodes to forget the chat');
   });
 
+  it('a regeneration is refused (409) while a reply of the session generates on any node', async () => {
+    const { n1, n2 } = cluster.nodes;
+    const { key } = cluster.alice;
+    const sessionId = (await n1.call('POST', `/v1/sessions`, { key, body: {} })).body.id as string;
+    cluster.respond({ kind: 'stream', chunks: ['A first reply.'] });
+    expect(
+      (await n1.call('POST', `/v1/sessions/${sessionId}/messages`, { key, body: { content: 'Hi' } })).status,
+    ).toBe(200);
+    const chunks = Array.from({ length: 15 }, (_, n) => `r${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
+    const turn = n1.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'A long answer, please' },
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => cluster.generatedOn().length > 0, 'the turn reaching a model');
+    // Through n2 (no text_chat): each regeneration goes to n1 or n3, as NATS picks (at random), so most
+    // likely some reach the node the turn does not run on (each of 8 missing it: 1 in 256).
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const refused = await n2.call('POST', `/v1/sessions/${sessionId}/regenerate`, { key });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+      expect(refused.body.error.code).toBe('CHAT_ERR_TURN_IN_PROGRESS');
+    }
+    expect((await turn).status).toBe(200);
+    cluster.respond({ kind: 'stream', chunks: ['Regenerated.'] });
+    await waitFor(
+      async () => (await n2.call('POST', `/v1/sessions/${sessionId}/regenerate`, { key })).status === 200,
+      'a regeneration once the turn ended',
+      5000,
+    );
+  });
+
   it("a user's message rate limit holds across nodes: the 61st message in a minute is refused wherever it goes", async () => {
     const { n1, n2, n3 } = cluster.nodes;
     const created = await n1.call('POST', '/v1/users', { key: cluster.adminKey, body: { name: 'bob' } });
