@@ -99,9 +99,9 @@ describe('POST /v1/sessions/:id/regenerate', () => {
     const search = async () => {
       const found = await harness.call('GET', '/v1/search?q=capybara', { key: harness.alice.key });
       expect(found.status).toBe(200);
-      return (found.body.hits as Array<{ sessionId: string; content: string }>)
+      return (found.body.hits as Array<{ sessionId: string; snippet: string }>)
         .filter((hit) => hit.sessionId === sessionId)
-        .map((hit) => hit.content)
+        .map((hit) => hit.snippet)
         .sort();
     };
     // Searched once first, so the index is held and the regeneration is noted into it.
