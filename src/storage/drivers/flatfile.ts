@@ -116,7 +116,7 @@ const ignore = () => {};
 
 /**
  * Attempts at making a file's folder and creating the file in it: a delete may remove the folder, emptied,
- * between the two (each attempt lost so needs another delete in that folder at that moment).
+ * between the two. Each attempt lost takes another delete emptying that very folder at that very moment.
  */
 const CREATE_ATTEMPTS = 3;
 
