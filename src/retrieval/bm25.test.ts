@@ -164,6 +164,23 @@ describe('createBm25Index', () => {
     expect(after).toEqual(indexOf(AERO).search('boundary layer wall', { ownerId: 'alice' }));
   });
 
+  it('removes one chunk of a document, and scores as if it had never been added', () => {
+    const index = indexOf(AERO);
+    index.add(
+      { id: 'extra', docId: 'heat', text: 'Boundary layer heat transfer, again.' },
+      { ownerId: 'alice' },
+    );
+    expect(index.removeChunk('extra', { ownerId: 'bob' })).toBe(false);
+    expect(index.removeChunk('extra', { ownerId: 'alice' })).toBe(true);
+    expect(index.removeChunk('extra', { ownerId: 'alice' })).toBe(false);
+    expect(index.size('alice')).toBe(AERO.length);
+    expect(index.search('boundary layer heat', { ownerId: 'alice' })).toEqual(
+      indexOf(AERO).search('boundary layer heat', { ownerId: 'alice' }),
+    );
+    // The rest of its document stays.
+    expect(ids(index.search('heat', { ownerId: 'alice' }))).toContain('heat');
+  });
+
   it('keeps scoring right after enough removals to compact its storage', () => {
     const index = createBm25Index();
     const kept = AERO.map((document) => ({ ...document, docId: document.id }));

@@ -168,6 +168,8 @@ export interface Bm25Index {
    * another owner is left alone (0 is returned), so a caller can pass a user's request straight through.
    */
   remove(docId: string, options?: { ownerId?: string }): number;
+  /** Removes one chunk of an owner's; returns whether it was indexed. */
+  removeChunk(chunkId: string, options: { ownerId: string }): boolean;
   /** Removes everything an owner has; returns how many chunks were removed. */
   removeOwner(ownerId: string): number;
   /** The owner's best chunks for the query, best first. Another owner's chunks are never scored. */
@@ -397,6 +399,15 @@ function buildIndex(options: Bm25Options, snapshot?: Bm25IndexJSON): Bm25Index {
       for (const slot of slots) removeSlot(shard, slot);
       tidy(ownerId, shard);
       return slots.length;
+    },
+
+    removeChunk(chunkId, removeOptions) {
+      const shard = shards.get(removeOptions.ownerId);
+      const slot = shard?.slotByChunkId.get(chunkId);
+      if (shard === undefined || slot === undefined) return false;
+      removeSlot(shard, slot);
+      tidy(removeOptions.ownerId, shard);
+      return true;
     },
 
     removeOwner(ownerId) {

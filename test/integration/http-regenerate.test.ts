@@ -93,6 +93,24 @@ describe('POST /v1/sessions/:id/regenerate', () => {
     expect(conversationSent()).toEqual(['user: Pick a number', 'assistant: Eight.', 'user: Why that one?']);
   });
 
+  it('leaves the replaced reply out of search, as out of the listing', async () => {
+    const sessionId = await newSession();
+    await say(sessionId, 'Name a capybara', ['Gerald the capybara.']);
+    const search = async () => {
+      const found = await harness.call('GET', '/v1/search?q=capybara', { key: harness.alice.key });
+      expect(found.status).toBe(200);
+      return (found.body.hits as Array<{ sessionId: string; snippet: string }>)
+        .filter((hit) => hit.sessionId === sessionId)
+        .map((hit) => hit.snippet)
+        .sort();
+    };
+    // Searched once first, so the index is held and the regeneration is noted into it.
+    expect(await search()).toEqual(['Gerald the capybara.', 'Name a capybara']);
+    harness.model.respond({ kind: 'stream', chunks: ['Hugo the capybara.'] });
+    expect((await postRegenerate(sessionId, '')).status).toBe(200);
+    expect(await search()).toEqual(['Hugo the capybara.', 'Name a capybara']);
+  });
+
   it('streams over SSE like a message, with the model settings asked for, replacing the newest reply', async () => {
     const sessionId = await newSession();
     await say(sessionId, 'Name a fruit', ['Apple.']);

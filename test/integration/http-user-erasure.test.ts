@@ -106,11 +106,11 @@ describe('erasing a user', () => {
     expect((await call('DELETE', `/v1/users/${bob.id}`, { key: admin.key })).status).toBe(404);
     expect(await filesContaining('quokka')).toEqual([]);
     expect(await filesContaining('7731')).toEqual([]);
-    // No file named by bob's id either (the flatfile backend leaves emptied folders in place).
-    const files = (await readdir(harness.dataDir, { recursive: true, withFileTypes: true }))
-      .filter((entry) => entry.isFile())
-      .map((entry) => relative(harness.dataDir, join(entry.parentPath, entry.name)));
-    expect(files.filter((path) => path.includes(bob.id))).toEqual([]);
+    // No file or folder named by bob's id either: the flatfile backend removes the folders it emptied.
+    const paths = (await readdir(harness.dataDir, { recursive: true, withFileTypes: true })).map((entry) =>
+      relative(harness.dataDir, join(entry.parentPath, entry.name)),
+    );
+    expect(paths.filter((path) => path.includes(bob.id))).toEqual([]);
     expect(harness.events('user.deleted').map((event) => event.data)).toEqual([{ userId: bob.id }]);
 
     // Alice keeps hers.

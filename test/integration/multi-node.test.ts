@@ -16,7 +16,8 @@ import { TEST_REDIS_URL, uniqueRedisPrefix } from '../helpers/redis-server.ts';
 
 // Three `parley serve` processes on the shared Redis and the shared NATS act as one: any node serves any
 // request, a reply generated on one node streams to a client on another, a node killed with SIGKILL
-// mid-reply loses nothing that was acknowledged, and a turn is one trace across the nodes it touched
+// mid-reply loses nothing that was acknowledged, what one node stores is found by the search every node
+// serves, and a turn is one trace across the nodes it touched
 // (each node exports its spans to one OTLP receiver). (test/integration/multi-node-s3.test.ts: the same
 // on S3.)
 
@@ -121,6 +122,109 @@ describe.skipIf(!available)('three parley nodes on Redis and NATS', () => {
     expect(cluster.models[generator].requests).toHaveLength(1);
     const log = await readSessionLog(TEST_REDIS_URL, redisPrefix, userId, sessionId);
     expect(log.map((message) => message.content)).toEqual(['only once, please', chunks.join('')]);
+  });
+
+  it('a message stored on one node is found by search on every node at once, not only after a resync', async () => {
+    const { n1, n2, n3 } = cluster.nodes;
+    const { key } = cluster.alice;
+    // Searches served so far by a node's text_chat (each node holds its own index of alice's messages).
+    const searchesServedBy = async (node: ParleyNode): Promise<number> => {
+      const scrape = await node.call('GET', '/metrics', { key: cluster.adminKey });
+      expect(scrape.status).toBe(200);
+      const line = String(scrape.body)
+        .split('\n')
+        .find((text) =>
+          text.startsWith('parley_handler_duration_seconds_count{type="messages.search",module="text_chat"}'),
+        );
+      return line === undefined ? 0 : Number(line.split(' ').at(-1));
+    };
+    // One search through n2 (no text_chat: it always goes over NATS), and the node that served it.
+    const search = async (query: string) => {
+      const before = [await searchesServedBy(n1), await searchesServedBy(n3)];
+      const answer = await n2.call('GET', `/v1/search?q=${encodeURIComponent(query)}`, { key });
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      const after = [await searchesServedBy(n1), await searchesServedBy(n3)];
+      const servedBy = after[0]! > before[0]! ? 'n1' : after[1]! > before[1]! ? 'n3' : 'none';
+      const contents = (answer.body.hits as Array<{ snippet: string }>).map((hit) => hit.snippet).sort();
+      return { servedBy, contents };
+    };
+    /** Searches until both text_chat nodes have answered `check` true (or the time is up). */
+    const untilBothNodes = async (query: string, check: (contents: string[]) => boolean, what: string) => {
+      const served = new Set<string>();
+      await waitFor(
+        async () => {
+          const { servedBy, contents } = await search(query);
+          if (check(contents)) served.add(servedBy);
+          return served.has('n1') && served.has('n3');
+        },
+        what,
+        // Far below text_chat.search.resync_ms (30 s): what is found was heard, not reread.
+        10_000,
+      );
+    };
+    // Both nodes hold an index of alice's messages before the new ones are stored.
+    await untilBothNodes('zeppelin', (contents) => contents.length === 0, 'both nodes to search for alice');
+
+    const sessionId = (await n3.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    cluster.respond({ kind: 'stream', chunks: ['The zeppelin ', 'hangar is in Friedrichshafen.'] });
+    const turn = await n1.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'Where is the zeppelin hangar?' },
+    });
+    expect(turn.status, JSON.stringify(turn.body)).toBe(200);
+    const expected = ['The zeppelin hangar is in Friedrichshafen.', 'Where is the zeppelin hangar?'];
+    await untilBothNodes(
+      'zeppelin hangar',
+      (contents) => JSON.stringify(contents) === JSON.stringify(expected),
+      'both nodes to find the new messages',
+    );
+
+    // Regenerated through n2: the replaced reply leaves both nodes' results.
+    cluster.respond({ kind: 'stream', chunks: ['The zeppelin hangar stands by Lake Constance.'] });
+    const regenerated = await n2.call('POST', `/v1/sessions/${sessionId}/regenerate`, { key });
+    expect(regenerated.status, JSON.stringify(regenerated.body)).toBe(200);
+    const replaced = ['The zeppelin hangar stands by Lake Constance.', 'Where is the zeppelin hangar?'];
+    await untilBothNodes(
+      'zeppelin hangar',
+      (contents) => JSON.stringify(contents) === JSON.stringify(replaced),
+      'both nodes to leave the replaced reply out',
+    );
+
+    // Deleted through n2: gone from both nodes' results.
+    expect((await n2.call('DELETE', `/v1/sessions/${sessionId}`, { key })).status).toBe(204);
+    await untilBothNodes('zeppelin', (contents) => contents.length === 0, 'both nodes to forget the chat');
+  });
+
+  it('a regeneration is refused (409) while a reply of the session generates on any node', async () => {
+    const { n1, n2 } = cluster.nodes;
+    const { key } = cluster.alice;
+    const sessionId = (await n1.call('POST', `/v1/sessions`, { key, body: {} })).body.id as string;
+    cluster.respond({ kind: 'stream', chunks: ['A first reply.'] });
+    expect(
+      (await n1.call('POST', `/v1/sessions/${sessionId}/messages`, { key, body: { content: 'Hi' } })).status,
+    ).toBe(200);
+    const chunks = Array.from({ length: 15 }, (_, n) => `r${n} `);
+    cluster.respond({ kind: 'stream', chunks, delayMs: 100 });
+    const turn = n1.call('POST', `/v1/sessions/${sessionId}/messages`, {
+      key,
+      body: { content: 'A long answer, please' },
+      timeoutMs: 30_000,
+    });
+    await waitFor(() => cluster.generatedOn().length > 0, 'the turn reaching a model');
+    // Through n2 (no text_chat): each regeneration goes to n1 or n3, as NATS picks (at random), so most
+    // likely some reach the node the turn does not run on (each of 8 missing it: 1 in 256).
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const refused = await n2.call('POST', `/v1/sessions/${sessionId}/regenerate`, { key });
+      expect(refused.status, JSON.stringify(refused.body)).toBe(409);
+      expect(refused.body.error.code).toBe('CHAT_ERR_TURN_IN_PROGRESS');
+    }
+    expect((await turn).status).toBe(200);
+    cluster.respond({ kind: 'stream', chunks: ['Regenerated.'] });
+    await waitFor(
+      async () => (await n2.call('POST', `/v1/sessions/${sessionId}/regenerate`, { key })).status === 200,
+      'a regeneration once the turn ended',
+      5000,
+    );
   });
 
   it("a user's message rate limit holds across nodes: the 61st message in a minute is refused wherever it goes", async () => {

@@ -24,6 +24,7 @@ import type {
   ChatResponseAlive,
   ChatResponseEnd,
   ChatResponseError,
+  ChatTurnStarted,
   MessageReceived,
   MessageRegenerateRequest,
   MessageSendRequest,
@@ -90,7 +91,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
       search,
-      generating: createSessionsGenerating(),
+      generating: createSessionsGenerating({ lostAfterMs: config.turn_recovery.lost_after_ms }),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -101,8 +102,13 @@ export default defineModule<TextChatConfig, TextChatApi>({
     // A turn's end or error, from any node: a keyed turn under way there is no longer generating.
     const turnEnded = {
       mode: 'local' as const,
-      handler: (event: EventEnvelope<ChatResponseEnd | ChatResponseError>) =>
-        deps.keyedTurns.ended(event.data?.turnId, Date.parse(event.time)),
+      handler: (event: EventEnvelope<ChatResponseEnd | ChatResponseError>) => {
+        const turnId = event.data?.turnId;
+        if (typeof turnId !== 'string') return;
+        const time = Date.parse(event.time);
+        deps.keyedTurns.ended(turnId, time);
+        deps.generating.ended(turnId, time);
+      },
     };
     // Every node's search index hears what any node stored or deleted (this node's own appends are noted
     // by the turn as well; notes are deduplicated by message id).
@@ -177,6 +183,24 @@ export default defineModule<TextChatConfig, TextChatApi>({
             const turnIds = event.data?.turnIds;
             if (!Array.isArray(turnIds)) return;
             deps.keyedTurns.heard(turnIds, event.data.started === true, Date.parse(event.time));
+            deps.generating.alive(turnIds);
+          },
+        },
+        // Every node hears in which sessions another node is generating (sessions-generating.ts).
+        'chat.turn.started': {
+          mode: 'local',
+          handler: (event: EventEnvelope<ChatTurnStarted>) => {
+            const { turnId, sessionId, node, regeneration } = event.data ?? {};
+            const userId = event.userId;
+            if (node === deps.node || typeof turnId !== 'string' || typeof sessionId !== 'string') return;
+            if (typeof userId !== 'string') return;
+            deps.generating.startedElsewhere(
+              turnId,
+              userId,
+              sessionId,
+              regeneration === true,
+              Date.parse(event.time),
+            );
           },
         },
         'chat.response.end': {

@@ -15,6 +15,10 @@
  *   after them, misses some), so an index older than `resyncMs` is brought in line with storage before it
  *   answers: one listing of the user's folder (sessions gone are dropped) and each log read from the byte
  *   it was parsed to (logs only grow until deleted), so a resync reads only what is new.
+ * - A reply a regeneration replaced (`metadata.replaces` on the new one, replies.ts) leaves the index when
+ *   its replacement is indexed, and a failed regeneration is never indexed: search finds what the message
+ *   list shows by default. The ids replaced are remembered, so a log read after the replacement was noted
+ *   does not bring the old reply back.
  * What the index answers is checked once more by the caller: every hit's session must still exist
  * (session-requests.ts), so a session deleted by a node whose event was missed never shows.
  */
@@ -25,6 +29,7 @@ import { type Bm25Index, createBm25Index, DEFAULT_BM25 } from '../../retrieval/b
 import { createTokenizer, type Tokenizer } from '../../retrieval/tokenize.ts';
 import { parseJsonLines } from '../../storage/json-lines.ts';
 import { type ReadableFrom, readFrom } from '../../storage/read-from.ts';
+import { isFailedRegeneration, replacedBy } from './replies.ts';
 import { messagesKey, sessionIdOfKey, userFolder } from './sessions.ts';
 
 /** What a hit says of its message (the caller adds the session's title). */
@@ -82,6 +87,8 @@ interface UserIndex {
   sessions: Map<string, { parsed: number; ids: string[] }>;
   /** Sessions deleted while this index is held: never indexed again. */
   deleted: Set<string>;
+  /** Replies replaced by a regeneration: never indexed (again). */
+  replaced: Set<string>;
   /** Messages noted and not yet indexed. */
   pending: Array<{ sessionId: string; message: Message }>;
   /** When the index was last brought in line with storage (-Infinity: never). */
@@ -126,6 +133,7 @@ export function createMessageSearch(options: MessageSearchOptions): MessageSearc
       messages: new Map(),
       sessions: new Map(),
       deleted: new Set(),
+      replaced: new Set(),
       pending: [],
       syncedAt: Number.NEGATIVE_INFINITY,
       syncing: undefined,
@@ -138,6 +146,12 @@ export function createMessageSearch(options: MessageSearchOptions): MessageSearc
     if (entry.deleted.has(sessionId) || entry.messages.has(message.id)) return;
     if (!SEARCHED_ROLES.has(message.role) || typeof message.content !== 'string' || message.content === '') {
       return;
+    }
+    if (entry.replaced.has(message.id) || isFailedRegeneration(message)) return;
+    const replaced = replacedBy(message);
+    if (replaced !== undefined) {
+      entry.replaced.add(replaced);
+      removeMessage(userId, entry, replaced);
     }
     let session = entry.sessions.get(sessionId);
     if (session === undefined) {
@@ -155,6 +169,16 @@ export function createMessageSearch(options: MessageSearchOptions): MessageSearc
     session.ids.push(message.id);
     entry.bytes += bytesOf(message.content);
     if (users.get(userId) === entry) totalBytes += bytesOf(message.content);
+  }
+
+  /** Takes one message out of the index (its session keeps its id, skipped when the session is dropped). */
+  function removeMessage(userId: string, entry: UserIndex, messageId: string): void {
+    const message = entry.messages.get(messageId);
+    if (message === undefined) return;
+    entry.index.removeChunk(messageId, { ownerId: userId });
+    entry.messages.delete(messageId);
+    entry.bytes -= bytesOf(message.content);
+    if (users.get(userId) === entry) totalBytes -= bytesOf(message.content);
   }
 
   function dropSession(userId: string, entry: UserIndex, sessionId: string): void {

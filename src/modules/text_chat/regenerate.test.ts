@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLocalNetwork } from '../../bus/local.ts';
 import type { PlatformError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
@@ -267,6 +268,82 @@ describe('message.regenerate', () => {
       'user: Another poem',
       'assistant: Tulips',
     ]);
+  });
+
+  it('refuses to run beside a reply generated on another node, and a message beside a regeneration there', async () => {
+    // Two nodes on one bus network and one storage: work events go to one node or the other, in turn.
+    const network = createLocalNetwork();
+    const first = await startHarness({
+      modules: { text_chat: { streaming: { chunk_size: 1 } } },
+      definitions: alone,
+      network,
+    });
+    harnesses.push(first);
+    const second = await startHarness({
+      modules: { text_chat: { streaming: { chunk_size: 1 } } },
+      definitions: alone,
+      network,
+      storage: first.storage,
+    });
+    harnesses.unshift(second);
+    const nodes = [first, second];
+    const scriptBoth = (script: Parameters<Harness['script']>[0]) => {
+      for (const node of nodes) node.script(script);
+    };
+    const session = await newSession(first);
+    scriptBoth({ kind: 'reply', chunks: ['Roses.'] });
+    await send(first, session.id, 'Write a poem', ['Roses.']);
+
+    // A turn under way on one of the nodes; regenerations asked of both nodes (in turn) are refused, where
+    // the other node's model would have answered at once.
+    scriptBoth({ kind: 'hang', chunks: ['Violets'] });
+    const turnId = newId();
+    const turn = first.bus.request<Message>(
+      'message.send',
+      { userId: 'u1', sessionId: session.id, content: 'Another poem' },
+      { correlationId: turnId, timeout: 10_000 },
+    );
+    await waitForDelta(first, turnId);
+    scriptBoth({ kind: 'reply', chunks: ['Daisies.'] });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const busy = await failure(regenerate(first, { userId: 'u1', sessionId: session.id }));
+      expect(busy).toMatchObject({ code: 'CHAT_ERR_TURN_IN_PROGRESS', status: 409 });
+    }
+    // The same session id of another user is not busy on either node: it is not found.
+    expect((await failure(regenerate(second, { userId: 'u2', sessionId: session.id }))).code).toBe(
+      'CHAT_ERR_NOT_FOUND',
+    );
+    await first.bus.emit('chat.cancel', { turnId }, { userId: 'u1' });
+    const stopped = await turn;
+    expect(stopped.metadata.finishReason).toBe('cancelled');
+
+    // A regeneration under way on one node: messages sent to both nodes (in turn) are refused.
+    scriptBoth({ kind: 'hang', chunks: ['Tulips'] });
+    const regenerationId = newId();
+    const regeneration = regenerate(first, { userId: 'u1', sessionId: session.id }, regenerationId);
+    await waitForDelta(first, regenerationId);
+    scriptBoth({ kind: 'reply', chunks: ['Lilies.'] });
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const refused = await failure(
+        first.bus.request(
+          'message.send',
+          { userId: 'u1', sessionId: session.id, content: 'Hello?' },
+          { correlationId: newId(), timeout: 10_000 },
+        ),
+      );
+      expect(refused).toMatchObject({ code: 'CHAT_ERR_TURN_IN_PROGRESS', status: 409 });
+    }
+    await first.bus.emit('chat.cancel', { turnId: regenerationId }, { userId: 'u1' });
+    expect(await regeneration).toMatchObject({ content: 'Tulips', metadata: { replaces: stopped.id } });
+
+    // Its end heard everywhere, both nodes take turns and regenerations of the session again.
+    for (let attempt = 0; attempt < 2; attempt++) {
+      expect((await send(first, session.id, `More, ${attempt}`, ['Lilies.'])).content).toBe('Lilies.');
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const again = await regenerate(first, { userId: 'u1', sessionId: session.id });
+      expect(again.metadata.replaces).toBeDefined();
+    }
   });
 
   it('counts against the rate limit like a message', async () => {

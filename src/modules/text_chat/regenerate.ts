@@ -5,6 +5,7 @@ import type { Message } from '../../core/types.ts';
 import { lastExchange } from './replies.ts';
 import { assertSessionId } from './sessions.ts';
 import {
+  announceGenerating,
   answerTurn,
   appendedTo,
   countAgainstRateLimit,
@@ -107,6 +108,7 @@ async function regenerate(
     );
   }
 
+  announceGenerating(deps, { turnId, sessionId, regeneration: true }, envelope);
   const metadata = session.metadata as unknown as SessionMetadata;
   const userTurnId = typeof user.metadata.turnId === 'string' ? user.metadata.turnId : undefined;
   return answerTurn(deps, {

@@ -20,7 +20,7 @@ export function replacedBy(message: Message): string | undefined {
 }
 
 /** A regenerated reply that failed: it replaced nothing, and is not part of the conversation shown. */
-function isFailedRegeneration(message: Message): boolean {
+export function isFailedRegeneration(message: Message): boolean {
   return message.metadata.replaces !== undefined && message.metadata.error !== undefined;
 }
 

@@ -1,23 +1,48 @@
 import { PlatformError } from '../../core/errors.ts';
 
 /**
- * The sessions in which this node is generating a reply, so that a regeneration does not run beside
- * another reply of the same session: it answers the session's last user message and replaces its newest
- * reply, which a turn under way is about to change. A regeneration waits for nothing: it is refused
+ * The sessions in which a reply is being generated, so that a regeneration does not run beside another
+ * reply of the same session: it answers the session's last user message and replaces its newest reply,
+ * which a turn under way is about to change. A regeneration waits for nothing: it is refused
  * (409 CHAT_ERR_TURN_IN_PROGRESS) while a turn or another regeneration of the session runs, and a new
  * message is refused while a regeneration runs (its reply would land between the regenerated one and the
  * message it answers). Turns of a session beside each other stay allowed, as they always were.
  *
  * Keyed by user and session, so another user's session id never answers 409 instead of 404.
  *
- * Only this node's own work is known: on several nodes, a turn generating on another node is not seen
- * (text_chat README, "Regenerate").
+ * Across nodes, as keyed turns are (keyed-turns-under-way.ts): a node about to generate (a turn or a
+ * regeneration) tells every node at once (`chat.turn.started`); its heartbeats (`chat.response.alive`)
+ * keep the turn fresh, and its `chat.response.end` or `.error` ends it. A turn not heard of for
+ * `turn_recovery.lost_after_ms` is taken as lost with its node. What another node does is known once its
+ * event arrived (milliseconds over NATS): a turn and a regeneration of one session that start on two
+ * nodes in the same moment may still both run.
  */
 export interface SessionsGenerating {
   /** A turn of a new message starts; refused while a regeneration of the session runs. Returns its end. */
   enterTurn(userId: string, sessionId: string): () => void;
   /** A regeneration starts; refused while anything generates in the session. Returns its end. */
   enterRegeneration(userId: string, sessionId: string): () => void;
+  /**
+   * `chat.turn.started` from another node, sent at `time` (ms): it generates turn `turnId` (a
+   * regeneration when `regeneration`) in the user's session.
+   */
+  startedElsewhere(
+    turnId: string,
+    userId: string,
+    sessionId: string,
+    regeneration: boolean,
+    time: number,
+  ): void;
+  /** `chat.response.alive` from any node: its turns `turnIds` are still generating. */
+  alive(turnIds: readonly string[]): void;
+  /** `chat.response.end` or `.error` from any node, sent at `time` (ms): the turn stopped generating. */
+  ended(turnId: string, time: number): void;
+}
+
+export interface SessionsGeneratingOptions {
+  /** A turn of another node not heard of for this long is taken as lost (`turn_recovery.lost_after_ms`). */
+  lostAfterMs: number;
+  now?: () => number;
 }
 
 interface Activity {
@@ -25,8 +50,33 @@ interface Activity {
   regenerating: boolean;
 }
 
-export function createSessionsGenerating(): SessionsGenerating {
+/** A turn another node generates, as this node heard of it. */
+interface RemoteTurn {
+  key: string;
+  regeneration: boolean;
+  /** When it was last heard of (this node's clock). */
+  heardAt: number;
+}
+
+/** Ends remembered at most (oldest forgotten first): enough for the turns of `lostAfterMs` on a busy cluster. */
+const MAX_ENDED = 10_000;
+
+const sessionKey = (userId: string, sessionId: string) => `${userId}\n${sessionId}`;
+
+export function createSessionsGenerating(options: SessionsGeneratingOptions): SessionsGenerating {
+  const { lostAfterMs } = options;
+  const now = options.now ?? Date.now;
+  // This node's own work, by session.
   const active = new Map<string, Activity>();
+  // Other nodes' turns: turnId → the turn, least recently heard of first (re-inserted when heard).
+  const remote = new Map<string, RemoteTurn>();
+  // Session → the ids of other nodes' turns in it.
+  const remoteBySession = new Map<string, Set<string>>();
+  /**
+   * turnId → when its generation ended (the sender's clock), heard at (this node's), oldest first: an end
+   * may overtake its start across nodes, and a start sent before the end is then not taken as a new one.
+   */
+  const endedAt = new Map<string, { time: number; heardAt: number }>();
 
   function leave(key: string, activity: Activity, regeneration: boolean): () => void {
     let left = false;
@@ -39,11 +89,42 @@ export function createSessionsGenerating(): SessionsGenerating {
     };
   }
 
+  function forgetRemote(turnId: string): void {
+    const turn = remote.get(turnId);
+    if (turn === undefined) return;
+    remote.delete(turnId);
+    const ids = remoteBySession.get(turn.key);
+    ids?.delete(turnId);
+    if (ids?.size === 0) remoteBySession.delete(turn.key);
+  }
+
+  /** Drops the other nodes' turns not heard of for `lostAfterMs`, and old ends. */
+  function forgetLost(time: number): void {
+    for (const [turnId, turn] of remote) {
+      if (time - turn.heardAt < lostAfterMs) break;
+      forgetRemote(turnId);
+    }
+    for (const [turnId, end] of endedAt) {
+      if (time - end.heardAt < lostAfterMs) break;
+      endedAt.delete(turnId);
+    }
+  }
+
+  /** What other nodes generate in the session: turns, and whether one is a regeneration. */
+  function elsewhere(key: string): { any: boolean; regenerating: boolean } {
+    forgetLost(now());
+    const ids = remoteBySession.get(key);
+    if (ids === undefined) return { any: false, regenerating: false };
+    let regenerating = false;
+    for (const id of ids) if (remote.get(id)?.regeneration) regenerating = true;
+    return { any: ids.size > 0, regenerating };
+  }
+
   return {
     enterTurn(userId, sessionId) {
-      const key = `${userId}\n${sessionId}`;
+      const key = sessionKey(userId, sessionId);
       let activity = active.get(key);
-      if (activity?.regenerating) {
+      if (activity?.regenerating || elsewhere(key).regenerating) {
         throw new PlatformError(
           'CHAT_ERR_TURN_IN_PROGRESS',
           'a reply of this session is being regenerated: wait for it to end (or cancel it), then send your message',
@@ -58,8 +139,8 @@ export function createSessionsGenerating(): SessionsGenerating {
       return leave(key, activity, false);
     },
     enterRegeneration(userId, sessionId) {
-      const key = `${userId}\n${sessionId}`;
-      if (active.has(key)) {
+      const key = sessionKey(userId, sessionId);
+      if (active.has(key) || elsewhere(key).any) {
         throw new PlatformError(
           'CHAT_ERR_TURN_IN_PROGRESS',
           'a reply is still being generated in this session: wait for it to end (or cancel it), then regenerate',
@@ -69,6 +150,44 @@ export function createSessionsGenerating(): SessionsGenerating {
       const activity: Activity = { turns: 0, regenerating: true };
       active.set(key, activity);
       return leave(key, activity, true);
+    },
+    startedElsewhere(turnId, userId, sessionId, regeneration, time) {
+      const heardAt = now();
+      forgetLost(heardAt);
+      // Its end came first (events of two types may cross): this start is not a new generation.
+      if ((endedAt.get(turnId)?.time ?? Number.NEGATIVE_INFINITY) >= time) return;
+      forgetRemote(turnId);
+      const key = sessionKey(userId, sessionId);
+      remote.set(turnId, { key, regeneration, heardAt });
+      let ids = remoteBySession.get(key);
+      if (ids === undefined) {
+        ids = new Set();
+        remoteBySession.set(key, ids);
+      }
+      ids.add(turnId);
+    },
+    alive(turnIds) {
+      if (remote.size === 0) return;
+      const heardAt = now();
+      for (const turnId of turnIds) {
+        const turn = remote.get(turnId);
+        if (turn === undefined) continue;
+        remote.delete(turnId);
+        turn.heardAt = heardAt;
+        remote.set(turnId, turn);
+      }
+    },
+    ended(turnId, time) {
+      const heardAt = now();
+      forgetLost(heardAt);
+      if (remote.has(turnId)) {
+        forgetRemote(turnId);
+        return;
+      }
+      // Not heard of (this node's own turn, or an end that overtook its start): remembered a while.
+      endedAt.delete(turnId);
+      endedAt.set(turnId, { time, heardAt });
+      if (endedAt.size > MAX_ENDED) endedAt.delete(endedAt.keys().next().value!);
     },
   };
 }

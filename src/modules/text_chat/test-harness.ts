@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LanguageModelV3CallOptions, LanguageModelV3StreamPart } from '@ai-sdk/provider';
 import { MockLanguageModelV3 } from 'ai/test';
-import { createLocalTransport } from '../../bus/local.ts';
+import { createLocalTransport, type LocalNetwork } from '../../bus/local.ts';
 import { createBus } from '../../core/bus.ts';
 import type { Bus } from '../../core/bus-types.ts';
 import { getModuleConfig, loadConfig, type ModuleConfig, type PlatformConfig } from '../../core/config.ts';
@@ -56,6 +56,10 @@ export interface HarnessOptions {
   /** Module config files (`{ "<name>": {...} }` is written for each entry). */
   modules?: Record<string, Record<string, unknown>>;
   definitions: ReadonlyMap<string, ModuleDefinition<never, unknown>>;
+  /** Another in-process node: its bus joins this network (work events go to one node of it). */
+  network?: LocalNetwork;
+  /** Storage shared with another harness (which closes it); default the harness's own flatfile. */
+  storage?: Storage;
 }
 
 function parts(chunks: string[], finish: boolean): LanguageModelV3StreamPart[] {
@@ -106,9 +110,9 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
   });
   const moduleConfig = (name: string) => getModuleConfig(config, name) as Readonly<ModuleConfig> | undefined;
   const log = createLogger({ level: 'warn', destination: join(directory, 'log.jsonl') });
-  const storage = await createStorage(config.storage);
+  const storage = options.storage ?? (await createStorage(config.storage));
   const bus = createBus({
-    transport: createLocalTransport(),
+    transport: createLocalTransport(options.network === undefined ? {} : { network: options.network }),
     requestTimeoutMs: config.bus.request_timeout_ms,
     log,
   });
@@ -196,7 +200,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     async close() {
       await bus.close();
       await modules.dispose();
-      await storage.close();
+      if (options.storage === undefined) await storage.close();
       await rm(directory, { recursive: true, force: true });
     },
   };

@@ -248,6 +248,7 @@ async function sendTurn(
 
   // Every node hears that this keyed turn is generating here until its end or error event.
   if (input.keyed) deps.keyedTurns.announce(turnId);
+  announceGenerating(deps, { turnId, sessionId, regeneration: false }, envelope);
   return answerTurn(deps, {
     userId,
     sessionId,
@@ -285,6 +286,24 @@ export function countAgainstRateLimit(deps: TurnDependencies, userId: string): v
   // The other nodes count it too (not waited for: a node that misses it lets a message more through).
   ctx.emit('chat.rate_limit.used', { userId, node: deps.node }, { userId }).catch((error: unknown) => {
     ctx.log.debug({ err: error, userId }, 'could not tell the other nodes of a counted message');
+  });
+}
+
+/**
+ * Tells every other node that this one begins generating a reply in the session (sessions-generating.ts):
+ * they refuse a regeneration beside it (and, beside a regeneration, a new message) until it ends.
+ */
+export function announceGenerating(
+  deps: TurnDependencies,
+  turn: { turnId: string; sessionId: string; regeneration: boolean },
+  envelope: EnvelopeOptions,
+): void {
+  const { ctx } = deps;
+  const { turnId } = turn;
+  const started = { ...turn, node: deps.node };
+  ctx.emit('chat.turn.started', started, envelope).catch((error: unknown) => {
+    // The bus is down: no other node could take a turn of the session either.
+    ctx.log.debug({ err: error, turnId }, 'could not tell the other nodes of a turn starting');
   });
 }
 

@@ -385,6 +385,19 @@ export interface ChatRateLimitUsed {
   node: string;
 }
 
+/**
+ * `chat.turn.started`: a node's text_chat begins generating a reply in the user's session (envelope
+ * `userId`): a turn's, or a regeneration's. Every other node then refuses what must not run beside it
+ * (sessions-generating.ts) until the turn's `chat.response.end` or `.error` (`node`: the sender, which
+ * ignores its own).
+ */
+export interface ChatTurnStarted {
+  turnId: string;
+  sessionId: string;
+  node: string;
+  regeneration: boolean;
+}
+
 /** What other modules and the server get from `ctx.getModule('text_chat')`: read-only listing. */
 export interface TextChatApi {
   listSessions(userId: string): Promise<Session[]>;
@@ -421,5 +434,6 @@ declare module '../../core/events.ts' {
     'chat.response': ChatResponse;
     'chat.cancel': ChatCancel;
     'chat.rate_limit.used': ChatRateLimitUsed;
+    'chat.turn.started': ChatTurnStarted;
   }
 }

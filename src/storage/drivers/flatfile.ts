@@ -23,13 +23,29 @@
  * `O_CREAT` and its size tells a new one, and a file in a folder the driver has not seen yet makes the
  * folder first rather than failing to open for want of it (a new chat session's folder, say).
  *
+ * A `delete` removes the folders it emptied, up to the root, so nothing is left named after what was
+ * deleted (a user's id, a chat's). It removes them with `rmdir`, which fails harmlessly on a folder that is
+ * not empty, so a file created in one meanwhile stays; and a file being created in a folder that a delete
+ * removes between the folder's making and the file's opening makes it again (`openCreating` retries).
+ *
  * One process owns a root: two processes appending to the same files are not coordinated, and a file
  * removed or replaced behind the driver's back while it holds it open keeps receiving the appends.
  */
 
 import { randomBytes } from 'node:crypto';
 import { constants, type Dirent } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import {
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+} from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { PlatformError, StorageUnavailableError } from '../../core/errors.ts';
 import { concatBytes, copyBytes } from '../bytes.ts';
@@ -98,6 +114,12 @@ interface FolderSync {
 
 const ignore = () => {};
 
+/**
+ * Attempts at making a file's folder and creating the file in it: a delete may remove the folder, emptied,
+ * between the two. Each attempt lost takes another delete emptying that very folder at that very moment.
+ */
+const CREATE_ATTEMPTS = 3;
+
 /** Folders a listing reads at once. */
 const LIST_FOLDERS_AT_ONCE = 8;
 
@@ -151,6 +173,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   // Folders this driver made that no log has been opened in yet: the first log in one is new for certain
   // (one process owns a root), so it is created exclusively, without asking for its size.
   const madeDirectories = new Set<string>();
+  // Folders removed by deletes so far. A folder handle opened before a removal may be of the folder removed,
+  // not of one made again at that path: it is used once, not kept for later fsyncs (see forgetDirectory).
+  let directoriesRemoved = 0;
   const counters: FlatfileStats = {
     appends: 0,
     appendBatches: 0,
@@ -219,10 +244,12 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
    */
   function openDirectoryAhead(path: string): void {
     if (directories.has(path)) return;
+    const removedBefore = directoriesRemoved;
     open(path, constants.O_RDONLY).then(
       (handle) => {
-        if (closed || directories.has(path)) void handle.close().catch(() => undefined);
-        else keepDirectory(path, handle);
+        if (closed || directories.has(path) || directoriesRemoved !== removedBefore) {
+          void handle.close().catch(() => undefined);
+        } else keepDirectory(path, handle);
       },
       // The fsync opens it itself (and reports what failed).
       () => undefined,
@@ -270,9 +297,11 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       directories.set(path, kept);
       await kept.sync();
     } else {
+      const removedBefore = directoriesRemoved;
       const handle = await open(path, constants.O_RDONLY);
-      if (directories.has(path)) {
-        // Another sync of this folder opened it meanwhile: use this handle once.
+      if (directories.has(path) || directoriesRemoved !== removedBefore) {
+        // Another sync of this folder opened it meanwhile, or a delete removed a folder (maybe this one,
+        // made again since): use this handle once.
         try {
           await handle.sync();
         } finally {
@@ -284,6 +313,21 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       }
     }
     counters.directorySyncs += 1;
+  }
+
+  /**
+   * Forgets everything held about a folder a delete removed: its open handle (a later fsync must open the
+   * folder made again at that path, not sync the removed one) and the hints that it exists.
+   */
+  function forgetDirectory(path: string): void {
+    directoriesRemoved += 1;
+    knownDirectories.delete(path);
+    madeDirectories.delete(path);
+    const handle = directories.get(path);
+    if (handle !== undefined) {
+      directories.delete(path);
+      void handle.close().catch(() => undefined);
+    }
   }
 
   function knowDirectory(directory: string): void {
@@ -343,8 +387,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   /**
    * Opens the file at `path` with `flags` (which create it), making its folders first when the driver has
    * not seen its folder yet; a folder it knows is trusted, and made again if it was removed behind the
-   * driver's back. Returns the handle and the folders created, whose parents' entries must be fsynced with
-   * the file's own folder.
+   * driver's back, or by a delete that emptied it. Returns the handle and the folders created, whose
+   * parents' entries must be fsynced with the file's own folder.
    */
   async function openCreating(
     path: string,
@@ -359,8 +403,16 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
         knownDirectories.delete(directory);
       }
     }
-    const createdParents = await ensureDirectory(directory);
-    return { handle: await open(path, flags, fileMode), createdParents };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const createdParents = await ensureDirectory(directory);
+        return { handle: await open(path, flags, fileMode), createdParents };
+      } catch (error) {
+        // A delete removed the folder, emptied, after it was made and before the file was created in it.
+        if (errorCode(error) !== 'ENOENT' || attempt >= CREATE_ATTEMPTS) throw error;
+        knownDirectories.delete(directory);
+      }
+    }
   }
 
   /** Creates the file at `path` (`O_EXCL`), and its folders when missing (see `openCreating`). */
@@ -520,9 +572,43 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR' || code === 'EPERM') return false;
       throw error;
     }
-    await syncDirectory(dirname(path));
+    await syncRemoval(await removeEmptiedFolders(dirname(path)));
     counters.deletes += 1;
     return true;
+  }
+
+  /**
+   * Removes `directory` if a delete left it empty, and each parent it empties in turn, up to (not
+   * including) the root; returns the first folder left, whose entries changed. `rmdir` fails on a folder
+   * that is not empty (a file was created in it meanwhile, or it holds other keys), which ends the climb.
+   */
+  async function removeEmptiedFolders(directory: string): Promise<string> {
+    let current = directory;
+    while (current !== root && current.startsWith(root + sep)) {
+      try {
+        await rmdir(current);
+      } catch {
+        // Not empty (ENOTEMPTY, EEXIST), or gone already (another delete emptied it first): it stays.
+        break;
+      }
+      forgetDirectory(current);
+      current = dirname(current);
+    }
+    return current;
+  }
+
+  /** fsyncs the folder a removal changed; if a concurrent delete removed that one too, its parent instead. */
+  async function syncRemoval(directory: string): Promise<void> {
+    let current = directory;
+    for (;;) {
+      try {
+        await syncDirectory(current);
+        return;
+      } catch (error) {
+        if (errorCode(error) !== 'ENOENT' || current === root || !current.startsWith(root + sep)) throw error;
+        current = dirname(current);
+      }
+    }
   }
 
   const lanes = createKeyLanes({ appendBatch, failure });
