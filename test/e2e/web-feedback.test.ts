@@ -68,7 +68,9 @@ describe.skipIf(!chromiumAvailable())('rating replies in Chromium', { timeout: 9
     // Rated down: saved at once, and a box asks what was wrong (focused, optional).
     const box = page.getByRole('textbox', { name: /What was wrong with this reply/ });
     await box.waitFor();
-    expect(await box.evaluate((element) => element === document.activeElement)).toBe(true);
+    expect(await page.evaluate('document.activeElement.closest("form")?.getAttribute("aria-label")')).toBe(
+      'What was wrong with this reply',
+    );
     await screenshot(page, '41-reply-rated-down');
     expect(await audit(page)).toEqual([]);
     await box.fill('It made up the year');
