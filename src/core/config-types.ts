@@ -145,8 +145,10 @@ export interface ResourceLimitsConfig {
   /** Consecutive crashes after which a module worker is left down. */
   worker_max_restarts: number;
   max_concurrent_requests: number;
-  /** A size such as "100MB"; read it with `parseByteSize`. */
+  /** A size such as "100MB"; read it with `parseByteSize`. "0B" turns the quota off. */
   max_storage_per_user: string;
+  /** How many users' storage counts a node keeps in memory (the least recently changed beyond are recounted). */
+  storage_quota_max_users: number;
 }
 
 export interface LoggingConfig {
