@@ -83,6 +83,8 @@ interface Account {
   sizes: Map<string, number>;
   /** Those of the keys charged through chargeStorageTo. */
   attributed: Set<string>;
+  /** When it was last changed (a counter): the least recent go first beyond `maxUsers`. */
+  lastUsed: number;
 }
 
 const encoder = new TextEncoder();
@@ -109,8 +111,9 @@ function exceeded(userId: string, account: Account, more: number, limit: number)
 /** Returns `storage` with the per-user quota enforced (see the file comment). */
 export function quotaStorage(storage: Storage, options: QuotaStorageOptions): QuotaStorage {
   const { limitBytes, owners, prefixesOf, maxUsers } = options;
-  /** Counted users, least recently changed first. */
+  /** Counted users. */
   const accounts = new Map<string, Account>();
+  let clock = 0;
   const counting = new Map<string, Promise<Account>>();
   /** Attributed key → its user, for the counted users. */
   const attributedOwner = new Map<string, string>();
@@ -136,7 +139,7 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
 
   /** Counts a user's bytes from what storage holds. */
   async function count(userId: string): Promise<Account> {
-    const account: Account = { used: 0, sizes: new Map(), attributed: new Set() };
+    const account: Account = { used: 0, sizes: new Map(), attributed: new Set(), lastUsed: 0 };
     const keys = new Set<string>();
     for (const prefix of prefixesOf(userId)) {
       for (const key of await storage.list(prefix)) {
@@ -188,13 +191,21 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
     for (const key of account.attributed) attributedOwner.delete(key);
   }
 
-  /** The user's account, counted first when it is not; most recently used from now. */
+  /** Beyond `maxUsers` counted users, forgets the least recently changed (a scan, only when one is added). */
+  function evictBeyondMax(): void {
+    while (accounts.size > maxUsers) {
+      let oldest: [string, Account] | undefined;
+      for (const entry of accounts)
+        if (oldest === undefined || entry[1].lastUsed < oldest[1].lastUsed) oldest = entry;
+      forgetAccount(oldest![0], oldest![1]);
+    }
+  }
+
+  /** The user's account, counted first when it is not. */
   function accountOf(userId: string): Account | Promise<Account> {
     const account = accounts.get(userId);
     if (account !== undefined) {
-      // Most recently used last (a Map keeps insertion order).
-      accounts.delete(userId);
-      accounts.set(userId, account);
+      account.lastUsed = ++clock;
       return account;
     }
     let pending = counting.get(userId);
@@ -202,12 +213,10 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
       pending = count(userId).then(
         (counted) => {
           counting.delete(userId);
+          counted.lastUsed = ++clock;
           accounts.set(userId, counted);
           for (const key of counted.attributed) attributedOwner.set(key, userId);
-          for (const [oldest, oldestAccount] of accounts) {
-            if (accounts.size <= maxUsers) break;
-            forgetAccount(oldest, oldestAccount);
-          }
+          evictBeyondMax();
           return counted;
         },
         (error: unknown) => {
@@ -255,12 +264,13 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
         }
       }
       const sent = change();
-      const done = listed === undefined ? sent : Promise.all([sent, listed]).then(() => sent);
-      // A failed change may or may not have landed: count the user again from storage next time.
-      return done.catch((error: unknown) => {
-        forgetAccount(owner.userId, account);
-        throw error;
-      });
+      // A failed change may or may not have landed: count the user again from storage next time. (Beside
+      // the caller's promise, not in front of it: that would add a turn of the event loop to every change.)
+      const recount = () => forgetAccount(owner.userId, account);
+      sent.catch(recount);
+      if (listed === undefined) return sent;
+      listed.catch(recount);
+      return Promise.all([sent, listed]).then(() => sent);
     };
     const account = accountOf(owner.userId);
     return account instanceof Promise ? account.then(apply) : apply(account);
