@@ -170,6 +170,26 @@ describe('the storage quota', () => {
     expect(await used(open(1000).quota, 'alice')).toBe(990);
   });
 
+  it("keeps the call order of one key's changes while the user is being counted", async () => {
+    const first = open(1000);
+    await first.quota.write('sessions/alice/s1/metadata.json', bytes('{"v":0}'));
+    await first.quota.close();
+    const { quota } = open(1000);
+    const key = 'sessions/alice/s1/messages.jsonl';
+    // Not awaited: all of them wait for alice's count, then go out in the order they came.
+    const changes = [
+      quota.write(key, line(100)),
+      quota.append(key, line(10)),
+      quota.delete(key),
+      quota.append(key, line(20)),
+      quota.write('sessions/alice/s1/metadata.json', bytes('{"v":1}')),
+    ];
+    await Promise.all(changes);
+    expect((await quota.read(key))?.length).toBe(20);
+    expect(new TextDecoder().decode(await quota.read('sessions/alice/s1/metadata.json'))).toBe('{"v":1}');
+    expect(await used(quota, 'alice')).toBe(27);
+  });
+
   it('forgets an erased user: their list of charged keys goes and their usage reads 0', async () => {
     const { quota, driver } = open(1000);
     await chargeStorageTo('alice', () => quota.write('rag/documents/doc_a/content.txt', line(300)));

@@ -87,6 +87,9 @@ interface Account {
   lastUsed: number;
 }
 
+/** A change waiting for its user's count: given the account, or the count's error. */
+type Waiter = (account: Account | undefined, error?: unknown) => void;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 /** Keys sized at once while counting a user. */
@@ -114,7 +117,8 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
   /** Counted users. */
   const accounts = new Map<string, Account>();
   let clock = 0;
-  const counting = new Map<string, Promise<Account>>();
+  /** Users being counted, with the changes waiting for their count. */
+  const counting = new Map<string, Waiter[]>();
   /** Attributed key → its user, for the counted users. */
   const attributedOwner = new Map<string, string>();
 
@@ -164,7 +168,8 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
           const { key } = JSON.parse(text) as { key?: unknown };
           if (typeof key === 'string' && !account.sizes.has(key)) named.add(key);
         } catch {
-          // a line torn by a crash: its key was never written (the line goes first)
+          // a line torn by a crash (flatfile cuts it off before the next append): its key, if it was
+          // written, is charged again when it is next written
         }
       }
       const candidates = [...named];
@@ -201,39 +206,53 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
     }
   }
 
-  /** The user's account, counted first when it is not. */
-  function accountOf(userId: string): Account | Promise<Account> {
+  /**
+   * Runs `use` with the user's account: at once when it is counted, else as soon as the count is made —
+   * then every change that waited runs synchronously in the order it came, before any change that comes
+   * later, so the changes of one key reach the storage in call order.
+   */
+  function withAccount<T>(userId: string, use: (account: Account) => Promise<T>): Promise<T> {
     const account = accounts.get(userId);
     if (account !== undefined) {
       account.lastUsed = ++clock;
-      return account;
+      return use(account);
     }
-    let pending = counting.get(userId);
-    if (pending === undefined) {
-      pending = count(userId).then(
+    return new Promise<T>((resolve, reject) => {
+      const waiter: Waiter = (counted, error) => {
+        if (counted === undefined) return reject(error);
+        try {
+          use(counted).then(resolve, reject);
+        } catch (caught) {
+          reject(caught);
+        }
+      };
+      const waiting = counting.get(userId);
+      if (waiting !== undefined) {
+        waiting.push(waiter);
+        return;
+      }
+      const waiters = [waiter];
+      counting.set(userId, waiters);
+      count(userId).then(
         (counted) => {
           counting.delete(userId);
           counted.lastUsed = ++clock;
           accounts.set(userId, counted);
           for (const key of counted.attributed) attributedOwner.set(key, userId);
+          for (const next of waiters) next(counted);
           evictBeyondMax();
-          return counted;
         },
         (error: unknown) => {
           counting.delete(userId);
-          throw error;
+          for (const next of waiters) next(undefined, error);
         },
       );
-      counting.set(userId, pending);
-    }
-    return pending;
+    });
   }
 
   /**
-   * Runs a change of `key` owned by `owner` once its account is counted: `sizeAfter` gives the key's size
-   * once it is made (undefined: deleted), from its size now; a change that adds bytes past the limit is
-   * refused. When the account is counted already the change is sent synchronously, so changes of one key
-   * reach the storage in call order (and those waiting for a count go in the order they came).
+   * Runs a change of `key` owned by `owner` with its account: `sizeAfter` gives the key's size once it is
+   * made (undefined: deleted), from its size now; a change that adds bytes past the limit is refused.
    */
   function charge<T>(
     owner: { userId: string; attributed: boolean },
@@ -241,7 +260,7 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
     sizeAfter: (sizeNow: number) => number | undefined,
     change: () => Promise<T>,
   ): Promise<T> {
-    const apply = (account: Account): Promise<T> => {
+    return withAccount(owner.userId, (account) => {
       const now = account.sizes.get(key) ?? 0;
       const after = sizeAfter(now);
       const more = (after ?? 0) - now;
@@ -271,9 +290,7 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
       if (listed === undefined) return sent;
       listed.catch(recount);
       return Promise.all([sent, listed]).then(() => sent);
-    };
-    const account = accountOf(owner.userId);
-    return account instanceof Promise ? account.then(apply) : apply(account);
+    });
   }
 
   const readFrom = storage.readFrom?.bind(storage);
@@ -319,12 +336,9 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
         () => storage.delete(key),
       );
     },
-    async usage(userId) {
-      const account = await accountOf(userId);
-      return { usedBytes: account.used, limitBytes };
-    },
+    usage: (userId) => withAccount(userId, async (account) => ({ usedBytes: account.used, limitBytes })),
     async forget(userId) {
-      await counting.get(userId)?.catch(() => undefined);
+      if (counting.has(userId)) await withAccount(userId, async () => undefined).catch(() => undefined);
       forgetAccount(userId, accounts.get(userId));
       await storage.delete(attributedKey(userId));
     },
