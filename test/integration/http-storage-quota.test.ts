@@ -3,9 +3,13 @@
  * resource_limits.max_storage_per_user at 4KB, a user who fills it is refused a chat message (plain and
  * streamed) and a document upload with 413 CHAT_ERR_STORAGE_QUOTA_EXCEEDED in the one
  * error shape — nothing of the refused turn is stored — while another user goes on; an admin reads the
- * usage in GET /v1/users/:id; it is counted again rightly after a restart; an erased user's usage is gone.
+ * usage in GET /v1/users/:id; it is counted again rightly after a restart; an erased user's usage is gone;
+ * "0B" turns the quota off.
  */
 
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPlatform } from '../../src/platform/create-platform.ts';
 import { type HttpHarness, startHttpHarness, type TestUser } from './http-harness.ts';
@@ -146,5 +150,30 @@ describe('the per-user storage quota over HTTP', () => {
     const erased = await call('DELETE', `/v1/users/${bob.id}`, { key: admin.key });
     expect(erased.status).toBe(200);
     expect(await platform.storageQuota?.usage(bob.id)).toEqual({ usedBytes: 0, limitBytes: LIMIT });
+  });
+});
+
+describe('max_storage_per_user "0B"', () => {
+  it('turns the quota off: no count, nothing refused', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'parley-quota-off-'));
+    const platform = await createPlatform({
+      env: {
+        NODE_ENV: 'test',
+        CHAT_DATA_DIR: dataDir,
+        CHAT_LOGGING__LEVEL: 'silent',
+        CHAT_RESOURCE_LIMITS__MAX_STORAGE_PER_USER: '0B',
+      },
+    });
+    try {
+      expect(platform.storageQuota).toBeUndefined();
+      await platform.storage.append(
+        'sessions/u1/s1/messages.jsonl',
+        new TextEncoder().encode(`${'x'.repeat(10_000)}\n`),
+      );
+      expect((await platform.storage.read('sessions/u1/s1/messages.jsonl'))?.length).toBe(10_001);
+    } finally {
+      await platform.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
