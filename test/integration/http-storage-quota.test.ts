@@ -7,11 +7,13 @@
  * "0B" turns the quota off.
  */
 
-import { mkdtemp, rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPlatform } from '../../src/platform/create-platform.ts';
+import { chargeStorageTo } from '../../src/storage/quota.ts';
 import { type HttpHarness, startHttpHarness, type TestUser } from './http-harness.ts';
 
 const LIMIT = 4096;
@@ -171,6 +173,39 @@ describe('max_storage_per_user "0B"', () => {
         new TextEncoder().encode(`${'x'.repeat(10_000)}\n`),
       );
       expect((await platform.storage.read('sessions/u1/s1/messages.jsonl'))?.length).toBe(10_001);
+    } finally {
+      await platform.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the quota with encryption at rest', () => {
+  it('counts the sealed bytes the backend holds, and not the data keys made for them', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'parley-quota-sealed-'));
+    const platform = await createPlatform({
+      env: {
+        NODE_ENV: 'test',
+        CHAT_DATA_DIR: dataDir,
+        CHAT_LOGGING__LEVEL: 'silent',
+        CHAT_RESOURCE_LIMITS__MAX_STORAGE_PER_USER: '4KB',
+        CHAT_SECURITY__ENCRYPTION__KEYS__K1: randomBytes(32).toString('base64'),
+      },
+    });
+    try {
+      const text = new TextEncoder().encode(`${JSON.stringify({ content: 'y'.repeat(1000) })}\n`);
+      await platform.storage.append('sessions/u1/s1/messages.jsonl', text);
+      // A data key is made for u1 inside the charged work: it is the platform's, not u1's.
+      await chargeStorageTo('u1', () => platform.storage.write('rag/documents/doc_1/content.txt', text));
+      const onDisk =
+        (await stat(join(dataDir, 'sessions/u1/s1/messages.jsonl'))).size +
+        (await stat(join(dataDir, 'rag/documents/doc_1/content.txt'))).size;
+      const usage = await platform.storageQuota?.usage('u1');
+      expect(usage?.usedBytes).toBe(onDisk);
+      expect(onDisk).toBeGreaterThan(2 * text.length);
+      await expect(platform.storage.append('sessions/u1/s1/messages.jsonl', text)).rejects.toMatchObject({
+        code: 'CHAT_ERR_STORAGE_QUOTA_EXCEEDED',
+      });
     } finally {
       await platform.close();
       await rm(dataDir, { recursive: true, force: true });
