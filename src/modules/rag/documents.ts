@@ -55,8 +55,9 @@ export function revisionOf(metadataBytes: Uint8Array): string {
 /**
  * Writes the text first, then the record, so a record on disk has its content beside it (unless another
  * writer's text came in between: `readStoredDocument` tells). Returns the record's revision. The files are
- * charged to the owner's storage quota (their keys do not name the owner: storage/quota.ts), so an owner
- * over it is refused (CHAT_ERR_STORAGE_QUOTA_EXCEEDED) before anything is written.
+ * charged to the owner's storage quota (their keys do not name the owner: storage/quota.ts): an owner
+ * without room is refused (CHAT_ERR_STORAGE_QUOTA_EXCEEDED) before the text is written — or, when only
+ * the record does not fit, after it, which leaves a text without a record as a crash between them would.
  */
 export async function writeDocument(
   storage: ModuleStorage,
