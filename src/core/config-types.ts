@@ -152,8 +152,10 @@ export interface ResourceLimitsConfig {
   max_concurrent_requests: number;
   /** Requests (streams and WebSockets included) one user may have open at once on a node. */
   max_concurrent_requests_per_user: number;
-  /** A size such as "100MB"; read it with `parseByteSize`. */
+  /** A size such as "100MB"; read it with `parseByteSize`. "0B" turns the quota off. */
   max_storage_per_user: string;
+  /** How many users' storage counts a node keeps in memory (the least recently changed beyond are recounted). */
+  storage_quota_max_users: number;
 }
 
 export interface LoggingConfig {

@@ -70,6 +70,11 @@ export const ERROR_CODES = {
   },
   CHAT_ERR_STORAGE_UNAVAILABLE: { status: 503, meaning: 'The storage backend cannot be reached right now.' },
   CHAT_ERR_STORAGE_FAILED: { status: 500, meaning: 'The storage backend failed an operation.' },
+  CHAT_ERR_STORAGE_QUOTA_EXCEEDED: {
+    status: 413,
+    meaning:
+      "Storing this would take the user's stored data past resource_limits.max_storage_per_user (chats, long-term memory, documents and their indexes): delete some, or an admin raises the limit. 413 rather than 507: it is this user's request that is too large for their room, not the server that is out of space, and retrying the same request will not help.",
+  },
   CHAT_ERR_ENCRYPTION_KEY_MISSING: {
     status: 500,
     meaning:

@@ -6,7 +6,15 @@
  */
 
 /** A storage operation, as the metered wrapper names it. */
-export type StorageOperation = 'read' | 'readFrom' | 'write' | 'append' | 'delete' | 'exists' | 'list';
+export type StorageOperation =
+  | 'read'
+  | 'readFrom'
+  | 'size'
+  | 'write'
+  | 'append'
+  | 'delete'
+  | 'exists'
+  | 'list';
 
 /** Told of every call a metered storage passes on to the storage under it. */
 export interface StorageObserver {

@@ -19,6 +19,7 @@ import type { PlatformTracing } from '../observability/tracing.ts';
 import { createAccessPolicy } from '../security/access-control.ts';
 import { AUDIT_STORAGE_ROOT, type AuditLog, createAuditLog } from '../security/audit-log.ts';
 import type { EncryptionAtRest } from '../security/encryption-at-rest.ts';
+import type { QuotaStorage } from '../storage/quota.ts';
 import { scopeStorage } from '../storage/scoped.ts';
 import type { Storage } from '../storage/types.ts';
 import { discoverConfiguredModules } from './discover-modules.ts';
@@ -58,6 +59,8 @@ export interface Platform {
   audit: AuditLog | undefined;
   /** Encryption at rest (its data keys: shredding, rotation); undefined while no master key is set. */
   encryption: EncryptionAtRest | undefined;
+  /** The per-user storage quota (a user's usage; forgetting an erased user); undefined when it is off. */
+  storageQuota: QuotaStorage | undefined;
   /**
    * Stops in the safe order: the bus stops taking events and waits for in-flight handlers, then modules are
    * disposed (reverse load order), then storage is flushed and closed.
@@ -102,7 +105,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     : undefined;
   const storageObserver = (backend: string) =>
     tellEachStorage([metrics?.storage(backend), tracing?.storage(backend)]);
-  const { storage, encryption } = await createPlatformStorage(config, storageObserver);
+  const { storage, encryption, quota } = await createPlatformStorage(config, storageObserver);
   const llmObserver = tellEachLlm([metrics?.llm, tracing?.llm]);
   let transport: Awaited<ReturnType<typeof createTransport>>;
   try {
@@ -200,6 +203,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
     tracing,
     audit: auditLog,
     encryption,
+    storageQuota: quota,
     async close() {
       await bus.close();
       await modules.dispose();

@@ -8,6 +8,7 @@
  *    how many items that was.
  * 3. With encryption at rest on, the user's data keys are destroyed (crypto-shredding): what of theirs
  *    a backup or a copy still holds cannot be read any more.
+ *    Then the storage quota forgets what it counted of them (their usage reads 0 from then on).
  * 4. Only when every module answered without failing is the user record removed and `user.deleted`
  *    emitted (webhooks can pass it on). Otherwise CHAT_ERR_USER_ERASE_INCOMPLETE names the modules, and
  *    the user stays (keys revoked) so the same request can be sent again: every module's erasure is
@@ -49,6 +50,8 @@ export async function eraseUser(
     timeoutMs: number;
     /** Destroys the user's data keys (encryption at rest on); resolves with how many were live. */
     shredDataKeys?: (userId: string) => Promise<number>;
+    /** Drops the user's storage count and list of charged keys (storage quota on). */
+    forgetStorageUsage?: (userId: string) => Promise<void>;
   },
 ): Promise<UserErasure> {
   const user = await auth.users.get(userId);
@@ -78,6 +81,7 @@ export async function eraseUser(
   // After the modules: a module erasing reads its files first (a compacted log, an index), sealed with
   // these keys.
   if (options.shredDataKeys !== undefined) erased.encryption = await options.shredDataKeys(userId);
+  await options.forgetStorageUsage?.(userId);
   await auth.users.delete(userId);
   await bus.emit('user.deleted', { userId }, { userId });
   return { user, erased };

@@ -34,12 +34,14 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
   }
 
   const readFrom = storage.readFrom?.bind(storage);
+  const size = storage.size?.bind(storage);
   return {
     read: (key) => timed('read', () => storage.read(key)),
     // Only a driver with its own readFrom has one here: callers fall back to read otherwise (read-from.ts).
     ...(readFrom === undefined
       ? {}
       : { readFrom: (key: string, offset: number) => timed('readFrom', () => readFrom(key, offset)) }),
+    ...(size === undefined ? {} : { size: (key: string) => timed('size', () => size(key)) }),
     write: (key, data) => timed('write', () => storage.write(key, data)),
     append: (key, data) => timed('append', () => storage.append(key, data)),
     delete: (key) => timed('delete', () => storage.delete(key)),

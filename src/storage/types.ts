@@ -16,6 +16,11 @@ export interface Storage {
    * of it. Callers use `readFrom()` (read-from.ts), which falls back to `read`.
    */
   readFrom?(key: string, offset: number): Promise<Uint8Array | undefined>;
+  /**
+   * Optional: the byte length of the value at `key` (what `read` would give), or `undefined` when there is
+   * none — for a storage that can tell without reading the value. Callers use `sizeOf()` (size-of.ts).
+   */
+  size?(key: string): Promise<number | undefined>;
   /** Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. */
   write(key: string, data: Uint8Array): Promise<boolean>;
   /** Removes `key`; `false` when it did not exist. */

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isPlatformError } from '../../src/core/errors.ts';
 import { appendJsonLine, readJsonLines } from '../../src/storage/json-lines.ts';
 import { readFrom } from '../../src/storage/read-from.ts';
+import { sizeOf } from '../../src/storage/size-of.ts';
 import type { Storage } from '../../src/storage/types.ts';
 
 const encoder = new TextEncoder();
@@ -209,6 +210,29 @@ export function describeStorageContract(
           code: 'CHAT_ERR_STORAGE_UNAVAILABLE',
         });
         await storage.close();
+      });
+    });
+
+    // sizeOf() is the storage's own size where it has one (memory, flatfile, redis), else a read's length:
+    // the storage quota counts a user's bytes with it after a start.
+    describe('size', () => {
+      it('is the length read gives: after a write, appends, a rewrite; undefined when missing or deleted', async () => {
+        const storage = await fresh();
+        expect(await sizeOf(storage, 'logs/none.jsonl')).toBeUndefined();
+        await storage.write('empty.txt', new Uint8Array());
+        expect(await sizeOf(storage, 'empty.txt')).toBe(0);
+        await storage.write('logs/chat.jsonl', bytes('{"t":"héllo"}\n'));
+        await storage.append('logs/chat.jsonl', bytes('{"t":"日本"}\n'));
+        await storage.append('logs/chat.jsonl', bytes('{"t":"😀"}\n'));
+        const whole = await storage.read('logs/chat.jsonl');
+        expect(await sizeOf(storage, 'logs/chat.jsonl')).toBe(whole?.length);
+        await storage.write('logs/chat.jsonl', bytes('{}\n'));
+        expect(await sizeOf(storage, 'logs/chat.jsonl')).toBe(3);
+        await storage.delete('logs/chat.jsonl');
+        expect(await sizeOf(storage, 'logs/chat.jsonl')).toBeUndefined();
+        // A folder of other keys is not a value.
+        await storage.write('folder/inside.json', bytes('{}'));
+        expect(await sizeOf(storage, 'folder')).toBeUndefined();
       });
     });
 

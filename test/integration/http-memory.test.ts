@@ -58,8 +58,8 @@ describe('memory across conversations', () => {
     const ofBob = await newSession(bob.key);
     const bobs = await turn(bob.key, ofBob, 'Any tips for calming my dog during a storm?');
     expect(bobs).not.toContain('Biscuit');
-    // Kept after the turn answered, as alice's was (under load, a moment later).
-    await waitFor(async () => (await memoriesOf(bob.key)).length === 1, 'bob’s memory to be kept');
+    // Remembering is not awaited by the turn (memory README): wait for it, as for alice's above.
+    await waitFor(async () => (await memoriesOf(bob.key)).length === 1, "bob's memory to be kept");
     expect(await memoriesOf(bob.key)).toEqual([
       expect.objectContaining({ text: 'Any tips for calming my dog during a storm?' }),
     ]);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
+import { chargeStorageTo } from '../../storage/quota.ts';
 import type { DocumentRecord, DocumentSummary } from './types.ts';
 
 const encoder = new TextEncoder();
@@ -53,7 +54,10 @@ export function revisionOf(metadataBytes: Uint8Array): string {
 
 /**
  * Writes the text first, then the record, so a record on disk has its content beside it (unless another
- * writer's text came in between: `readStoredDocument` tells). Returns the record's revision.
+ * writer's text came in between: `readStoredDocument` tells). Returns the record's revision. The files are
+ * charged to the owner's storage quota (their keys do not name the owner: storage/quota.ts): an owner
+ * without room is refused (CHAT_ERR_STORAGE_QUOTA_EXCEEDED) before the text is written — or, when only
+ * the record does not fit, after it, which leaves a text without a record as a crash between them would.
  */
 export async function writeDocument(
   storage: ModuleStorage,
@@ -61,8 +65,10 @@ export async function writeDocument(
   text: string,
 ): Promise<string> {
   const metadata = encoder.encode(`${JSON.stringify(record, null, 2)}\n`);
-  await storage.write(contentKey(record.docId), encoder.encode(text));
-  await storage.write(metadataKey(record.docId), metadata);
+  await chargeStorageTo(record.ownerId, async () => {
+    await storage.write(contentKey(record.docId), encoder.encode(text));
+    await storage.write(metadataKey(record.docId), metadata);
+  });
   return revisionOf(metadata);
 }
 

@@ -9,7 +9,13 @@
 
 import multipart, { type MultipartFile, type MultipartValue } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { NotFoundError, PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
+import {
+  isPlatformError,
+  NotFoundError,
+  PlatformError,
+  toPlatformError,
+  ValidationError,
+} from '../../core/errors.ts';
 import type {
   DocumentAddRequest,
   DocumentAddResult,
@@ -229,6 +235,11 @@ const docParams = {
 
 const scalar = { type: ['string', 'number', 'boolean', 'null'] } as const;
 
+/** Whether a file of an upload went into storage (added or updated; unchanged ones took nothing new). */
+function isStored(result: UploadResult): boolean {
+  return result.status === 'added' || result.status === 'updated';
+}
+
 /** Registers /v1/documents routes (in a scope of their own, where multipart bodies are parsed). */
 export function registerDocumentRoutes(app: FastifyInstance, context: ServerContext): void {
   const { platform, chat } = context;
@@ -284,7 +295,9 @@ export function registerDocumentRoutes(app: FastifyInstance, context: ServerCont
             'the status the file alone would have had). 200 when every file was stored, 207 when at least ' +
             'one failed. The same file name uploaded again (in the same session) replaces that document. ' +
             '413 for an upload over server.upload_limit_bytes (all files together) or with more than ' +
-            'server.upload_max_files files; nothing is stored then.',
+            'server.upload_max_files files; nothing is stored then. 413 CHAT_ERR_STORAGE_QUOTA_EXCEEDED when the first ' +
+            'file refused would take the user past resource_limits.max_storage_per_user (files after one stored are ' +
+            'reported per file instead).',
           consumes: ['multipart/form-data'],
           response: { 200: uploadResponse, 207: uploadResponse, ...errorResponses },
         },
@@ -335,8 +348,11 @@ export function registerDocumentRoutes(app: FastifyInstance, context: ServerCont
             results.push({ ...named, ...result });
           } catch (caught) {
             const error = toPlatformError(caught);
-            // A failing backend is the request's failure (a retry is safe: same names, same documents).
+            // A failing backend is the request's failure (a retry is safe: same names, same documents). So
+            // is a full storage quota while nothing of the upload was stored: it is the user's, not the file's.
             if (error.status >= 500) throw error;
+            if (isPlatformError(error, 'CHAT_ERR_STORAGE_QUOTA_EXCEEDED') && !results.some(isStored))
+              throw error;
             results.push({
               ...named,
               status: 'failed',

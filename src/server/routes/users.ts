@@ -21,6 +21,25 @@ const createdKeySchema = {
   },
 } as const;
 
+/** A user, and what they store against resource_limits.max_storage_per_user. */
+const userWithStorageSchema = {
+  type: 'object',
+  required: ['id', 'name', 'role', 'createdAt'],
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    role: { type: 'string', enum: ['admin', 'user'] },
+    createdAt: { type: 'string', format: 'date-time' },
+    storage: {
+      type: 'object',
+      description:
+        'Bytes the user stores (as this node counts them; see src/storage/README.md) and their limit (resource_limits.max_storage_per_user); absent when the quota is off ("0B")',
+      required: ['usedBytes', 'limitBytes'],
+      properties: { usedBytes: { type: 'integer' }, limitBytes: { type: 'integer' } },
+    },
+  },
+} as const;
+
 /** How long an erasure waits for every module to delete a user's data. */
 const USER_ERASE_TIMEOUT_MS = 120_000;
 
@@ -138,15 +157,16 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
       config: admin,
       schema: {
         tags: ['users'],
-        summary: 'One user (admin)',
+        summary: 'One user (admin), with their stored bytes when the storage quota is on',
         params: idParams,
-        response: { 200: { $ref: 'User#' }, ...errorResponses },
+        response: { 200: userWithStorageSchema, ...errorResponses },
       },
     },
     async (request) => {
       const user = await users.get(request.params.id);
       if (user === undefined) throw new NotFoundError(`no user "${request.params.id}"`);
-      return user;
+      const quota = context.platform.storageQuota;
+      return quota === undefined ? user : { ...user, storage: await quota.usage(user.id) };
     },
   );
 
@@ -183,12 +203,13 @@ export function registerUserRoutes(app: FastifyInstance, context: ServerContext)
           details: { userId },
         });
       }
-      const encryption = context.platform.encryption;
+      const { encryption, storageQuota: quota } = context.platform;
       const erasure = await eraseUser(context.platform.bus, context.auth, userId, {
         timeoutMs: USER_ERASE_TIMEOUT_MS,
         ...(encryption === undefined
           ? {}
           : { shredDataKeys: (id: string) => encryption.dataKeys.shred({ kind: 'user', userId: id }) }),
+        ...(quota === undefined ? {} : { forgetStorageUsage: (id: string) => quota.forget(id) }),
       });
       await audit(request, 'user.deleted', { userId, name: erasure.user.name }, { erased: erasure.erased });
       return erasure;

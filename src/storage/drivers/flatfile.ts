@@ -715,6 +715,17 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       }
       return keys.sort();
     },
+    async size(key) {
+      assertValidKey(key);
+      assertOpen();
+      try {
+        const stats = await stat(pathOf(key));
+        return stats.isFile() ? stats.size : undefined;
+      } catch (error) {
+        if (isNoValue(error)) return undefined;
+        throw failure('read', key, error);
+      }
+    },
     async exists(key) {
       assertValidKey(key);
       assertOpen();

@@ -56,6 +56,11 @@ export function createMemoryStorage(): Storage {
       assertOffset(offset);
       return readTail(key, offset);
     },
+    async size(key) {
+      assertValidKey(key);
+      assertOpen();
+      return entries.get(key)?.chunks.reduce((total, chunk) => total + chunk.length, 0);
+    },
     async write(key, data) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');

@@ -23,7 +23,7 @@
  *   and the driver works again as soon as Redis is back.
  * - `readFrom(key, offset)` is one GETRANGE (in a script, beside EXISTS, so a missing key is told from an
  *   empty tail): a reader following a long log — text_chat's history, every turn — is sent the new bytes,
- *   not the whole log.
+ *   not the whole log. `size(key)` is one STRLEN beside EXISTS in a script, likewise.
  * - Durability is Redis's: an acknowledged write is in Redis's memory; it survives a Redis crash only as
  *   far as its persistence settings say (`appendonly yes` + `appendfsync always`: every write; `everysec`:
  *   all but the last 1–2 s). See README.md.
@@ -76,6 +76,7 @@ export interface RedisStorage extends Storage {
   /** Resolves when Redis answers a PING; rejects with CHAT_ERR_STORAGE_UNAVAILABLE otherwise. */
   ping(): Promise<void>;
   readFrom(key: string, offset: number): Promise<Uint8Array | undefined>;
+  size(key: string): Promise<number | undefined>;
 }
 
 /**
@@ -94,6 +95,8 @@ export const REDIS_SCRIPTS = {
   /** Not about the index: the bytes from ARGV[1] on, or nil when there is no key (GETRANGE alone gives ''). */
   readFrom:
     "if redis.call('EXISTS', KEYS[1]) == 0 then return false end return redis.call('GETRANGE', KEYS[1], ARGV[1], -1)",
+  /** Not about the index: the value's length, or nil when there is no key (STRLEN alone gives 0). */
+  size: "if redis.call('EXISTS', KEYS[1]) == 0 then return false end return redis.call('STRLEN', KEYS[1])",
 } as const;
 
 // Server replies that mean "not now" rather than "this operation is wrong".
@@ -313,6 +316,14 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
       });
       // Redis orders by UTF-8 bytes; the contract orders by UTF-16 code units (they differ above U+FFFF).
       return keys.sort();
+    },
+    async size(key) {
+      assertValidKey(key);
+      assertOpen();
+      const length = await run('read', key, () =>
+        order.plain(key, () => redis.eval(REDIS_SCRIPTS.size, 1, prefix + key)),
+      );
+      return typeof length === 'number' ? length : undefined;
     },
     async exists(key) {
       assertValidKey(key);
