@@ -8,6 +8,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message, Session } from '../../src/core/types.ts';
+import { seededRandom } from '../helpers/seeded-random.ts';
 import { type HttpHarness, startHttpHarness, type TestUser } from './http-harness.ts';
 
 let harness: HttpHarness;
@@ -26,17 +27,6 @@ afterAll(async () => {
 const RUN_MS = 4000;
 const CLIENTS_PER_USER = 4;
 
-/** A small deterministic generator (mulberry32), so a run's choice of operations can be repeated. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('many clients at once', () => {
   it('answer every request deliberately (never a 5xx) and never show one user the other’s data', async () => {
     const { call } = harness;
@@ -45,7 +35,7 @@ describe('many clients at once', () => {
     const deadline = Date.now() + RUN_MS;
 
     async function client(user: TestUser, marker: string, sessions: string[], seed: number): Promise<void> {
-      const next = random(seed);
+      const next = seededRandom(seed);
       const pick = <T>(items: readonly T[]): T => items[Math.floor(next() * items.length)]!;
       while (Date.now() < deadline) {
         const sessionId = sessions.length > 0 ? pick(sessions) : '01a2a2a2-0000-7000-8000-000000000000';

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { seededRandom } from '../../../test/helpers/seeded-random.ts';
 import { isPlatformError } from '../../core/errors.ts';
 import { createMemoryStorage } from '../../storage/drivers/memory.ts';
 import { annAvailable } from './ann.ts';
@@ -12,20 +13,9 @@ import {
   vectorIndexId,
 } from './vectors.ts';
 
-/** Seeded uniform numbers (mulberry32), so every run sees the same vectors. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Vectors around `clusters` random centres: near neighbours exist, as with real embeddings. */
 function clusteredVectors(count: number, dimension: number, seed: number, clusters = 20): Float32Array[] {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const gaussian = () => Math.sqrt(-2 * Math.log(1 - next())) * Math.cos(2 * Math.PI * next());
   const centres = Array.from({ length: clusters }, () => Float32Array.from({ length: dimension }, gaussian));
   return Array.from({ length: count }, () => {

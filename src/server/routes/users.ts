@@ -8,7 +8,7 @@ import { NotFoundError, ValidationError } from '../../core/errors.ts';
 import { eraseUser } from '../../security/erase-user.ts';
 import type { UserRole } from '../../security/users.ts';
 import { principalOf } from '../auth-hook.ts';
-import { errorResponses, idParams } from '../schemas.ts';
+import { errorResponses, idParams, userSchema } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { emptyBodyIsObject } from './sessions.ts';
 
@@ -24,12 +24,9 @@ const createdKeySchema = {
 /** A user, and what they store against resource_limits.max_storage_per_user. */
 const userWithStorageSchema = {
   type: 'object',
-  required: ['id', 'name', 'role', 'createdAt'],
+  required: userSchema.required,
   properties: {
-    id: { type: 'string' },
-    name: { type: 'string' },
-    role: { type: 'string', enum: ['admin', 'user'] },
-    createdAt: { type: 'string', format: 'date-time' },
+    ...userSchema.properties,
     storage: {
       type: 'object',
       description:
