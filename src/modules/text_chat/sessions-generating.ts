@@ -98,8 +98,15 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
     if (ids?.size === 0) remoteBySession.delete(turn.key);
   }
 
+  // The sweep below runs at most this often: called on every turn, it would walk the leading deleted
+  // slots a Map keeps until it rehashes (2% of a busy node's CPU), to forget a turn some ms sooner.
+  const sweepEveryMs = Math.max(1, Math.floor(lostAfterMs / 50));
+  let nextSweep = Number.NEGATIVE_INFINITY;
+
   /** Drops the other nodes' turns not heard of for `lostAfterMs`, and old ends. */
   function forgetLost(time: number): void {
+    if (time < nextSweep) return;
+    nextSweep = time + sweepEveryMs;
     for (const [turnId, turn] of remote) {
       if (time - turn.heardAt < lostAfterMs) break;
       forgetRemote(turnId);
