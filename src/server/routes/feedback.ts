@@ -7,7 +7,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import { principalOf } from '../auth-hook.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses, idParams } from '../schemas.ts';
 import type { ServerContext } from '../server-context.ts';
 import { checkSessionId } from './sessions.ts';
 
@@ -107,11 +107,7 @@ export function registerFeedbackRoutes(app: FastifyInstance, context: ServerCont
       schema: {
         tags,
         summary: "The session's ratings of replies, oldest first",
-        params: {
-          type: 'object',
-          required: ['id'],
-          properties: { id: { type: 'string', minLength: 1, maxLength: 200 } },
-        },
+        params: idParams,
         response: {
           200: {
             type: 'object',

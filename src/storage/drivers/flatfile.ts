@@ -205,21 +205,17 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const code = errorCode(error);
     // A full disk is not a fault of the request nor of parley: said as such (507), for clients to retry
     // later and operators to free space.
-    if (code === 'ENOSPC' || code === 'EDQUOT') {
-      return new PlatformError(
-        'CHAT_ERR_STORAGE_FULL',
-        `flatfile ${operation} of "${key}" failed: no space left on the storage device`,
-        { details: { key, operation, code }, cause: error },
-      );
-    }
+    const full = code === 'ENOSPC' || code === 'EDQUOT';
     const conflict = code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST';
-    const reason = conflict
-      ? 'the key conflicts with a folder of other keys, or a key on its path is a file'
-      : error instanceof Error
-        ? error.message
-        : String(error);
+    const reason = full
+      ? 'no space left on the storage device'
+      : conflict
+        ? 'the key conflicts with a folder of other keys, or a key on its path is a file'
+        : error instanceof Error
+          ? error.message
+          : String(error);
     return new PlatformError(
-      'CHAT_ERR_STORAGE_FAILED',
+      full ? 'CHAT_ERR_STORAGE_FULL' : 'CHAT_ERR_STORAGE_FAILED',
       `flatfile ${operation} of "${key}" failed: ${reason}`,
       {
         details: { key, operation, code },
