@@ -10,7 +10,7 @@
 
 import type { LanguageModelV3, LanguageModelV3StreamPart } from '@ai-sdk/provider';
 import type { LlmCallObserver } from '../../src/core/observers.ts';
-import { streamModel } from '../../src/llm/call.ts';
+import { callModel, generateWithModel, streamModel } from '../../src/llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 
 /** The reply the mock model streams, token by token. */
@@ -75,6 +75,7 @@ export function createMockRegistry(
 ): ModelRegistry {
   const real = createModelRegistry({});
   const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
+  const errorContext = { model: 'mock:bench', provider: 'mock' };
   const registry: ModelRegistry = {
     ...real,
     resolve: () => model,
@@ -82,16 +83,13 @@ export function createMockRegistry(
     defaultModelName: () => 'mock:bench',
     isConfigured: () => true,
     stream(request) {
-      return streamModel(model, request, settings, { model: 'mock:bench', provider: 'mock' }, observer);
+      return streamModel(model, request, settings, errorContext, observer);
     },
-    async generate(request) {
-      for await (const part of registry.stream(request)) {
-        if (part.type === 'finish') {
-          const { type: _type, ...result } = part;
-          return result;
-        }
-      }
-      throw new Error('the mock stream ended without a finish');
+    streamTo(request, onPart) {
+      return callModel(model, request, settings, errorContext, observer, onPart);
+    },
+    generate(request) {
+      return generateWithModel(model, request, settings, errorContext, observer);
     },
   };
   return registry;

@@ -53,6 +53,12 @@ export function createWorkerContext(options: CreateWorkerContextOptions): Module
       proxy[method] = (...args: unknown[]) => call(`${service}.${method}`, args, 0);
     for (const method of methods.stream ?? [])
       proxy[method] = (...args: unknown[]) => channel.stream(`${service}.${method}`, args, 0);
+    for (const [method, streamMethod] of Object.entries(methods.streamTo ?? {})) {
+      proxy[method] = async (request: unknown, onPart: (part: unknown) => PromiseLike<void> | undefined) => {
+        for await (const part of channel.stream(`${service}.${streamMethod}`, [request], 0))
+          await onPart(part);
+      };
+    }
     for (const method of methods.sync ?? [])
       proxy[method] = (...args: unknown[]) => channel.callSync(`${service}.${method}`, args);
     services[service] = proxy;

@@ -13,6 +13,11 @@ export interface WorkerServiceMethods {
   call?: string[];
   /** Methods returning an async iterable (`stream`): its parts cross one message each. */
   stream?: string[];
+  /**
+   * Methods handing each part of a stream to a callback (`streamTo(request, onPart)`), by the stream method
+   * the worker reads for them: the callback cannot cross, so it is called in the worker.
+   */
+  streamTo?: Record<string, string>;
   /** Methods returning a value at once (`defaultModelName`): the worker blocks until the answer comes. */
   sync?: string[];
 }

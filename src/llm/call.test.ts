@@ -3,7 +3,7 @@ import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
 import { describe, expect, it } from 'vitest';
 import { isPlatformError, PlatformError } from '../core/errors.ts';
 import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
-import { generateWithModel, streamModel } from './call.ts';
+import { callModel, generateWithModel, streamModel } from './call.ts';
 
 const messages = [{ role: 'user' as const, content: 'Hi' }];
 const settings = { maxRetries: 2, requestTimeoutMs: 2000 };
@@ -100,6 +100,56 @@ describe('streamModel', () => {
     expect(call?.temperature).toBe(0.2);
     expect(call?.stopSequences).toEqual(['\n']);
     expect(call?.prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
+  });
+});
+
+describe('callModel', () => {
+  it('hands each part to the handler, and waits for a promise it returns before the next', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b', 'c']) }) }),
+    });
+    const seen: string[] = [];
+    let holding = false;
+    await callModel(model, { messages }, settings, context, undefined, (part) => {
+      // A part handed over while the handler's promise is pending would break the order a client sees.
+      expect(holding).toBe(false);
+      seen.push(part.type === 'text-delta' ? part.text : part.type);
+      if (part.type !== 'text-delta' || part.text !== 'b') return;
+      holding = true;
+      return new Promise<void>((resolve) => setTimeout(resolve, 20)).then(() => {
+        holding = false;
+      });
+    });
+    expect(seen).toEqual(['a', 'b', 'c', 'finish']);
+  });
+
+  it("passes the handler's own failure through as it was thrown, not as a model failure", async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),
+    });
+    // Not a PlatformError: one of the model's would be wrapped as CHAT_ERR_LLM_PROVIDER_FAILED.
+    const storing = new Error('ENOSPC: the disk is full');
+    const thrown = await callModel(model, { messages }, settings, context, undefined, () => {
+      throw storing;
+    }).catch((caught) => caught);
+    expect(thrown).toBe(storing);
+    const rejected = await callModel(model, { messages }, settings, context, undefined, () =>
+      Promise.reject(storing),
+    ).catch((caught) => caught);
+    expect(rejected).toBe(storing);
+  });
+
+  it('does not count time the handler takes against the idle timeout', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),
+    });
+    const parts: string[] = [];
+    await callModel(model, { messages }, { maxRetries: 0, requestTimeoutMs: 50 }, context, undefined, (part) => {
+      parts.push(part.type);
+      // Slower than the idle timeout: the model is not what is slow.
+      return new Promise((resolve) => setTimeout(resolve, 120));
+    });
+    expect(parts).toEqual(['text-delta', 'text-delta', 'finish']);
   });
 });
 

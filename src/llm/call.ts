@@ -96,6 +96,9 @@ export type LlmStreamPart =
   | { type: 'tool-result'; toolCallId: string; toolName: string; output?: unknown; error?: string }
   | ({ type: 'finish' } & LlmResult);
 
+/** Takes one part of a reply; a promise it returns holds the next part back until it settles. */
+export type LlmPartHandler = (part: LlmStreamPart) => PromiseLike<void> | void;
+
 /** What a failed tool's error says, for the model and the client (never a stack). */
 function toPlatformErrorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -137,6 +140,8 @@ export interface CallSettings {
  * captures a stack) on every call is a measurable share of a fast call.
  */
 const CALL_FINISHED = new DOMException('call finished', 'AbortError');
+/** The reason a streamed call is aborted with when its consumer stopped reading. */
+const CONSUMER_LEFT = new DOMException('the consumer stopped reading', 'AbortError');
 
 /**
  * An abort signal that fires when nothing arrives for `timeoutMs` (before the first chunk or between two),
@@ -245,18 +250,43 @@ async function openDirectStream(
 }
 
 /**
- * Streams a reply from `model`; throws a PlatformError (from toLlmError) when the call fails. `observer`
- * is told when the first text came and how the call ended (a consumer that stops reading early ends it
- * as cancelled).
+ * Calls `model` and hands each part of its reply to `onPart` as it arrives; resolves once the reply is
+ * whole, and rejects with a PlatformError (from toLlmError) when the call fails. A handler that returns a
+ * promise holds the next part back until it settles (the idle deadline paused meanwhile); one that returns
+ * nothing costs the call no promise at all — so a chat turn hands a reply's parts over without a round of
+ * promises each, as a generator would take (bench/peers). `observer` is told when the first text came and
+ * how the call ended (aborted through `request.signal`: cancelled).
  */
-export async function* streamModel(
+export async function callModel(
   model: LanguageModelV3,
   request: LlmRequest,
   settings: CallSettings,
   errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
-  observer?: LlmCallObserver,
-): AsyncGenerator<LlmStreamPart, void, undefined> {
+  observer: LlmCallObserver | undefined,
+  onPart: LlmPartHandler,
+): Promise<void> {
   const deadline = idleDeadline(settings.requestTimeoutMs, request.signal);
+  // A failure of the handler is the caller's own, not the model's: it leaves the call as it was thrown.
+  let handlerFailure: { error: unknown } | undefined;
+  const deliver = (part: LlmStreamPart): PromiseLike<void> | undefined => {
+    try {
+      return onPart(part) as PromiseLike<void> | undefined;
+    } catch (error) {
+      handlerFailure = { error };
+      throw error;
+    }
+  };
+  /** Waits for a handler's promise with the idle clock stopped: the handler's time is not the model's. */
+  const handled = async (pending: PromiseLike<void>, restartClock = true) => {
+    deadline.pause();
+    try {
+      await pending;
+    } catch (error) {
+      handlerFailure = { error };
+      throw error;
+    }
+    if (restartClock) deadline.arm();
+  };
   const startedAt = observer === undefined ? 0 : performance.now();
   let text = '';
   let outcome: LlmCallOutcome = { error: 'CHAT_ERR_LLM_CANCELLED' };
@@ -286,9 +316,8 @@ export async function* streamModel(
             if (part.delta === '') continue;
             observeText();
             text += part.delta;
-            deadline.pause();
-            yield { type: 'text-delta', text: part.delta };
-            deadline.arm();
+            const pending = deliver({ type: 'text-delta', text: part.delta });
+            if (pending !== undefined) await handled(pending);
           } else if (part.type === 'error') {
             throw part.error;
           } else if (part.type === 'finish' && !finished) {
@@ -297,13 +326,15 @@ export async function* streamModel(
             const inputTokens = part.usage.inputTokens.total;
             const outputTokens = part.usage.outputTokens.total;
             outcome = { inputTokens, outputTokens };
-            yield {
+            const pending = deliver({
               type: 'finish',
               model: errorContext.model,
               text,
               finishReason: part.finishReason.unified,
               usage: { inputTokens, outputTokens, totalTokens: addCounts(inputTokens, outputTokens) },
-            };
+            });
+            // The clock stays stopped: after the finish, nothing more is waited for.
+            if (pending !== undefined) await handled(pending, false);
           }
         }
         if (signal.aborted) throw signal.reason ?? new DOMException('aborted', 'AbortError');
@@ -316,13 +347,14 @@ export async function* streamModel(
       // A stream that ends without saying how ends as streamText reports it: reason "other".
       if (!finished) {
         outcome = {};
-        yield {
+        const pending = deliver({
           type: 'finish',
           model: errorContext.model,
           text,
           finishReason: 'other',
           usage: { inputTokens: undefined, outputTokens: undefined, totalTokens: undefined },
-        };
+        });
+        if (pending !== undefined) await handled(pending);
       }
       return;
     }
@@ -350,24 +382,22 @@ export async function* streamModel(
     });
     for await (const part of result.fullStream) {
       deadline.arm();
+      let pending: PromiseLike<void> | undefined;
       if (part.type === 'text-delta') {
         if (part.text === '') continue;
         observeText();
         text += part.text;
-        deadline.pause();
-        yield { type: 'text-delta', text: part.text };
-        deadline.arm();
+        pending = deliver({ type: 'text-delta', text: part.text });
       } else if (part.type === 'tool-call') {
-        deadline.pause();
-        yield { type: 'tool-call', toolCallId: part.toolCallId, toolName: part.toolName, input: part.input };
-        deadline.arm();
+        const { toolCallId, toolName, input } = part;
+        pending = deliver({ type: 'tool-call', toolCallId, toolName, input });
       } else if (part.type === 'tool-result' || part.type === 'tool-error') {
-        deadline.pause();
         const { toolCallId, toolName } = part;
-        yield part.type === 'tool-result'
-          ? { type: 'tool-result', toolCallId, toolName, output: part.output }
-          : { type: 'tool-result', toolCallId, toolName, error: toPlatformErrorMessage(part.error) };
-        deadline.arm();
+        pending = deliver(
+          part.type === 'tool-result'
+            ? { type: 'tool-result', toolCallId, toolName, output: part.output }
+            : { type: 'tool-result', toolCallId, toolName, error: toPlatformErrorMessage(part.error) },
+        );
       } else if (part.type === 'error') {
         throw part.error;
       } else if (part.type === 'abort') {
@@ -375,16 +405,18 @@ export async function* streamModel(
       } else if (part.type === 'finish') {
         deadline.pause();
         outcome = { inputTokens: part.totalUsage.inputTokens, outputTokens: part.totalUsage.outputTokens };
-        yield {
+        pending = deliver({
           type: 'finish',
           model: errorContext.model,
           text,
           finishReason: part.finishReason,
           usage: usageOf(part.totalUsage),
-        };
+        });
       }
+      if (pending !== undefined) await handled(pending, part.type !== 'finish');
     }
   } catch (error) {
+    if (handlerFailure !== undefined && error === handlerFailure.error) throw error;
     const failure = toLlmError(error, {
       ...errorContext,
       timeoutMs: settings.requestTimeoutMs,
@@ -399,6 +431,57 @@ export async function* streamModel(
   }
 }
 
+/**
+ * Streams a reply from `model` as an async generator over `callModel`; throws a PlatformError when the call
+ * fails. The model is read as fast as it writes (its parts wait here for the consumer), so a slow consumer
+ * never looks like a model that stopped answering; a consumer that stops reading early cancels the call.
+ */
+export async function* streamModel(
+  model: LanguageModelV3,
+  request: LlmRequest,
+  settings: CallSettings,
+  errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
+  observer?: LlmCallObserver,
+): AsyncGenerator<LlmStreamPart, void, undefined> {
+  const left = new AbortController();
+  const signal = request.signal === undefined ? left.signal : AbortSignal.any([request.signal, left.signal]);
+  const parts: LlmStreamPart[] = [];
+  let wake: (() => void) | undefined;
+  let settled = false;
+  let failure: { error: unknown } | undefined;
+  const call = callModel(model, { ...request, signal }, settings, errorContext, observer, (part) => {
+    parts.push(part);
+    wake?.();
+  }).then(
+    () => {
+      settled = true;
+      wake?.();
+    },
+    (error: unknown) => {
+      settled = true;
+      failure = { error };
+      wake?.();
+    },
+  );
+  try {
+    for (;;) {
+      while (parts.length > 0) yield parts.shift() as LlmStreamPart;
+      if (failure !== undefined) throw failure.error;
+      if (settled) return;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      wake = undefined;
+    }
+  } finally {
+    // The consumer stopped early: the call is cancelled, and ended (its outcome observed) before this returns.
+    if (!settled) {
+      left.abort(CONSUMER_LEFT);
+      await call;
+    }
+  }
+}
+
 /** Calls `model` and returns the whole reply; throws a PlatformError when the call fails. */
 export async function generateWithModel(
   model: LanguageModelV3,
@@ -408,13 +491,15 @@ export async function generateWithModel(
   observer?: LlmCallObserver,
 ): Promise<LlmResult> {
   const toolCalls: NonNullable<LlmResult['toolCalls']> = [];
-  for await (const part of streamModel(model, request, settings, errorContext, observer)) {
+  let result: LlmResult | undefined;
+  await callModel(model, request, settings, errorContext, observer, (part) => {
     if (part.type === 'tool-call') {
       toolCalls.push({ toolCallId: part.toolCallId, toolName: part.toolName, input: part.input });
-    } else if (part.type === 'finish') {
-      const { type: _type, ...result } = part;
-      return toolCalls.length === 0 ? result : { ...result, toolCalls };
+    } else if (part.type === 'finish' && result === undefined) {
+      const { type: _type, ...finished } = part;
+      result = toolCalls.length === 0 ? finished : { ...finished, toolCalls };
     }
-  }
-  throw toLlmError(new Error('the stream ended without a finish'), errorContext);
+  });
+  if (result === undefined) throw toLlmError(new Error('the stream ended without a finish'), errorContext);
+  return result;
 }

@@ -1,7 +1,7 @@
 /** The LLM layer: the model registry, the local and offline providers, calls and their errors. */
 
-export type { CallSettings, LlmRequest, LlmResult, LlmStreamPart, LlmUsage } from './call.ts';
-export { generateWithModel, streamModel } from './call.ts';
+export type { CallSettings, LlmPartHandler, LlmRequest, LlmResult, LlmStreamPart, LlmUsage } from './call.ts';
+export { callModel, generateWithModel, streamModel } from './call.ts';
 export type {
   LlmSettings,
   LocalGpu,

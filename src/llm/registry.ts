@@ -13,7 +13,9 @@ import { PlatformError } from '../core/errors.ts';
 import type { LlmCallObserver } from '../core/observers.ts';
 import {
   type CallSettings,
+  callModel,
   generateWithModel,
+  type LlmPartHandler,
   type LlmRequest,
   type LlmResult,
   type LlmStreamPart,
@@ -80,6 +82,11 @@ export interface ModelRegistry {
   errorContext(name: string): LlmErrorContext;
   /** Streams a reply; throws a PlatformError (CHAT_ERR_LLM_*) when the model fails. */
   stream(request: LlmRequest): AsyncGenerator<LlmStreamPart, void, undefined>;
+  /**
+   * Hands each part of a reply to `onPart` as it arrives (callModel: no round of promises per part, as
+   * `stream`'s generator takes); rejects with a PlatformError (CHAT_ERR_LLM_*) when the model fails.
+   */
+  streamTo(request: LlmRequest, onPart: LlmPartHandler): Promise<void>;
   /** Returns a whole reply; throws a PlatformError (CHAT_ERR_LLM_*) when the model fails. */
   generate(request: LlmRequest): Promise<LlmResult>;
   /** The embedding model of "provider:model" (openai, openai-compatible, local GGUF); see embeddings.ts. */
@@ -257,6 +264,17 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
       return (async function* () {
         yield* streamModel(resolve(name), request, callSettings, errorContext(name), options.observer);
       })();
+    },
+    streamTo(request, onPart) {
+      const name = request.model ?? defaultModelName();
+      // A bad name rejects, like any other failure of the call.
+      let model: LanguageModelV3;
+      try {
+        model = resolve(name);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return callModel(model, request, callSettings, errorContext(name), options.observer, onPart);
     },
     generate(request) {
       const name = request.model ?? defaultModelName();

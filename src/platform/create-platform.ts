@@ -175,6 +175,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
           llm: {
             call: ['generate'],
             stream: ['stream'],
+            streamTo: { streamTo: 'stream' },
             sync: ['defaultModelName', 'isConfigured', 'list', 'providerNames'],
           },
         },

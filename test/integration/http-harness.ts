@@ -94,6 +94,10 @@ export async function startHttpHarness(options: HarnessOptions = {}): Promise<Ht
         llmCalls.push(request);
         return registry.stream(request);
       },
+      streamTo(request, onPart) {
+        llmCalls.push(request);
+        return registry.streamTo(request, onPart);
+      },
       generate(request) {
         llmCalls.push(request);
         return registry.generate(request);

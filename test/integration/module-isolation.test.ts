@@ -63,7 +63,12 @@ export default defineModule({
           const whole = await ctx.llm.generate(request);
           let streamed = '';
           for await (const part of ctx.llm.stream(request)) if (part.type === 'text-delta') streamed += part.text;
-          return { model: ctx.llm.defaultModelName(), whole: whole.text, streamed };
+          // The handler cannot cross to the main thread: it is called here, in the worker.
+          let handed = '';
+          await ctx.llm.streamTo(request, (part) => {
+            if (part.type === 'text-delta') handed += part.text;
+          });
+          return { model: ctx.llm.defaultModelName(), whole: whole.text, streamed, handed };
         },
         'vault.throw_later': () => {
           setTimeout(() => {
@@ -173,6 +178,7 @@ describe('a module run in a worker (isolation: "worker")', () => {
     expect(answer.model).toBe(platform.llm.defaultModelName());
     expect(answer.whole?.length).toBeGreaterThan(0);
     expect(answer.streamed).toBe(answer.whole);
+    expect(answer.handed).toBe(answer.whole);
   });
 
   it('says clearly what does not cross the boundary', async () => {

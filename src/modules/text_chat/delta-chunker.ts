@@ -7,8 +7,11 @@
  */
 
 export interface DeltaChunker {
-  /** Adds model text; emits it when it is the first, or once the buffer reaches the chunk size. */
-  push(text: string): Promise<void>;
+  /**
+   * Adds model text; emits it when it is the first, or once the buffer reaches the chunk size. Returns the
+   * chunks' progress when it emitted (wait for it before pushing more), nothing when the text was only kept.
+   */
+  push(text: string): Promise<void> | undefined;
   /** Emits whatever is buffered (nothing when empty), after every earlier chunk. */
   end(): Promise<void>;
 }
@@ -52,7 +55,7 @@ export function createDeltaChunker(
       if (streaming && maxDelayMs > 0 && timer === undefined && buffer !== '') {
         timer = setTimeout(() => void flush().catch(() => {}), maxDelayMs);
       }
-      return last;
+      return undefined;
     },
     end: flush,
   };

@@ -18,7 +18,7 @@ import type { EventEnvelope } from '../../core/events.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../../core/module-loader.ts';
 import { matchesPattern } from '../../core/pattern.ts';
-import { streamModel } from '../../llm/call.ts';
+import { callModel, streamModel } from '../../llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../llm/registry.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { createAccessPolicy } from '../../security/access-control.ts';
@@ -162,6 +162,17 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       return (async function* () {
         yield* streamModel(llm.resolve(name), request, settings, { model: name, provider: 'mock' });
       })();
+    },
+    async streamTo(request, onPart) {
+      const name = request.model ?? 'mock:default';
+      await callModel(
+        llm.resolve(name),
+        request,
+        settings,
+        { model: name, provider: 'mock' },
+        undefined,
+        onPart,
+      );
     },
   };
 

@@ -3,7 +3,7 @@ import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope }
 import { newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
-import type { LlmRequest } from '../../llm/call.ts';
+import type { LlmRequest, LlmStreamPart } from '../../llm/call.ts';
 import { createDeltaChunker } from './delta-chunker.ts';
 import {
   loadTokenCounter,
@@ -573,47 +573,50 @@ async function generate(
   let text = '';
   const toolCalls: ToolCallRecord[] = [];
   const callsById = new Map<string, ToolCallRecord>();
-  try {
-    for await (const part of ctx.llm.stream({ ...request, signal: controller.signal })) {
-      if (part.type === 'text-delta') {
-        text += part.text;
-        await chunker.push(part.text);
-      } else if (part.type === 'tool-call') {
-        const call: ToolCallRecord = { name: part.toolName, input: part.input };
-        toolCalls.push(call);
-        callsById.set(part.toolCallId, call);
-        // Shown while the tool works: a client can say what the assistant is doing.
-        await emitTool({
-          phase: 'call',
-          toolCallId: part.toolCallId,
-          name: part.toolName,
-          input: part.input,
-        });
-      } else if (part.type === 'tool-result') {
-        const call = callsById.get(part.toolCallId);
-        if (call !== undefined) {
-          if (part.error === undefined) call.output = part.output;
-          else call.error = part.error;
-        }
-        await emitTool({
-          phase: 'result',
-          toolCallId: part.toolCallId,
-          name: part.toolName,
-          ...(part.error === undefined ? { output: part.output } : { error: part.error }),
-        });
-      } else if (part.type === 'finish') {
-        await chunker.end();
-        const usage: NonNullable<MessageMetadata['usage']> = {};
-        if (part.usage.inputTokens !== undefined) usage.inputTokens = part.usage.inputTokens;
-        if (part.usage.outputTokens !== undefined) usage.outputTokens = part.usage.outputTokens;
-        return {
-          text,
-          finishReason: part.finishReason === 'error' ? 'error' : (part.finishReason as ReplyFinishReason),
-          usage: Object.keys(usage).length === 0 ? undefined : usage,
-          error: undefined,
-          toolCalls,
-        };
+  let finish: Extract<LlmStreamPart, { type: 'finish' }> | undefined;
+  /** Each part as it comes; a promise returned (a chunk or tool event on its way) holds the next back. */
+  const onPart = (part: LlmStreamPart): Promise<void> | undefined => {
+    if (part.type === 'text-delta') {
+      text += part.text;
+      return chunker.push(part.text);
+    }
+    if (part.type === 'tool-call') {
+      const call: ToolCallRecord = { name: part.toolName, input: part.input };
+      toolCalls.push(call);
+      callsById.set(part.toolCallId, call);
+      // Shown while the tool works: a client can say what the assistant is doing.
+      return emitTool({ phase: 'call', toolCallId: part.toolCallId, name: part.toolName, input: part.input });
+    }
+    if (part.type === 'tool-result') {
+      const call = callsById.get(part.toolCallId);
+      if (call !== undefined) {
+        if (part.error === undefined) call.output = part.output;
+        else call.error = part.error;
       }
+      return emitTool({
+        phase: 'result',
+        toolCallId: part.toolCallId,
+        name: part.toolName,
+        ...(part.error === undefined ? { output: part.output } : { error: part.error }),
+      });
+    }
+    finish ??= part;
+    return undefined;
+  };
+  try {
+    await ctx.llm.streamTo({ ...request, signal: controller.signal }, onPart);
+    if (finish !== undefined) {
+      await chunker.end();
+      const usage: NonNullable<MessageMetadata['usage']> = {};
+      if (finish.usage.inputTokens !== undefined) usage.inputTokens = finish.usage.inputTokens;
+      if (finish.usage.outputTokens !== undefined) usage.outputTokens = finish.usage.outputTokens;
+      return {
+        text,
+        finishReason: finish.finishReason === 'error' ? 'error' : (finish.finishReason as ReplyFinishReason),
+        usage: Object.keys(usage).length === 0 ? undefined : usage,
+        error: undefined,
+        toolCalls,
+      };
     }
     throw new PlatformError('CHAT_ERR_LLM_PROVIDER_FAILED', 'the model stream ended without a finish');
   } catch (caught) {
