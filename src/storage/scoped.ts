@@ -19,20 +19,33 @@ export function scopeStorage(storage: Storage, root: string): Storage {
   const folder = root.endsWith('/') ? root.slice(0, -1) : root;
   assertValidKey(folder);
   const base = `${folder}/`;
-  const inFlight = new Set<Promise<unknown>>();
+  // Operations started and not yet settled, and who waits for none to be left (close).
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  let closing: Promise<void> | undefined;
+  const settled = () => {
+    inFlight--;
+    if (inFlight === 0) idle?.();
+  };
   let closed = false;
 
-  // async, so a rejected key arrives as a rejection like every other storage error.
-  async function run<T>(key: string, operation: (fullKey: string) => Promise<T>): Promise<T> {
-    assertValidKey(key);
-    if (closed) throw new StorageUnavailableError(`the storage view of "${folder}" is closed`);
-    const promise = operation(base + key);
-    inFlight.add(promise);
+  /**
+   * Starts `operation` on the full key. Not an async function: a storage call is on every turn's path,
+   * and the async wrapper's promises were a measurable share of it. A rejected key or a closed view still
+   * arrives as a rejection like every other storage error.
+   */
+  function run<T>(key: string, operation: (fullKey: string) => Promise<T>): Promise<T> {
+    let promise: Promise<T>;
     try {
-      return await promise;
-    } finally {
-      inFlight.delete(promise);
+      assertValidKey(key);
+      if (closed) throw new StorageUnavailableError(`the storage view of "${folder}" is closed`);
+      promise = operation(base + key);
+    } catch (error) {
+      return Promise.reject(error);
     }
+    inFlight++;
+    promise.then(settled, settled);
+    return promise;
   }
 
   return {
@@ -48,9 +61,10 @@ export function scopeStorage(storage: Storage, root: string): Storage {
       const keys = await storage.list(base + prefix);
       return keys.map((key) => key.slice(base.length));
     },
-    async close() {
+    close() {
       closed = true;
-      await Promise.allSettled([...inFlight]);
+      closing ??= inFlight === 0 ? Promise.resolve() : new Promise<void>((resolve) => (idle = resolve));
+      return closing;
     },
   };
 }

@@ -281,6 +281,8 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     if (entry.counted > options.maxBytes) return;
     entries.set(key, entry);
     bytes += entry.counted;
+    // Checked first: iterating the Map allocates, and this runs on every turn.
+    if (bytes <= options.maxBytes) return;
     for (const [oldestKey, oldest] of entries) {
       if (bytes <= options.maxBytes) break;
       entries.delete(oldestKey);

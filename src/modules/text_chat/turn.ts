@@ -645,15 +645,20 @@ async function generate(
  * Emits without failing the turn: a stream event that cannot be sent (the bus is closing) must not lose
  * the reply, which is stored either way.
  */
-export async function safeEmit<K extends string>(
+export function safeEmit<K extends string>(
   ctx: ModuleContext<TextChatConfig>,
   type: K,
   data: EventData<K>,
   envelope: EnvelopeOptions,
 ): Promise<void> {
-  try {
-    await ctx.emit(type, data, envelope);
-  } catch (error) {
+  const failed = (error: unknown) => {
     ctx.log.warn({ err: error, type, correlationId: envelope.correlationId }, 'could not emit a chat event');
+  };
+  // Not an async function awaiting in a try: each turn emits several events, and their promises add up.
+  try {
+    return ctx.emit(type, data, envelope).catch(failed);
+  } catch (error) {
+    failed(error);
+    return Promise.resolve();
   }
 }
