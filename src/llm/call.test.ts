@@ -144,11 +144,18 @@ describe('callModel', () => {
       doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),
     });
     const parts: string[] = [];
-    await callModel(model, { messages }, { maxRetries: 0, requestTimeoutMs: 50 }, context, undefined, (part) => {
-      parts.push(part.type);
-      // Slower than the idle timeout: the model is not what is slow.
-      return new Promise((resolve) => setTimeout(resolve, 120));
-    });
+    await callModel(
+      model,
+      { messages },
+      { maxRetries: 0, requestTimeoutMs: 50 },
+      context,
+      undefined,
+      (part) => {
+        parts.push(part.type);
+        // Slower than the idle timeout: the model is not what is slow.
+        return new Promise((resolve) => setTimeout(resolve, 120));
+      },
+    );
     expect(parts).toEqual(['text-delta', 'text-delta', 'finish']);
   });
 });
