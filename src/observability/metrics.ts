@@ -10,9 +10,10 @@
  * a scrape stays small whatever clients send.
  */
 
-import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import type { BusMetrics } from '../core/bus-types.ts';
 import type { LlmCallObserver, StorageObserver } from '../core/observers.ts';
+import { createFastCounter } from './fast-counter.ts';
 import { createFastHistogram } from './fast-histogram.ts';
 
 /** Distinct values one label keeps before it reports the rest as `other`. */
@@ -62,18 +63,16 @@ function boundedLabel(): (value: string) => string {
 export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
   const registry = new Registry();
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
-  const registers = [registry];
   const eventType = boundedLabel();
   const moduleName = boundedLabel();
   const route = boundedLabel();
   const model = boundedLabel();
   const errorCode = boundedLabel();
 
-  const eventsEmitted = new Counter({
+  const eventsEmitted = createFastCounter(registry, {
     name: 'parley_events_emitted_total',
     help: 'Events emitted on the bus, by type.',
     labelNames: ['type'],
-    registers,
   });
   const handlerDuration = createFastHistogram(registry, {
     name: 'parley_handler_duration_seconds',
@@ -81,11 +80,10 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['type', 'module'],
     buckets: FAST_BUCKETS,
   });
-  const handlerErrors = new Counter({
+  const handlerErrors = createFastCounter(registry, {
     name: 'parley_handler_errors_total',
     help: 'Handlers that threw, by event type and module.',
     labelNames: ['type', 'module'],
-    registers,
   });
   const httpDuration = createFastHistogram(registry, {
     name: 'parley_http_request_duration_seconds',
@@ -105,11 +103,10 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['model'],
     buckets: MODEL_BUCKETS,
   });
-  const llmTokens = new Counter({
+  const llmTokens = createFastCounter(registry, {
     name: 'parley_llm_tokens_total',
     help: 'Tokens the providers reported, by model and kind (input, output).',
     labelNames: ['model', 'kind'],
-    registers,
   });
   const storageDuration = createFastHistogram(registry, {
     name: 'parley_storage_operation_duration_seconds',
@@ -117,30 +114,27 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
     labelNames: ['backend', 'operation'],
     buckets: FAST_BUCKETS,
   });
-  const storageErrors = new Counter({
+  const storageErrors = createFastCounter(registry, {
     name: 'parley_storage_errors_total',
     help: 'Storage backend calls that failed, by backend and operation.',
     labelNames: ['backend', 'operation'],
-    registers,
   });
 
   return {
     registry,
     bus: {
-      eventEmitted: (type) => eventsEmitted.inc({ type: eventType(type) }),
+      eventEmitted: (type) => eventsEmitted.inc([eventType(type)]),
       handlerCompleted: (type, group, seconds) =>
         handlerDuration.observe([eventType(type), moduleName(group)], seconds),
-      handlerError: (type, group) => handlerErrors.inc({ type: eventType(type), module: moduleName(group) }),
+      handlerError: (type, group) => handlerErrors.inc([eventType(type), moduleName(group)]),
     },
     llm: {
       firstText: (name, seconds) => llmFirstToken.observe([model(name)], seconds),
       callEnded(name, seconds, outcome) {
         const label = model(name);
         llmDuration.observe([label, outcome.error === undefined ? 'ok' : errorCode(outcome.error)], seconds);
-        if (outcome.inputTokens !== undefined)
-          llmTokens.inc({ model: label, kind: 'input' }, outcome.inputTokens);
-        if (outcome.outputTokens !== undefined)
-          llmTokens.inc({ model: label, kind: 'output' }, outcome.outputTokens);
+        if (outcome.inputTokens !== undefined) llmTokens.inc([label, 'input'], outcome.inputTokens);
+        if (outcome.outputTokens !== undefined) llmTokens.inc([label, 'output'], outcome.outputTokens);
       },
     },
     http: {
@@ -154,7 +148,7 @@ export function createMetrics(options: MetricsOptions = {}): PlatformMetrics {
       return {
         operationCompleted(operation, seconds, failed) {
           storageDuration.observe([backend, operation], seconds);
-          if (failed) storageErrors.inc({ backend, operation });
+          if (failed) storageErrors.inc([backend, operation]);
         },
       };
     },
