@@ -26,7 +26,8 @@ export interface ModuleLogger {
 /** The storage a module sees: the contract of src/storage, scoped to the module's own root. */
 export interface ModuleStorage {
   read(key: string): Promise<Uint8Array | undefined>;
-  write(key: string, data: Uint8Array): Promise<boolean>;
+  /** `durable: false`: the write need not survive a crash (src/storage/types.ts, WriteOptions). */
+  write(key: string, data: Uint8Array, options?: { durable?: boolean }): Promise<boolean>;
   delete(key: string): Promise<boolean>;
   list(prefix: string): Promise<string[]>;
   exists(key: string): Promise<boolean>;

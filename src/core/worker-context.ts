@@ -28,7 +28,7 @@ export function createWorkerContext(options: CreateWorkerContextOptions): Module
 
   const storage: ModuleStorage = {
     read: (key) => call('storage.read', [key]),
-    write: (key, data) => call('storage.write', [key, data]),
+    write: (key, data, options) => call('storage.write', [key, data, options]),
     delete: (key) => call('storage.delete', [key]),
     list: (prefix) => call('storage.list', [prefix]),
     exists: (key) => call('storage.exists', [key]),

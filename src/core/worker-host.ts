@@ -112,7 +112,11 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
         context.pipeline(stages, data, { ...opts, source: name }),
     ],
     ['storage.read', (key: string) => context.storage.read(key)],
-    ['storage.write', (key: string, data: Uint8Array) => context.storage.write(key, data)],
+    [
+      'storage.write',
+      (key: string, data: Uint8Array, options?: { durable?: boolean }) =>
+        context.storage.write(key, data, options),
+    ],
     ['storage.delete', (key: string) => context.storage.delete(key)],
     ['storage.list', (prefix: string) => context.storage.list(prefix)],
     ['storage.exists', (key: string) => context.storage.exists(key)],

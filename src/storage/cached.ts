@@ -333,12 +333,12 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       counters.hits += 1;
       return cached.value !== undefined;
     },
-    write(key, data) {
+    write(key, data, options) {
       // Copied now: the caller may reuse its buffer while the write is under way.
       const value = copyBytes(data);
       return mutate(
         key,
-        () => storage.write(key, value),
+        () => storage.write(key, value, options),
         () => entryFor(key, value, now() + ttlMs),
       );
     },

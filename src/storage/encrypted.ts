@@ -213,22 +213,22 @@ export function encryptStorage(storage: Storage, options: EncryptedStorageOption
         const value = await readPlain(key);
         return value?.subarray(Math.min(offset, value.length));
       }),
-    write: (key, data) =>
+    write: (key, data, options) =>
       run(key, () => {
         const owner = sensitive(key);
-        if (owner === undefined) return storage.write(key, data);
+        if (owner === undefined) return storage.write(key, data, options);
         assertWholeLines(key, data, 'write');
         // An empty value stays empty: it says nothing, and sealing it would make an empty .jsonl non-empty.
         if (data.length === 0)
           return inOrder(
             key,
             () => data,
-            (empty) => storage.write(key, empty),
+            (empty) => storage.write(key, empty, options),
           );
         return inOrder(
           key,
           () => seal(owner, key, data),
-          (frame) => storage.write(key, frame),
+          (frame) => storage.write(key, frame, options),
         );
       }),
     append: (key, data) =>

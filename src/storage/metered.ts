@@ -42,7 +42,7 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
       ? {}
       : { readFrom: (key: string, offset: number) => timed('readFrom', () => readFrom(key, offset)) }),
     ...(size === undefined ? {} : { size: (key: string) => timed('size', () => size(key)) }),
-    write: (key, data) => timed('write', () => storage.write(key, data)),
+    write: (key, data, options) => timed('write', () => storage.write(key, data, options)),
     append: (key, data) => timed('append', () => storage.append(key, data)),
     delete: (key) => timed('delete', () => storage.delete(key)),
     exists: (key) => timed('exists', () => storage.exists(key)),

@@ -301,15 +301,15 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
     ...(size === undefined ? {} : { size }),
     exists: (key) => storage.exists(key),
     list: (prefix) => storage.list(prefix),
-    write(key, data) {
+    write(key, data, options) {
       const owner = ownerOf(key);
-      if (owner === undefined) return storage.write(key, data);
+      if (owner === undefined) return storage.write(key, data, options);
       const length = data.length;
       return charge(
         owner,
         key,
         () => length,
-        () => storage.write(key, data),
+        () => storage.write(key, data, options),
       );
     },
     append(key, data) {

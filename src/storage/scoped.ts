@@ -51,7 +51,7 @@ export function scopeStorage(storage: Storage, root: string): Storage {
   return {
     read: (key) => run(key, (fullKey) => storage.read(fullKey)),
     readFrom: (key, offset) => run(key, (fullKey) => readFrom(storage, fullKey, offset)),
-    write: (key, data) => run(key, (fullKey) => storage.write(fullKey, data)),
+    write: (key, data, options) => run(key, (fullKey) => storage.write(fullKey, data, options)),
     delete: (key) => run(key, (fullKey) => storage.delete(fullKey)),
     exists: (key) => run(key, (fullKey) => storage.exists(fullKey)),
     append: (key, data) => run(key, (fullKey) => storage.append(fullKey, data)),

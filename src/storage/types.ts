@@ -21,8 +21,11 @@ export interface Storage {
    * none — for a storage that can tell without reading the value. Callers use `sizeOf()` (size-of.ts).
    */
   size?(key: string): Promise<number | undefined>;
-  /** Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. */
-  write(key: string, data: Uint8Array): Promise<boolean>;
+  /**
+   * Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. Durable
+   * before the promise resolves, unless `options.durable` is false (see WriteOptions).
+   */
+  write(key: string, data: Uint8Array, options?: WriteOptions): Promise<boolean>;
   /** Removes `key`; `false` when it did not exist. */
   delete(key: string): Promise<boolean>;
   /**
@@ -42,6 +45,17 @@ export interface Storage {
    * with CHAT_ERR_STORAGE_UNAVAILABLE; closing twice is harmless.
    */
   close(): Promise<void>;
+}
+
+/** How a `write` is made. */
+export interface WriteOptions {
+  /**
+   * `false`: the write need not survive a crash — for values that can be told again, such as a session's
+   * `updatedAt`. flatfile then skips the folder's fsync that makes the rename durable (one of a write's two
+   * syncs); the bytes are still synced before the rename, so after a crash the key holds the old value or
+   * the new, whole. Drivers that do not sync per write (memory, redis, s3) ignore it. Default true.
+   */
+  durable?: boolean;
 }
 
 /** The name of a storage driver, as `storage.backend` in config. */

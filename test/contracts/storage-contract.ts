@@ -117,6 +117,13 @@ export function describeStorageContract(
         expect(text(await storage.read('doc.txt'))).toBe('short');
       });
 
+      it('reads back a write made with durable: false, as any other', async () => {
+        const storage = await fresh();
+        expect(await storage.write('touched.json', bytes('{"v":1}'), { durable: false })).toBe(true);
+        await storage.write('touched.json', bytes('{"v":2}'), { durable: false });
+        expect(text(await storage.read('touched.json'))).toBe('{"v":2}');
+      });
+
       it('keeps its own copy of the bytes, on write and on read', async () => {
         const storage = await fresh();
         const input = bytes('original');

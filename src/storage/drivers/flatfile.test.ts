@@ -253,6 +253,20 @@ describe('creating files and folders', () => {
     expect(await readFile(join(root, 'logs', 'new.jsonl'), 'utf8')).toBe('{"n":1}\n{"n":2}\n');
   });
 
+  it('syncs the bytes but not the folder of a write made with durable: false', async () => {
+    await storage.write('meta/a.json', bytes('{"v":1}'));
+    const before = storage.stats();
+    await storage.write('meta/a.json', bytes('{"v":2}'), { durable: false });
+    const after = storage.stats();
+    // The new bytes are synced before the rename (a crash leaves the old file or the new, whole) ...
+    expect(after.fileSyncs - before.fileSyncs).toBe(1);
+    // ... but not the folder that makes the rename itself durable.
+    expect(after.directorySyncs - before.directorySyncs).toBe(0);
+    await storage.write('meta/a.json', bytes('{"v":3}'));
+    expect(storage.stats().directorySyncs - after.directorySyncs).toBe(1);
+    expect(await readFile(join(root, 'meta', 'a.json'), 'utf8')).toBe('{"v":3}');
+  });
+
   it('shares folder fsyncs between files created in one folder at the same time', async () => {
     await storage.write('sessions/u/first.json', bytes('{}'));
     const before = storage.stats().directorySyncs;

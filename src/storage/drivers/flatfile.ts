@@ -520,7 +520,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
    * the file is written. So a new chat session's `metadata.json` waits for five calls to the thread pool
    * one after another (make the folder, create the file, write, rename, fsync the folders), not nine.
    */
-  async function writeFile(key: string, data: Uint8Array): Promise<boolean> {
+  async function writeFile(key: string, data: Uint8Array, durable: boolean): Promise<boolean> {
     const path = pathOf(key);
     const directory = dirname(path);
     temporaryCount += 1;
@@ -529,7 +529,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     try {
       const created = await createFile(temporaryPath, constants.O_WRONLY | (constants.O_DSYNC ?? 0));
       createdParents = created.createdParents;
-      if (createdParents.length > 0) openDirectoryAhead(directory);
+      if (durable && createdParents.length > 0) openDirectoryAhead(directory);
       const handle = created.handle;
       try {
         await writeAll(handle, data);
@@ -553,7 +553,9 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       await rm(temporaryPath, { force: true }).catch(() => undefined);
       throw error;
     }
-    await syncEntries(directory, createdParents);
+    // Not durable: the folder is not synced, so a crash may undo the rename — leaving the old file, whole
+    // (the new bytes were synced before it, so no filesystem can leave an empty or partial file instead).
+    if (durable) await syncEntries(directory, createdParents);
     counters.writes += 1;
     return true;
   }
@@ -678,16 +680,17 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
         await handle?.close().catch(() => undefined);
       }
     },
-    async write(key, data) {
+    async write(key, data, options) {
       assertValidKey(key);
       assertWholeLines(key, data, 'write');
       assertOpen();
       // Copy now: the caller may reuse its buffer before the queued write runs.
       const copy = copyBytes(data);
+      const durable = options?.durable ?? true;
       // A file held open for appending would keep writing to the replaced file: close it first.
       return lanes.exclusive(key, 'write', async () => {
         await closeAppendFile(key);
-        return writeFile(key, copy);
+        return writeFile(key, copy, durable);
       });
     },
     async delete(key) {
