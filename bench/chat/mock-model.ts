@@ -10,7 +10,6 @@
 
 import type { LanguageModelV3, LanguageModelV3StreamPart } from '@ai-sdk/provider';
 import type { LlmCallObserver } from '../../src/core/observers.ts';
-import { callModel, generateWithModel, streamModel } from '../../src/llm/call.ts';
 import { createModelRegistry, type ModelRegistry } from '../../src/llm/registry.ts';
 
 /** The reply the mock model streams, token by token. */
@@ -65,32 +64,16 @@ export function createMockModel(
 }
 
 /**
- * A model registry whose every model is `model` (named `mock:bench`), called the way parley calls any —
- * reporting each call to `observer` (the platform's metrics) as the real registry does. Pass the function
+ * The real model registry with `model` as provider `mock` given in code (its default `mock:bench`), so it
+ * is called the way parley calls any model, reporting each call to `observer` (the platform's metrics). Pass the function
  * form to createPlatform (`llm: (observer) => createMockRegistry(model, observer)`) to get it.
  */
 export function createMockRegistry(
   model: LanguageModelV3 = createMockModel(),
   observer?: LlmCallObserver,
 ): ModelRegistry {
-  const real = createModelRegistry({});
-  const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
-  const errorContext = { model: 'mock:bench', provider: 'mock' };
-  const registry: ModelRegistry = {
-    ...real,
-    resolve: () => model,
-    defaultModel: () => model,
-    defaultModelName: () => 'mock:bench',
-    isConfigured: () => true,
-    stream(request) {
-      return streamModel(model, request, settings, errorContext, observer);
-    },
-    streamTo(request, onPart) {
-      return callModel(model, request, settings, errorContext, observer, onPart);
-    },
-    generate(request) {
-      return generateWithModel(model, request, settings, errorContext, observer);
-    },
-  };
-  return registry;
+  return createModelRegistry(
+    { default_model: 'mock:bench', max_retries: 0, request_timeout_ms: 30_000 },
+    { models: { mock: () => model }, ...(observer === undefined ? {} : { observer }) },
+  );
 }

@@ -1,3 +1,4 @@
+import { MockLanguageModelV3, simulateReadableStream } from 'ai/test';
 import { describe, expect, it } from 'vitest';
 import { isPlatformError, type PlatformError } from '../core/errors.ts';
 import { OFFLINE_MODEL_NAME } from './offline.ts';
@@ -102,6 +103,66 @@ describe('createModelRegistry', () => {
     );
     const local = { default_model: 'local:missing', providers: { local: { models: {} } } };
     expect(thrown(() => createModelRegistry(local, { env: {} })).code).toBe('CHAT_ERR_LLM_UNKNOWN_MODEL');
+  });
+});
+
+describe('providers given in code (models option)', () => {
+  function ownModel() {
+    return new MockLanguageModelV3({
+      modelId: 'mine',
+      doStream: async () => ({
+        stream: simulateReadableStream({
+          chunks: [
+            { type: 'text-delta', id: 't', delta: 'from my own model' },
+            {
+              type: 'finish',
+              finishReason: { unified: 'stop', raw: 'stop' },
+              usage: {
+                inputTokens: { total: 1, noCache: 1, cacheRead: 0, cacheWrite: 0 },
+                outputTokens: { total: 4, text: 4, reasoning: 0 },
+              },
+            },
+          ],
+        }),
+      }),
+    });
+  }
+
+  it('resolves "<name>:<id>" to the model the application made, called with the configured rules', async () => {
+    const made: string[] = [];
+    const model = ownModel();
+    const registry = createModelRegistry(
+      { default_model: 'app:assistant', max_retries: 0 },
+      {
+        env: {},
+        models: {
+          app: (modelId) => {
+            made.push(modelId);
+            return model;
+          },
+        },
+      },
+    );
+    expect(registry.resolve('app:assistant')).toBe(model);
+    expect(registry.providerNames()).toContain('app');
+    expect(registry.list()).toContainEqual({
+      id: 'app:assistant',
+      provider: 'app',
+      type: 'code',
+      isDefault: true,
+    });
+    expect((await registry.generate({ messages: [{ role: 'user', content: 'Hi' }] })).text).toBe(
+      'from my own model',
+    );
+    let handed = '';
+    await registry.streamTo({ messages: [{ role: 'user', content: 'Hi' }] }, (part) => {
+      if (part.type === 'text-delta') handed += part.text;
+    });
+    expect(handed).toBe('from my own model');
+    // Made once per name, as configured providers' models are.
+    expect(made).toEqual(['assistant']);
+    // The configured providers are still there, and an unknown one still fails.
+    expect(thrown(() => registry.resolve('nope:x')).code).toBe('CHAT_ERR_LLM_UNKNOWN_MODEL');
   });
 });
 

@@ -48,8 +48,14 @@ export interface ModelRegistryOptions {
   baseDir?: string;
   /** Options of the local runtime (node-llama-cpp), created on the first local call. */
   local?: LocalRuntimeOptions;
-  /** Told of every model call made through `stream` and `generate` (the platform's metrics). */
+  /** Told of every model call made through `stream`, `streamTo` and `generate` (the platform's metrics). */
   observer?: LlmCallObserver;
+  /**
+   * Providers given in code, by name: `"<name>:<id>"` resolves to `models[name](id)`, an AI SDK model an
+   * application (or a test, a benchmark) made itself, called with the same retries, timeout and errors as
+   * the configured providers. A name here shadows a configured provider of that name.
+   */
+  models?: Readonly<Record<string, (modelId: string) => LanguageModelV3>>;
 }
 
 /** One entry of `list()`, the source of `/v1/models`. */
@@ -57,7 +63,8 @@ export interface ModelInfo {
   /** "provider:model". */
   id: string;
   provider: string;
-  type: ProviderType | 'offline';
+  /** `code`: a provider given in code (ModelRegistryOptions.models). */
+  type: ProviderType | 'offline' | 'code';
   /** True for the model used when a request names none. */
   isDefault: boolean;
 }
@@ -124,6 +131,7 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
     ...BUILT_IN_PROVIDERS,
     ...settings.providers,
   };
+  const codeProviders = options.models ?? {};
   const offline = createOfflineModel({ env });
   const models = new Map<string, LanguageModelV3>();
   const factories = new Map<string, (modelId: string) => LanguageModelV3>();
@@ -131,7 +139,7 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
   let embeddings: EmbeddingRegistry | undefined;
 
   function providerNames(): string[] {
-    return [...Object.keys(providers), OFFLINE_PROVIDER].sort();
+    return [...new Set([...Object.keys(providers), ...Object.keys(codeProviders), OFFLINE_PROVIDER])].sort();
   }
 
   function remoteFactory(provider: RemoteProviderSettings): (modelId: string) => LanguageModelV3 {
@@ -181,7 +189,11 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
   function providerOf(name: string) {
     const { provider: providerName, modelId } = parseModelName(name);
     const provider = providers[providerName];
-    if (provider === undefined && providerName !== OFFLINE_PROVIDER) {
+    if (
+      provider === undefined &&
+      codeProviders[providerName] === undefined &&
+      providerName !== OFFLINE_PROVIDER
+    ) {
       throw new PlatformError(
         'CHAT_ERR_LLM_UNKNOWN_MODEL',
         `unknown provider "${providerName}" in model "${name}"; known providers: ${providerNames().join(', ')} ` +
@@ -196,8 +208,11 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
     const cached = models.get(name);
     if (cached !== undefined) return cached;
     const { providerName, modelId, provider } = providerOf(name);
+    const fromCode = codeProviders[providerName];
     let model: LanguageModelV3;
-    if (provider === undefined) {
+    if (fromCode !== undefined) {
+      model = fromCode(modelId);
+    } else if (provider === undefined) {
       model = offline;
     } else {
       let factory = factories.get(providerName);
@@ -213,7 +228,7 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
 
   function errorContext(name: string): LlmErrorContext {
     const context: LlmErrorContext = { model: name, provider: name.split(':', 1)[0] ?? name };
-    const provider = providers[context.provider];
+    const provider = codeProviders[context.provider] === undefined ? providers[context.provider] : undefined;
     if (provider !== undefined && provider.type !== 'local') {
       context.keyHint = keyHint(provider);
       if (provider.baseUrl !== undefined) context.baseUrl = provider.baseUrl;
@@ -237,7 +252,12 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
       for (const id of ids) add(`${provider.name}:${id}`, provider.name, provider.type);
     }
     const name = defaultModelName();
-    const provider = providers[name.split(':', 1)[0] ?? ''];
+    const providerName = name.split(':', 1)[0] ?? '';
+    if (codeProviders[providerName] !== undefined) {
+      add(name, providerName, 'code');
+      return entries;
+    }
+    const provider = providers[providerName];
     add(name, provider?.name ?? OFFLINE_PROVIDER, provider?.type ?? 'offline');
     return entries;
   }
@@ -245,8 +265,9 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
   // A misspelt default model is a config error: report it at startup rather than on the first message.
   // Keys are not checked here: they may come later through the environment of a call.
   if (settings.defaultModel !== undefined) {
-    const { provider, modelId } = providerOf(settings.defaultModel);
-    if (provider?.type === 'local' && provider.models[modelId] === undefined) localFactory(provider)(modelId);
+    const { providerName, provider, modelId } = providerOf(settings.defaultModel);
+    const local = codeProviders[providerName] === undefined && provider?.type === 'local';
+    if (local && provider.models[modelId] === undefined) localFactory(provider)(modelId);
   }
 
   return {

@@ -18,8 +18,7 @@ import type { EventEnvelope } from '../../core/events.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
 import { loadModules, type ModuleRegistry } from '../../core/module-loader.ts';
 import { matchesPattern } from '../../core/pattern.ts';
-import { callModel, streamModel } from '../../llm/call.ts';
-import { createModelRegistry, type ModelRegistry } from '../../llm/registry.ts';
+import { createModelRegistry } from '../../llm/registry.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { createAccessPolicy } from '../../security/access-control.ts';
 import { createStorage } from '../../storage/create-storage.ts';
@@ -150,31 +149,12 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
       return { stream };
     },
   });
-  const real = createModelRegistry({});
-  const settings = { maxRetries: 0, requestTimeoutMs: 30_000 };
-  const llm: ModelRegistry = {
-    ...real,
-    // `mock:*` is the scripted model; other names go to the real registry (so unknown ones fail as they would).
-    resolve: (name) => (name.startsWith('mock:') ? model : real.resolve(name)),
-    defaultModelName: () => 'mock:default',
-    stream(request) {
-      const name = request.model ?? 'mock:default';
-      return (async function* () {
-        yield* streamModel(llm.resolve(name), request, settings, { model: name, provider: 'mock' });
-      })();
-    },
-    async streamTo(request, onPart) {
-      const name = request.model ?? 'mock:default';
-      await callModel(
-        llm.resolve(name),
-        request,
-        settings,
-        { model: name, provider: 'mock' },
-        undefined,
-        onPart,
-      );
-    },
-  };
+  // `mock:*` is the scripted model; other names go to the configured providers (so unknown ones fail as
+  // they would).
+  const llm = createModelRegistry(
+    { default_model: 'mock:default', max_retries: 0, request_timeout_ms: 30_000 },
+    { models: { mock: () => model } },
+  );
 
   const modules = await loadModules({
     definitions: options.definitions,
