@@ -262,6 +262,24 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
     return entries;
   }
 
+  /**
+   * Calls `call` with the request's model (the default when it names none). A bad name rejects the
+   * returned promise, like any other failure of the call (not a throw before the caller can catch).
+   */
+  function withModel<T>(
+    request: LlmRequest,
+    call: (model: LanguageModelV3, name: string) => Promise<T>,
+  ): Promise<T> {
+    const name = request.model ?? defaultModelName();
+    let model: LanguageModelV3;
+    try {
+      model = resolve(name);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return call(model, name);
+  }
+
   // A misspelt default model is a config error: report it at startup rather than on the first message.
   // Keys are not checked here: they may come later through the environment of a call.
   if (settings.defaultModel !== undefined) {
@@ -287,20 +305,13 @@ export function createModelRegistry(config: unknown = {}, options: ModelRegistry
       })();
     },
     streamTo(request, onPart) {
-      const name = request.model ?? defaultModelName();
-      // A bad name rejects, like any other failure of the call.
-      let model: LanguageModelV3;
-      try {
-        model = resolve(name);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-      return callModel(model, request, callSettings, errorContext(name), options.observer, onPart);
+      return withModel(request, (model, name) =>
+        callModel(model, request, callSettings, errorContext(name), options.observer, onPart),
+      );
     },
     generate(request) {
-      const name = request.model ?? defaultModelName();
-      return Promise.resolve().then(() =>
-        generateWithModel(resolve(name), request, callSettings, errorContext(name), options.observer),
+      return withModel(request, (model, name) =>
+        generateWithModel(model, request, callSettings, errorContext(name), options.observer),
       );
     },
     embedder(name, embedderOptions) {
