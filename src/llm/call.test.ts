@@ -139,6 +139,22 @@ describe('callModel', () => {
     expect(rejected).toBe(storing);
   });
 
+  it('stops the model when the handler fails midway, and leaves a call read to its end alone', async () => {
+    const signals: AbortSignal[] = [];
+    const model = new MockLanguageModelV3({
+      doStream: async ({ abortSignal }) => {
+        signals.push(abortSignal!);
+        return { stream: simulateReadableStream({ chunks: textParts(['a', 'b', 'c']) }) };
+      },
+    });
+    await callModel(model, { messages }, settings, context, undefined, () => undefined);
+    expect(signals[0]!.aborted).toBe(false);
+    await callModel(model, { messages }, settings, context, undefined, (part) => {
+      if (part.type === 'text-delta' && part.text === 'b') throw new Error('the client went away');
+    }).catch(() => {});
+    expect(signals[1]!.aborted).toBe(true);
+  });
+
   it('does not count time the handler takes against the idle timeout', async () => {
     const model = new MockLanguageModelV3({
       doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),

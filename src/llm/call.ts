@@ -192,13 +192,17 @@ function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) 
     pause() {
       running = false;
     },
-    /** Stops the clock for good and aborts whatever is still running. */
-    finish() {
+    /**
+     * Stops the clock for good; a call that did not read its reply to the end also aborts whatever is
+     * still running. One that did has nothing left to stop, and aborting would only dispatch the abort
+     * event to every listener the call set up (a measurable share of a fast call).
+     */
+    finish(readToEnd: boolean) {
       running = false;
       clearTimeout(timer);
       timer = undefined;
       callerSignal?.removeEventListener('abort', onCallerAbort);
-      if (!controller.signal.aborted) controller.abort(CALL_FINISHED);
+      if (!readToEnd && !controller.signal.aborted) controller.abort(CALL_FINISHED);
     },
   };
 }
@@ -290,6 +294,7 @@ export async function callModel(
   const startedAt = observer === undefined ? 0 : performance.now();
   let text = '';
   let outcome: LlmCallOutcome = { error: 'CHAT_ERR_LLM_CANCELLED' };
+  let readToEnd = false;
   const observeText = () => {
     if (text === '') observer?.firstText(errorContext.model, (performance.now() - startedAt) / 1000);
   };
@@ -356,6 +361,7 @@ export async function callModel(
         });
         if (pending !== undefined) await handled(pending);
       }
+      readToEnd = true;
       return;
     }
     const result = streamText({
@@ -415,6 +421,7 @@ export async function callModel(
       }
       if (pending !== undefined) await handled(pending, part.type !== 'finish');
     }
+    readToEnd = true;
   } catch (error) {
     if (handlerFailure !== undefined && error === handlerFailure.error) throw error;
     const failure = toLlmError(error, {
@@ -426,7 +433,7 @@ export async function callModel(
     outcome = { error: failure.code };
     throw failure;
   } finally {
-    deadline.finish();
+    deadline.finish(readToEnd);
     observer?.callEnded(errorContext.model, (performance.now() - startedAt) / 1000, outcome);
   }
 }

@@ -10,6 +10,7 @@ import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { createClientErrorHandler } from './client-errors.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
+import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { cachePrincipals } from './principal-cache.ts';
 import { registerRequestTracing } from './request-tracing.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
@@ -56,6 +57,7 @@ export async function createServer(
   const { server } = platform.config;
   const app = Fastify({
     loggerInstance: platform.log.child({ component: 'http' }),
+    childLoggerFactory: lazyRequestLogger,
     bodyLimit: server.body_limit_bytes,
     // Per-request info lines would double the log volume of a chat turn; errors are logged by the handler.
     logController: new LogController({ disableRequestLogging: true }),

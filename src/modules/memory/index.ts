@@ -79,7 +79,8 @@ export default defineModule<MemoryConfig>({
 
         // The seed's aggregation: memory's part of a turn's knowledge, beside rag's documents.
         'knowledge.query': async (event: EventEnvelope<KnowledgeQuery>) => {
-          if (!config.recall.enabled) return { results: [] };
+          // Recall off: nothing here for anyone, ever (text_chat stops asking: knowledge-hints.ts).
+          if (!config.recall.enabled) return { results: [], empty: true };
           const userId = userOf(event);
           const limit = Math.min(event.data.topK ?? config.recall.top_k, config.recall.top_k);
           const recalled = await banks.recall(userId, String(event.data.query ?? ''), {

@@ -71,7 +71,15 @@ export default defineModule<RagConfig, RagApi>({
       retrievers,
       ...(dense === undefined ? {} : { dense }),
       changed: (event) => ctx.emit('rag.document.changed', event, { userId: event.ownerId }),
-      indexChanged: (event) => ctx.emit('rag.index.changed', event, { userId: event.ownerId }),
+      // Also the generic `knowledge.changed`: a chat turn that found the owner without any knowledge
+      // stops skipping the gather (text_chat's knowledge-hints.ts).
+      indexChanged: async (event) => {
+        const options = { userId: event.ownerId };
+        await Promise.all([
+          ctx.emit('rag.index.changed', event, options),
+          ctx.emit('knowledge.changed', { userId: event.ownerId, source: 'rag' }, options),
+        ]);
+      },
     });
     const { api } = service;
 
@@ -129,7 +137,10 @@ export default defineModule<RagConfig, RagApi>({
           if (data.sessionId !== undefined) request.sessionId = data.sessionId;
           if (data.filter !== undefined) request.filter = data.filter;
           if (data.context !== undefined) request.context = data.context;
-          return { source: 'rag', results: await api.query(request) };
+          const { hits, ownerHasNone } = await service.search(request);
+          return ownerHasNone
+            ? { source: 'rag', results: hits, empty: true }
+            : { source: 'rag', results: hits };
         },
       },
       health: () => ({

@@ -9,7 +9,7 @@ import { createVectorReindex } from './dense.ts';
 import { assertDocId, readContent, summarise } from './documents.ts';
 import { assertOwnerId, createIngest } from './ingest.ts';
 import { createOwnerIndexes } from './owner-index.ts';
-import { createRetrieval, type Retriever } from './retrieval.ts';
+import { createRetrieval, type Retrieval, type Retriever } from './retrieval.ts';
 import type { DocumentChangedEvent, IndexChangedEvent, RagApi, RagConfig } from './types.ts';
 import type { DenseRetriever } from './vectors-retriever.ts';
 
@@ -33,6 +33,8 @@ export interface RagServiceOptions {
 /** A running rag: its api, plus what the module's lifecycle needs. */
 export interface RagService {
   api: RagApi;
+  /** A query's hits, and whether the owner has no documents at all (`knowledge.query`'s `empty`). */
+  search: Retrieval['search'];
   /** Owners whose index is in memory. */
   loadedOwners(): number;
   /** Another node changed an owner's documents (`rag.index.changed`): check storage on the next request. */
@@ -128,6 +130,7 @@ export function createRagService(options: RagServiceOptions): RagService {
 
   return {
     api,
+    search: retrieval.search,
     loadedOwners: owners.loadedOwners,
     indexChanged: owners.invalidate,
     async flush() {

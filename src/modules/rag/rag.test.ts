@@ -346,6 +346,26 @@ describe('rag module: owners', () => {
     const noUser = await platform.bus.gather('knowledge.query', { query: 'stall' }, { timeout: 2000 });
     expect(noUser.failed[0]).toMatchObject({ responder: 'rag', code: 'CHAT_ERR_VALIDATION_INVALID' });
   });
+
+  it('says when an owner has no documents at all, and emits knowledge.changed when one comes', async () => {
+    const platform = await start();
+    const changes: unknown[] = [];
+    platform.bus.on('knowledge.changed', (event) => void changes.push(event.data), { mode: 'local' });
+    const ask = (query: string) =>
+      platform.bus.gather<KnowledgeResponse>(
+        'knowledge.query',
+        { userId: 'alice', query },
+        { timeout: 2000 },
+      );
+
+    // Nothing at all: the gatherer may stop asking until knowledge.changed.
+    expect((await ask('stall')).replies[0]!.data).toEqual({ source: 'rag', results: [], empty: true });
+    await add(platform, { ownerId: 'alice', filename: 'a.md', content: 'Stall speed rises with weight.' });
+    expect(changes).toEqual([{ userId: 'alice', source: 'rag' }]);
+    // A document that does not match is still something: no promise then.
+    expect((await ask('propeller pitch')).replies[0]!.data).toEqual({ source: 'rag', results: [] });
+    expect((await ask('stall')).replies[0]!.data.results).toHaveLength(1);
+  });
 });
 
 describe('rag module: persistence', () => {

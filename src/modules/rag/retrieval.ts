@@ -88,6 +88,8 @@ export interface RetrievalOptions {
 /** Query answering over the owners' indexes. */
 export interface Retrieval {
   query(request: RagQueryRequest): Promise<RagHit[]>;
+  /** `query`, and whether the owner has no documents at all (not merely none that match). */
+  search(request: RagQueryRequest): Promise<{ hits: RagHit[]; ownerHasNone: boolean }>;
   /** Remembers a document's text just written, so the next hits from it need no storage read. */
   remember(record: DocumentRecord, text: string): void;
 }
@@ -224,43 +226,45 @@ export function createRetrieval(options: RetrievalOptions): Retrieval {
     return fused.map((item) => ({ chunkId: item.id, score: item.score }));
   }
 
+  async function search(request: RagQueryRequest): Promise<{ hits: RagHit[]; ownerHasNone: boolean }> {
+    const topK = checkQuery(request, config);
+    const state = await owners.get(request.ownerId);
+    if (state.documents.size === 0) return { hits: [], ownerHasNone: true };
+    const filter = effectiveFilter(request);
+    const best = await ranked(state, request, topK, filter);
+    // Look the chunks up now: the texts are read next, and the owner's documents may change meanwhile.
+    const found = best.flatMap(({ chunkId, score }) => {
+      const entry = state.chunks.get(chunkId);
+      return entry === undefined ? [] : [{ ...entry, score }];
+    });
+    const records = [...new Set(found.map((hit) => hit.record))];
+    const textByRecord = new Map(
+      await Promise.all(records.map(async (record) => [record, await textOf(record)] as const)),
+    );
+    const hits: RagHit[] = [];
+    for (const { record, chunk, score } of found) {
+      const text = textByRecord.get(record);
+      if (text === undefined) continue;
+      const hit: RagHit = {
+        chunkId: chunk.id,
+        docId: record.docId,
+        title: record.title,
+        text: text.slice(chunk.start, chunk.end),
+        start: chunk.start,
+        end: chunk.end,
+        chunkIndex: chunk.index,
+        score,
+      };
+      if (record.filename !== undefined) hit.filename = record.filename;
+      if (chunk.heading !== undefined) hit.heading = chunk.heading;
+      hits.push(hit);
+    }
+    return { hits, ownerHasNone: false };
+  }
+
   return {
     remember,
-
-    async query(request) {
-      const topK = checkQuery(request, config);
-      const state = await owners.get(request.ownerId);
-      if (state.documents.size === 0) return [];
-      const filter = effectiveFilter(request);
-      const best = await ranked(state, request, topK, filter);
-      // Look the chunks up now: the texts are read next, and the owner's documents may change meanwhile.
-      const found = best.flatMap(({ chunkId, score }) => {
-        const entry = state.chunks.get(chunkId);
-        return entry === undefined ? [] : [{ ...entry, score }];
-      });
-      const records = [...new Set(found.map((hit) => hit.record))];
-      const textByRecord = new Map(
-        await Promise.all(records.map(async (record) => [record, await textOf(record)] as const)),
-      );
-      const hits: RagHit[] = [];
-      for (const { record, chunk, score } of found) {
-        const text = textByRecord.get(record);
-        if (text === undefined) continue;
-        const hit: RagHit = {
-          chunkId: chunk.id,
-          docId: record.docId,
-          title: record.title,
-          text: text.slice(chunk.start, chunk.end),
-          start: chunk.start,
-          end: chunk.end,
-          chunkIndex: chunk.index,
-          score,
-        };
-        if (record.filename !== undefined) hit.filename = record.filename;
-        if (chunk.heading !== undefined) hit.heading = chunk.heading;
-        hits.push(hit);
-      }
-      return hits;
-    },
+    search,
+    query: async (request) => (await search(request)).hits,
   };
 }

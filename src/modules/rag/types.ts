@@ -242,6 +242,18 @@ export interface KnowledgeQuery {
 export interface KnowledgeResponse {
   source: 'rag';
   results: RagHit[];
+  /**
+   * The owner has no documents at all. A source that says so promises to emit `knowledge.changed` for the
+   * user when that ends, so a gatherer may skip asking until then (text_chat does).
+   */
+  empty?: true;
+}
+
+/** Emitted by a knowledge source when a user's knowledge changed (rag: a document added, updated, deleted). */
+export interface KnowledgeChanged {
+  userId: string;
+  /** The source that changed (`rag`). */
+  source: string;
 }
 
 /** Broadcast after a document was added, updated or deleted (not for `unchanged`). */
@@ -316,5 +328,6 @@ declare module '../../core/events.ts' {
     'rag.index.changed': IndexChangedEvent;
     'rag.query': RagQueryRequest;
     'knowledge.query': KnowledgeQuery;
+    'knowledge.changed': KnowledgeChanged;
   }
 }

@@ -7,6 +7,7 @@ import configSchema from './config.schema.json' with { type: 'json' };
 import { createFeedbackRequests } from './feedback.ts';
 import { createHistoryCache } from './history-cache.ts';
 import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
+import { createKnowledgeHints } from './knowledge-hints.ts';
 import { createMessageSearch } from './message-search.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
 import { createRateLimiter } from './rate-limiter.ts';
@@ -91,6 +92,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
       search,
+      knowledgeHints: createKnowledgeHints(),
       generating: createSessionsGenerating({ lostAfterMs: config.turn_recovery.lost_after_ms }),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
@@ -145,6 +147,14 @@ export default defineModule<TextChatConfig, TextChatApi>({
           mode: 'local',
           handler: (event: EventEnvelope<MessageReceived>) =>
             noteStored(event.data?.userId, event.data?.sessionId, event.data?.message),
+        },
+        // A knowledge source's change for a user, from any node: their turns gather knowledge again.
+        'knowledge.changed': {
+          mode: 'local',
+          handler: (event: EventEnvelope<{ userId?: unknown }>) => {
+            const userId = event.data?.userId;
+            if (typeof userId === 'string') deps.knowledgeHints.changed(userId);
+          },
         },
         'session.deleted': {
           mode: 'local',

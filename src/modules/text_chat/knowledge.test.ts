@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type { EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
-import type { ModuleDefinition } from '../../core/module.ts';
+import { defineModule, type ModuleDefinition } from '../../core/module.ts';
 import type { Message, Session } from '../../core/types.ts';
+import memory from '../memory/index.ts';
 import rag from '../rag/index.ts';
 import textChat from './index.ts';
 import { buildKnowledge, type Citation, conversationContext, type KnowledgePassage } from './knowledge.ts';
@@ -77,6 +79,24 @@ const manual = [
   '',
   'Approach at 65 knots with full flaps; the stall speed is 48 knots.',
 ].join('\n');
+
+/** A knowledge source that finds nothing and notes whose knowledge it was asked for. */
+function countingSource(options: { empty: boolean }) {
+  const asked: string[] = [];
+  const definition = defineModule({
+    info: { name: 'counting_source', version: '1.0.0', capabilities: [], dependencies: [] },
+    configSchema: { type: 'object' },
+    setup: () => ({
+      handlers: {
+        'knowledge.query': (event: EventEnvelope<{ userId?: string }>) => {
+          asked.push(event.data.userId ?? '');
+          return options.empty ? { results: [], empty: true } : { results: [] };
+        },
+      },
+    }),
+  });
+  return { asked, entry: ['counting_source', definition as ModuleDefinition<never, unknown>] as const };
+}
 
 describe('knowledge in chat turns', () => {
   it('gives the model the passage that answers, and the reply cites it with exact offsets', async () => {
@@ -211,12 +231,56 @@ describe('knowledge in chat turns', () => {
     const numbers = [...section.matchAll(/^\[(\d+)\] /gm)].map((match) => Number(match[1]));
     expect(numbers).toEqual(citations.map((_, index) => index + 1));
 
-    const off = await start({ text_chat: { knowledge: { enabled: false } } });
+    const counter = countingSource({ empty: false });
+    const off = await start(
+      { text_chat: { knowledge: { enabled: false } } },
+      new Map([...withRag, counter.entry]),
+    );
     await addDocument(off, 'u1', 'albatross.md', manual);
     const offSession = await newSession(off, 'u1');
     const plain = await send(off, 'u1', offSession.id, 'How much fuel does the Albatross carry?');
     expect(citationsOf(plain)).toBeUndefined();
-    expect(off.events('knowledge.query')).toHaveLength(0);
+    expect(counter.asked).toEqual([]);
+  });
+
+  it('stops asking for the knowledge of a user who has none, until a document comes', async () => {
+    const counter = countingSource({ empty: true });
+    const harness = await start({}, new Map([...withRag, counter.entry]));
+    const session = await newSession(harness, 'u1');
+    await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    await send(harness, 'u1', session.id, 'And the stall speed?');
+    // rag (and the counting source) said u1 has nothing at all: the second turn did not gather again.
+    expect(counter.asked).toEqual(['u1']);
+
+    await addDocument(harness, 'u1', 'albatross.md', manual);
+    const reply = await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    expect(counter.asked).toEqual(['u1', 'u1']);
+    expect(citationsOf(reply)?.[0]?.title).toBe('Albatross flight manual');
+    // A note is per user: u2 is asked for on their first turn.
+    await send(harness, 'u2', (await newSession(harness, 'u2')).id, 'How much fuel?');
+    expect(counter.asked).toEqual(['u1', 'u1', 'u2']);
+  });
+
+  it('counts memory with recall off as a source with nothing, for anyone', async () => {
+    const counter = countingSource({ empty: true });
+    const harness = await start(
+      { memory: { enabled: true, recall: { enabled: false } } },
+      new Map([...withRag, ['memory', memory as ModuleDefinition<never, unknown>], counter.entry]),
+    );
+    const session = await newSession(harness, 'u1');
+    await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    await send(harness, 'u1', session.id, 'And the stall speed?');
+    expect(counter.asked).toEqual(['u1']);
+  });
+
+  it('keeps asking when a source does not say the user has nothing at all', async () => {
+    // A source that finds nothing, but makes no promise to tell when that changes.
+    const counter = countingSource({ empty: false });
+    const harness = await start({}, new Map([...withRag, counter.entry]));
+    const session = await newSession(harness, 'u1');
+    await send(harness, 'u1', session.id, 'How much fuel does the Albatross carry?');
+    await send(harness, 'u1', session.id, 'And the stall speed?');
+    expect(counter.asked).toEqual(['u1', 'u1']);
   });
 
   it('answers without knowledge when no module provides it', async () => {

@@ -16,6 +16,7 @@ import {
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { lookupKnowledge, systemWithKnowledge, type TurnKnowledge } from './knowledge.ts';
+import type { KnowledgeHints } from './knowledge-hints.ts';
 import type { MessageSearch } from './message-search.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
@@ -57,6 +58,8 @@ export interface TurnDependencies {
   tools: ToolCatalog;
   /** Told of every message this node appends (indexed at the user's next search). */
   search: MessageSearch;
+  /** Users found without any knowledge, whose turns skip the knowledge gather. */
+  knowledgeHints: KnowledgeHints;
   /** The sessions this node generates a reply in (a regeneration runs alone in its session). */
   generating: SessionsGenerating;
 }
@@ -340,13 +343,18 @@ export function startLookups(
       (persona) => ({ persona, error: undefined }),
       (error: unknown) => ({ persona: undefined, error }),
     ),
-    knowledge: lookupKnowledge(ctx, ctx.config.knowledge, {
-      userId,
-      sessionId,
-      query: turn.query,
-      history: turn.history,
-      ...(turn.ownTurnId === undefined ? {} : { turnId: turn.ownTurnId }),
-    }),
+    knowledge: lookupKnowledge(
+      ctx,
+      ctx.config.knowledge,
+      {
+        userId,
+        sessionId,
+        query: turn.query,
+        history: turn.history,
+        ...(turn.ownTurnId === undefined ? {} : { turnId: turn.ownTurnId }),
+      },
+      deps.knowledgeHints,
+    ),
     tools: deps.tools.forTurn({ userId, sessionId, turnId }),
   };
 }
