@@ -20,14 +20,23 @@ export const TOKENS_PER_MESSAGE = 4;
 export const TOKENS_PER_REPLY = 3;
 
 let counter: Promise<TokenCounter> | undefined;
+let loadedCounter: TokenCounter | undefined;
 
 /**
  * gpt-tokenizer's counter, loaded on first use (about a second and 60 MB): only conversations too long for
  * `selectWithoutCounting` and turns with knowledge passages need it.
  */
 export function loadTokenCounter(): Promise<TokenCounter> {
-  counter ??= import('gpt-tokenizer').then((tokenizer) => (text: string) => tokenizer.countTokens(text));
+  counter ??= import('gpt-tokenizer').then((tokenizer) => {
+    loadedCounter = (text: string) => tokenizer.countTokens(text);
+    return loadedCounter;
+  });
   return counter;
+}
+
+/** The counter once `loadTokenCounter` has loaded it, to be used without a wait; before, undefined. */
+export function tokenCounterIfLoaded(): TokenCounter | undefined {
+  return loadedCounter;
 }
 
 /** What `selectHistory` chose. */

@@ -214,25 +214,38 @@ export function buildKnowledge(
   return { section: sections.join('\n\n'), citations };
 }
 
+/** A turn's knowledge lookup: who asks, and for what. */
+interface KnowledgeLookup {
+  userId: string;
+  sessionId: string;
+  query: string;
+  /** The session's messages before this turn's (`conversationContext`); absent: the message alone. */
+  history?: MessageSequence;
+  turnId?: string;
+}
+
 /**
- * Gathers knowledge for one turn; never rejects (a failure is logged and the turn goes on without). Start
- * it early: it runs while the turn does its other lookups.
+ * Knowledge for one turn; never rejects (a failure is logged and the turn goes on without). Start it
+ * early: it runs while the turn does its other lookups. Given at once (not as a promise) when nothing is
+ * to be asked — knowledge off, or a user known to have none (`hints`, knowledge-hints.ts) — since an
+ * await costs a turn even when there is nothing to wait for.
  */
-export async function lookupKnowledge(
+export function lookupKnowledge(
   ctx: Pick<ModuleContext, 'gather' | 'log'>,
   config: Readonly<KnowledgeConfig>,
-  turn: {
-    userId: string;
-    sessionId: string;
-    query: string;
-    /** The session's messages before this turn's (`conversationContext`); absent: the message alone. */
-    history?: MessageSequence;
-    turnId?: string;
-  },
-  /** Users found without any knowledge: the gather is skipped for them (knowledge-hints.ts). */
+  turn: KnowledgeLookup,
   hints?: KnowledgeHints,
-): Promise<TurnKnowledge> {
+): TurnKnowledge | Promise<TurnKnowledge> {
   if (!config.enabled || hints?.isEmpty(turn.userId) === true) return NO_KNOWLEDGE;
+  return gatherKnowledge(ctx, config, turn, hints);
+}
+
+async function gatherKnowledge(
+  ctx: Pick<ModuleContext, 'gather' | 'log'>,
+  config: Readonly<KnowledgeConfig>,
+  turn: KnowledgeLookup,
+  hints: KnowledgeHints | undefined,
+): Promise<TurnKnowledge> {
   const startedAt = hints?.version() ?? 0;
   try {
     const context = conversationContext(turn.history, turn.turnId);

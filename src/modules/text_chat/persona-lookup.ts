@@ -1,8 +1,14 @@
 import type { ModuleContext } from '../../core/module.ts';
 import type { PersonaReply, TextChatConfig } from './types.ts';
 
-/** The persona of a turn: the session's, or the default one when it names none; undefined for none. */
-export type PersonaLookup = (personaId: string | undefined) => Promise<PersonaReply | undefined>;
+/**
+ * The persona of a turn: the session's, or the default one when it names none; undefined for none. Given
+ * at once (not as a promise) when it is known without asking: an await costs a turn even when there is
+ * nothing to wait for.
+ */
+export type PersonaLookup = (
+  personaId: string | undefined,
+) => PersonaReply | undefined | Promise<PersonaReply | undefined>;
 
 /**
  * Asks the persona module (`persona.get`) for a turn's persona. A persona from config (`source: 'config'`)
@@ -15,10 +21,7 @@ export function createPersonaLookup(ctx: ModuleContext<TextChatConfig>): Persona
   // Requested id ('' for the default persona) → a config persona's reply.
   const fixed = new Map<string, PersonaReply>();
 
-  return async (personaId) => {
-    if (ctx.missingOptionalDependencies.includes('persona')) return undefined;
-    const known = fixed.get(personaId ?? '');
-    if (known !== undefined) return known;
+  async function ask(personaId: string | undefined): Promise<PersonaReply | undefined> {
     const persona = await ctx.request<PersonaReply | null>(
       'persona.get',
       personaId === undefined ? {} : { personaId },
@@ -34,5 +37,10 @@ export function createPersonaLookup(ctx: ModuleContext<TextChatConfig>): Persona
     }
     if (persona.source === 'config') fixed.set(personaId ?? '', persona);
     return persona;
+  }
+
+  return (personaId) => {
+    if (ctx.missingOptionalDependencies.includes('persona')) return undefined;
+    return fixed.get(personaId ?? '') ?? ask(personaId);
   };
 }

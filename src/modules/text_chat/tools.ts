@@ -60,13 +60,19 @@ function toolsOf(replies: readonly { data: unknown }[]): ToolDescription[] {
   return [...tools.values()];
 }
 
+/** A turn's tools, by name. */
+export type TurnTools = Record<string, LlmTool>;
+
 export interface ToolCatalog {
-  /** The turn's tools, calling out for `userId` in `sessionId`; undefined when none is offered. */
+  /**
+   * The turn's tools, calling out for `userId` in `sessionId`; undefined when none is offered. Given at
+   * once (not as a promise) once the catalog is known: an await costs a turn even with nothing to wait for.
+   */
   forTurn(turn: {
     userId: string;
     sessionId: string;
     turnId: string;
-  }): Promise<Record<string, LlmTool> | undefined>;
+  }): TurnTools | undefined | Promise<TurnTools | undefined>;
 }
 
 /** The catalog of the tools modules offer, asked over the bus and reused for `describe_cache_ms`. */
@@ -76,18 +82,6 @@ export function createToolCatalog(
 ): ToolCatalog {
   let cached: { tools: ToolDescription[]; until: number } | undefined;
   let asking: Promise<ToolDescription[]> | undefined;
-
-  /**
-   * The catalog: asked the first time; after that, a stale one is used while it is asked again in the
-   * background, so no turn but a node's first waits for the gather (over NATS, for its late responders).
-   */
-  async function describe(): Promise<ToolDescription[]> {
-    if (cached !== undefined) {
-      if (cached.until <= Date.now()) void refresh();
-      return cached.tools;
-    }
-    return refresh();
-  }
 
   function refresh(): Promise<ToolDescription[]> {
     asking ??= ctx
@@ -107,26 +101,37 @@ export function createToolCatalog(
     return asking;
   }
 
+  /** The catalog as a turn's tools: each one calls its module over the bus for the turn's user. */
+  function toolsOfTurn(
+    tools: ToolDescription[],
+    { userId, sessionId, turnId }: { userId: string; sessionId: string; turnId: string },
+  ): TurnTools | undefined {
+    if (tools.length === 0) return undefined;
+    return Object.fromEntries(
+      tools.map((description): [string, LlmTool] => [
+        description.name,
+        {
+          description: description.description,
+          inputSchema: description.inputSchema,
+          execute: (input) =>
+            ctx.request(
+              `tools.call.${description.name}`,
+              { userId, sessionId, input },
+              { timeout: config.call_timeout_ms, userId, sessionId, correlationId: turnId },
+            ),
+        },
+      ]),
+    );
+  }
+
   return {
-    async forTurn({ userId, sessionId, turnId }) {
+    forTurn(turn) {
       if (!config.enabled) return undefined;
-      const tools = await describe();
-      if (tools.length === 0) return undefined;
-      return Object.fromEntries(
-        tools.map((description): [string, LlmTool] => [
-          description.name,
-          {
-            description: description.description,
-            inputSchema: description.inputSchema,
-            execute: (input) =>
-              ctx.request(
-                `tools.call.${description.name}`,
-                { userId, sessionId, input },
-                { timeout: config.call_timeout_ms, userId, sessionId, correlationId: turnId },
-              ),
-          },
-        ]),
-      );
+      // The catalog is asked the first time; after that, a stale one is used while it is asked again in
+      // the background, so no turn but a node's first waits for the gather (over NATS, its late responders).
+      if (cached === undefined) return refresh().then((tools) => toolsOfTurn(tools, turn));
+      if (cached.until <= Date.now()) void refresh();
+      return toolsOfTurn(cached.tools, turn);
     },
   };
 }

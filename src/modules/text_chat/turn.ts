@@ -12,6 +12,7 @@ import {
   type SelectHistoryOptions,
   selectHistory,
   selectWithoutCounting,
+  tokenCounterIfLoaded,
 } from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
 import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
@@ -22,7 +23,7 @@ import type { PersonaLookup } from './persona-lookup.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
 import type { SessionsGenerating } from './sessions-generating.ts';
-import type { ToolCallRecord, ToolCatalog } from './tools.ts';
+import type { ToolCallRecord, ToolCatalog, TurnTools } from './tools.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
 import type {
   ChatResponseTool,
@@ -310,14 +311,38 @@ export function announceGenerating(
   });
 }
 
-/** What a turn asks of others before the model is called, each started at once and awaited when needed. */
+/** The persona lookup's outcome: a failure is carried, and fails the turn when it is taken. */
+interface PersonaOutcome {
+  persona: PersonaReply | undefined;
+  error: unknown;
+}
+
+/**
+ * What a turn asks of others before the model is called, each started at once and taken when needed:
+ * a value when it was known at once (usually: each is cached), else a promise that never rejects.
+ */
 export interface TurnLookups {
-  /** The session's persona; never rejects (a failure is carried, and fails the turn when awaited). */
-  persona: Promise<{ persona: PersonaReply | undefined; error: unknown }>;
-  /** The user's documents (knowledge.ts; never rejects: a turn goes on without knowledge). */
-  knowledge: Promise<TurnKnowledge>;
+  /** The session's persona. */
+  persona: PersonaOutcome | Promise<PersonaOutcome>;
+  /** The user's documents (knowledge.ts; a turn goes on without knowledge). */
+  knowledge: TurnKnowledge | Promise<TurnKnowledge>;
   /** The tools modules offer (tools.ts; cached, so usually no bus round at all). */
-  tools: ReturnType<ToolCatalog['forTurn']>;
+  tools: TurnTools | undefined | Promise<TurnTools | undefined>;
+}
+
+/** The persona of `lookup`, its failure carried rather than thrown. */
+function personaOutcome(lookup: () => ReturnType<PersonaLookup>): PersonaOutcome | Promise<PersonaOutcome> {
+  let found: ReturnType<PersonaLookup>;
+  try {
+    found = lookup();
+  } catch (error) {
+    return { persona: undefined, error };
+  }
+  if (!(found instanceof Promise)) return { persona: found, error: undefined };
+  return found.then(
+    (persona) => ({ persona, error: undefined }),
+    (error: unknown) => ({ persona: undefined, error }),
+  );
 }
 
 /** Starts the persona, knowledge and tools lookups of a turn: neither needs the other, nor the storing. */
@@ -339,10 +364,7 @@ export function startLookups(
   const { ctx } = deps;
   const { userId, sessionId, turnId } = turn;
   return {
-    persona: deps.persona(turn.personaId).then(
-      (persona) => ({ persona, error: undefined }),
-      (error: unknown) => ({ persona: undefined, error }),
-    ),
+    persona: personaOutcome(() => deps.persona(turn.personaId)),
     knowledge: lookupKnowledge(
       ctx,
       ctx.config.knowledge,
@@ -418,7 +440,10 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
   const { userId, sessionId, turnId, envelope, historyOf, userMessage, streamed } = turn;
   let log = turn.log;
   try {
-    const { persona, error: personaError } = await turn.lookups.persona;
+    // Each lookup is awaited only when it is a promise: an await costs a turn even with nothing to wait for.
+    const { lookups } = turn;
+    const { persona, error: personaError } =
+      lookups.persona instanceof Promise ? await lookups.persona : lookups.persona;
     if (personaError !== undefined) throw personaError;
     const model =
       turn.model ?? turn.sessionModel ?? persona?.model ?? config.default_model ?? ctx.llm.defaultModelName();
@@ -428,13 +453,13 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
       system: persona?.systemPrompt,
       budget: config.history_token_budget,
     };
-    let selected = await chooseHistory(window);
+    let selected = selectWithoutCounting(window) ?? selectCounting(window) ?? (await selectLoading(window));
     // The budget has room for messages older than the cache held (a shorter system prompt than before):
     // choose from the whole log.
     if (selected.truncated) {
       log = await deps.history.loadWhole(ctx.storage, userId, sessionId);
       window = { ...window, messages: historyOf(log) };
-      selected = await chooseHistory(window);
+      selected = selectWithoutCounting(window) ?? selectCounting(window) ?? (await selectLoading(window));
     }
     // Later turns of this conversation start their window here or later: the cache may drop what is older.
     deps.history.retain(userId, sessionId, selected.start);
@@ -451,12 +476,12 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     );
 
     const request: LlmRequest = { model, messages: selected.messages };
-    const knowledge = await turn.lookups.knowledge;
+    const knowledge = lookups.knowledge instanceof Promise ? await lookups.knowledge : lookups.knowledge;
     const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
     if (system !== undefined) request.system = system;
     if (temperature !== undefined) request.temperature = temperature;
     if (config.max_output_tokens !== undefined) request.maxOutputTokens = config.max_output_tokens;
-    const tools = await turn.lookups.tools;
+    const tools = lookups.tools instanceof Promise ? await lookups.tools : lookups.tools;
     if (tools !== undefined) {
       request.tools = tools;
       request.maxSteps = config.tools.max_steps;
@@ -526,12 +551,22 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
   }
 }
 
-/**
- * The history that fits the window's budget. Most conversations fit whole by their size alone; the
- * tokenizer is loaded only for longer ones.
+/*
+ * The history that fits the window's budget is chosen without a wait when it can be: most conversations fit
+ * whole by their size alone (`selectWithoutCounting`); longer ones are counted with the tokenizer, loaded
+ * (about a second) only when the first of them comes. Each step is tried in turn, so a turn awaits only
+ * that first load — an await costs a turn even when there is nothing to wait for.
  */
-async function chooseHistory(window: Omit<SelectHistoryOptions, 'countTokens'>): Promise<SelectedHistory> {
-  return selectWithoutCounting(window) ?? selectHistory({ ...window, countTokens: await loadTokenCounter() });
+
+/** The history counted with the tokenizer, when it is loaded; undefined before. */
+function selectCounting(window: Omit<SelectHistoryOptions, 'countTokens'>): SelectedHistory | undefined {
+  const countTokens = tokenCounterIfLoaded();
+  return countTokens === undefined ? undefined : selectHistory({ ...window, countTokens });
+}
+
+/** The history counted with the tokenizer, loading it first. */
+async function selectLoading(window: Omit<SelectHistoryOptions, 'countTokens'>): Promise<SelectedHistory> {
+  return selectHistory({ ...window, countTokens: await loadTokenCounter() });
 }
 
 /**
