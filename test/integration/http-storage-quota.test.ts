@@ -86,8 +86,18 @@ describe('the per-user storage quota over HTTP', () => {
     expect(usedBytes).toBeGreaterThan(LIMIT - 1000);
     expect(usedBytes).toBeLessThanOrEqual(LIMIT);
 
-    // A streamed request is refused before any stream begins, as JSON.
+    // Refused once, alice's next messages are stored before the model is asked: refused again, they cost
+    // no model call.
+    const calls = harness.llmCalls.length;
     model.respond({ kind: 'stream', chunks: ['ok'] });
+    const again = await call('POST', path, {
+      key: alice.key,
+      body: { content: `again ${'words '.repeat(100)}` },
+    });
+    expectQuotaRefusal(again);
+    expect(harness.llmCalls.length).toBe(calls);
+
+    // A streamed request is refused before any stream begins, as JSON.
     const streamed = await fetch(`${harness.baseUrl}${path}?stream=sse`, {
       method: 'POST',
       headers: { authorization: `Bearer ${alice.key}`, 'content-type': 'application/json' },
@@ -96,6 +106,7 @@ describe('the per-user storage quota over HTTP', () => {
     const streamedText = await streamed.text();
     expect(streamed.headers.get('content-type')).toContain('application/json');
     expectQuotaRefusal({ status: streamed.status, body: JSON.parse(streamedText) });
+    expect(harness.llmCalls.length).toBe(calls);
 
     expectQuotaRefusal(await upload(alice, 'notes.txt', `Notes on wings. ${'lift '.repeat(300)}`));
     const documents = await call('GET', '/v1/documents', { key: alice.key });
@@ -117,9 +128,19 @@ describe('the per-user storage quota over HTTP', () => {
     // The document's text (~500 bytes) is counted to bob.
     expect(bobsUsage.usedBytes).toBeGreaterThan(1000);
 
-    // Deleting a chat makes room again.
+    // Deleting a chat makes room again: her next message is stored, and then answered.
     expect((await call('DELETE', `/v1/sessions/${session.body.id}`, { key: alice.key })).status).toBe(204);
     expect((await usage(alice)).usedBytes).toBeLessThan(100);
+    const fresh = await call('POST', '/v1/sessions', { key: alice.key, body: {} });
+    const before = harness.llmCalls.length;
+    model.respond({ kind: 'stream', chunks: ['room again'] });
+    const answered = await call('POST', `/v1/sessions/${fresh.body.id}/messages`, {
+      key: alice.key,
+      body: { content: 'short' },
+    });
+    expect(answered.status).toBe(200);
+    expect(answered.body.content).toBe('room again');
+    expect(harness.llmCalls.length).toBe(before + 1);
     const room = await upload(alice, 'notes.txt', `Notes on wings. ${'lift '.repeat(300)}`);
     expect(room.status).toBe(200);
   });

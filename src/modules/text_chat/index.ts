@@ -10,6 +10,7 @@ import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createKnowledgeHints } from './knowledge-hints.ts';
 import { createMessageSearch } from './message-search.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
+import { createQuotaRefusals } from './quota-refusals.ts';
 import { createRateLimiter } from './rate-limiter.ts';
 import { runRegenerate } from './regenerate.ts';
 import { createSessionRequests } from './session-requests.ts';
@@ -93,6 +94,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       tools: createToolCatalog(ctx, config.tools),
       search,
       knowledgeHints: createKnowledgeHints(),
+      quotaRefusals: createQuotaRefusals(),
       generating: createSessionsGenerating({ lostAfterMs: config.turn_recovery.lost_after_ms }),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled

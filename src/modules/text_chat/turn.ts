@@ -20,6 +20,7 @@ import { lookupKnowledge, systemWithKnowledge, type TurnKnowledge } from './know
 import type { KnowledgeHints } from './knowledge-hints.ts';
 import type { MessageSearch } from './message-search.ts';
 import type { PersonaLookup } from './persona-lookup.ts';
+import type { QuotaRefusals } from './quota-refusals.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
 import type { SessionsGenerating } from './sessions-generating.ts';
@@ -61,6 +62,8 @@ export interface TurnDependencies {
   search: MessageSearch;
   /** Users found without any knowledge, whose turns skip the knowledge gather. */
   knowledgeHints: KnowledgeHints;
+  /** Users refused lately for their storage quota, whose turns store the message before the model call. */
+  quotaRefusals: QuotaRefusals;
   /** The sessions this node generates a reply in (a regeneration runs alone in its session). */
   generating: SessionsGenerating;
 }
@@ -440,6 +443,11 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
   const { userId, sessionId, turnId, envelope, historyOf, userMessage, streamed } = turn;
   let log = turn.log;
   try {
+    // A user refused for their storage quota lately: the message first, so a refusal costs no model call.
+    if (!userMessage.durable && deps.quotaRefusals.refusedLately(userId)) {
+      await userMessage.store();
+      deps.quotaRefusals.stored(userId);
+    }
     // Each lookup is awaited only when it is a promise: an await costs a turn even with nothing to wait for.
     const { lookups } = turn;
     const { persona, error: personaError } =
@@ -542,6 +550,7 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     // The user's message is stored whatever failed (unless storing it is what failed).
     await userMessage.store().catch(() => {});
     const error = toPlatformError(caught);
+    if (error.code === 'CHAT_ERR_STORAGE_QUOTA_EXCEEDED') deps.quotaRefusals.refused(userId);
     // A session deleted while its reply was being generated is the user's doing, not a failure to look into.
     if (error instanceof NotFoundError)
       ctx.log.info({ turnId, sessionId }, 'turn ended: its session was deleted');
