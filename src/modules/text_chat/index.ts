@@ -6,7 +6,6 @@ import defaults from './config.json' with { type: 'json' };
 import configSchema from './config.schema.json' with { type: 'json' };
 import { createFeedbackRequests } from './feedback.ts';
 import { createHistoryCache } from './history-cache.ts';
-import { createKeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { createKnowledgeHints } from './knowledge-hints.ts';
 import { createMessageSearch } from './message-search.ts';
 import { createPersonaLookup } from './persona-lookup.ts';
@@ -15,11 +14,11 @@ import { createRateLimiter } from './rate-limiter.ts';
 import { runRegenerate } from './regenerate.ts';
 import { createSessionRequests } from './session-requests.ts';
 import { createSessionStore } from './sessions.ts';
-import { createSessionsGenerating } from './sessions-generating.ts';
 import { createToolCatalog } from './tools.ts';
 import { runTurn, type TurnDependencies } from './turn.ts';
 import { startTurnHeartbeat } from './turn-heartbeat.ts';
 import { createTurnRegistry } from './turn-registry.ts';
+import { createTurnsUnderWay } from './turns-under-way.ts';
 import type {
   ChatCancel,
   ChatRateLimitUsed,
@@ -89,13 +88,12 @@ export default defineModule<TextChatConfig, TextChatApi>({
       sessions,
       history,
       turns,
-      keyedTurns: createKeyedTurnsUnderWay(ctx, config.turn_recovery.lost_after_ms),
       persona: createPersonaLookup(ctx),
       tools: createToolCatalog(ctx, config.tools),
       search,
       knowledgeHints: createKnowledgeHints(),
       quotaRefusals: createQuotaRefusals(),
-      generating: createSessionsGenerating({ lostAfterMs: config.turn_recovery.lost_after_ms }),
+      underWay: createTurnsUnderWay({ lostAfterMs: config.turn_recovery.lost_after_ms }),
       node: randomUUID(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
@@ -103,15 +101,12 @@ export default defineModule<TextChatConfig, TextChatApi>({
     };
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
-    // A turn's end or error, from any node: a keyed turn under way there is no longer generating.
+    // A turn's end or error, from any node: it is no longer generating (turns-under-way.ts).
     const turnEnded = {
       mode: 'local' as const,
       handler: (event: EventEnvelope<ChatResponseEnd | ChatResponseError>) => {
         const turnId = event.data?.turnId;
-        if (typeof turnId !== 'string') return;
-        const time = Date.parse(event.time);
-        deps.keyedTurns.ended(turnId, time);
-        deps.generating.ended(turnId, time);
+        if (typeof turnId === 'string') deps.underWay.ended(turnId, Date.parse(event.time));
       },
     };
     // Every node's search index hears what any node stored or deleted (this node's own appends are noted
@@ -188,17 +183,15 @@ export default defineModule<TextChatConfig, TextChatApi>({
             deps.rateLimiter?.note(userId, Date.parse(event.time));
           },
         },
-        // Every node hears which keyed turns are generating anywhere, and when they end.
+        // Every node hears which turns are still generating anywhere (the heartbeats).
         'chat.response.alive': {
           mode: 'local',
           handler: (event: EventEnvelope<ChatResponseAlive>) => {
             const turnIds = event.data?.turnIds;
-            if (!Array.isArray(turnIds)) return;
-            deps.keyedTurns.heard(turnIds, event.data.started === true, Date.parse(event.time));
-            deps.generating.alive(turnIds);
+            if (Array.isArray(turnIds)) deps.underWay.alive(turnIds);
           },
         },
-        // Every node hears in which sessions another node is generating (sessions-generating.ts).
+        // Every node hears what another node begins generating, and where (turns-under-way.ts).
         'chat.turn.started': {
           mode: 'local',
           handler: (event: EventEnvelope<ChatTurnStarted>) => {
@@ -206,11 +199,8 @@ export default defineModule<TextChatConfig, TextChatApi>({
             const userId = event.userId;
             if (node === deps.node || typeof turnId !== 'string' || typeof sessionId !== 'string') return;
             if (typeof userId !== 'string') return;
-            deps.generating.startedElsewhere(
-              turnId,
-              userId,
-              sessionId,
-              regeneration === true,
+            deps.underWay.startedElsewhere(
+              { turnId, userId, sessionId, regeneration: regeneration === true },
               Date.parse(event.time),
             );
           },

@@ -58,7 +58,7 @@ export async function runRegenerate(
   event: EventEnvelope<MessageRegenerateRequest>,
 ): Promise<Message> {
   const input = parseRegenerateInput(event.data, event.type);
-  const leave = deps.generating.enterRegeneration(input.userId, input.sessionId);
+  const leave = deps.underWay.enterRegeneration(input.userId, input.sessionId);
   try {
     return await regenerate(deps, event, input);
   } finally {

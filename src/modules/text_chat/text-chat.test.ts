@@ -718,15 +718,21 @@ describe('text_chat turns', () => {
     const session = await newSession(harness);
     const data = { userId: 'u1', sessionId: session.id, content: 'Hello', keyed: true };
     // Another node announced the turn and died: the repeat waits out lost_after_ms, then generates.
+    const startedElsewhere = (turnId: string) =>
+      harness.bus.emit(
+        'chat.turn.started',
+        { turnId, sessionId: session.id, node: 'another-node', regeneration: false },
+        { userId: 'u1' },
+      );
     const lost = newId();
-    await harness.bus.emit('chat.response.alive', { turnIds: [lost], started: true });
+    await startedElsewhere(lost);
     harness.script({ kind: 'reply', chunks: ['Hi'] });
     const startedAt = performance.now();
     expect((await send(harness, data, lost)).content).toBe('Hi');
     expect(performance.now() - startedAt).toBeGreaterThanOrEqual(lostAfterMs - 50);
     // Another node announced it and ended it (its reply is not in this log: the repeat answers it).
     const ended = newId();
-    await harness.bus.emit('chat.response.alive', { turnIds: [ended], started: true });
+    await startedElsewhere(ended);
     const repeat = send(harness, data, ended);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(harness.calls).toHaveLength(1);

@@ -15,7 +15,6 @@ import {
   tokenCounterIfLoaded,
 } from './history.ts';
 import type { HistoryCache, SessionLog } from './history-cache.ts';
-import type { KeyedTurnsUnderWay } from './keyed-turns-under-way.ts';
 import { lookupKnowledge, systemWithKnowledge, type TurnKnowledge } from './knowledge.ts';
 import type { KnowledgeHints } from './knowledge-hints.ts';
 import type { MessageSearch } from './message-search.ts';
@@ -23,9 +22,9 @@ import type { PersonaLookup } from './persona-lookup.ts';
 import type { QuotaRefusals } from './quota-refusals.ts';
 import type { RateLimiter } from './rate-limiter.ts';
 import { assertSessionId, type SessionStore } from './sessions.ts';
-import type { SessionsGenerating } from './sessions-generating.ts';
 import type { ToolCallRecord, ToolCatalog, TurnTools } from './tools.ts';
 import { CANCELLED, type TurnRegistry } from './turn-registry.ts';
+import type { TurnsUnderWay } from './turns-under-way.ts';
 import type {
   ChatResponseTool,
   MessageMetadata,
@@ -56,7 +55,6 @@ export interface TurnDependencies {
   node: string;
   persona: PersonaLookup;
   turns: TurnRegistry;
-  keyedTurns: KeyedTurnsUnderWay;
   tools: ToolCatalog;
   /** Told of every message this node appends (indexed at the user's next search). */
   search: MessageSearch;
@@ -64,8 +62,11 @@ export interface TurnDependencies {
   knowledgeHints: KnowledgeHints;
   /** Users refused lately for their storage quota, whose turns store the message before the model call. */
   quotaRefusals: QuotaRefusals;
-  /** The sessions this node generates a reply in (a regeneration runs alone in its session). */
-  generating: SessionsGenerating;
+  /**
+   * The replies generating anywhere, as this node knows (a regeneration runs alone in its session; a
+   * keyed turn generates once).
+   */
+  underWay: TurnsUnderWay;
 }
 
 /** A checked `message.send` payload. */
@@ -146,8 +147,8 @@ export async function runTurn(
   event: EventEnvelope<MessageSendRequest>,
 ): Promise<Message> {
   const input = parseSendInput(event.data, event.type, deps.ctx.config);
-  // Not beside a regeneration of the session (sessions-generating.ts).
-  const leave = deps.generating.enterTurn(input.userId, input.sessionId);
+  // Not beside a regeneration of the session (turns-under-way.ts).
+  const leave = deps.underWay.enterTurn(input.userId, input.sessionId);
   try {
     return await sendTurn(deps, event, input);
   } finally {
@@ -166,7 +167,7 @@ async function sendTurn(
   const turnId = event.correlationId ?? newId();
   // A repeat of a keyed turn another node (or this one) is generating waits for it, then is answered
   // from the log like any later repeat (not counted against the rate limit while it waits).
-  if (input.keyed) await deps.keyedTurns.settled(turnId);
+  if (input.keyed) await deps.underWay.settled(turnId);
 
   countAgainstRateLimit(deps, userId);
 
@@ -253,10 +254,10 @@ async function sendTurn(
     });
   }
 
-  // Every node hears that this keyed turn is generating here until its end or error event.
-  if (input.keyed) deps.keyedTurns.announce(turnId);
+  // A repeat of this keyed turn waits for it, here until it is over, elsewhere until its end event.
+  const keyedDone = input.keyed ? deps.underWay.generatingKeyed(turnId) : undefined;
   announceGenerating(deps, { turnId, sessionId, regeneration: false }, envelope);
-  return answerTurn(deps, {
+  const answering = answerTurn(deps, {
     userId,
     sessionId,
     turnId,
@@ -271,6 +272,7 @@ async function sendTurn(
     userMessage,
     replyMetadata: {},
   });
+  return keyedDone === undefined ? answering : answering.finally(keyedDone);
 }
 
 /**
@@ -297,8 +299,9 @@ export function countAgainstRateLimit(deps: TurnDependencies, userId: string): v
 }
 
 /**
- * Tells every other node that this one begins generating a reply in the session (sessions-generating.ts):
- * they refuse a regeneration beside it (and, beside a regeneration, a new message) until it ends.
+ * Tells every other node that this one begins generating a reply in the session (turns-under-way.ts):
+ * they refuse a regeneration beside it (and, beside a regeneration, a new message) until it ends, and a
+ * repeat of a keyed turn waits for it.
  */
 export function announceGenerating(
   deps: TurnDependencies,

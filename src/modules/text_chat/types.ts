@@ -275,7 +275,7 @@ export interface MessageSendRequest {
   stream?: boolean;
   /**
    * The turn id comes from an Idempotency-Key, so the same turn may be asked again from anywhere: a
-   * repeat waits for a generation of it under way on any node (keyed-turns-under-way.ts).
+   * repeat waits for a generation of it under way on any node (turns-under-way.ts).
    */
   keyed?: boolean;
 }
@@ -332,12 +332,10 @@ export interface ChatResponseError {
 
 /**
  * `chat.response.alive`: the turns a node is working on, every `turn_recovery.heartbeat_ms`; a node waiting
- * for one of them takes its silence as the generating node's death. `started`: sent once, as a keyed turn
- * starts generating (keyed-turns-under-way.ts), rather than by the heartbeat.
+ * for one of them takes its silence as the generating node's death.
  */
 export interface ChatResponseAlive {
   turnIds: string[];
-  started?: boolean;
 }
 
 /** `chat.response` (seed name): once per finished turn, for other modules. */
@@ -387,9 +385,9 @@ export interface ChatRateLimitUsed {
 
 /**
  * `chat.turn.started`: a node's text_chat begins generating a reply in the user's session (envelope
- * `userId`): a turn's, or a regeneration's. Every other node then refuses what must not run beside it
- * (sessions-generating.ts) until the turn's `chat.response.end` or `.error` (`node`: the sender, which
- * ignores its own).
+ * `userId`): a turn's, or a regeneration's. Every other node then refuses what must not run beside it,
+ * and a repeat of the turn (a keyed one: sent with an Idempotency-Key) waits for it (turns-under-way.ts),
+ * until the turn's `chat.response.end` or `.error` (`node`: the sender, which ignores its own).
  */
 export interface ChatTurnStarted {
   turnId: string;

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createSessionsGenerating } from './sessions-generating.ts';
+import { createTurnsUnderWay } from './turns-under-way.ts';
 
 const busy = { code: 'CHAT_ERR_TURN_IN_PROGRESS', status: 409 };
 
 function setup() {
   let clock = 1_000_000;
-  const generating = createSessionsGenerating({ lostAfterMs: 5000, now: () => clock });
+  const generating = createTurnsUnderWay({ lostAfterMs: 5000, now: () => clock });
   return {
     generating,
     advance: (ms: number) => {
@@ -15,7 +15,7 @@ function setup() {
   };
 }
 
-describe('sessions generating, on this node', () => {
+describe('turns under way, on this node', () => {
   it('refuses a regeneration beside a turn, and a turn beside a regeneration, per user and session', () => {
     const { generating } = setup();
     const leaveTurn = generating.enterTurn('u1', 's1');
@@ -31,10 +31,10 @@ describe('sessions generating, on this node', () => {
   });
 });
 
-describe('sessions generating, on other nodes', () => {
+describe('turns under way, on other nodes', () => {
   it('refuses a regeneration while another node generates a turn of the session, until its end', () => {
     const { generating, time } = setup();
-    generating.startedElsewhere('t1', 'u1', 's1', false, time());
+    generating.startedElsewhere({ turnId: 't1', userId: 'u1', sessionId: 's1', regeneration: false }, time());
     expect(() => generating.enterRegeneration('u1', 's1')).toThrow(expect.objectContaining(busy));
     // A turn beside it is fine; another user's session of the same id is not busy.
     generating.enterTurn('u1', 's1')();
@@ -45,7 +45,7 @@ describe('sessions generating, on other nodes', () => {
 
   it('refuses a message while another node regenerates a reply of the session', () => {
     const { generating, time } = setup();
-    generating.startedElsewhere('r1', 'u1', 's1', true, time());
+    generating.startedElsewhere({ turnId: 'r1', userId: 'u1', sessionId: 's1', regeneration: true }, time());
     expect(() => generating.enterTurn('u1', 's1')).toThrow(expect.objectContaining(busy));
     expect(() => generating.enterRegeneration('u1', 's1')).toThrow(expect.objectContaining(busy));
     generating.ended('r1', time());
@@ -54,7 +54,7 @@ describe('sessions generating, on other nodes', () => {
 
   it('takes a turn not heard of for lost_after_ms as lost with its node; heartbeats keep it', () => {
     const { generating, advance, time } = setup();
-    generating.startedElsewhere('t1', 'u1', 's1', true, time());
+    generating.startedElsewhere({ turnId: 't1', userId: 'u1', sessionId: 's1', regeneration: true }, time());
     advance(4000);
     generating.alive(['t1', 'unknown']);
     advance(4000);
@@ -69,11 +69,58 @@ describe('sessions generating, on other nodes', () => {
     const startedAt = time();
     advance(10);
     generating.ended('t1', time());
-    generating.startedElsewhere('t1', 'u1', 's1', false, startedAt);
+    generating.startedElsewhere(
+      { turnId: 't1', userId: 'u1', sessionId: 's1', regeneration: false },
+      startedAt,
+    );
     generating.enterRegeneration('u1', 's1')();
     // The same turn generated again later (asked again under its id): busy again.
     advance(10);
-    generating.startedElsewhere('t1', 'u1', 's1', false, time());
+    generating.startedElsewhere({ turnId: 't1', userId: 'u1', sessionId: 's1', regeneration: false }, time());
     expect(() => generating.enterRegeneration('u1', 's1')).toThrow(expect.objectContaining(busy));
+  });
+});
+
+describe('keyed turns under way', () => {
+  /** Whether `promise` settled within a few event-loop turns. */
+  async function settledSoon(promise: Promise<void>): Promise<boolean> {
+    let done = false;
+    void promise.then(() => {
+      done = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    return done;
+  }
+
+  it('holds a repeat while the keyed turn generates here, until its end is heard or the turn is over', async () => {
+    const underWay = createTurnsUnderWay({ lostAfterMs: 60_000 });
+    underWay.generatingKeyed('k1');
+    const repeat = underWay.settled('k1');
+    expect(await settledSoon(repeat)).toBe(false);
+    expect(await settledSoon(underWay.settled('k2'))).toBe(true);
+    underWay.ended('k1', Date.now());
+    expect(await settledSoon(repeat)).toBe(true);
+
+    // Its end never told (the bus was down): the turn being over is enough.
+    const silent = underWay.generatingKeyed('k3');
+    const waiting = underWay.settled('k3');
+    silent();
+    expect(await settledSoon(waiting)).toBe(true);
+  });
+
+  it('holds a repeat while another node generates the keyed turn, until its end or its silence', async () => {
+    const underWay = createTurnsUnderWay({ lostAfterMs: 100 });
+    const turn = { userId: 'u1', sessionId: 's1', regeneration: false };
+    underWay.startedElsewhere({ ...turn, turnId: 'k1' }, Date.now());
+    const repeat = underWay.settled('k1');
+    expect(await settledSoon(repeat)).toBe(false);
+    underWay.ended('k1', Date.now());
+    expect(await settledSoon(repeat)).toBe(true);
+
+    // Its node died without a word: the repeat goes on after lost_after_ms.
+    underWay.startedElsewhere({ ...turn, turnId: 'k2' }, Date.now());
+    const startedAt = Date.now();
+    await underWay.settled('k2');
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(90);
   });
 });

@@ -1,50 +1,63 @@
 import { PlatformError } from '../../core/errors.ts';
 
 /**
- * The sessions in which a reply is being generated, so that a regeneration does not run beside another
- * reply of the same session: it answers the session's last user message and replaces its newest reply,
- * which a turn under way is about to change. A regeneration waits for nothing: it is refused
- * (409 CHAT_ERR_TURN_IN_PROGRESS) while a turn or another regeneration of the session runs, and a new
- * message is refused while a regeneration runs (its reply would land between the regenerated one and the
- * message it answers). Turns of a session beside each other stay allowed, as they always were.
+ * The replies being generated anywhere in the cluster, as this node knows of them: its own work, and
+ * what it heard of the other nodes'. Two rules rest on it.
  *
- * Keyed by user and session, so another user's session id never answers 409 instead of 404.
+ * - **One regeneration at a time in a session.** A regeneration answers the session's last user message
+ *   and replaces its newest reply, which a turn under way is about to change. So it is refused
+ *   (409 CHAT_ERR_TURN_IN_PROGRESS) while a turn or another regeneration of the session runs, and a new
+ *   message is refused while a regeneration runs (its reply would land between the regenerated one and
+ *   the message it answers). Turns of a session beside each other stay allowed. Keyed by user and
+ *   session, so another user's session id never answers 409 instead of 404.
+ * - **A keyed turn generates once.** A turn sent with an Idempotency-Key may be asked again from any node;
+ *   a repeat that comes while the turn is generating somewhere waits for that generation (`settled`)
+ *   instead of starting a second one, which would store a second reply.
  *
- * Across nodes, as keyed turns are (keyed-turns-under-way.ts): a node about to generate (a turn or a
- * regeneration) tells every node at once (`chat.turn.started`); its heartbeats (`chat.response.alive`)
- * keep the turn fresh, and its `chat.response.end` or `.error` ends it. A turn not heard of for
- * `turn_recovery.lost_after_ms` is taken as lost with its node. What another node does is known once its
- * event arrived (milliseconds over NATS): a turn and a regeneration of one session that start on two
- * nodes in the same moment may still both run.
+ * Across nodes, a node about to generate tells every node at once (`chat.turn.started`: a keyed turn's
+ * repeat knows it by its turn id); its heartbeats (`chat.response.alive`) keep the turn fresh, and its `chat.response.end` or
+ * `.error` ends it. A turn not heard of for `turn_recovery.lost_after_ms` is taken as lost with its node:
+ * a regeneration may then run, and a repeat then answers the turn itself. An end may overtake its start
+ * across nodes: ends are remembered a while, and a start sent before the end is not taken as a new one.
+ *
+ * What another node does is known once its event arrived (milliseconds over NATS): a turn and a
+ * regeneration of one session, or two repeats of a keyed turn, that start on two nodes in the same moment
+ * may still both run (for a keyed turn: two replies in the log; later repeats get the first).
  */
-export interface SessionsGenerating {
-  /** A turn of a new message starts; refused while a regeneration of the session runs. Returns its end. */
+export interface TurnsUnderWay {
+  /** A turn of a new message starts here; refused while a regeneration of the session runs. Returns its end. */
   enterTurn(userId: string, sessionId: string): () => void;
-  /** A regeneration starts; refused while anything generates in the session. Returns its end. */
+  /** A regeneration starts here; refused while anything generates in the session. Returns its end. */
   enterRegeneration(userId: string, sessionId: string): () => void;
   /**
-   * `chat.turn.started` from another node, sent at `time` (ms): it generates turn `turnId` (a
-   * regeneration when `regeneration`) in the user's session.
+   * This node starts generating the keyed turn: a repeat on this node waits for it (`settled`) until its
+   * end is heard, or the returned function is called (the turn is over, whether or not its end could be
+   * told). The other nodes hear of it by the turn's `chat.turn.started`.
+   */
+  generatingKeyed(turnId: string): () => void;
+  /**
+   * `chat.turn.started` from another node, sent at `time` (ms): it generates `turnId` (a regeneration when
+   * `regeneration`) in the user's session.
    */
   startedElsewhere(
-    turnId: string,
-    userId: string,
-    sessionId: string,
-    regeneration: boolean,
+    turn: { turnId: string; userId: string; sessionId: string; regeneration: boolean },
     time: number,
   ): void;
   /** `chat.response.alive` from any node: its turns `turnIds` are still generating. */
   alive(turnIds: readonly string[]): void;
   /** `chat.response.end` or `.error` from any node, sent at `time` (ms): the turn stopped generating. */
   ended(turnId: string, time: number): void;
+  /** Resolves once no generation of the keyed turn is under way anywhere, as far as this node knows. */
+  settled(turnId: string): Promise<void>;
 }
 
-export interface SessionsGeneratingOptions {
+export interface TurnsUnderWayOptions {
   /** A turn of another node not heard of for this long is taken as lost (`turn_recovery.lost_after_ms`). */
   lostAfterMs: number;
   now?: () => number;
 }
 
+/** This node's work in one session. */
 interface Activity {
   turns: number;
   regenerating: boolean;
@@ -52,6 +65,7 @@ interface Activity {
 
 /** A turn another node generates, as this node heard of it. */
 interface RemoteTurn {
+  /** Its user and session (`sessionKey`). */
   key: string;
   regeneration: boolean;
   /** When it was last heard of (this node's clock). */
@@ -63,11 +77,13 @@ const MAX_ENDED = 10_000;
 
 const sessionKey = (userId: string, sessionId: string) => `${userId}\n${sessionId}`;
 
-export function createSessionsGenerating(options: SessionsGeneratingOptions): SessionsGenerating {
+export function createTurnsUnderWay(options: TurnsUnderWayOptions): TurnsUnderWay {
   const { lostAfterMs } = options;
   const now = options.now ?? Date.now;
   // This node's own work, by session.
   const active = new Map<string, Activity>();
+  // This node's keyed turns generating now.
+  const keyedHere = new Set<string>();
   // Other nodes' turns: turnId → the turn, least recently heard of first (re-inserted when heard).
   const remote = new Map<string, RemoteTurn>();
   // Session → the ids of other nodes' turns in it.
@@ -77,6 +93,8 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
    * may overtake its start across nodes, and a start sent before the end is then not taken as a new one.
    */
   const endedAt = new Map<string, { time: number; heardAt: number }>();
+  /** turnId → the repeats waiting for the keyed turn to settle. */
+  const waiting = new Map<string, Set<() => void>>();
 
   function leave(key: string, activity: Activity, regeneration: boolean): () => void {
     let left = false;
@@ -98,6 +116,13 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
     if (ids?.size === 0) remoteBySession.delete(turn.key);
   }
 
+  function release(turnId: string): void {
+    const waiters = waiting.get(turnId);
+    if (waiters === undefined) return;
+    waiting.delete(turnId);
+    for (const resolve of waiters) resolve();
+  }
+
   // The sweep below runs at most this often: called on every turn, it would walk the leading deleted
   // slots a Map keeps until it rehashes (2% of a busy node's CPU), to forget a turn some ms sooner.
   const sweepEveryMs = Math.max(1, Math.floor(lostAfterMs / 50));
@@ -110,6 +135,7 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
     for (const [turnId, turn] of remote) {
       if (time - turn.heardAt < lostAfterMs) break;
       forgetRemote(turnId);
+      release(turnId);
     }
     for (const [turnId, end] of endedAt) {
       if (time - end.heardAt < lostAfterMs) break;
@@ -125,6 +151,13 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
     let regenerating = false;
     for (const id of ids) if (remote.get(id)?.regeneration) regenerating = true;
     return { any: ids.size > 0, regenerating };
+  }
+
+  /** Whether a generation of the keyed turn is under way, here or (not lost) elsewhere. */
+  function isGenerating(turnId: string): boolean {
+    if (keyedHere.has(turnId)) return true;
+    const turn = remote.get(turnId);
+    return turn !== undefined && now() - turn.heardAt < lostAfterMs;
   }
 
   return {
@@ -158,7 +191,13 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
       active.set(key, activity);
       return leave(key, activity, true);
     },
-    startedElsewhere(turnId, userId, sessionId, regeneration, time) {
+    generatingKeyed(turnId) {
+      keyedHere.add(turnId);
+      return () => {
+        if (keyedHere.delete(turnId)) release(turnId);
+      };
+    },
+    startedElsewhere({ turnId, userId, sessionId, regeneration }, time) {
       const heardAt = now();
       forgetLost(heardAt);
       // Its end came first (events of two types may cross): this start is not a new generation.
@@ -185,16 +224,44 @@ export function createSessionsGenerating(options: SessionsGeneratingOptions): Se
       }
     },
     ended(turnId, time) {
+      if (keyedHere.delete(turnId)) {
+        release(turnId);
+        return;
+      }
       const heardAt = now();
       forgetLost(heardAt);
       if (remote.has(turnId)) {
         forgetRemote(turnId);
+        release(turnId);
         return;
       }
       // Not heard of (this node's own turn, or an end that overtook its start): remembered a while.
       endedAt.delete(turnId);
       endedAt.set(turnId, { time, heardAt });
       if (endedAt.size > MAX_ENDED) endedAt.delete(endedAt.keys().next().value!);
+    },
+    settled(turnId) {
+      if (!isGenerating(turnId)) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        let waiters = waiting.get(turnId);
+        if (waiters === undefined) {
+          waiters = new Set();
+          waiting.set(turnId, waiters);
+        }
+        const done = () => {
+          clearInterval(check);
+          resolve();
+        };
+        waiters.add(done);
+        // Its node may die without a word: look again as often as a turn may stay silent.
+        const check = setInterval(() => {
+          if (isGenerating(turnId)) return;
+          waiters.delete(done);
+          if (waiters.size === 0 && waiting.get(turnId) === waiters) waiting.delete(turnId);
+          done();
+        }, lostAfterMs);
+        check.unref();
+      });
     },
   };
 }
