@@ -62,7 +62,7 @@ export const ERROR_CODES = {
   CHAT_ERR_STORAGE_FULL: {
     status: 507,
     meaning:
-      "The storage device has no space left (the flatfile backend's disk, or the user's disk quota): an operator must free space; retry later. What the request would have stored was not.",
+      "The storage has no room left (the flatfile backend's disk, the user's disk quota, or Redis at its maxmemory): an operator must free space; retry later. What the request would have stored was not.",
   },
   CHAT_ERR_STORAGE_INVALID_KEY: {
     status: 400,

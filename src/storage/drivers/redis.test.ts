@@ -344,6 +344,35 @@ describe.skipIf(!serverInstalled && !IN_CI)('redis driver through an outage (a p
     expect(await eventually(async () => text(await storage.read('x.json')) === '1')).toBe(true);
   });
 
+  it('answers 507 when Redis is out of memory, stores nothing of the refused write, and goes on once there is room', async () => {
+    const storage = await createRedisStorage({ url: server.url, prefix: 'oom:' });
+    opened.push(storage);
+    const raw = new Redis(server.url);
+    await storage.write('kept.json', bytes('1'));
+    try {
+      // Keys are never evicted (Redis's default policy): at maxmemory, writes are refused with OOM.
+      await raw.config('SET', 'maxmemory-policy', 'noeviction');
+      await raw.config('SET', 'maxmemory', '1');
+      const failures = await Promise.all([
+        rejection(storage.write('big.json', bytes('x'.repeat(10_000)))),
+        rejection(storage.append('log.jsonl', bytes('{}\n'))),
+      ]);
+      for (const failure of failures) {
+        expect(failure.code).toBe('CHAT_ERR_STORAGE_FULL');
+        expect(failure.status).toBe(507);
+        expect(failure.message).toContain('out of memory');
+      }
+      // Reads still work, and nothing of the refused writes is there.
+      expect(text(await storage.read('kept.json'))).toBe('1');
+      expect(await storage.list('')).toEqual(['kept.json']);
+    } finally {
+      await raw.config('SET', 'maxmemory', '0');
+    }
+    await storage.write('big.json', bytes('2'));
+    expect(await storage.list('')).toEqual(['big.json', 'kept.json']);
+    await raw.quit();
+  });
+
   it('closes without hanging while Redis is down, and refuses work afterwards', async () => {
     const storage = await createRedisStorage({ url: server.url, prefix: 'close:' });
     await server.kill();

@@ -100,7 +100,9 @@ export const REDIS_SCRIPTS = {
 } as const;
 
 // Server replies that mean "not now" rather than "this operation is wrong".
-const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN|OOM)\b/;
+const UNAVAILABLE_REPLIES = /^(LOADING|BUSY|MASTERDOWN|READONLY|TRYAGAIN|CLUSTERDOWN)\b/;
+// Redis at its `maxmemory` with an eviction policy that keeps every key: out of room, as a full disk is.
+const OUT_OF_MEMORY_REPLY = /^OOM\b/;
 
 const INDEX_SUFFIX = '/keys';
 const LEX_TOP = Buffer.from([0xff]);
@@ -172,6 +174,14 @@ export async function createRedisStorage(options: RedisStorageOptions): Promise<
     const isReply = error instanceof ReplyError;
     const message = error instanceof Error ? error.message : String(error);
     if (!isReply || UNAVAILABLE_REPLIES.test(message)) return unavailable(operation, error);
+    // Not a fault of the request nor of parley (507, as flatfile's full disk): an operator must make room.
+    if (OUT_OF_MEMORY_REPLY.test(message)) {
+      return new PlatformError(
+        'CHAT_ERR_STORAGE_FULL',
+        `Redis ${operation} of "${key}" failed: Redis is out of memory (maxmemory); what the request would have stored was not`,
+        { details: { backend: 'redis', key, operation }, cause: error },
+      );
+    }
     return new PlatformError('CHAT_ERR_STORAGE_FAILED', `Redis ${operation} of "${key}" failed: ${message}`, {
       details: { backend: 'redis', key, operation },
       cause: error,
