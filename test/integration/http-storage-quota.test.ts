@@ -167,6 +167,42 @@ describe('the per-user storage quota over HTTP', () => {
     expect(platform.storageQuota).toBeDefined();
   });
 
+  it("charges agent conversations to their owner; one the quota stops ends 'failed', the next is refused before any model call", async () => {
+    const { call, auth, model } = harness;
+    const created = await auth.users.create({ name: 'dora', role: 'user' });
+    const dora: TestUser = { id: created.id, key: (await auth.keys.create(created.id)).key } as TestUser;
+    // Each utterance is about a kilobyte: two fit in dora's 4 KB with the records, four do not.
+    model.respond({ kind: 'stream', chunks: ['word '.repeat(200)] });
+    const start = () =>
+      call('POST', '/v1/agent-conversations', {
+        key: dora.key,
+        body: { topic: 'Cars on the main street?', participants: ['optimist', 'optimist'], rounds: 1 },
+      });
+    const first = await start();
+    expect(first.status).toBe(201);
+    expect(first.body.conversation.status).toBe('done');
+    const { usedBytes: afterFirst } = await usage(dora);
+    expect(afterFirst).toBeGreaterThan(2000);
+
+    // The second stops when its transcript no longer fits: stored as failed, with the error if it fits.
+    const second = await start();
+    expect(second.status).toBe(201);
+    expect(second.body.conversation).toMatchObject({
+      status: 'failed',
+      error: { code: 'CHAT_ERR_STORAGE_QUOTA_EXCEEDED' },
+    });
+    const stored = await call('GET', `/v1/agent-conversations/${second.body.conversation.id}`, {
+      key: dora.key,
+    });
+    expect(stored.body.conversation.status).toBe('failed');
+    expect((await usage(dora)).usedBytes).toBeLessThanOrEqual(LIMIT);
+
+    // No room for another record: refused before any agent speaks.
+    const calls = harness.llmCalls.length;
+    expectQuotaRefusal(await start());
+    expect(harness.llmCalls.length).toBe(calls);
+  });
+
   it("leaves an erased user's usage at zero", async () => {
     const { call, admin, bob, platform } = harness;
     expect((await usage(bob)).usedBytes).toBeGreaterThan(0);

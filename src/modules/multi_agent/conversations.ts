@@ -8,11 +8,12 @@
  */
 
 import type { ModelMessage } from 'ai';
-import { NotFoundError, toPlatformError, ValidationError } from '../../core/errors.ts';
+import { isPlatformError, NotFoundError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime } from '../../core/events.ts';
 import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleContext } from '../../core/module.ts';
 import { appendJsonLine, encodeJsonLine, readJsonLines } from '../../storage/json-lines.ts';
+import { chargeStorageTo } from '../../storage/quota.ts';
 
 /** An agent as a conversation holds it. */
 export interface Agent {
@@ -189,6 +190,23 @@ export function createConversations(
     await storage.write(`${folder(conversation.id)}/participants.json`, encodeJsonLine(conversation));
   }
 
+  /**
+   * The record of a conversation that ended. One stopped by its owner's storage quota may have no room for
+   * the error it ended with: it is stored without it then (a record that does not grow is never refused),
+   * so it never stays `running`; the caller still gets the whole record.
+   */
+  async function saveEnd(conversation: AgentConversation): Promise<void> {
+    try {
+      await save(conversation);
+    } catch (error) {
+      if (!isPlatformError(error, 'CHAT_ERR_STORAGE_QUOTA_EXCEEDED') || conversation.error === undefined) {
+        throw error;
+      }
+      const { error: _left, ...withoutError } = conversation;
+      await save(withoutError);
+    }
+  }
+
   async function readRecord(conversationId: string): Promise<AgentConversation | undefined> {
     if (!isIdSegment(conversationId)) return undefined;
     const bytes = await storage.read(`${folder(conversationId)}/participants.json`);
@@ -232,49 +250,53 @@ export function createConversations(
       checked(request);
     },
 
-    async run(request, options) {
+    run(request, options) {
       const { topic, rounds, participants } = checked(request);
-      const now = currentTime();
-      const conversation: AgentConversation = {
-        id: options.conversationId ?? newId(),
-        ownerId: request.ownerId,
-        topic,
-        participants,
-        rounds,
-        status: 'running',
-        createdAt: now,
-        updatedAt: now,
-      };
-      await save(conversation);
-      await appendJsonLine(storage, `owners/${request.ownerId}.jsonl`, {
-        id: conversation.id,
-        createdAt: now,
-      });
+      // Everything the conversation stores is its owner's, counted against their storage quota: its keys
+      // do not name the user, so they are charged by context (storage/quota.ts).
+      return chargeStorageTo(request.ownerId, async () => {
+        const now = currentTime();
+        const conversation: AgentConversation = {
+          id: options.conversationId ?? newId(),
+          ownerId: request.ownerId,
+          topic,
+          participants,
+          rounds,
+          status: 'running',
+          createdAt: now,
+          updatedAt: now,
+        };
+        await save(conversation);
+        await appendJsonLine(storage, `owners/${request.ownerId}.jsonl`, {
+          id: conversation.id,
+          createdAt: now,
+        });
 
-      const transcript: Utterance[] = [];
-      try {
-        for (let round = 1; round <= rounds; round++) {
-          for (const agent of conversation.participants) {
-            const utterance = await speak(agent, conversation, transcript, round, options);
-            transcript.push(utterance);
-            await appendJsonLine(storage, `${folder(conversation.id)}/transcript.jsonl`, utterance);
-            options.listener?.utterance?.(utterance);
+        const transcript: Utterance[] = [];
+        try {
+          for (let round = 1; round <= rounds; round++) {
+            for (const agent of conversation.participants) {
+              const utterance = await speak(agent, conversation, transcript, round, options);
+              transcript.push(utterance);
+              await appendJsonLine(storage, `${folder(conversation.id)}/transcript.jsonl`, utterance);
+              options.listener?.utterance?.(utterance);
+            }
           }
+          conversation.status = 'done';
+        } catch (error) {
+          const failure = toPlatformError(error);
+          conversation.status = options.signal?.aborted ? 'cancelled' : 'failed';
+          if (conversation.status === 'failed')
+            conversation.error = { code: failure.code, message: failure.message };
+          ctx.log.info(
+            { conversationId: conversation.id, status: conversation.status },
+            'agent conversation stopped',
+          );
         }
-        conversation.status = 'done';
-      } catch (error) {
-        const failure = toPlatformError(error);
-        conversation.status = options.signal?.aborted ? 'cancelled' : 'failed';
-        if (conversation.status === 'failed')
-          conversation.error = { code: failure.code, message: failure.message };
-        ctx.log.info(
-          { conversationId: conversation.id, status: conversation.status },
-          'agent conversation stopped',
-        );
-      }
-      conversation.updatedAt = currentTime();
-      await save(conversation);
-      return { conversation, transcript };
+        conversation.updatedAt = currentTime();
+        await saveEnd(conversation);
+        return { conversation, transcript };
+      });
     },
 
     async get(ownerId, conversationId) {
