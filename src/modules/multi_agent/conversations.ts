@@ -250,7 +250,7 @@ export function createConversations(
       checked(request);
     },
 
-    run(request, options) {
+    async run(request, options) {
       const { topic, rounds, participants } = checked(request);
       // Everything the conversation stores is its owner's, counted against their storage quota: its keys
       // do not name the user, so they are charged by context (storage/quota.ts).
