@@ -88,6 +88,25 @@ describe.skipIf(!available)('documents on three parley nodes on Redis and NATS',
   it('a document uploaded on node 1 is found and cited on nodes 2 and 3', async () => {
     const { n1, n2, n3 } = cluster.nodes;
     await serveAliceEverywhere('Albatross fuel');
+    // Chat turns before the upload, until each text_chat node (n1, n3) has answered one: each then knows
+    // alice has no documents and stops asking for them — until rag's knowledge.changed reaches it.
+    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
+    const turnsUntil = async (generator: string, check: (citations: unknown) => void) => {
+      for (let attempt = 0; attempt < 30; attempt++) {
+        cluster.respond({ kind: 'stream', chunks: ['212 litres [1].'] });
+        const reply = await n2.call('POST', `/v1/sessions/${sessionId}/messages`, {
+          key,
+          body: { content: 'How much fuel does the Albatross carry?' },
+        });
+        expect(reply.status, JSON.stringify(reply.body)).toBe(200);
+        check(reply.body.metadata.citations);
+        if (cluster.generatedOn().includes(generator)) return;
+      }
+      throw new Error(`no turn was generated on ${generator} in 30 attempts`);
+    };
+    const uncited = (citations: unknown) => expect(citations).toBeUndefined();
+    await turnsUntil('n1', uncited);
+    await turnsUntil('n3', uncited);
     const manual = '# Albatross\n\n## Fuel\n\nThe Albatross carries 212 litres of fuel in two wing tanks.\n';
     const { docId, status } = await upload(n1, 'albatross.md', manual);
     expect(status).toBe('added');
@@ -103,8 +122,9 @@ describe.skipIf(!available)('documents on three parley nodes on Redis and NATS',
       }
     }
 
+    // n3 heard of the upload on n1 (knowledge.changed over NATS): its turns ask again, and cite it.
+    await turnsUntil('n3', (citations) => expect(citations).toEqual([expect.objectContaining({ docId })]));
     // A chat turn posted to n2 (which has no text_chat) is answered on n1 or n3, with the passage.
-    const sessionId = (await n2.call('POST', '/v1/sessions', { key, body: {} })).body.id as string;
     for (const node of [n2, n3]) {
       cluster.respond({ kind: 'stream', chunks: ['212 litres [1].'] });
       const reply = await node.call('POST', `/v1/sessions/${sessionId}/messages`, {
