@@ -27,6 +27,8 @@ export interface LlmCallOutcome {
   outputTokens?: number | undefined;
   /** The PlatformError code it failed with (`CHAT_ERR_LLM_*`); undefined when it succeeded. */
   error?: string;
+  /** Seconds from the call's start to the reply's first text; absent when no text came. */
+  firstTextSeconds?: number;
 }
 
 /** Told of every model call: when its first text came and how it ended. `model` is "provider:model". */

@@ -203,7 +203,12 @@ describe('streamModel reporting to an observer', () => {
     await generateWithModel(model, { messages }, settings, context, observer);
     expect(calls).toEqual({
       firstText: 1,
-      ended: [{ model: 'mock:model', outcome: { inputTokens: 3, outputTokens: 2 } }],
+      ended: [
+        {
+          model: 'mock:model',
+          outcome: { inputTokens: 3, outputTokens: 2, firstTextSeconds: expect.any(Number) },
+        },
+      ],
     });
   });
 
@@ -229,7 +234,12 @@ describe('streamModel reporting to an observer', () => {
     }
     expect(left.calls).toEqual({
       firstText: 1,
-      ended: [{ model: 'mock:model', outcome: { error: 'CHAT_ERR_LLM_CANCELLED' } }],
+      ended: [
+        {
+          model: 'mock:model',
+          outcome: { error: 'CHAT_ERR_LLM_CANCELLED', firstTextSeconds: expect.any(Number) },
+        },
+      ],
     });
   });
 });

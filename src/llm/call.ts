@@ -295,8 +295,11 @@ export async function callModel(
   let text = '';
   let outcome: LlmCallOutcome = { error: 'CHAT_ERR_LLM_CANCELLED' };
   let readToEnd = false;
+  let firstTextSeconds: number | undefined;
   const observeText = () => {
-    if (text === '') observer?.firstText(errorContext.model, (performance.now() - startedAt) / 1000);
+    if (text !== '' || observer === undefined) return;
+    firstTextSeconds = (performance.now() - startedAt) / 1000;
+    observer.firstText(errorContext.model, firstTextSeconds);
   };
   try {
     deadline.arm();
@@ -434,7 +437,11 @@ export async function callModel(
     throw failure;
   } finally {
     deadline.finish(readToEnd);
-    observer?.callEnded(errorContext.model, (performance.now() - startedAt) / 1000, outcome);
+    observer?.callEnded(
+      errorContext.model,
+      (performance.now() - startedAt) / 1000,
+      firstTextSeconds === undefined ? outcome : { ...outcome, firstTextSeconds },
+    );
   }
 }
 

@@ -179,8 +179,8 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
       },
     },
     llm: {
-      // The call's span is made when it ends, and concurrent calls of one model cannot be told apart here:
-      // time to first token is a metric (parley_llm_time_to_first_token_seconds), not a span attribute.
+      // The call's span is made when it ends (concurrent calls of one model cannot be told apart before):
+      // the time to its first text comes with the outcome.
       firstText() {},
       callEnded(model, seconds, outcome) {
         const [provider, ...rest] = model.split(':');
@@ -193,6 +193,8 @@ export function createTracing(config: TracingConfig, options: TracingOptions = {
           span.setAttribute('gen_ai.usage.input_tokens', outcome.inputTokens);
         if (outcome.outputTokens !== undefined)
           span.setAttribute('gen_ai.usage.output_tokens', outcome.outputTokens);
+        if (outcome.firstTextSeconds !== undefined)
+          span.setAttribute('parley.llm.time_to_first_token_seconds', outcome.firstTextSeconds);
         if (outcome.error !== undefined) {
           span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.error });
           span.setAttribute('error.type', outcome.error);

@@ -20,6 +20,8 @@ export interface ReceivedSpan {
   attributes: Record<string, string | number | boolean>;
   /** OTLP's status code: 0 unset, 1 ok, 2 error. */
   statusCode: number;
+  /** From its start to its end. */
+  durationMs: number;
   /** The service.name and service.instance.id of the process that sent it. */
   service: string;
   instance: string;
@@ -78,6 +80,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
               kind: span.kind,
               attributes: attributesOf(span.attributes),
               statusCode: span.status?.code ?? 0,
+              durationMs: Number(BigInt(span.endTimeUnixNano) - BigInt(span.startTimeUnixNano)) / 1e6,
               service: String(resource['service.name'] ?? ''),
               instance: String(resource['service.instance.id'] ?? ''),
             });

@@ -86,6 +86,10 @@ describe('tracing a chat turn', () => {
       'gen_ai.usage.input_tokens': 7,
       'gen_ai.usage.output_tokens': 2,
     });
+    // When the reply's first text came, within the call.
+    const firstText = modelCall.attributes['parley.llm.time_to_first_token_seconds'] as number;
+    expect(firstText).toBeGreaterThan(0);
+    expect(firstText * 1000).toBeLessThanOrEqual(modelCall.durationMs + 1);
     const appends = trace().filter((span) => span.name === 'storage append');
     expect(appends.length).toBeGreaterThanOrEqual(1);
     for (const append of appends) {
