@@ -59,6 +59,14 @@ export function hashApiKey(key: string): string {
   return createHash('sha256').update(key).digest('hex');
 }
 
+/**
+ * The first characters of a key, shown in listings so its owner can tell keys apart (and in the audit of
+ * a refused one): `pk_` and 6 characters. Undefined for anything that is not shaped like our keys.
+ */
+export function apiKeyPrefix(key: string): string | undefined {
+  return key.startsWith(API_KEY_PREFIX) ? key.slice(0, API_KEY_PREFIX.length + 6) : undefined;
+}
+
 /** A fresh random key: `pk_` and 256 random bits in base64url. */
 export function generateApiKey(): string {
   return API_KEY_PREFIX + randomBytes(KEY_BYTES).toString('base64url');
@@ -82,7 +90,7 @@ export function createApiKeyStore(storage: Storage): ApiKeyStore {
         id: newId(),
         userId,
         name: options.name ?? 'default',
-        prefix: key.slice(0, API_KEY_PREFIX.length + 6),
+        prefix: apiKeyPrefix(key) ?? '',
         createdAt: new Date().toISOString(),
         revoked: false,
       };

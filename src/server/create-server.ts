@@ -5,10 +5,11 @@ import Fastify, { type FastifyError, type FastifyInstance, LogController } from 
 import { addFormats } from '../core/config-validate.ts';
 import { NotFoundError, PlatformError } from '../core/errors.ts';
 import type { Platform } from '../platform/create-platform.ts';
-import { type Auth, createAuth } from '../security/auth.ts';
+import { type Auth, createAuth, UnauthenticatedError } from '../security/auth.ts';
 import { registerAuthHook } from './auth-hook.ts';
 import { type ChatGateway, chatGatewayOptionsFrom, createChatGateway } from './chat-gateway.ts';
 import { createClientErrorHandler } from './client-errors.ts';
+import { createFailedAuthAudit, failedAuthentication } from './failed-auth-audit.ts';
 import { formatSchemaErrors, toHttpError } from './http-errors.ts';
 import { lazyRequestLogger } from './lazy-request-logger.ts';
 import { cachePrincipals } from './principal-cache.ts';
@@ -100,11 +101,23 @@ export async function createServer(
     sseHeartbeatMs: server.sse_heartbeat_ms,
   };
   app.addHook('onClose', async () => chat.close());
+  // Refused credentials in the audit log, gathered per address (failed-auth-audit.ts).
+  const failedAuth =
+    platform.audit === undefined
+      ? undefined
+      : createFailedAuthAudit(platform.audit, (error) =>
+          app.log.error({ err: error }, 'the audit log could not record a refused credential'),
+        );
+  if (failedAuth !== undefined) app.addHook('onClose', () => failedAuth.flush());
 
   // One error shape everywhere: { error: { code, message } }, with the PlatformError's HTTP status.
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const failure = toHttpError(error, context);
     if (failure.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (failedAuth !== undefined && error instanceof UnauthenticatedError) {
+      const attempt = failedAuthentication(request, error);
+      if (attempt !== undefined) failedAuth.failed(attempt);
+    }
     return reply.status(failure.status).headers(failure.headers).send(failure.body);
   });
   app.setNotFoundHandler((request) => {

@@ -92,6 +92,55 @@ describe('GET /v1/audit', () => {
   });
 });
 
+describe('refused credentials', () => {
+  it('records a refused key once per address and minute, then how many more came; never the key', async () => {
+    const started = await startHttpHarness();
+    try {
+      const { call, admin, alice } = started;
+      const guessed = `pk_guess${'x'.repeat(40)}`;
+      for (let attempt = 0; attempt < 3; attempt++) {
+        expect((await call('GET', '/v1/sessions', { key: guessed })).status).toBe(401);
+      }
+      // A web sign-in with a wrong key, from the same address: gathered with the others.
+      expect((await call('POST', '/v1/auth/login', { body: { apiKey: 'pk_wrong123' } })).status).toBe(401);
+      // No key at all is not an attempt to get in: not recorded.
+      expect((await call('GET', '/v1/sessions')).status).toBe(401);
+      const failures = async () =>
+        (await call('GET', '/v1/audit?limit=50', { key: admin.key })).body.entries.filter(
+          (entry: { action: string }) => entry.action === 'auth.failed',
+        );
+      // Written in the background, not on the refused request's path.
+      await waitFor(async () => (await failures()).length > 0, 'the refusal to be recorded');
+      const [first, ...others] = await failures();
+      expect(others).toEqual([]);
+      expect(first).toMatchObject({
+        actor: { type: 'system', name: 'http' },
+        target: { ip: '127.0.0.1', route: 'GET /v1/sessions', keyPrefix: 'pk_guessx' },
+        details: { reason: 'the API key is not valid (unknown or revoked)' },
+      });
+      expect(JSON.stringify(first)).not.toContain(guessed);
+      // A good key is not a failure.
+      expect((await call('GET', '/v1/sessions', { key: alice.key })).status).toBe(200);
+
+      // The window ends (here: the server stops): the failures after the first are written as one entry.
+      await started.app.close();
+      const entries = (await started.platform.audit!.list({ limit: 50 })).filter(
+        (entry) => entry.action === 'auth.failed',
+      );
+      expect(entries).toHaveLength(2);
+      expect(entries[0]).toMatchObject({
+        target: { ip: '127.0.0.1', route: 'GET /v1/sessions', keyPrefix: 'pk_guessx' },
+        details: { count: 3, since: expect.any(String) },
+      });
+      // Since the first failure (noted just before its entry was written).
+      const since = Date.parse((entries[0]!.details as { since: string }).since);
+      expect(since).toBeLessThanOrEqual(Date.parse(first.time));
+    } finally {
+      await started.close();
+    }
+  });
+});
+
 describe('capability refusals', () => {
   it('records a module refused a capability, naming the module, the capability and what it tried', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'parley-audit-denied-'));
