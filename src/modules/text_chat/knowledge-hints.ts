@@ -14,6 +14,8 @@
  * started at.
  */
 
+import { createExpiringIds } from '../../core/recent-ids.ts';
+
 /** How long a user stays noted without knowledge, at most. */
 export const EMPTY_KNOWLEDGE_TTL_MS = 60_000;
 /** Users noted at most; beyond, the oldest note goes (it is only a saving, never needed). */
@@ -31,30 +33,18 @@ export interface KnowledgeHints {
 }
 
 export function createKnowledgeHints(options: { ttlMs?: number; now?: () => number } = {}): KnowledgeHints {
-  const ttlMs = options.ttlMs ?? EMPTY_KNOWLEDGE_TTL_MS;
-  const now = options.now ?? Date.now;
-  // User id → when noted; a Map iterates in insertion order, so the oldest note comes first.
-  const notedAt = new Map<string, number>();
+  const empty = createExpiringIds(MAX_NOTED, options.ttlMs ?? EMPTY_KNOWLEDGE_TTL_MS, options.now);
   let changes = 0;
 
   return {
-    isEmpty(userId) {
-      const at = notedAt.get(userId);
-      if (at === undefined) return false;
-      if (now() - at < ttlMs) return true;
-      notedAt.delete(userId);
-      return false;
-    },
+    isEmpty: (userId) => empty.has(userId),
     version: () => changes,
     noteEmpty(userId, startedAt) {
-      if (startedAt !== changes) return;
-      notedAt.delete(userId);
-      notedAt.set(userId, now());
-      if (notedAt.size > MAX_NOTED) notedAt.delete(notedAt.keys().next().value as string);
+      if (startedAt === changes) empty.add(userId);
     },
     changed(userId) {
       changes++;
-      notedAt.delete(userId);
+      empty.delete(userId);
     },
   };
 }

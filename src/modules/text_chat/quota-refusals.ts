@@ -11,6 +11,8 @@
  * the limit.
  */
 
+import { createExpiringIds } from '../../core/recent-ids.ts';
+
 /** How long a refusal is remembered at most. */
 export const QUOTA_REFUSAL_MEMORY_MS = 10 * 60_000;
 /** Users remembered at most; beyond, the oldest refusal is forgotten (it only saves a model call). */
@@ -26,26 +28,10 @@ export interface QuotaRefusals {
 }
 
 export function createQuotaRefusals(options: { now?: () => number } = {}): QuotaRefusals {
-  const now = options.now ?? Date.now;
-  // User id → when refused; a Map iterates in insertion order, so the oldest refusal comes first.
-  const refusedAt = new Map<string, number>();
-
+  const refused = createExpiringIds(MAX_REMEMBERED, QUOTA_REFUSAL_MEMORY_MS, options.now);
   return {
-    refusedLately(userId) {
-      if (refusedAt.size === 0) return false;
-      const at = refusedAt.get(userId);
-      if (at === undefined) return false;
-      if (now() - at < QUOTA_REFUSAL_MEMORY_MS) return true;
-      refusedAt.delete(userId);
-      return false;
-    },
-    refused(userId) {
-      refusedAt.delete(userId);
-      refusedAt.set(userId, now());
-      if (refusedAt.size > MAX_REMEMBERED) refusedAt.delete(refusedAt.keys().next().value as string);
-    },
-    stored(userId) {
-      refusedAt.delete(userId);
-    },
+    refusedLately: (userId) => refused.has(userId),
+    refused: (userId) => refused.add(userId),
+    stored: (userId) => refused.delete(userId),
   };
 }
