@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { cacheStorage } from './cached.ts';
 import { createMemoryStorage } from './drivers/memory.ts';
+import { NOT_HELD, peek } from './peek.ts';
+import { scopeStorage } from './scoped.ts';
 import type { Storage } from './types.ts';
 
 const encoder = new TextEncoder();
@@ -283,5 +285,61 @@ describe('cacheStorage', () => {
     await cached.read('x');
     await cached.read('x');
     expect(cached.stats()).toMatchObject({ hits: 2, misses: 1, size: 1 });
+  });
+
+  describe('peek', () => {
+    it('tells at once what a read would give once the cache holds it, and NOT_HELD before', async () => {
+      const { backing, cached, advance } = setup({ ttlMs: 1_000 });
+      await backing.write('a.json', bytes('v1'));
+      expect(cached.peek?.('a.json', 0)).toBe(NOT_HELD);
+      expect(cached.peek?.('missing.json', 0)).toBe(NOT_HELD);
+      await cached.read('a.json');
+      await cached.read('missing.json');
+      const first = cached.peek?.('a.json', 0);
+      expect(text(first as Uint8Array)).toBe('v1');
+      // The same bytes object until the value changes: a caller may keep what it parsed by it.
+      expect(cached.peek?.('a.json', 0)).toBe(first);
+      expect(text(cached.peek?.('a.json', 1) as Uint8Array)).toBe('1');
+      expect(cached.peek?.('missing.json', 0)).toBeUndefined();
+      expect(backing.reads()).toBe(2);
+      // Expired: only the storage can tell (another node may have changed it).
+      advance(1_000);
+      expect(cached.peek?.('a.json', 0)).toBe(NOT_HELD);
+    });
+
+    it('follows changes made through the cache, and holds nothing while one is under way', async () => {
+      const { cached } = setup();
+      await cached.write('log.jsonl', bytes('{"n":1}\n'));
+      const appending = cached.append('log.jsonl', bytes('{"n":2}\n'));
+      expect(cached.peek?.('log.jsonl', 0)).toBe(NOT_HELD);
+      await appending;
+      expect(text(cached.peek?.('log.jsonl', 8) as Uint8Array)).toBe('{"n":2}\n');
+      await cached.delete('log.jsonl');
+      expect(cached.peek?.('log.jsonl', 0)).toBeUndefined();
+    });
+
+    it("answers a long log's end from the last bytes kept, and NOT_HELD before them", async () => {
+      const { cached } = setup({ maxBytes: 16_000 }); // values above 1,000 bytes: length only
+      const line = `${JSON.stringify({ text: 'x'.repeat(90) })}\n`; // 103 bytes
+      for (let n = 0; n < 60; n++) await cached.append('chat.jsonl', bytes(line));
+      await cached.read('chat.jsonl');
+      const end = line.length * 60;
+      expect(text(cached.peek?.('chat.jsonl', end - 64) as Uint8Array)).toBe(line.slice(-64));
+      expect((cached.peek?.('chat.jsonl', end) as Uint8Array).length).toBe(0);
+      expect(cached.peek?.('chat.jsonl', 0)).toBe(NOT_HELD);
+    });
+
+    it('is answered by a scoped view under its root, and by nothing it refuses', async () => {
+      const { cached } = setup();
+      const view = scopeStorage(cached, 'mod');
+      await view.write('a.json', bytes('v1'));
+      expect(text(peek(view, 'a.json') as Uint8Array)).toBe('v1');
+      expect(text(peek(cached, 'mod/a.json') as Uint8Array)).toBe('v1');
+      expect(peek(view, '../a.json')).toBe(NOT_HELD);
+      await view.close();
+      expect(peek(view, 'a.json')).toBe(NOT_HELD);
+      // A storage without a cache holds nothing.
+      expect(peek(createMemoryStorage(), 'a.json')).toBe(NOT_HELD);
+    });
   });
 });

@@ -24,6 +24,7 @@
 
 import { copyBytes } from './bytes.ts';
 import { isJsonLinesKey } from './json-lines.ts';
+import { NOT_HELD } from './peek.ts';
 import { assertOffset } from './read-from.ts';
 import type { Storage } from './types.ts';
 
@@ -326,6 +327,22 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
           return { value: LENGTH_ONLY, length, end: lastBytes(undefined, tail), expiresAt: now() + ttlMs };
         },
       );
+    },
+    peek(key, offset) {
+      const cached = lookup(key);
+      if (cached === undefined) return NOT_HELD;
+      const { value } = cached;
+      if (value === LENGTH_ONLY) {
+        // Of a value held by its length: a tail within the last bytes kept.
+        const endStart = cached.length - (cached.end?.length ?? 0);
+        if (offset < endStart) return NOT_HELD;
+        counters.hits += 1;
+        return cached.end?.subarray(Math.min(offset, cached.length) - endStart) ?? new Uint8Array(0);
+      }
+      counters.hits += 1;
+      if (value === undefined) return undefined;
+      // The entry's own bytes at 0: the same object until the value changes (peek.ts).
+      return offset === 0 ? value : value.subarray(Math.min(offset, value.length));
     },
     async exists(key) {
       const cached = lookup(key);

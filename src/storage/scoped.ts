@@ -5,7 +5,8 @@
  */
 
 import { StorageUnavailableError } from '../core/errors.ts';
-import { assertValidKey, assertValidPrefix } from './keys.ts';
+import { assertValidKey, assertValidPrefix, isValidKey } from './keys.ts';
+import { NOT_HELD, peek } from './peek.ts';
 import { readFrom } from './read-from.ts';
 import type { Storage } from './types.ts';
 
@@ -51,6 +52,8 @@ export function scopeStorage(storage: Storage, root: string): Storage {
   return {
     read: (key) => run(key, (fullKey) => storage.read(fullKey)),
     readFrom: (key, offset) => run(key, (fullKey) => readFrom(storage, fullKey, offset)),
+    // A key the view refuses, or a closed view, is for `read` to report: peek only says it cannot tell.
+    peek: (key, offset) => (closed || !isValidKey(key) ? NOT_HELD : peek(storage, base + key, offset)),
     write: (key, data, options) => run(key, (fullKey) => storage.write(fullKey, data, options)),
     delete: (key) => run(key, (fullKey) => storage.delete(fullKey)),
     exists: (key) => run(key, (fullKey) => storage.exists(fullKey)),

@@ -1,3 +1,5 @@
+import type { Peeked } from './peek.ts';
+
 /**
  * The storage contract every driver and wrapper implements (the seed's StorageBackend plus `append`).
  * Keys are `/`-separated relative paths such as `sessions/u1/s1/messages.jsonl`. A key that is empty, starts
@@ -21,6 +23,11 @@ export interface Storage {
    * none — for a storage that can tell without reading the value. Callers use `sizeOf()` (size-of.ts).
    */
   size?(key: string): Promise<number | undefined>;
+  /**
+   * Optional: what `readFrom(key, offset)` would give, when it is known without a wait (a read cache holds
+   * it), else `NOT_HELD`; never asks the backend. The bytes are read-only. Callers use `peek()` (peek.ts).
+   */
+  peek?(key: string, offset: number): Peeked;
   /**
    * Replaces the value at `key` atomically: a reader sees the old bytes or the new, never a mix. Durable
    * before the promise resolves, unless `options.durable` is false (see WriteOptions).

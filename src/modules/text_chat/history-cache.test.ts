@@ -1,5 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Message } from '../../core/types.ts';
+import { cacheStorage } from '../../storage/cached.ts';
 import { createMemoryStorage } from '../../storage/drivers/memory.ts';
 import { encodeJsonLine } from '../../storage/json-lines.ts';
 import { createHistoryCache } from './history-cache.ts';
@@ -296,5 +297,28 @@ describe('createHistoryCache', () => {
     expect(loaded.turn('x1')).toEqual({ user: loaded.at(100), reply: loaded.at(101) });
     expect(loaded.turn('t99')?.user?.id).toBe('m99');
     expect(loaded.turn('t2')).toBeUndefined();
+  });
+
+  it('loads without a wait what a load would give, when the storage holds the new end in its cache', async () => {
+    const storage = cacheStorage(createMemoryStorage(), { ttlMs: 60_000, maxEntries: 100 });
+    const cache = createHistoryCache({ maxBytes: 1 << 20 });
+    const key = messagesKey('u1', 's1');
+    // Nothing cached yet: only `load` can tell.
+    expect(cache.loadNow(storage, 'u1', 's1')).toBeUndefined();
+    await storage.append(key, encodeJsonLine(message('a')));
+    expect(ids(await cache.load(storage, 'u1', 's1'))).toEqual(['a']);
+    await storage.append(key, encodeJsonLine(message('b', 'assistant', 'turn-a')));
+    const now = cache.loadNow(storage, 'u1', 's1');
+    expect(now === undefined ? undefined : ids(now)).toEqual(['a', 'b']);
+    expect(now?.turn('turn-a')?.reply?.id).toBe('b');
+    // A log replaced in place (its cached end no longer matches): read again, by `load`.
+    await storage.write(key, encodeJsonLine(message('z')));
+    expect(cache.loadNow(storage, 'u1', 's1')).toBeUndefined();
+    expect(ids(await cache.load(storage, 'u1', 's1'))).toEqual(['z']);
+    // A storage without a cache cannot tell at once.
+    const plain = createMemoryStorage();
+    await plain.append(key, encodeJsonLine(message('a')));
+    await cache.load(plain, 'u1', 's1');
+    expect(cache.loadNow(plain, 'u1', 's1')).toBeUndefined();
   });
 });

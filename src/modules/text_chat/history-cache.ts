@@ -2,6 +2,7 @@ import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import { copyBytes } from '../../storage/bytes.ts';
 import { parseJsonLines } from '../../storage/json-lines.ts';
+import { NOT_HELD, type Peekable, peek } from '../../storage/peek.ts';
 import { type ReadableFrom, readFrom } from '../../storage/read-from.ts';
 import { messagesKey } from './sessions.ts';
 
@@ -90,6 +91,11 @@ interface OwnAppend {
 export interface HistoryCache {
   /** Reads the session's log and returns it parsed, parsing only what the cache has not seen. */
   load(storage: ModuleStorage & ReadableFrom, userId: string, sessionId: string): Promise<SessionLog>;
+  /**
+   * What `load` would return, when it can be known without a wait: the log is cached here and the storage
+   * holds its new end in memory (`peek`, storage/peek.ts). Undefined otherwise: then `load`.
+   */
+  loadNow(storage: ModuleStorage & Peekable, userId: string, sessionId: string): SessionLog | undefined;
   /**
    * Reads and parses the whole log (for what lies before a cached log's `first`), and caches it whole (when
    * it is at most an eighth of `maxBytes`) until a turn's `retain` drops the old messages again.
@@ -320,6 +326,17 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       const entry = await parseWhole(storage, key);
       remember(key, entry);
       return snapshot(entry);
+    },
+    loadNow(storage, userId, sessionId) {
+      const key = messagesKey(userId, sessionId);
+      const cached = entries.get(key);
+      if (cached === undefined || cached.length === 0) return undefined;
+      const { length, fingerprint } = cached;
+      const tail = peek(storage, key, length - fingerprint.length);
+      if (tail === NOT_HELD || tail === undefined || !startsWith(tail, fingerprint)) return undefined;
+      extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
+      remember(key, cached);
+      return snapshot(cached);
     },
     async loadWhole(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);

@@ -2,6 +2,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
+import { NOT_HELD, peek } from '../../storage/peek.ts';
 import type { SessionMetadata } from './types.ts';
 
 const encoder = new TextEncoder();
@@ -70,8 +71,16 @@ export interface SessionStore {
   create(userId: string, fields: NewSession): Promise<Session>;
   /** The user's session; NotFoundError when missing or not the user's. */
   get(userId: string, sessionId: string): Promise<Session>;
+  /**
+   * What `get` would give, when the storage can tell at once (the read cache holds the metadata; see
+   * storage/peek.ts); undefined otherwise: then `get`. Throws like `get` when the session is known to be
+   * missing. The object is shared by every caller that peeks the same stored bytes: frozen.
+   */
+  peek(userId: string, sessionId: string): Session | undefined;
   /** NotFoundError when the session is gone (deleted); cheaper than `get`, which parses it. */
   assertExists(userId: string, sessionId: string): Promise<void>;
+  /** Whether the session exists, when the storage can tell at once; undefined otherwise (then `assertExists`). */
+  existsNow(userId: string, sessionId: string): boolean | undefined;
   /** The user's sessions, newest first. */
   list(userId: string): Promise<Session[]>;
   /** Applies `change` to the metadata (read-modify-write, one at a time per session on this node). */
@@ -113,6 +122,8 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
   // session so two changes made together cannot undo each other.
   const locks = new Map<string, Promise<unknown>>();
   const touches = new Map<string, PendingTouch>();
+  // Sessions parsed by `peek`, by the cached bytes they were parsed from (the same object until they change).
+  const parsed = new WeakMap<Uint8Array, Session>();
   /** Set by flush (shutdown): touches are written at once from then on. */
   let flushing = false;
 
@@ -215,9 +226,29 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
     async get(userId, sessionId) {
       return withTouch(await read(userId, sessionId));
     },
+    peek(userId, sessionId) {
+      assertSessionId(sessionId);
+      const bytes = peek(storage, metadataKey(userId, sessionId));
+      if (bytes === NOT_HELD) return undefined;
+      if (bytes === undefined) throw notFound(sessionId);
+      let session = parsed.get(bytes);
+      if (session === undefined) {
+        session = JSON.parse(decoder.decode(bytes)) as Session;
+        Object.freeze(session.metadata);
+        Object.freeze(session);
+        parsed.set(bytes, session);
+      }
+      if (session.userId !== userId) throw notFound(sessionId);
+      return withTouch(session);
+    },
     async assertExists(userId, sessionId) {
       assertSessionId(sessionId);
       if (!(await storage.exists(metadataKey(userId, sessionId)))) throw notFound(sessionId);
+    },
+    existsNow(userId, sessionId) {
+      if (!isIdSegment(sessionId)) return false;
+      const bytes = peek(storage, metadataKey(userId, sessionId));
+      return bytes === NOT_HELD ? undefined : bytes !== undefined;
     },
     touch(userId, sessionId, time) {
       const key = metadataKey(userId, sessionId);

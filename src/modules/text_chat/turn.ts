@@ -171,12 +171,18 @@ async function sendTurn(
 
   countAgainstRateLimit(deps, userId);
 
-  // The session (ownership: another user's is not found) and its log, read together.
+  // The session (ownership: another user's is not found) and its log: known at once when the caches hold
+  // them (nearly every turn of a conversation), else read together.
   assertSessionId(sessionId);
-  const [session, cachedLog] = await Promise.all([
-    sessions.get(userId, sessionId),
-    deps.history.load(ctx.storage, userId, sessionId),
-  ]);
+  const knownSession = sessions.peek(userId, sessionId);
+  const knownLog = deps.history.loadNow(ctx.storage, userId, sessionId);
+  const [session, cachedLog] =
+    knownSession !== undefined && knownLog !== undefined
+      ? [knownSession, knownLog]
+      : await Promise.all([
+          knownSession ?? sessions.get(userId, sessionId),
+          knownLog ?? deps.history.load(ctx.storage, userId, sessionId),
+        ]);
   let log = cachedLog;
   const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
 

@@ -53,7 +53,8 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
     clearTimeout(timer);
     stored = (async () => {
       // The session may have been deleted since the turn began: writing would bring its folder back.
-      await sessions.assertExists(userId, sessionId);
+      // Nearly always the read cache can tell at once; else (or when it is gone, for the error) it is asked.
+      if (sessions.existsNow(userId, sessionId) !== true) await sessions.assertExists(userId, sessionId);
       options.onAppended(messages, await appendMessages(storage, userId, sessionId, messages));
       durable = true;
       await options.onStored(message);
@@ -72,7 +73,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       if (stored === undefined) return begin(reply === undefined ? [message] : [message, reply]);
       await stored;
       if (reply === undefined) return;
-      await sessions.assertExists(userId, sessionId);
+      if (sessions.existsNow(userId, sessionId) !== true) await sessions.assertExists(userId, sessionId);
       options.onAppended([reply], await appendMessages(storage, userId, sessionId, [reply]));
     },
   };
@@ -93,7 +94,7 @@ export function storedUserMessage(
     store: async () => {},
     async storeWith(reply) {
       if (reply === undefined) return;
-      await sessions.assertExists(userId, sessionId);
+      if (sessions.existsNow(userId, sessionId) !== true) await sessions.assertExists(userId, sessionId);
       options.onAppended([reply], await appendMessages(storage, userId, sessionId, [reply]));
     },
   };
