@@ -325,7 +325,7 @@ describe('cacheStorage', () => {
       await cached.read('chat.jsonl');
       const end = line.length * 60;
       expect(text(cached.peek?.('chat.jsonl', end - 64) as Uint8Array)).toBe(line.slice(-64));
-      expect((cached.peek?.('chat.jsonl', end) as Uint8Array).length).toBe(0);
+      expect(peek(cached, 'chat.jsonl', end)).toEqual(new Uint8Array(0));
       expect(cached.peek?.('chat.jsonl', 0)).toBe(NOT_HELD);
     });
 
