@@ -156,6 +156,8 @@ export interface ResourceLimitsConfig {
   max_storage_per_user: string;
   /** How many users' storage counts a node keeps in memory (the least recently changed beyond are recounted). */
   storage_quota_max_users: number;
+  /** Over a networked bus: a user's storage count this old is made again from storage (0: never). */
+  storage_quota_recount_ms: number;
 }
 
 export interface LoggingConfig {

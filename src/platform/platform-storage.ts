@@ -39,6 +39,7 @@ export async function createPlatformStorage(
     ? prepareEncryptionAtRest(config.security.encryption)
     : undefined;
   const limitBytes = parseByteSize(config.resource_limits.max_storage_per_user);
+  const recountAfterMs = config.resource_limits.storage_quota_recount_ms;
   // Whose bytes a key holds: the same {user} patterns that say whose data key seals it.
   const patterns = config.security.encryption.sensitive;
   const owners = limitBytes > 0 ? createSensitiveKeyMatcher(patterns) : undefined;
@@ -54,6 +55,8 @@ export async function createPlatformStorage(
           owners,
           prefixesOf: (userId) => userKeyPrefixes(patterns, userId),
           maxUsers: config.resource_limits.storage_quota_max_users,
+          // Several nodes share the storage only over a networked bus: each must see the others' writes.
+          ...(config.bus.transport !== 'local' && recountAfterMs > 0 ? { recountAfterMs } : {}),
         });
       }
       const counted = quota ?? metered;

@@ -27,14 +27,22 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-/** The quota over a flatfile storage in `root` (a new one is a restart). */
-function open(limitBytes: number, maxUsers = 100): { quota: QuotaStorage; driver: Storage } {
+/**
+ * The quota over a flatfile storage in `root` (a new one is a restart; two at once are two nodes sharing
+ * the storage).
+ */
+function open(
+  limitBytes: number,
+  maxUsers = 100,
+  recount: { recountAfterMs?: number; now?: () => number } = {},
+): { quota: QuotaStorage; driver: Storage } {
   const driver = createFlatfileStorage({ root });
   const quota = quotaStorage(driver, {
     limitBytes,
     owners: createSensitiveKeyMatcher(PATTERNS),
     prefixesOf: (userId) => userKeyPrefixes(PATTERNS, userId),
     maxUsers,
+    ...recount,
   });
   opened.push(quota);
   return { quota, driver };
@@ -210,6 +218,58 @@ describe('the storage quota', () => {
     expect(await used(quota, 'u1')).toBe(200);
     expect(await used(quota, 'u2')).toBe(100);
     expect(await used(quota, 'u3')).toBe(100);
+  });
+
+  it('on several nodes, counts a user again once the count is recountAfterMs old, seeing the others', async () => {
+    let clock = 0;
+    const options = { recountAfterMs: 60_000, now: () => clock };
+    const nodeA = open(1_000, 100, options).quota;
+    const nodeB = open(1_000, 100, options).quota;
+    await nodeB.write('sessions/alice/s1/metadata.json', bytes('x'.repeat(100)));
+    await nodeA.write('sessions/alice/s2/metadata.json', bytes('x'.repeat(700)));
+    // B counted alice before A stored anything: within the interval it sees only its own bytes.
+    expect(await used(nodeA, 'alice')).toBe(800);
+    expect(await used(nodeB, 'alice')).toBe(100);
+    clock += 60_000;
+    // The next change on B waits for B to count alice again from storage, and is counted on top.
+    await nodeB.append('sessions/alice/s1/messages.jsonl', line(50));
+    expect(await used(nodeB, 'alice')).toBe(850);
+    // So B now refuses what would take alice past the limit, though B alone stored 150 bytes.
+    await refusal(nodeB.write('sessions/alice/s3/metadata.json', bytes('x'.repeat(200))));
+    // Without the option (one node), a count lasts: A, still within its interval, is not asked again.
+    const single = open(1_000).quota;
+    await single.write('sessions/bob/s1/metadata.json', bytes('x'.repeat(10)));
+    await nodeA.write('sessions/bob/s2/metadata.json', bytes('x'.repeat(10)));
+    clock += 120_000;
+    await single.write('sessions/bob/s1/metadata.json', bytes('x'.repeat(20)));
+    expect(await used(single, 'bob')).toBe(20);
+  });
+
+  it('counts a user again once none of their changes is under way: none lost, none counted twice', async () => {
+    let clock = 0;
+    const { quota } = open(100_000, 100, { recountAfterMs: 1_000, now: () => clock });
+    const other = open(100_000).quota; // another node
+    for (let n = 0; n < 20; n++) await quota.append(`sessions/alice/s${n}/messages.jsonl`, line(100));
+    for (let n = 0; n < 5; n++) await other.append(`sessions/alice/o${n}/messages.jsonl`, line(100));
+    // Changes under way when the count is due: the count waits until they are settled.
+    const underWay = quota.append('sessions/alice/s1/messages.jsonl', line(5));
+    clock += 1_000;
+    // Changes of keys the count lists, and new keys, made while it is due and runs: appends, a rewrite,
+    // a delete.
+    await Promise.all([
+      underWay,
+      ...Array.from({ length: 20 }, (_, n) => quota.append(`sessions/alice/s${n}/messages.jsonl`, line(10))),
+      quota.append('sessions/alice/new/messages.jsonl', line(30)),
+      quota.write('sessions/alice/s0/metadata.json', bytes('x'.repeat(40))),
+      quota.delete('sessions/alice/s19/messages.jsonl'),
+    ]);
+    // The truth, as a node that counts alice afresh from storage sees it.
+    const truth = await used(open(100_000).quota, 'alice');
+    expect(truth).toBe(19 * 110 + 5 + 5 * 100 + 30 + 40);
+    expect(await used(quota, 'alice')).toBe(truth);
+    // The count was made again (a change after the interval, with none under way): the other node's 500.
+    await quota.append('sessions/alice/s2/messages.jsonl', line(5));
+    expect(await used(quota, 'alice')).toBe(truth + 5);
   });
 });
 

@@ -22,9 +22,12 @@
  * recently changed forgotten beyond that, counted again on their next change).
  *
  * Several nodes over one storage: each node counts a user from storage when it first sees them, then
- * adds only its own changes. A user whose writes are spread over N nodes can therefore store up to about
- * N times the limit before every node has seen it (never more than each node allows on its own); a node
- * that starts or forgets the user counts the true total again. An approximate bound, documented as such.
+ * adds its own changes — and, with `recountAfterMs`, counts them again from storage once its count is that
+ * old, on their next change made while none of theirs is under way here (one under way might land before
+ * or after the count looks at its key); that change waits for the count, as the first one did. So what
+ * other nodes stored is seen within about `recountAfterMs`: a user writing through N nodes at once can
+ * overshoot the limit by what the others store in that time, not by N times the limit. Without it (one
+ * node, whose own changes are all there is to see) a count lasts until the process ends or forgets the user.
  *
  * It sits below the encryption wrapper, so it counts the bytes the backend holds (sealed records are about
  * a third larger than their plaintext).
@@ -51,6 +54,13 @@ export interface QuotaStorageOptions {
   prefixesOf: (userId: string) => string[];
   /** How many users' counts are kept in memory at most. */
   maxUsers: number;
+  /**
+   * Several nodes over one storage: a user's count this old (ms) is made again from storage on their next
+   * change (see the file comment). Undefined: never.
+   */
+  recountAfterMs?: number;
+  /** The clock, in milliseconds (default `Date.now`); tests inject their own. */
+  now?: () => number;
 }
 
 /** A user's stored bytes and their limit. */
@@ -85,6 +95,10 @@ interface Account {
   attributed: Set<string>;
   /** When it was last changed (a counter): the least recent go first beyond `maxUsers`. */
   lastUsed: number;
+  /** When its count from storage began (`now()`). */
+  countedAt: number;
+  /** Its changes sent to the storage and not settled yet. */
+  underWay: number;
 }
 
 /** A change waiting for its user's count: given the account, or the count's error. */
@@ -113,7 +127,8 @@ function exceeded(userId: string, account: Account, more: number, limit: number)
 
 /** Returns `storage` with the per-user quota enforced (see the file comment). */
 export function quotaStorage(storage: Storage, options: QuotaStorageOptions): QuotaStorage {
-  const { limitBytes, owners, prefixesOf, maxUsers } = options;
+  const { limitBytes, owners, prefixesOf, maxUsers, recountAfterMs } = options;
+  const now = options.now ?? Date.now;
   /** Counted users. */
   const accounts = new Map<string, Account>();
   let clock = 0;
@@ -143,7 +158,14 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
 
   /** Counts a user's bytes from what storage holds. */
   async function count(userId: string): Promise<Account> {
-    const account: Account = { used: 0, sizes: new Map(), attributed: new Set(), lastUsed: 0 };
+    const account: Account = {
+      used: 0,
+      sizes: new Map(),
+      attributed: new Set(),
+      lastUsed: 0,
+      countedAt: now(),
+      underWay: 0,
+    };
     const keys = new Set<string>();
     for (const prefix of prefixesOf(userId)) {
       for (const key of await storage.list(prefix)) {
@@ -214,8 +236,14 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
   function withAccount<T>(userId: string, use: (account: Account) => Promise<T>): Promise<T> {
     const account = accounts.get(userId);
     if (account !== undefined) {
-      account.lastUsed = ++clock;
-      return use(account);
+      const stale =
+        recountAfterMs !== undefined && account.underWay === 0 && now() - account.countedAt >= recountAfterMs;
+      if (!stale) {
+        account.lastUsed = ++clock;
+        return use(account);
+      }
+      // Counted again from storage (other nodes may have stored meanwhile): this change waits for it.
+      forgetAccount(userId, account);
     }
     return new Promise<T>((resolve, reject) => {
       const waiter: Waiter = (counted, error) => {
@@ -286,7 +314,14 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
       // A failed change may or may not have landed: count the user again from storage next time. (Beside
       // the caller's promise, not in front of it: that would add a turn of the event loop to every change.)
       const recount = () => forgetAccount(owner.userId, account);
-      sent.catch(recount);
+      account.underWay += 1;
+      sent.then(
+        () => void (account.underWay -= 1),
+        () => {
+          account.underWay -= 1;
+          recount();
+        },
+      );
       if (listed === undefined) return sent;
       listed.catch(recount);
       return Promise.all([sent, listed]).then(() => sent);
