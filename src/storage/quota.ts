@@ -316,7 +316,9 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
       const recount = () => forgetAccount(owner.userId, account);
       account.underWay += 1;
       sent.then(
-        () => void (account.underWay -= 1),
+        () => {
+          account.underWay -= 1;
+        },
         () => {
           account.underWay -= 1;
           recount();
