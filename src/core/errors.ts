@@ -125,6 +125,11 @@ export const ERROR_CODES = {
     meaning:
       'The node generating the reply stopped answering (text_chat.turn_recovery) and no other node could finish it; the user message is stored, send again.',
   },
+  CHAT_ERR_AGENT_CONVERSATION_INTERRUPTED: {
+    status: 503,
+    meaning:
+      'An agent conversation stopped without finishing: the node running it stopped or crashed mid-way, or its end could not be stored (multi_agent.interrupted_after_ms without a change); its transcript so far is kept: start it again.',
+  },
   CHAT_ERR_RATE_LIMITED: {
     status: 429,
     meaning:

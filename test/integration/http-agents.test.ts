@@ -127,3 +127,91 @@ describe('agent conversations', () => {
     ).toEqual(['optimist', 'skeptic']);
   });
 });
+
+describe('agent conversations that stopped without finishing', () => {
+  let short: HttpHarness;
+  const AFTER_MS = 1_000;
+
+  beforeAll(async () => {
+    short = await startHttpHarness({ env: { CHAT_MULTI_AGENT__INTERRUPTED_AFTER_MS: String(AFTER_MS) } });
+  });
+
+  afterAll(async () => {
+    await short?.close();
+  });
+
+  it('shows one whose node stopped mid-way as failed (interrupted), keeping its transcript', async () => {
+    const { call, alice, bob, platform } = short;
+    // What a node that crashed after the first utterance leaves behind: a `running` record, untouched since.
+    const id = '01900000-0000-7000-8000-00000000abcd';
+    const then = new Date(Date.now() - 2 * AFTER_MS).toISOString();
+    const record = {
+      id,
+      ownerId: alice.id,
+      topic: 'Tea or coffee?',
+      participants: [
+        { id: 'optimist', name: 'Optimist', systemPrompt: 'o' },
+        { id: 'skeptic', name: 'Skeptic', systemPrompt: 's' },
+      ],
+      rounds: 2,
+      status: 'running',
+      createdAt: then,
+      updatedAt: then,
+    };
+    const utterance = {
+      id: 'u1',
+      round: 1,
+      agentId: 'optimist',
+      name: 'Optimist',
+      content: 'Tea.',
+      time: then,
+    };
+    const encode = (value: unknown) => new TextEncoder().encode(`${JSON.stringify(value)}\n`);
+    await platform.storage.write(`agents/conversations/${id}/participants.json`, encode(record));
+    await platform.storage.append(`agents/conversations/${id}/transcript.jsonl`, encode(utterance));
+    await platform.storage.append(`agents/owners/${alice.id}.jsonl`, encode({ id, createdAt: then }));
+
+    const read = await call('GET', `/v1/agent-conversations/${id}`, { key: alice.key });
+    expect(read.status).toBe(200);
+    expect(read.body.conversation).toMatchObject({
+      status: 'failed',
+      error: { code: 'CHAT_ERR_AGENT_CONVERSATION_INTERRUPTED' },
+    });
+    expect(read.body.conversation.error.message).toContain('multi_agent.interrupted_after_ms');
+    expect(read.body.transcript.map((u: { content: string }) => u.content)).toEqual(['Tea.']);
+    const listed = await call('GET', '/v1/agent-conversations', { key: alice.key });
+    expect(listed.body.conversations.find((c: { id: string }) => c.id === id)?.status).toBe('failed');
+    // Still nobody else's.
+    expect((await call('GET', `/v1/agent-conversations/${id}`, { key: bob.key })).status).toBe(404);
+  });
+
+  it('shows one under way on this node as running however slow, and refreshes its record at every utterance', async () => {
+    const { call, alice, model, platform } = short;
+    // Each utterance takes about 1.2 s, longer than interrupted_after_ms: four of them.
+    model.respond({ kind: 'stream', chunks: ['Slow', ' words.'], delayMs: 600 });
+    const running = call('POST', '/v1/agent-conversations', {
+      key: alice.key,
+      body: { topic: 'Tea or coffee?', participants: ['optimist', 'skeptic'], rounds: 2 },
+    });
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // Newest first: the one under way.
+    const newest = async () =>
+      (await call('GET', '/v1/agent-conversations', { key: alice.key })).body.conversations[0] as {
+        id: string;
+        status: string;
+      };
+    // Before its first utterance is done its record is older than the limit: this node knows it runs it.
+    await sleep(AFTER_MS + 100);
+    const first = await newest();
+    expect(first.status).toBe('running');
+    // What another node reads (it runs nothing): the stored record changed at the last utterance.
+    await sleep(1_900);
+    const bytes = await platform.storage.read(`agents/conversations/${first.id}/participants.json`);
+    const stored = JSON.parse(new TextDecoder().decode(bytes)) as { status: string; updatedAt: string };
+    expect(stored.status).toBe('running');
+    expect(Date.now() - Date.parse(stored.updatedAt)).toBeLessThan(1_500);
+    const done = await running;
+    expect(done.body.conversation.status).toBe('done');
+    expect(done.body.transcript).toHaveLength(4);
+  }, 15_000);
+});

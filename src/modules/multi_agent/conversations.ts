@@ -55,6 +55,8 @@ export interface MultiAgentConfig {
   max_rounds: number;
   max_participants: number;
   max_output_tokens: number;
+  /** A `running` record unchanged this long is shown as interrupted (`failed`). */
+  interrupted_after_ms: number;
 }
 
 /** What starting a conversation asks: participants by config id, or brought whole. */
@@ -171,6 +173,8 @@ export function createConversations(
 ): Conversations {
   const { storage, config } = ctx;
   const folder = (id: string) => `conversations/${id}`;
+  /** The conversations this node is running now (never shown as interrupted, however slow). */
+  const runningHere = new Set<string>();
 
   /** The request's topic, rounds and agents, or the ValidationError that says what is wrong with it. */
   function checked(request: StartConversation): { topic: string; rounds: number; participants: Agent[] } {
@@ -210,7 +214,26 @@ export function createConversations(
   async function readRecord(conversationId: string): Promise<AgentConversation | undefined> {
     if (!isIdSegment(conversationId)) return undefined;
     const bytes = await storage.read(`${folder(conversationId)}/participants.json`);
-    return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as AgentConversation);
+    return bytes === undefined ? undefined : shown(JSON.parse(decoder.decode(bytes)) as AgentConversation);
+  }
+
+  /**
+   * The record as it is shown: one still `running` that no node has touched for `interrupted_after_ms`
+   * (a running conversation refreshes it at every utterance) stopped without finishing — its node stopped
+   * or crashed mid-way, or its end could not be stored — so it is `failed`, not running forever.
+   */
+  function shown(record: AgentConversation): AgentConversation {
+    if (record.status !== 'running' || runningHere.has(record.id)) return record;
+    const idleMs = Date.now() - Date.parse(record.updatedAt);
+    if (!(idleMs >= config.interrupted_after_ms)) return record;
+    return {
+      ...record,
+      status: 'failed',
+      error: {
+        code: 'CHAT_ERR_AGENT_CONVERSATION_INTERRUPTED',
+        message: `the conversation stopped without finishing: nothing happened in it for ${Math.round(idleMs / 1000)} s (multi_agent.interrupted_after_ms); start it again`,
+      },
+    };
   }
 
   function readTranscript(conversationId: string): Promise<Utterance[]> {
@@ -245,6 +268,44 @@ export function createConversations(
     return { ...heading, content: content.trim(), time: currentTime() };
   }
 
+  /**
+   * Speaks the rounds of a conversation whose record is stored, storing each utterance as it is done and
+   * refreshing the record's `updatedAt` (how readers tell a conversation under way from one that stopped
+   * without finishing), then stores how it ended; resolves with the transcript.
+   */
+  async function runRounds(
+    conversation: AgentConversation,
+    options: { signal?: AbortSignal; listener?: ConversationListener },
+  ): Promise<Utterance[]> {
+    const transcript: Utterance[] = [];
+    try {
+      for (let round = 1; round <= conversation.rounds; round++) {
+        for (const agent of conversation.participants) {
+          const utterance = await speak(agent, conversation, transcript, round, options);
+          transcript.push(utterance);
+          await appendJsonLine(storage, `${folder(conversation.id)}/transcript.jsonl`, utterance);
+          options.listener?.utterance?.(utterance);
+          // The same size (a timestamp for a timestamp): never refused by the storage quota.
+          conversation.updatedAt = utterance.time;
+          await save(conversation);
+        }
+      }
+      conversation.status = 'done';
+    } catch (error) {
+      const failure = toPlatformError(error);
+      conversation.status = options.signal?.aborted ? 'cancelled' : 'failed';
+      if (conversation.status === 'failed')
+        conversation.error = { code: failure.code, message: failure.message };
+      ctx.log.info(
+        { conversationId: conversation.id, status: conversation.status },
+        'agent conversation stopped',
+      );
+    }
+    conversation.updatedAt = currentTime();
+    await saveEnd(conversation);
+    return transcript;
+  }
+
   return {
     check(request) {
       checked(request);
@@ -266,36 +327,18 @@ export function createConversations(
           createdAt: now,
           updatedAt: now,
         };
-        await save(conversation);
-        await appendJsonLine(storage, `owners/${request.ownerId}.jsonl`, {
-          id: conversation.id,
-          createdAt: now,
-        });
-
-        const transcript: Utterance[] = [];
+        runningHere.add(conversation.id);
         try {
-          for (let round = 1; round <= rounds; round++) {
-            for (const agent of conversation.participants) {
-              const utterance = await speak(agent, conversation, transcript, round, options);
-              transcript.push(utterance);
-              await appendJsonLine(storage, `${folder(conversation.id)}/transcript.jsonl`, utterance);
-              options.listener?.utterance?.(utterance);
-            }
-          }
-          conversation.status = 'done';
-        } catch (error) {
-          const failure = toPlatformError(error);
-          conversation.status = options.signal?.aborted ? 'cancelled' : 'failed';
-          if (conversation.status === 'failed')
-            conversation.error = { code: failure.code, message: failure.message };
-          ctx.log.info(
-            { conversationId: conversation.id, status: conversation.status },
-            'agent conversation stopped',
-          );
+          await save(conversation);
+          await appendJsonLine(storage, `owners/${request.ownerId}.jsonl`, {
+            id: conversation.id,
+            createdAt: now,
+          });
+          const transcript = await runRounds(conversation, options);
+          return { conversation, transcript };
+        } finally {
+          runningHere.delete(conversation.id);
         }
-        conversation.updatedAt = currentTime();
-        await saveEnd(conversation);
-        return { conversation, transcript };
       });
     },
 
