@@ -7,6 +7,7 @@
 import type { EventHandler, SubscribeOptions } from './bus-types.ts';
 import { PlatformError } from './errors.ts';
 import type { ModuleContext, ModuleLogger, ModuleStorage, PlatformServices } from './module.ts';
+import { chargedUser } from './storage-charge.ts';
 import type { WorkerChannel } from './worker-channel.ts';
 import type { WorkerServiceMethods } from './worker-protocol.ts';
 
@@ -26,13 +27,15 @@ export function createWorkerContext(options: CreateWorkerContextOptions): Module
   const { name, channel } = options;
   const call = channel.call as <T>(target: string, args: unknown[], signalArg?: number) => Promise<T>;
 
+  // A change carries the user the module charges it to (chargeStorageTo, in this thread) to the main
+  // thread, where the storage quota counts it.
   const storage: ModuleStorage = {
     read: (key) => call('storage.read', [key]),
-    write: (key, data, options) => call('storage.write', [key, data, options]),
-    delete: (key) => call('storage.delete', [key]),
+    write: (key, data, options) => call('storage.write', [key, data, options, chargedUser()]),
+    delete: (key) => call('storage.delete', [key, chargedUser()]),
     list: (prefix) => call('storage.list', [prefix]),
     exists: (key) => call('storage.exists', [key]),
-    append: (key, data) => call('storage.append', [key, data]),
+    append: (key, data) => call('storage.append', [key, data, chargedUser()]),
   };
 
   function logger(bindings: Record<string, unknown>): ModuleLogger {

@@ -9,6 +9,7 @@
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { PlatformError } from './errors.ts';
 import type { HealthStatus, ModuleContext, ModuleHandler, ModuleInstance, ModuleLogger } from './module.ts';
+import { chargeStorageTo } from './storage-charge.ts';
 import {
   type DeclaredHandler,
   type HostMessage,
@@ -21,6 +22,11 @@ import {
   type WorkerServiceMethods,
   type WorkerStartData,
 } from './worker-protocol.ts';
+
+/** Runs a storage change charged to `userId` when the worker named one (core/storage-charge.ts). */
+function chargedTo<T>(userId: string | undefined, change: () => T): T {
+  return typeof userId === 'string' ? chargeStorageTo(userId, change) : change();
+}
 
 const MEBIBYTE = 1024 * 1024;
 
@@ -112,15 +118,23 @@ export function createWorkerHost(options: WorkerHostOptions): WorkerHost {
         context.pipeline(stages, data, { ...opts, source: name }),
     ],
     ['storage.read', (key: string) => context.storage.read(key)],
+    // A change the worker charged to a user (chargeStorageTo there) is charged to them here.
     [
       'storage.write',
-      (key: string, data: Uint8Array, options?: { durable?: boolean }) =>
-        context.storage.write(key, data, options),
+      (key: string, data: Uint8Array, options: { durable?: boolean } | undefined, chargeTo?: string) =>
+        chargedTo(chargeTo, () => context.storage.write(key, data, options)),
     ],
-    ['storage.delete', (key: string) => context.storage.delete(key)],
+    [
+      'storage.delete',
+      (key: string, chargeTo?: string) => chargedTo(chargeTo, () => context.storage.delete(key)),
+    ],
     ['storage.list', (prefix: string) => context.storage.list(prefix)],
     ['storage.exists', (key: string) => context.storage.exists(key)],
-    ['storage.append', (key: string, data: Uint8Array) => context.storage.append(key, data)],
+    [
+      'storage.append',
+      (key: string, data: Uint8Array, chargeTo?: string) =>
+        chargedTo(chargeTo, () => context.storage.append(key, data)),
+    ],
     [
       'requireCapability',
       (capability: string, action: string) => context.requireCapability(capability, action),

@@ -33,8 +33,8 @@
  * a third larger than their plaintext).
  */
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { PlatformError } from '../core/errors.ts';
+import { chargedUser } from '../core/storage-charge.ts';
 import type { SensitiveKeyMatcher } from './sensitive-keys.ts';
 import { sizeOf } from './size-of.ts';
 import type { Storage } from './types.ts';
@@ -77,15 +77,9 @@ export interface QuotaStorage extends Storage {
   forget(userId: string): Promise<void>;
 }
 
-const charged = new AsyncLocalStorage<string>();
-
-/**
- * Runs `work` with the storage changes it makes to keys that name no user charged to `userId` (rag's
- * document files). Keys a `{user}` pattern gives to a user stay theirs.
- */
-export function chargeStorageTo<T>(userId: string, work: () => T): T {
-  return charged.run(userId, work);
-}
+// Who a module names as the payer of keys that name no user (core/storage-charge.ts), re-exported here
+// beside the quota that reads it.
+export { chargeStorageTo } from '../core/storage-charge.ts';
 
 interface Account {
   used: number;
@@ -142,7 +136,7 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
     const owner = owners(key);
     if (owner?.kind === 'user') return { userId: owner.userId, attributed: false };
     if (key.startsWith(ATTRIBUTED_KEYS_ROOT)) return undefined;
-    const userId = attributedOwner.get(key) ?? charged.getStore();
+    const userId = attributedOwner.get(key) ?? chargedUser();
     return userId === undefined ? undefined : { userId, attributed: true };
   }
 

@@ -269,3 +269,35 @@ describe('the quota with encryption at rest', () => {
     }
   });
 });
+
+describe('the per-user storage quota with rag run in a worker', () => {
+  let isolated: HttpHarness;
+
+  beforeAll(async () => {
+    isolated = await startHttpHarness({
+      env: { CHAT_RESOURCE_LIMITS__MAX_STORAGE_PER_USER: '1MB', CHAT_RAG__ISOLATION: 'worker' },
+    });
+  });
+
+  afterAll(async () => {
+    await isolated?.close();
+  });
+
+  it("charges a document's files to its owner: the worker's chargeStorageTo reaches the main thread", async () => {
+    const { alice, call, admin, baseUrl } = isolated;
+    const used = async () =>
+      (await call('GET', `/v1/users/${alice.id}`, { key: admin.key })).body.storage.usedBytes as number;
+    const before = await used();
+    const text = `A worker-made document. ${'Its words are counted. '.repeat(100)}`;
+    const form = new FormData();
+    form.append('file', new Blob([text], { type: 'text/plain' }), 'counted.txt');
+    const uploaded = await fetch(`${baseUrl}/v1/documents`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${alice.key}` },
+      body: form,
+    });
+    expect(uploaded.status, await uploaded.clone().text()).toBe(200);
+    // Its text (documents/{doc_id}/content.txt, a key that names no user) and its record are hers.
+    expect((await used()) - before).toBeGreaterThan(text.length);
+  });
+});
