@@ -1,4 +1,5 @@
 import type { GatherReply, GatherResult } from '../core/bus-types.ts';
+import { createDeadlines } from '../core/deadlines.ts';
 import {
   errorFromJSON,
   NoHandlerError,
@@ -15,7 +16,6 @@ import type {
   TransportRequestOptions,
   TransportSubscribeOptions,
 } from '../core/transport.ts';
-import { createDeadlines } from './deadlines.ts';
 
 /**
  * The in-process transport: the default on one node, and — several transports on one `LocalNetwork` —

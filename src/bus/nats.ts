@@ -16,6 +16,7 @@ import {
 } from '@nats-io/transport-node';
 import type { GatherReply, GatherResult } from '../core/bus-types.ts';
 import type { NatsBusConfig } from '../core/config-types.ts';
+import { createDeadlines, type Deadline } from '../core/deadlines.ts';
 import {
   errorFromJSON,
   isPlatformError,
@@ -29,7 +30,6 @@ import {
 import type { EventEnvelope } from '../core/events.ts';
 import { matchesPattern } from '../core/pattern.ts';
 import type { BusTransport, TransportDeliver } from '../core/transport.ts';
-import { createDeadlines, type Deadline } from './deadlines.ts';
 import { createFallbackPublisher } from './nats-fallback.ts';
 import { createReplyInbox, isNoResponders } from './nats-replies.ts';
 import { ensureConsumer, ensureStream, natsNames, workSetConsumer } from './nats-stream.ts';

@@ -26,6 +26,7 @@ import {
   tool,
 } from 'ai';
 import { prepareCallSettings, prepareRetries } from 'ai/internal';
+import { createDeadlines, type Deadline } from '../core/deadlines.ts';
 import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
 import { plainTextPrompt } from './plain-text-prompt.ts';
@@ -149,9 +150,13 @@ const CONSUMER_LEFT = new DOMException('the consumer stopped reading', 'AbortErr
  * serves the whole call: each chunk only notes the time, and the timer, when it fires early, waits out the
  * rest (a clearTimeout and setTimeout per chunk cost more than the rest of a fast model's stream).
  */
+// Every call's idle deadline on one timer (core/deadlines.ts): a timer of its own was a measurable share
+// of a fast call.
+const idleTimers = createDeadlines();
+
 function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) {
   const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Deadline | undefined;
   /** The clock runs (armed and not paused) since `waitStarted`. */
   let running = false;
   let waitStarted = 0;
@@ -168,7 +173,7 @@ function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) 
     if (!running || controller.signal.aborted) return;
     const waited = performance.now() - waitStarted;
     if (waited < timeoutMs) {
-      timer = setTimeout(expire, Math.max(1, timeoutMs - waited));
+      timer = idleTimers.add(Math.max(1, timeoutMs - waited), expire);
       return;
     }
     timedOut = !cancelled;
@@ -186,7 +191,7 @@ function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) 
     arm() {
       running = true;
       waitStarted = performance.now();
-      timer ??= setTimeout(expire, timeoutMs);
+      timer ??= idleTimers.add(timeoutMs, expire);
     },
     /** Stops the clock while the consumer handles a chunk. */
     pause() {
@@ -199,7 +204,7 @@ function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) 
      */
     finish(readToEnd: boolean) {
       running = false;
-      clearTimeout(timer);
+      if (timer !== undefined) idleTimers.cancel(timer);
       timer = undefined;
       callerSignal?.removeEventListener('abort', onCallerAbort);
       if (!readToEnd && !controller.signal.aborted) controller.abort(CALL_FINISHED);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createDeadlines } from '../../core/deadlines.ts';
 import type { EventEnvelope } from '../../core/events.ts';
 import { defineModule } from '../../core/module.ts';
 import { USER_ERASE, type UserEraseRequest } from '../../core/user-erasure.ts';
@@ -95,6 +96,7 @@ export default defineModule<TextChatConfig, TextChatApi>({
       quotaRefusals: createQuotaRefusals(),
       underWay: createTurnsUnderWay({ lostAfterMs: config.turn_recovery.lost_after_ms }),
       node: randomUUID(),
+      deadlines: createDeadlines(),
       rateLimiter: config.rate_limiting.enabled
         ? createRateLimiter({ limit: config.rate_limiting.max_messages_per_minute, windowMs: RATE_WINDOW_MS })
         : undefined,

@@ -1,3 +1,4 @@
+import type { Deadlines } from '../../core/deadlines.ts';
 import { NotFoundError, PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope } from '../../core/events.ts';
 import { newId } from '../../core/ids.ts';
@@ -67,6 +68,8 @@ export interface TurnDependencies {
    * keyed turn generates once).
    */
   underWay: TurnsUnderWay;
+  /** The turns' deadlines and their user messages' windows, on one timer (core/deadlines.ts). */
+  deadlines: Deadlines;
 }
 
 /** A checked `message.send` payload. */
@@ -239,6 +242,7 @@ async function sendTurn(
       sessionId,
       message: stored,
       windowMs: streamed ? 0 : config.reply_commit_window_ms,
+      deadlines: deps.deadlines,
       onStored: (message) => safeEmit(ctx, 'message.received', { userId, sessionId, message }, envelope),
       onAppended: appendedTo(deps, userId, sessionId),
     });
@@ -626,7 +630,7 @@ async function generate(
   const { ctx, turns } = deps;
   const timeoutMs = ctx.config.turn_timeout_ms;
   const controller = turns.start(turnId, userId);
-  const deadline = setTimeout(() => controller.abort(TURN_TIMED_OUT), timeoutMs);
+  const deadline = deps.deadlines.add(timeoutMs, () => controller.abort(TURN_TIMED_OUT));
   const chunker = createDeltaChunker(
     { chunkSize: streaming.chunk_size, maxDelayMs: streaming.max_delay_ms },
     emitDelta,
@@ -697,7 +701,7 @@ async function generate(
         : toPlatformError(caught);
     return { text, finishReason: 'error', usage: undefined, error, toolCalls };
   } finally {
-    clearTimeout(deadline);
+    deps.deadlines.cancel(deadline);
     turns.finish(turnId);
   }
 }

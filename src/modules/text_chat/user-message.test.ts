@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createDeadlines } from '../../core/deadlines.ts';
 import { isPlatformError } from '../../core/errors.ts';
 import type { Message } from '../../core/types.ts';
 import { createMemoryStorage } from '../../storage/drivers/memory.ts';
@@ -44,6 +45,7 @@ async function setup(windowMs: number) {
     sessionId: session.id,
     message: user,
     windowMs,
+    deadlines: createDeadlines(),
     onStored: async (stored) => void received.push(stored),
     onAppended: () => {},
   });

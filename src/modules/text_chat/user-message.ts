@@ -1,3 +1,4 @@
+import type { Deadline, Deadlines } from '../../core/deadlines.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
 import { appendMessages } from './messages.ts';
@@ -36,6 +37,8 @@ export interface PendingUserMessageOptions {
   message: Message;
   /** How long the user message waits for the reply; 0: stored at once. */
   windowMs: number;
+  /** Where the wait's deadline is kept (the turn's timer: core/deadlines.ts). */
+  deadlines: Deadlines;
   /** Told once the user message is durable (emits `message.received`). */
   onStored: (message: Message) => Promise<void>;
   /** Told of every append this makes (its messages and bytes), once durable (the history cache keeps them). */
@@ -47,10 +50,10 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
   const { storage, sessions, userId, sessionId, message } = options;
   let stored: Promise<void> | undefined;
   let durable = false;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: Deadline | undefined;
 
   function begin(messages: Message[]): Promise<void> {
-    clearTimeout(timer);
+    if (timer !== undefined) options.deadlines.cancel(timer);
     stored = (async () => {
       // The session may have been deleted since the turn began: writing would bring its folder back.
       // Nearly always the read cache can tell at once; else (or when it is gone, for the error) it is asked.
@@ -80,7 +83,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
   // "At once" is on the next turn of the event loop: by then the turn has called the model (its setup
   // has no I/O to wait for), so the write's system calls do not delay the request to the model.
   if (options.windowMs <= 0) setImmediate(() => void pending.store());
-  else timer = setTimeout(() => void pending.store(), options.windowMs);
+  else timer = options.deadlines.add(options.windowMs, () => void pending.store());
   return pending;
 }
 

@@ -1,7 +1,9 @@
 /**
  * Timeouts of many pending operations on one timer. A `setTimeout` per request (create, insert, clear)
  * cost about a third of an in-process request → reply; here adding and removing a deadline is a Set
- * operation, and the one timer is re-armed only when an earlier deadline arrives or the timer fires.
+ * operation, and the one timer is re-armed only when an earlier deadline arrives or the timer fires. The
+ * bus's requests use it, and so does a chat turn for its own three (its deadline, the window its user
+ * message waits for the reply, the model call's idle deadline): three timers a turn were 3–7 % of its CPU.
  */
 
 /** One pending operation's deadline. */
