@@ -1,3 +1,4 @@
+import type {} from '../bus/cluster.ts';
 import { createTransport } from '../bus/index.ts';
 import { createBus } from '../core/bus.ts';
 import type { Bus } from '../core/bus-types.ts';
@@ -164,7 +165,7 @@ export async function createPlatform(options: CreatePlatformOptions = {}): Promi
       storageFor: (name) => scopeStorage(storage, moduleConfig(name)?.storage_root ?? name),
       log,
       policy,
-      services: { llm },
+      services: { llm, cluster: { multiNode: config.bus.transport !== 'local' } },
       ...(moduleFiles === undefined ? {} : { moduleFiles }),
       isolation: {
         maxMemoryBytes: parseByteSize(config.resource_limits.max_memory_per_module),

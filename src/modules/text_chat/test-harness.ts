@@ -163,7 +163,7 @@ export async function startHarness(options: HarnessOptions): Promise<Harness> {
     storageFor: (name) => scopeStorage(storage, moduleConfig(name)?.storage_root ?? name),
     log,
     policy,
-    services: { llm },
+    services: { llm, cluster: { multiNode: options.network !== undefined } },
   });
 
   const seen: EventEnvelope[] = [];

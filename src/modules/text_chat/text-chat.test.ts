@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { countTokens } from 'gpt-tokenizer';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { createLocalNetwork } from '../../bus/local.ts';
 import { isPlatformError, type PlatformError } from '../../core/errors.ts';
 import { newId } from '../../core/ids.ts';
 import type { ModuleDefinition } from '../../core/module.ts';
@@ -708,6 +709,32 @@ describe('text_chat turns', () => {
       sessionId: session.id,
     });
     expect(page.messages.map((message) => message.role)).toEqual(['user', 'assistant']);
+  });
+
+  it('tells other nodes a turn started only when there are others: a node alone on its bus sends nothing', async () => {
+    const alone = await start();
+    const aloneSession = await newSession(alone);
+    alone.script({ kind: 'reply', chunks: ['Hi'] });
+    await send(alone, { userId: 'u1', sessionId: aloneSession.id, content: 'Hello' });
+    expect(alone.events('chat.turn.started')).toEqual([]);
+    // Two nodes on one bus network: each turn is announced to the other.
+    const network = createLocalNetwork();
+    const first = await startHarness({ modules: {}, definitions: withPersona, network });
+    harnesses.push(first);
+    const second = await startHarness({
+      modules: {},
+      definitions: withPersona,
+      network,
+      storage: first.storage,
+    });
+    harnesses.push(second);
+    const session = await newSession(first);
+    for (const node of [first, second]) node.script({ kind: 'reply', chunks: ['Hi'] });
+    const turnId = newId();
+    await send(first, { userId: 'u1', sessionId: session.id, content: 'Hello' }, turnId);
+    expect(first.events('chat.turn.started').map((event) => event.data)).toMatchObject([
+      { turnId, sessionId: session.id, regeneration: false },
+    ]);
   });
 
   it('lets a repeat of a keyed turn go on when another node announced it and fell silent, or ended it', async () => {

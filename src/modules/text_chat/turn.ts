@@ -319,6 +319,8 @@ export function announceGenerating(
   envelope: EnvelopeOptions,
 ): void {
   const { ctx } = deps;
+  // Only other nodes act on it (this one knows its own turns): a node alone on its bus sends nothing.
+  if (ctx.cluster?.multiNode === false) return;
   const { turnId } = turn;
   const started = { ...turn, node: deps.node };
   ctx.emit('chat.turn.started', started, envelope).catch((error: unknown) => {
