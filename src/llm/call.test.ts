@@ -123,6 +123,31 @@ describe('callModel', () => {
     expect(seen).toEqual(['a', 'b', 'c', 'finish']);
   });
 
+  it('hands a prompt the caller keeps (request.prompt) to the model as it is, after the system prompt', async () => {
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['ok']) }) }),
+    });
+    const prompt = [
+      { role: 'user' as const, content: [{ type: 'text' as const, text: 'Hi' }] },
+      { role: 'assistant' as const, content: [{ type: 'text' as const, text: 'Hello!' }] },
+      { role: 'user' as const, content: [{ type: 'text' as const, text: 'And now?' }] },
+    ];
+    const request = { messages: [{ role: 'user' as const, content: 'not what is sent' }], prompt };
+    await callModel(model, request, settings, context, undefined, () => undefined);
+    // Without a system prompt the very array; with one, the system message first, then the same messages.
+    expect(model.doStreamCalls[0]?.prompt).toBe(prompt);
+    await callModel(
+      model,
+      { ...request, system: 'Be brief.' },
+      settings,
+      context,
+      undefined,
+      () => undefined,
+    );
+    expect(model.doStreamCalls[1]?.prompt).toEqual([{ role: 'system', content: 'Be brief.' }, ...prompt]);
+    expect(prompt).toHaveLength(3);
+  });
+
   it("passes the handler's own failure through as it was thrown, not as a model failure", async () => {
     const model = new MockLanguageModelV3({
       doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['a', 'b']) }) }),

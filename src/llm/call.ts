@@ -29,7 +29,7 @@ import { prepareCallSettings, prepareRetries } from 'ai/internal';
 import { createDeadlines, type Deadline } from '../core/deadlines.ts';
 import type { LlmCallObserver, LlmCallOutcome } from '../core/observers.ts';
 import { type LlmErrorContext, toLlmError } from './errors.ts';
-import { plainTextPrompt } from './plain-text-prompt.ts';
+import { plainTextPrompt, promptWithSystem } from './plain-text-prompt.ts';
 
 /** What a caller asks of a model. */
 export interface LlmRequest {
@@ -37,6 +37,13 @@ export interface LlmRequest {
   model?: string;
   /** The conversation, oldest first. */
   messages: ModelMessage[];
+  /**
+   * Optional: the same conversation already in the model's prompt form (plain text from the user and the
+   * assistant, no system message), made for this call and handed to the provider as it is — by a caller
+   * that keeps it from call to call (text_chat's history window), so the call does not convert `messages`
+   * again. Used when the call has no tools; the caller vouches that it says what `messages` says.
+   */
+  prompt?: LanguageModelV3Prompt;
   /** A system prompt put before the messages. */
   system?: string;
   maxOutputTokens?: number;
@@ -310,7 +317,11 @@ export async function callModel(
     deadline.arm();
     const hasTools = request.tools !== undefined && Object.keys(request.tools).length > 0;
     // With tools the AI SDK runs the loop of model calls and tool calls: its general path.
-    const prompt = hasTools ? undefined : plainTextPrompt(request.system, request.messages);
+    const prompt = hasTools
+      ? undefined
+      : request.prompt !== undefined
+        ? promptWithSystem(request.system, request.prompt)
+        : plainTextPrompt(request.system, request.messages);
     if (prompt !== undefined) {
       const { signal } = deadline;
       const reader = await openDirectStream(model, prompt, request, settings, signal);

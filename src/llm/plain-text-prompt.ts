@@ -18,7 +18,8 @@
 import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import type { ModelMessage } from 'ai';
 
-type PromptMessage = LanguageModelV3Prompt[number];
+/** One message of a model's prompt. */
+export type PromptMessage = LanguageModelV3Prompt[number];
 
 /**
  * A converted run: the messages of one call and their prompt form, both from `offset` on, index for index.
@@ -43,10 +44,31 @@ const MAX_RUNS = 1024;
 // A run is taken out when a call continues it, so there is about one per active conversation.
 const runs = new Map<ModelMessage, ConvertedRun>();
 
+/** A plain text message from the user or the assistant in the prompt's form, as the AI SDK converts it. */
+export function plainTextPromptMessage(role: 'user' | 'assistant', text: string): PromptMessage {
+  return { role, content: [{ type: 'text', text }] };
+}
+
 function convert(message: ModelMessage): PromptMessage | undefined {
   if (message.providerOptions !== undefined || typeof message.content !== 'string') return undefined;
   if (message.role !== 'user' && message.role !== 'assistant') return undefined;
-  return { role: message.role, content: [{ type: 'text', text: message.content }] };
+  return plainTextPromptMessage(message.role, message.content);
+}
+
+/**
+ * `conversation` — already in the prompt's form, made for this call (`LlmRequest.prompt`) — after an
+ * optional system prompt; undefined when there is no message.
+ */
+export function promptWithSystem(
+  system: string | undefined,
+  conversation: LanguageModelV3Prompt,
+): LanguageModelV3Prompt | undefined {
+  if (conversation.length === 0) return undefined;
+  if (system === undefined) return conversation;
+  const prompt: LanguageModelV3Prompt = new Array(conversation.length + 1);
+  prompt[0] = { role: 'system', content: system };
+  for (let index = 0; index < conversation.length; index++) prompt[index + 1] = conversation[index]!;
+  return prompt;
 }
 
 /**

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { Message, Role } from '../../core/types.ts';
 import {
   loadTokenCounter,
+  type SelectedHistory,
   selectHistory,
   selectWithoutCounting,
   TOKENS_PER_MESSAGE,
@@ -29,6 +30,13 @@ const conversation = [
 ];
 
 const cost = (text: string) => countTokens(text) + TOKENS_PER_MESSAGE;
+
+/** The prompt form the window keeps says what its messages say, message for message. */
+function expectPromptOfMessages(selected: SelectedHistory): void {
+  expect(selected.prompt).toEqual(
+    selected.messages.map((m) => ({ role: m.role, content: [{ type: 'text', text: m.content }] })),
+  );
+}
 
 describe('selectHistory', () => {
   it('counts with a real BPE tokenizer', async () => {
@@ -149,10 +157,10 @@ describe('selectHistory', () => {
     for (let turn = 0; turn < 400; turn++) {
       log.push(message('user', `question ${turn} ${'word '.repeat(turn % 9)}`.trim()));
       log.push(message('assistant', `answer ${turn}`));
-      const shape = (selected: ReturnType<typeof selectHistory>) => ({
-        ...selected,
-        messages: selected.messages.map((m) => [m.role, m.content]),
-      });
+      const shape = (selected: ReturnType<typeof selectHistory>) => {
+        expectPromptOfMessages(selected);
+        return { ...selected, messages: selected.messages.map((m) => [m.role, m.content]) };
+      };
       const kept = selectHistory({ messages: log, system: 'Be brief.', budget: 120, countTokens });
       const fresh = selectHistory({
         messages: log.map((m) => ({ ...m })),
@@ -192,8 +200,10 @@ describe('selectHistory', () => {
             // The same objects turn after turn (as the history cache gives them) against copies of them.
             const kept = { messages: log, system, budget };
             const fresh = { messages: log.map((m) => ({ ...m })), system, budget };
-            const shape = (selected: ReturnType<typeof selectWithoutCounting>) =>
-              selected && { ...selected, messages: selected.messages.map((m) => [m.role, m.content]) };
+            const shape = (selected: ReturnType<typeof selectWithoutCounting>) => {
+              if (selected !== undefined) expectPromptOfMessages(selected);
+              return selected && { ...selected, messages: selected.messages.map((m) => [m.role, m.content]) };
+            };
             expect(shape(selectHistory({ ...kept, countTokens }))).toEqual(
               shape(selectHistory({ ...fresh, countTokens })),
             );

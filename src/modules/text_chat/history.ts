@@ -1,5 +1,7 @@
+import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import type { ModelMessage } from 'ai';
 import type { Message } from '../../core/types.ts';
+import { type PromptMessage, plainTextPromptMessage } from '../../llm/plain-text-prompt.ts';
 import { replacedBy } from './replies.ts';
 
 /**
@@ -42,6 +44,8 @@ export function tokenCounterIfLoaded(): TokenCounter | undefined {
 /** What `selectHistory` chose. */
 export interface SelectedHistory {
   messages: ModelMessage[];
+  /** The same messages in the model's prompt form (`LlmRequest.prompt`): kept with the window, not converted per turn. */
+  prompt: LanguageModelV3Prompt;
   /** Tokens of the system prompt and the chosen messages, framing included. */
   tokens: number;
   /** Messages of the log left out (too old for the budget, or failed replies). */
@@ -186,6 +190,7 @@ interface Window {
    */
   chosen: Message[];
   models: ModelMessage[];
+  prompts: PromptMessage[];
   offset: number;
   /** No usable message older than the window was left out. */
   covered: boolean;
@@ -281,6 +286,7 @@ function walkWindow(
     tokens,
     chosen,
     models: chosen.map(modelMessage),
+    prompts: chosen.map(promptMessage),
     offset: 0,
     covered,
     truncated,
@@ -297,7 +303,7 @@ function slideWindow(
   at: (index: number) => Message,
   cost: MessageCost,
 ): Window {
-  const { chosen, models } = window;
+  const { chosen, models, prompts } = window;
   const wasEmpty = chosen.length === window.offset;
   for (let index = window.last + 1; index < count; index++) {
     const message = at(index);
@@ -309,12 +315,14 @@ function slideWindow(
         window.tokens -= cost(chosen[position]!);
         chosen.splice(position, 1);
         models.splice(position, 1);
+        prompts.splice(position, 1);
       }
     }
     if (!isUsable(message)) continue;
     window.tokens += cost(message);
     chosen.push(message);
     models.push(modelMessage(message));
+    prompts.push(promptMessage(message));
   }
   if (wasEmpty && chosen.length > window.offset) window.start = count; // found below
   const firstKept = window.offset;
@@ -325,6 +333,7 @@ function slideWindow(
   if (window.offset >= COMPACT_AFTER && window.offset * 2 > chosen.length) {
     window.chosen = chosen.slice(window.offset);
     window.models = models.slice(window.offset);
+    window.prompts = prompts.slice(window.offset);
     window.offset = 0;
   }
   // The index of the new oldest message: the first of the window at or after where the old one was.
@@ -361,7 +370,7 @@ function select(
     const tokens = TOKENS_PER_REPLY + systemCost;
     return allOrNothing && tokens > budget
       ? undefined
-      : { messages: [], tokens, omitted: 0, start: count, truncated: false };
+      : { messages: [], prompt: [], tokens, omitted: 0, start: count, truncated: false };
   }
   // By the bound, the whole conversation must fit (the turn's own message too): only then is it known
   // to fit by real counting.
@@ -375,6 +384,7 @@ function select(
   const chosen = window.chosen.length - oldest;
   return {
     messages: window.models.slice(oldest),
+    prompt: window.prompts.slice(oldest),
     tokens,
     omitted: count - chosen,
     start: window.chosen.length === window.offset ? count : window.start,
@@ -395,4 +405,9 @@ function modelMessage(message: Message): ModelMessage {
   });
   modelMessages.set(message, converted);
   return converted;
+}
+
+/** The prompt's form of a stored message, made once, when it enters a window (where it is kept). */
+function promptMessage(message: Message): PromptMessage {
+  return plainTextPromptMessage(message.role as 'user' | 'assistant', message.content);
 }

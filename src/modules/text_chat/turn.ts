@@ -498,7 +498,8 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
       'turn started',
     );
 
-    const request: LlmRequest = { model, messages: selected.messages };
+    // The prompt form is kept with the window: the LLM layer need not convert the history again.
+    const request: LlmRequest = { model, messages: selected.messages, prompt: selected.prompt };
     const knowledge = lookups.knowledge instanceof Promise ? await lookups.knowledge : lookups.knowledge;
     const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
     if (system !== undefined) request.system = system;
