@@ -96,8 +96,10 @@ async function startParley(dataDir: string, instant: boolean): Promise<Started> 
       NODE_ENV: 'production',
       CHAT_DATA_DIR: dataDir,
       CHAT_LOGGING__LEVEL: 'warn',
-      // The benchmark sends far more than a person would: no per-user message limit.
+      // The benchmark sends far more than a person would: no per-user message limit, and room for what one
+      // user stores at thousands of turns a second (the quota still counts every append).
       CHAT_TEXT_CHAT__RATE_LIMITING__ENABLED: 'false',
+      CHAT_RESOURCE_LIMITS__MAX_STORAGE_PER_USER: '2GB',
       // Streaming as configured by default: the first text of a reply leaves at once, then chunk_size.
       ...shellConfigOverrides(),
     },
