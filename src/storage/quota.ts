@@ -305,21 +305,24 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
         }
       }
       const sent = change();
-      // A failed change may or may not have landed: count the user again from storage next time. (Beside
-      // the caller's promise, not in front of it: that would add a turn of the event loop to every change.)
-      const recount = () => forgetAccount(owner.userId, account);
-      account.underWay += 1;
-      sent.then(
-        () => {
-          account.underWay -= 1;
-        },
-        () => {
-          account.underWay -= 1;
-          recount();
-        },
-      );
+      // Under way until settled (a recount waits for none to be); a failed one may or may not have landed:
+      // count the user again from storage next time. (Beside the caller's promise, not in front of it:
+      // that would add a turn of the event loop to every change.)
+      const track = (write: Promise<unknown>) => {
+        account.underWay += 1;
+        write.then(
+          () => {
+            account.underWay -= 1;
+          },
+          () => {
+            account.underWay -= 1;
+            forgetAccount(owner.userId, account);
+          },
+        );
+      };
+      track(sent);
       if (listed === undefined) return sent;
-      listed.catch(recount);
+      track(listed);
       return Promise.all([sent, listed]).then(() => sent);
     });
   }
