@@ -1,4 +1,3 @@
-import type {} from '../bus/cluster.ts';
 import { createTransport } from '../bus/index.ts';
 import { createBus } from '../core/bus.ts';
 import type { Bus } from '../core/bus-types.ts';

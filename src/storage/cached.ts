@@ -24,7 +24,7 @@
 
 import { copyBytes } from './bytes.ts';
 import { isJsonLinesKey } from './json-lines.ts';
-import { NOT_HELD } from './peek.ts';
+import { NOT_HELD, type Peeked } from './peek.ts';
 import { assertOffset } from './read-from.ts';
 import type { Storage } from './types.ts';
 
@@ -276,6 +276,26 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     return value;
   }
 
+  /**
+   * What the cache holds of `key` from byte `offset` on (its own bytes, not a copy: the same object at 0
+   * until the value changes), `undefined` for no value, or `NOT_HELD`; a hit is counted.
+   */
+  function held(key: string, offset: number): Peeked {
+    const cached = lookup(key);
+    if (cached === undefined) return NOT_HELD;
+    const { value } = cached;
+    if (value === LENGTH_ONLY) {
+      // Of a value held by its length: a tail within the last bytes kept.
+      const endStart = cached.length - (cached.end?.length ?? 0);
+      if (offset < endStart) return NOT_HELD;
+      counters.hits += 1;
+      return cached.end?.subarray(Math.min(offset, cached.length) - endStart) ?? new Uint8Array(0);
+    }
+    counters.hits += 1;
+    if (value === undefined) return undefined;
+    return offset === 0 ? value : value.subarray(Math.min(offset, value.length));
+  }
+
   async function readThrough(key: string): Promise<Uint8Array | undefined> {
     const cached = lookup(key);
     if (cached !== undefined && cached.value !== LENGTH_ONLY) {
@@ -296,18 +316,9 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     read: (key) => readThrough(key),
     async readFrom(key, offset) {
       assertOffset(offset);
-      const cached = lookup(key);
-      if (cached !== undefined && cached.value !== LENGTH_ONLY) {
-        counters.hits += 1;
-        // Only the tail is copied: what a reader of a long log's new lines needs.
-        return cached.value?.slice(Math.min(offset, cached.value.length));
-      }
-      // Of a value held by its length: a tail within the last bytes kept.
-      const endStart = cached === undefined ? 0 : cached.length - (cached.end?.length ?? 0);
-      if (cached !== undefined && offset >= endStart) {
-        counters.hits += 1;
-        return cached.end?.slice(Math.min(offset, cached.length) - endStart) ?? new Uint8Array(0);
-      }
+      // Only the tail is copied: what a reader of a long log's new lines needs.
+      const known = held(key, offset);
+      if (known !== NOT_HELD) return known?.slice();
       const readTail = storage.readFrom;
       if (readTail === undefined || offset === 0) {
         // The whole value, which fills the cache (and later appends extend it).
@@ -328,22 +339,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
         },
       );
     },
-    peek(key, offset) {
-      const cached = lookup(key);
-      if (cached === undefined) return NOT_HELD;
-      const { value } = cached;
-      if (value === LENGTH_ONLY) {
-        // Of a value held by its length: a tail within the last bytes kept.
-        const endStart = cached.length - (cached.end?.length ?? 0);
-        if (offset < endStart) return NOT_HELD;
-        counters.hits += 1;
-        return cached.end?.subarray(Math.min(offset, cached.length) - endStart) ?? new Uint8Array(0);
-      }
-      counters.hits += 1;
-      if (value === undefined) return undefined;
-      // The entry's own bytes at 0: the same object until the value changes (peek.ts).
-      return offset === 0 ? value : value.subarray(Math.min(offset, value.length));
-    },
+    peek: (key, offset) => held(key, offset),
     async exists(key) {
       const cached = lookup(key);
       if (cached === undefined) return storage.exists(key);

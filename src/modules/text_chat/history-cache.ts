@@ -296,6 +296,18 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     }
   }
 
+  /**
+   * The cached log moved on by `tail`, its bytes read from its fingerprint on; undefined when they no
+   * longer begin with the fingerprint (the log was replaced or deleted: read it whole).
+   */
+  function continued(key: string, cached: Entry, tail: Uint8Array | undefined): SessionLog | undefined {
+    const { fingerprint } = cached;
+    if (tail === undefined || !startsWith(tail, fingerprint)) return undefined;
+    extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
+    remember(key, cached);
+    return snapshot(cached);
+  }
+
   /** The whole log read and parsed, taking over this node's appends not yet read back. */
   async function parseWhole(storage: ModuleStorage, key: string): Promise<Entry> {
     const stored = (await storage.read(key)) ?? new Uint8Array(0);
@@ -318,10 +330,9 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
           cached = entries.get(key);
           continue;
         }
-        if (tail === undefined || !startsWith(tail, fingerprint)) break;
-        extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
-        remember(key, cached);
-        return snapshot(cached);
+        const log = continued(key, cached, tail);
+        if (log === undefined) break;
+        return log;
       }
       const entry = await parseWhole(storage, key);
       remember(key, entry);
@@ -331,12 +342,8 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       const key = messagesKey(userId, sessionId);
       const cached = entries.get(key);
       if (cached === undefined || cached.length === 0) return undefined;
-      const { length, fingerprint } = cached;
-      const tail = peek(storage, key, length - fingerprint.length);
-      if (tail === NOT_HELD || tail === undefined || !startsWith(tail, fingerprint)) return undefined;
-      extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
-      remember(key, cached);
-      return snapshot(cached);
+      const tail = peek(storage, key, cached.length - cached.fingerprint.length);
+      return tail === NOT_HELD ? undefined : continued(key, cached, tail);
     },
     async loadWhole(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
