@@ -32,46 +32,67 @@ type Task =
       reject: (error: unknown) => void;
     };
 
+/** A key's queue: the tasks waiting, the head of which (or its batch) may be running. */
 interface Lane {
   tasks: Task[];
-  done: Promise<void>;
 }
 
 /** Creates the lanes of one storage around its driver's batch writer and error wrapper. */
 export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
   const { appendBatch, failure } = options;
   const lanes = new Map<string, Lane>();
+  // Waiting for every lane to end (whenIdle): told when the last one does.
+  let idleWaiters: (() => void)[] = [];
 
-  async function drain(key: string, lane: Lane, finish: () => void): Promise<void> {
-    // Yield once so appends issued in the same tick join the first batch.
-    await Promise.resolve();
-    while (lane.tasks.length > 0) {
-      const head = lane.tasks[0]!;
-      if (head.kind === 'exclusive') {
-        lane.tasks.shift();
-        try {
-          head.resolve(await head.run());
-        } catch (error) {
+  function forget(key: string): void {
+    lanes.delete(key);
+    if (lanes.size > 0 || idleWaiters.length === 0) return;
+    const waiters = idleWaiters;
+    idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /**
+   * Runs the lane's head: an exclusive task alone, or every append queued before the next exclusive one
+   * as one batch; then the next, from the settled promise's callback. Callbacks rather than an async loop:
+   * each append of a chat turn went through this, and an async function's promises add up.
+   */
+  function runNext(key: string, lane: Lane): void {
+    const head = lane.tasks[0];
+    if (head === undefined) {
+      forget(key);
+      return;
+    }
+    const next = () => runNext(key, lane);
+    if (head.kind === 'exclusive') {
+      lane.tasks.shift();
+      settle(head.run).then(
+        (value) => {
+          head.resolve(value);
+          next();
+        },
+        (error: unknown) => {
           head.reject(error);
-        }
-        continue;
-      }
-      let count = 0;
-      while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
-      const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
-      try {
-        await appendBatch(
-          key,
-          batch.map((task) => task.data),
-        );
+          next();
+        },
+      );
+      return;
+    }
+    let count = 0;
+    while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
+    const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
+    const chunks = batch.map((task) => task.data);
+    settle(() => appendBatch(key, chunks)).then(
+      () => {
         for (const task of batch) task.resolve();
-      } catch (error) {
+        next();
+      },
+      (error: unknown) => {
         const wrapped = failure('append', key, error);
         for (const task of batch) task.reject(wrapped);
-      }
-    }
-    lanes.delete(key);
-    finish();
+        next();
+      },
+    );
   }
 
   function enqueue(key: string, task: Task): void {
@@ -80,10 +101,10 @@ export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
       existing.tasks.push(task);
       return;
     }
-    const { promise: done, resolve: finish } = Promise.withResolvers<void>();
-    const lane: Lane = { tasks: [task], done };
+    const lane: Lane = { tasks: [task] };
     lanes.set(key, lane);
-    void drain(key, lane, finish);
+    // On the next microtask, so appends issued in the same tick join the first batch.
+    queueMicrotask(() => runNext(key, lane));
   }
 
   return {
@@ -104,7 +125,16 @@ export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
     },
     async whenIdle() {
       // Loop: work queued while we waited (a lane opened by a finishing task) must finish too.
-      while (lanes.size > 0) await Promise.all([...lanes.values()].map((lane) => lane.done));
+      while (lanes.size > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
   };
+}
+
+/** `run()`'s promise, or a rejected one when it throws at once. */
+function settle<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return run();
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

@@ -10,27 +10,39 @@ import type { Storage } from './types.ts';
 /** Returns `storage` with each call timed and reported to `observer`; behaviour is unchanged. */
 export function meterStorage(storage: Storage, observer: StorageObserver): Storage {
   // The calls under way, so close() resolves only once every promise handed out has settled (the
-  // storage contract), not merely the driver's own.
-  const inFlight = new Set<Promise<unknown>>();
+  // storage contract), not merely the driver's own: counted, with a waiter made only when close() waits.
+  let running = 0;
+  let allSettled: (() => void) | undefined;
 
-  async function measure<T>(operation: StorageOperation, call: () => Promise<T>): Promise<T> {
-    const started = performance.now();
-    let failed = true;
-    try {
-      const result = await call();
-      failed = false;
-      return result;
-    } finally {
-      observer.operationCompleted(operation, (performance.now() - started) / 1000, failed);
-    }
-  }
-
+  /**
+   * `call()`, timed: one promise a call (a `then` that reports it), not an async layer and a tracking
+   * set: a chat turn makes several storage calls, and their promises add up.
+   */
   function timed<T>(operation: StorageOperation, call: () => Promise<T>): Promise<T> {
-    const promise = measure(operation, call);
-    inFlight.add(promise);
-    const settled = () => void inFlight.delete(promise);
-    promise.then(settled, settled);
-    return promise;
+    const started = performance.now();
+    const settled = (failed: boolean) => {
+      observer.operationCompleted(operation, (performance.now() - started) / 1000, failed);
+      running -= 1;
+      if (running === 0) allSettled?.();
+    };
+    let pending: Promise<T>;
+    running += 1;
+    try {
+      pending = call();
+    } catch (error) {
+      settled(true);
+      return Promise.reject(error);
+    }
+    return pending.then(
+      (value) => {
+        settled(false);
+        return value;
+      },
+      (error: unknown) => {
+        settled(true);
+        throw error;
+      },
+    );
   }
 
   const readFrom = storage.readFrom?.bind(storage);
@@ -49,7 +61,7 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
     list: (prefix) => timed('list', () => storage.list(prefix)),
     async close() {
       await storage.close();
-      await Promise.allSettled([...inFlight]);
+      if (running > 0) await new Promise<void>((resolve) => (allSettled = resolve));
     },
   };
 }

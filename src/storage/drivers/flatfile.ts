@@ -161,6 +161,12 @@ function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   });
 }
 
+/** `writeAll`, then an explicit datasync: where the platform has no O_DSYNC. */
+async function writeAndSync(handle: FileHandle, data: Uint8Array): Promise<void> {
+  await writeAll(handle, data);
+  await handle.datasync();
+}
+
 /** Creates a storage that keeps each key in a file under `options.root`. */
 export function createFlatfileStorage(options: FlatfileStorageOptions): FlatfileStorage {
   const root = resolve(options.root);
@@ -505,10 +511,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const data = concatBytes(chunks);
     const handle = file.handle;
     try {
-      const written = (async () => {
-        await writeAll(handle, data);
-        if (!SYNCED_WRITES) await handle.datasync();
-      })();
+      // O_DSYNC: the write is the sync (one promise, no async layer around it for a file already open).
+      const written = SYNCED_WRITES ? writeAll(handle, data) : writeAndSync(handle, data);
       await (entrySynced === undefined ? written : Promise.all([written, entrySynced]));
       counters.fileSyncs += 1;
       file.size += data.length;
