@@ -103,6 +103,9 @@ export default defineModule<TextChatConfig, TextChatApi>({
     };
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
+    // Alone on its bus, a node hears only its own turns' ends and errors, which it knows of already (a turn
+    // releases its keyed repeats and notes its messages for search itself): it does not listen to them.
+    const lone = ctx.cluster?.multiNode === false;
     // A turn's end or error, from any node: it is no longer generating (turns-under-way.ts).
     const turnEnded = {
       mode: 'local' as const,
@@ -207,14 +210,18 @@ export default defineModule<TextChatConfig, TextChatApi>({
             );
           },
         },
-        'chat.response.end': {
-          mode: 'local',
-          handler: (event: EventEnvelope<ChatResponseEnd>) => {
-            turnEnded.handler(event);
-            noteStored(event.userId, event.data?.sessionId, event.data?.message);
-          },
-        },
-        'chat.response.error': turnEnded,
+        ...(lone
+          ? {}
+          : {
+              'chat.response.end': {
+                mode: 'local' as const,
+                handler: (event: EventEnvelope<ChatResponseEnd>) => {
+                  turnEnded.handler(event);
+                  noteStored(event.userId, event.data?.sessionId, event.data?.message);
+                },
+              },
+              'chat.response.error': turnEnded,
+            }),
       },
       health: () => ({ healthy: true }),
       async dispose() {
