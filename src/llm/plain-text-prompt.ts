@@ -15,7 +15,7 @@
  * of them large) out of the memory this holds. text_chat's history freezes its messages.
  */
 
-import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
+import type { LanguageModelV3Prompt, LanguageModelV3TextPart } from '@ai-sdk/provider';
 import type { ModelMessage } from 'ai';
 
 /** One message of a model's prompt. */
@@ -44,8 +44,14 @@ const MAX_RUNS = 1024;
 // A run is taken out when a call continues it, so there is about one per active conversation.
 const runs = new Map<ModelMessage, ConvertedRun>();
 
+/** A plain text message from the user or the assistant in the prompt's form. */
+export interface PlainTextPromptMessage {
+  role: 'user' | 'assistant';
+  content: [LanguageModelV3TextPart];
+}
+
 /** A plain text message from the user or the assistant in the prompt's form, as the AI SDK converts it. */
-export function plainTextPromptMessage(role: 'user' | 'assistant', text: string): PromptMessage {
+export function plainTextPromptMessage(role: 'user' | 'assistant', text: string): PlainTextPromptMessage {
   return { role, content: [{ type: 'text', text }] };
 }
 

@@ -1,7 +1,7 @@
 import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import type { ModelMessage } from 'ai';
 import type { Message } from '../../core/types.ts';
-import { type PromptMessage, plainTextPromptMessage } from '../../llm/plain-text-prompt.ts';
+import { type PlainTextPromptMessage, plainTextPromptMessage } from '../../llm/plain-text-prompt.ts';
 import { replacedBy } from './replies.ts';
 
 /**
@@ -184,13 +184,12 @@ interface Window {
   /** TOKENS_PER_REPLY + system + the costs of the window's messages. */
   tokens: number;
   /**
-   * The window's messages, oldest first, and their model form: those from `offset` on. A window moves on
+   * The window's messages, oldest first, and their prompt form: those from `offset` on. A window moves on
    * in place (new ones pushed, dropped ones left behind `offset`, the arrays compacted now and then), so a
    * turn does not copy the hundreds of messages of a long chat's window twice over.
    */
   chosen: Message[];
-  models: ModelMessage[];
-  prompts: PromptMessage[];
+  prompts: PlainTextPromptMessage[];
   offset: number;
   /** No usable message older than the window was left out. */
   covered: boolean;
@@ -285,7 +284,6 @@ function walkWindow(
     start,
     tokens,
     chosen,
-    models: chosen.map(modelMessage),
     prompts: chosen.map(promptMessage),
     offset: 0,
     covered,
@@ -303,7 +301,7 @@ function slideWindow(
   at: (index: number) => Message,
   cost: MessageCost,
 ): Window {
-  const { chosen, models, prompts } = window;
+  const { chosen, prompts } = window;
   const wasEmpty = chosen.length === window.offset;
   for (let index = window.last + 1; index < count; index++) {
     const message = at(index);
@@ -314,14 +312,12 @@ function slideWindow(
       if (position >= window.offset) {
         window.tokens -= cost(chosen[position]!);
         chosen.splice(position, 1);
-        models.splice(position, 1);
         prompts.splice(position, 1);
       }
     }
     if (!isUsable(message)) continue;
     window.tokens += cost(message);
     chosen.push(message);
-    models.push(modelMessage(message));
     prompts.push(promptMessage(message));
   }
   if (wasEmpty && chosen.length > window.offset) window.start = count; // found below
@@ -332,7 +328,6 @@ function slideWindow(
   const dropped = window.offset - firstKept;
   if (window.offset >= COMPACT_AFTER && window.offset * 2 > chosen.length) {
     window.chosen = chosen.slice(window.offset);
-    window.models = models.slice(window.offset);
     window.prompts = prompts.slice(window.offset);
     window.offset = 0;
   }
@@ -382,9 +377,15 @@ function select(
     tokens -= cost(window.chosen[oldest++]!);
   }
   const chosen = window.chosen.length - oldest;
+  const prompt = window.prompts.slice(oldest);
+  // The AI SDK's form is made only when asked for: a call with tools takes it; the others send the prompt.
+  let messages: ModelMessage[] | undefined;
   return {
-    messages: window.models.slice(oldest),
-    prompt: window.prompts.slice(oldest),
+    get messages() {
+      messages ??= prompt.map(modelMessageOf);
+      return messages;
+    },
+    prompt,
     tokens,
     omitted: count - chosen,
     start: window.chosen.length === window.offset ? count : window.start,
@@ -392,22 +393,12 @@ function select(
   };
 }
 
-// The model's form of a stored message, made once: a session's turns send mostly the same messages again.
-// Frozen: never changed after this, which lets the LLM layer reuse its prompt form (plain-text-prompt.ts).
-const modelMessages = new WeakMap<Message, ModelMessage>();
-
-function modelMessage(message: Message): ModelMessage {
-  const known = modelMessages.get(message);
-  if (known !== undefined) return known;
-  const converted: ModelMessage = Object.freeze({
-    role: message.role as 'user' | 'assistant',
-    content: message.content,
-  });
-  modelMessages.set(message, converted);
-  return converted;
+/** A chosen message's form for the AI SDK (role and text), from its prompt form. */
+function modelMessageOf(message: PlainTextPromptMessage): ModelMessage {
+  return { role: message.role, content: message.content[0].text };
 }
 
 /** The prompt's form of a stored message, made once, when it enters a window (where it is kept). */
-function promptMessage(message: Message): PromptMessage {
+function promptMessage(message: Message): PlainTextPromptMessage {
   return plainTextPromptMessage(message.role as 'user' | 'assistant', message.content);
 }

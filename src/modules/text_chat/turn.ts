@@ -499,7 +499,14 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     );
 
     // The prompt form is kept with the window: the LLM layer need not convert the history again.
-    const request: LlmRequest = { model, messages: selected.messages, prompt: selected.prompt };
+    const request: LlmRequest = {
+      model,
+      // Taken only by a call with tools (the others send the prompt): not made until then.
+      get messages() {
+        return selected.messages;
+      },
+      prompt: selected.prompt,
+    };
     const knowledge = lookups.knowledge instanceof Promise ? await lookups.knowledge : lookups.knowledge;
     const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
     if (system !== undefined) request.system = system;
@@ -672,7 +679,9 @@ async function generate(
     return undefined;
   };
   try {
-    await ctx.llm.streamTo({ ...request, signal: controller.signal }, onPart);
+    // Set, not spread into a copy: a copy would make the request's messages, which only tools need.
+    request.signal = controller.signal;
+    await ctx.llm.streamTo(request, onPart);
     if (finish !== undefined) {
       await chunker.end();
       const usage: NonNullable<MessageMetadata['usage']> = {};
