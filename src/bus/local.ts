@@ -274,6 +274,10 @@ export function createLocalNetwork(options: LocalNetworkOptions = {}): LocalNetw
           return publish(envelope);
         },
 
+        hasListeners(type) {
+          return closed || routeFor(type) !== EMPTY_ROUTE;
+        },
+
         subscribe(pattern, deliver, options) {
           if (closed) throw closedError();
           const subscriber = subscribe(pattern, deliver, options);

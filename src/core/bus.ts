@@ -37,6 +37,8 @@ export interface BusOptions {
 export const HANDLER_ERROR_EVENT = 'bus.handler.error';
 
 const silentLogger: BusLogger = { error() {}, debug() {} };
+/** What `emit` returns for an event nobody would get. */
+const NOTHING_TO_DELIVER: Promise<void> = Promise.resolve();
 /** Event types already validated; bounded so a stream of distinct types cannot grow it forever. */
 const MAX_KNOWN_TYPES = 10_000;
 
@@ -220,6 +222,8 @@ export function createBus(options: BusOptions): Bus {
         return Promise.reject(error);
       }
       metrics.eventEmitted?.(type);
+      // Nobody would get it (a chat turn emits several events most nodes do not listen to): nothing to do.
+      if (transport.hasListeners?.(type) === false) return NOTHING_TO_DELIVER;
       return transport.publish(envelopeFor(type, data, envelopeOptions));
     },
 

@@ -82,6 +82,13 @@ export interface BusTransport {
   publish(envelope: EventEnvelope): Promise<void>;
 
   /**
+   * Optional: false when no handler on any node would get an event of `type` now, so the bus publishes
+   * nothing and builds no envelope for it (an id, a timestamp, an object). Only a transport that sees every
+   * subscription (the in-process one) can tell; one across a network leaves it out.
+   */
+  hasListeners?(type: string): boolean;
+
+  /**
    * Registers `deliver` for events matching `pattern` on this node. Returns a function that unsubscribes:
    * once it returned, `deliver` is not called again by this subscription (for a work set, other members
    * keep receiving; the durable position of the set is kept).

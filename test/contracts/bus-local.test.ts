@@ -29,6 +29,40 @@ describe('in-process transport, beyond the contract', () => {
     await bus.close();
   });
 
+  it('tells the bus when nobody listens to a type: such an event is counted, not published; a listener added later gets the next one', async () => {
+    const network = createLocalNetwork();
+    const transport = network.createTransport();
+    const other = network.createTransport();
+    const published: string[] = [];
+    const publish = transport.publish.bind(transport);
+    transport.publish = (envelope) => {
+      published.push(envelope.type);
+      return publish(envelope);
+    };
+    const emitted: string[] = [];
+    const bus = createBus({ transport, metrics: { eventEmitted: (type) => emitted.push(type) } });
+    expect(transport.hasListeners?.('job.finished')).toBe(false);
+    await bus.emit('job.finished', { n: 1 });
+    expect(emitted).toEqual(['job.finished']);
+    expect(published).toEqual([]);
+
+    // A listener on another node of the network, by wildcard: the type has a listener now.
+    const heard: unknown[] = [];
+    const otherBus = createBus({ transport: other });
+    const unsubscribe = otherBus.on('job.>', (event) => void heard.push(event.data));
+    expect(transport.hasListeners?.('job.finished')).toBe(true);
+    await bus.emit('job.finished', { n: 2 });
+    expect(published).toEqual(['job.finished']);
+    expect(heard).toEqual([{ n: 2 }]);
+
+    unsubscribe();
+    expect(transport.hasListeners?.('job.finished')).toBe(false);
+    await bus.close();
+    // Closed: emit still refuses, as it did before the shortcut.
+    await expect(bus.emit('job.finished', {})).rejects.toMatchObject({ code: 'CHAT_ERR_BUS_CLOSED' });
+    await otherBus.close();
+  });
+
   it('reports emitted events, handler durations and failures to the injected metrics and callback', async () => {
     const emitted: string[] = [];
     const completed: { type: string; group: string; seconds: number }[] = [];

@@ -103,8 +103,9 @@ export default defineModule<TextChatConfig, TextChatApi>({
     };
 
     const turn = (event: EventEnvelope<MessageSendRequest>) => runTurn(deps, event);
-    // Alone on its bus, a node hears only its own turns' ends and errors, which it knows of already (a turn
-    // releases its keyed repeats and notes its messages for search itself): it does not listen to them.
+    // Alone on its bus, a node hears only its own turns' messages, ends and errors, which it knows of
+    // already (a turn releases its keyed repeats and notes its messages for search itself): it does not
+    // listen to them.
     const lone = ctx.cluster?.multiNode === false;
     // A turn's end or error, from any node: it is no longer generating (turns-under-way.ts).
     const turnEnded = {
@@ -145,11 +146,6 @@ export default defineModule<TextChatConfig, TextChatApi>({
         'messages.search': (event) => requests.search(event.data),
         'message.rate': (event) => feedback.rate(event.data),
         'messages.feedback': (event) => feedback.list(event.data),
-        'message.received': {
-          mode: 'local',
-          handler: (event: EventEnvelope<MessageReceived>) =>
-            noteStored(event.data?.userId, event.data?.sessionId, event.data?.message),
-        },
         // A knowledge source's change for a user, from any node: their turns gather knowledge again.
         'knowledge.changed': {
           mode: 'local',
@@ -213,6 +209,11 @@ export default defineModule<TextChatConfig, TextChatApi>({
         ...(lone
           ? {}
           : {
+              'message.received': {
+                mode: 'local' as const,
+                handler: (event: EventEnvelope<MessageReceived>) =>
+                  noteStored(event.data?.userId, event.data?.sessionId, event.data?.message),
+              },
               'chat.response.end': {
                 mode: 'local' as const,
                 handler: (event: EventEnvelope<ChatResponseEnd>) => {
