@@ -5,6 +5,7 @@ import {
   appendJsonLine,
   assertWholeLines,
   encodeJsonLine,
+  encodeJsonLines,
   parseJsonLines,
   readJsonLines,
 } from './json-lines.ts';
@@ -55,6 +56,21 @@ describe('readJsonLines and appendJsonLine', () => {
 
   it('refuses a value with no JSON form', () => {
     expect(() => encodeJsonLine(undefined)).toThrow(/JSON-serialisable/);
+  });
+});
+
+describe('encodeJsonLines', () => {
+  it('writes the lines encodeJsonLine writes one by one, in one buffer, and refuses what JSON cannot say', () => {
+    const values = [
+      { id: 'a', content: 'héllo ✓' },
+      { id: 'b', content: 'line\nbreak' },
+    ];
+    const together = encodeJsonLines(values);
+    expect(Buffer.from(together).toString('utf8')).toBe(
+      values.map((value) => Buffer.from(encodeJsonLine(value)).toString('utf8')).join(''),
+    );
+    expect(parseJsonLines(together, 'k')).toEqual(values);
+    expect(() => encodeJsonLines([{ ok: true }, undefined])).toThrow(/JSON-serialisable/);
   });
 });
 

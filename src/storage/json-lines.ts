@@ -60,15 +60,27 @@ export async function readJsonLines<T = unknown>(storage: Pick<Storage, 'read'>,
   return bytes === undefined ? [] : parseJsonLines<T>(bytes, key);
 }
 
-/** Serialises `value` as one JSON line (with its `\n`). */
-export function encodeJsonLine(value: unknown): Uint8Array {
+/** `value` as JSON, for a line of its own. */
+function jsonOf(value: unknown): string {
   const json = JSON.stringify(value);
   if (json === undefined) {
     throw new ValidationError('a JSON line needs a JSON-serialisable value', {
       details: { type: typeof value },
     });
   }
-  return encoder.encode(`${json}\n`);
+  return json;
+}
+
+/** Serialises `value` as one JSON line (with its `\n`). */
+export function encodeJsonLine(value: unknown): Uint8Array {
+  return encoder.encode(`${jsonOf(value)}\n`);
+}
+
+/** Serialises `values` as JSON lines (each with its `\n`), encoded at once: one buffer, not one each. */
+export function encodeJsonLines(values: readonly unknown[]): Uint8Array {
+  let text = '';
+  for (const value of values) text += `${jsonOf(value)}\n`;
+  return encoder.encode(text);
 }
 
 /** Appends `value` as one line to the JSON Lines log at `key`; durable when the promise resolves. */

@@ -1,7 +1,7 @@
 import { ValidationError } from '../../core/errors.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Message } from '../../core/types.ts';
-import { encodeJsonLine } from '../../storage/json-lines.ts';
+import { encodeJsonLines } from '../../storage/json-lines.ts';
 import type { SessionLog } from './history-cache.ts';
 import { hiddenMessages } from './replies.ts';
 import { messagesKey } from './sessions.ts';
@@ -23,8 +23,7 @@ export async function appendMessages(
   sessionId: string,
   messages: readonly Message[],
 ): Promise<Uint8Array> {
-  const lines = messages.map((message) => encodeJsonLine(message));
-  const bytes = lines.length === 1 ? lines[0]! : Buffer.concat(lines);
+  const bytes = encodeJsonLines(messages);
   await storage.append(messagesKey(userId, sessionId), bytes);
   return bytes;
 }
