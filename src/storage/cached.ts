@@ -6,11 +6,13 @@
  * Changes made through the cache keep it current rather than emptying it, so a log that is appended to and
  * read again (a chat session, every turn) is never read back from the driver: once a write resolves, the
  * cache holds the written bytes; once an append resolves, a cached value is extended by the appended bytes
- * (keeping the entry's expiry, so the TTL still bounds staleness). A change is remembered only when no
- * other change of the key overlapped it, and the driver applies one key's changes in call order, so the
- * remembered bytes are the stored ones (after a delete: none). A failed change, overlapping changes, an
- * append to an uncached key, or to a `.jsonl` value that ends in a torn line (the driver cuts it off
- * before appending) leave the key uncached.
+ * (keeping the entry's expiry, so the TTL still bounds staleness). The driver applies one key's changes
+ * in call order and settles them in that order, so the cache follows them as they settle, overlapping
+ * ones too (several turns of one chat appending at once): the remembered bytes are the stored ones (after
+ * a delete: none). While only appends are under way, reads are answered what the settled ones left; while
+ * a write or a delete is, nothing is held. A failed change, changes that settled out of order, an append
+ * to an uncached key, or to a `.jsonl` value that ends in a torn line (the driver cuts it off before
+ * appending) leave the key uncached.
  *
  * `readFrom` answers a hit with a copy of the value's tail only: a reader following a long log pays for
  * its new lines, not for the whole log.
@@ -80,6 +82,18 @@ interface Entry {
   used?: boolean;
 }
 
+/** The changes of a key under way (mutate): counted in call order, with what the settled ones left. */
+interface KeyChanges {
+  running: number;
+  /** Changes begun, and settled (the latest settled one's number). */
+  started: number;
+  settled: number;
+  /** What the key holds once the changes settled so far are applied (`UNKNOWN`: not known). */
+  state: Entry | typeof UNKNOWN;
+  /** Only appends began since the key was last at rest: what `state` holds is served meanwhile. */
+  appendsOnly: boolean;
+}
+
 const NEWLINE = 0x0a;
 /** What a change leaves when the cache cannot tell what the key holds afterwards. */
 const UNKNOWN = Symbol('unknown');
@@ -122,9 +136,8 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   // The buffers the cache allocated with room to grow: the only memory an append may write past a
   // value's end in (any other buffer may hold someone else's bytes there).
   const growable = new WeakSet<ArrayBufferLike>();
-  // Changes of a key under way, and how many have started: a change overlapped no other when none was
-  // under way as it started and none started before it ended.
-  const changes = new Map<string, { running: number; started: number }>();
+  // The changes of a key under way since it was last at rest (see mutate).
+  const changes = new Map<string, KeyChanges>();
   const counters = { hits: 0, misses: 0, evictions: 0 };
 
   /** Removes `key`'s entry, if any, and what its value held. */
@@ -180,41 +193,64 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   }
 
   /**
-   * Runs a change of `key`. Once it succeeded without overlapping another change of the key, `next` (given
-   * the entry cached before it began) says what the key now holds: bytes, `undefined` for none, or
-   * `UNKNOWN` to leave it uncached.
+   * Runs a change of `key`; `next` (given what the key held before it: an entry, or undefined when that is
+   * not known) says what it holds after: bytes, `undefined` for none, or `UNKNOWN`. The driver applies one
+   * key's changes in call order and settles them in that order, so applying each change's `next` as it
+   * settles follows what is stored, overlapping changes too (several turns of one chat appending at once);
+   * a change that failed, or settled out of order, leaves the key unknown until it is at rest again.
+   * While only appends are under way, readers are answered what the settled ones left (an append not yet
+   * acknowledged may or may not be seen by a read: this one is not); while a write or a delete is, nothing
+   * is held.
    */
   async function mutate<T>(
     key: string,
+    kind: 'append' | 'replace',
     operation: () => Promise<T>,
     next: (before: Entry | undefined) => Entry | typeof UNKNOWN,
   ): Promise<T> {
-    const before = entries.get(key);
-    invalidate(key);
     let change = changes.get(key);
     if (change === undefined) {
-      change = { running: 0, started: 0 };
+      const before = entries.get(key);
+      const known = before !== undefined && before.expiresAt > now() ? before : UNKNOWN;
+      change = { running: 0, started: 0, settled: 0, state: known, appendsOnly: true };
       changes.set(key, change);
     }
-    const overlapped = change.running > 0;
+    if (kind === 'replace') change.appendsOnly = false;
+    if (change.appendsOnly) readTokens.delete(key);
+    else invalidate(key);
     change.running += 1;
-    change.started += 1;
-    const startedBefore = change.started;
+    const sequence = ++change.started;
     let succeeded = false;
     try {
       const result = await operation();
       succeeded = true;
       return result;
     } finally {
-      const alone = !overlapped && change.started === startedBefore;
-      change.running -= 1;
-      if (change.running === 0) changes.delete(key);
-      invalidate(key);
-      if (alone && succeeded) {
-        const after = next(before !== undefined && before.expiresAt > now() ? before : undefined);
-        if (after !== UNKNOWN) store(key, after);
-      }
+      settle(key, change, sequence, succeeded, next);
     }
+  }
+
+  /** Applies a settled change to what the cache knows of its key (see mutate). */
+  function settle(
+    key: string,
+    change: KeyChanges,
+    sequence: number,
+    succeeded: boolean,
+    next: (before: Entry | undefined) => Entry | typeof UNKNOWN,
+  ): void {
+    change.running -= 1;
+    const inOrder = sequence === change.settled + 1;
+    change.settled = Math.max(change.settled, sequence);
+    if (!succeeded || !inOrder) change.state = UNKNOWN;
+    else {
+      const before = change.state === UNKNOWN || change.state.expiresAt <= now() ? undefined : change.state;
+      change.state = next(before);
+    }
+    // A read of the driver under way may have seen this change or not: it is not remembered.
+    invalidate(key);
+    const atRest = change.running === 0;
+    if (atRest) changes.delete(key);
+    if ((atRest || change.appendsOnly) && change.state !== UNKNOWN) store(key, change.state);
   }
 
   /** What `key` holds after `data` was appended to what `before` held; `UNKNOWN` when that is not known. */
@@ -270,6 +306,8 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     }
     if (readTokens.get(key) === token) {
       readTokens.delete(key);
+      // A change under way may be partly in what was read.
+      if (changes.has(key)) return value;
       const entry = remember(value);
       if (entry !== UNKNOWN) store(key, entry);
     }
@@ -351,6 +389,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       const value = copyBytes(data);
       return mutate(
         key,
+        'replace',
         () => storage.write(key, value, options),
         () => entryFor(key, value, now() + ttlMs),
       );
@@ -358,6 +397,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     delete: (key) =>
       mutate(
         key,
+        'replace',
         () => storage.delete(key),
         () => entryFor(key, undefined, now() + ttlMs),
       ),
@@ -365,6 +405,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       const value = copyBytes(data);
       return mutate(
         key,
+        'append',
         () => storage.append(key, value),
         (before) => appended(key, before, value),
       );
