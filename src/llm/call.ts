@@ -41,7 +41,8 @@ export interface LlmRequest {
    * Optional: the same conversation already in the model's prompt form (plain text from the user and the
    * assistant, no system message), made for this call and handed to the provider as it is — by a caller
    * that keeps it from call to call (text_chat's history window), so the call does not convert `messages`
-   * again. Used when the call has no tools; the caller vouches that it says what `messages` says.
+   * again. Used when the call has no tools; the caller vouches that it says what `messages` says. With
+   * it, `messages` may be a getter: a call without tools never reads it.
    */
   prompt?: LanguageModelV3Prompt;
   /** A system prompt put before the messages. */
