@@ -224,8 +224,20 @@ function usageOf(usage: LlmUsage): LlmUsage {
   return { inputTokens: usage.inputTokens, outputTokens: usage.outputTokens, totalTokens: usage.totalTokens };
 }
 
+/** The settings of a request that sets none (most chat turns): nothing to check, nothing to copy. */
+const NO_CALL_SETTINGS = Object.freeze({});
+
 /** The request's sampling settings, checked as streamText checks them (InvalidArgumentError). */
 function callSettingsOf(request: LlmRequest) {
+  if (
+    request.maxOutputTokens === undefined &&
+    request.temperature === undefined &&
+    request.topP === undefined &&
+    request.stopSequences === undefined &&
+    request.seed === undefined
+  ) {
+    return NO_CALL_SETTINGS;
+  }
   const settings = prepareCallSettings({
     ...(request.maxOutputTokens === undefined ? {} : { maxOutputTokens: request.maxOutputTokens }),
     ...(request.temperature === undefined ? {} : { temperature: request.temperature }),

@@ -31,8 +31,11 @@ import { messagesKey } from './sessions.ts';
 const NEWLINE = 0x0a;
 /** Bytes before the cached end that must still match for the cached prefix to be trusted. */
 const FINGERPRINT_BYTES = 64;
-/** This node's appends to one log remembered until their bytes are read back (a turn makes one or two). */
-const MAX_OWN_APPENDS = 8;
+/**
+ * This node's appends to one log remembered until their bytes are read back (a turn makes one or two, and
+ * reads them back at the session's next turn; turns of one chat at once leave a few more).
+ */
+const MAX_OWN_APPENDS = 32;
 
 /**
  * A session's log as one load read it, oldest first. Later loads may parse more lines into the cache, but
@@ -74,17 +77,18 @@ interface Entry {
   length: number;
   /** The last bytes before `length`, to tell the same log from another one. */
   fingerprint: Uint8Array;
-  /** Messages this node appended whose lines are not parsed yet, by id. */
-  appended: Map<string, Message>;
-  /** The same appends as their bytes, oldest first, so lines found byte for byte need no parsing. */
+  /**
+   * This node's appends not read back yet, oldest first: lines found to be their exact bytes need no
+   * parsing (a conversation held by one node: every turn), and lines parsed are matched to them by id.
+   */
   own: OwnAppend[];
   /** The length counted in the cache's byte total. */
   counted: number;
 }
 
-/** One append this node made: the bytes it wrote and the messages they encode. */
+/** One append this node made: the messages, and the bytes it wrote when known. */
 interface OwnAppend {
-  bytes: Uint8Array;
+  bytes: Uint8Array | undefined;
   messages: readonly Message[];
 }
 
@@ -122,12 +126,16 @@ export interface HistoryCacheOptions {
   maxBytes: number;
 }
 
-function index(entry: Entry, parsed: readonly Message[]): void {
+/**
+ * Adds messages read from the log to `entry`: this node's own objects (`own`, by id: same id, same text)
+ * stand for the lines that are theirs. Messages taken back by their bytes are own objects already.
+ */
+function index(entry: Entry, parsed: readonly Message[], own?: Map<string, Message>): void {
   for (const line of parsed) {
-    // The object this node appended, when the line is one of those (same id, same text).
-    const own = entry.appended.get(line.id);
-    const message = own !== undefined && own.content === line.content && own.role === line.role ? own : line;
-    entry.appended.delete(line.id);
+    const mine = own?.get(line.id);
+    const message =
+      mine !== undefined && mine.content === line.content && mine.role === line.role ? mine : line;
+    if (mine !== undefined) own?.delete(line.id);
     const position = entry.first + entry.messages.push(message) - 1;
     const turnId = message.metadata.turnId;
     // A turn whose first messages were dropped keeps answering "load the whole log" (see snapshot).
@@ -184,7 +192,7 @@ function dropBefore(entry: Entry, from: number): void {
   }
 }
 
-function newEntry(appended = new Map<string, Message>(), own: OwnAppend[] = []): Entry {
+function newEntry(own: OwnAppend[] = []): Entry {
   return {
     messages: [],
     first: 0,
@@ -192,7 +200,6 @@ function newEntry(appended = new Map<string, Message>(), own: OwnAppend[] = []):
     dropped: new Set(),
     length: 0,
     fingerprint: new Uint8Array(0),
-    appended,
     own,
     counted: 0,
   };
@@ -217,10 +224,15 @@ function extend(entry: Entry, fresh: Uint8Array, offset: number, bytes: Uint8Arr
   if (end === 0) return;
   const parsedFrom = takeOwnAppends(entry, fresh, end);
   if (parsedFrom < end) {
-    index(entry, parseJsonLines<Message>(fresh.subarray(parsedFrom, end), key));
-    // Own appends whose lines came after another node's were parsed (and taken back by id) just now.
-    if (entry.own.length > 0) {
-      entry.own = entry.own.filter((own) => own.messages.every((message) => entry.appended.has(message.id)));
+    // Parsed: another node's lines came first, or a log read anew. Own lines among them are matched by id.
+    const ownById =
+      entry.own.length === 0
+        ? undefined
+        : new Map(entry.own.flatMap((own) => own.messages.map((message) => [message.id, message] as const)));
+    index(entry, parseJsonLines<Message>(fresh.subarray(parsedFrom, end), key), ownById);
+    // Own appends whose lines were parsed (and taken back by id) just now are read back.
+    if (ownById !== undefined) {
+      entry.own = entry.own.filter((own) => own.messages.every((message) => ownById.has(message.id)));
     }
   }
   entry.length += end;
@@ -237,13 +249,14 @@ function takeOwnAppends(entry: Entry, fresh: Uint8Array, end: number): number {
   while (entry.own.length > 0 && position < end) {
     const found = entry.own.findIndex(
       ({ bytes }) =>
+        bytes !== undefined &&
         bytes.length <= end - position &&
         Buffer.compare(bytes, fresh.subarray(position, position + bytes.length)) === 0,
     );
     if (found === -1) break;
-    const own = entry.own.splice(found, 1)[0]!;
-    index(entry, own.messages);
-    position += own.bytes.length;
+    const { bytes, messages } = entry.own.splice(found, 1)[0]!;
+    index(entry, messages);
+    position += bytes?.length ?? 0;
   }
   return position;
 }
@@ -312,7 +325,7 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
   async function parseWhole(storage: ModuleStorage, key: string): Promise<Entry> {
     const stored = (await storage.read(key)) ?? new Uint8Array(0);
     const previous = entries.get(key);
-    const entry = newEntry(previous?.appended, previous?.own);
+    const entry = newEntry(previous?.own);
     extend(entry, stored, 0, stored, key);
     return entry;
   }
@@ -357,8 +370,6 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     appended(userId, sessionId, messages, bytes) {
       const entry = entries.get(messagesKey(userId, sessionId));
       if (entry === undefined) return;
-      for (const message of messages) entry.appended.set(message.id, message);
-      if (bytes === undefined) return;
       entry.own.push({ bytes, messages });
       if (entry.own.length > MAX_OWN_APPENDS) entry.own.shift();
     },
