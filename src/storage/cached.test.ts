@@ -65,6 +65,16 @@ function gatedStorage(): Storage & { gates: PromiseWithResolvers<void>[]; failNe
   };
 }
 
+/** A read cache over a gated storage, with `key` written through it first (its gate opened). */
+async function gatedCacheHolding(key: string, value: string) {
+  const backing = gatedStorage();
+  const cached = cacheStorage(backing, { ttlMs: 60_000, maxEntries: 10 });
+  const written = cached.write(key, bytes(value));
+  backing.gates[0]?.resolve();
+  await written;
+  return { backing, cached };
+}
+
 /** Lets the changes called so far reach their gates. */
 const reachGates = () => new Promise((resolve) => setImmediate(resolve));
 
@@ -191,11 +201,7 @@ describe('cacheStorage', () => {
   });
 
   it('forgets a key whose appends under way together settled out of order, or one of which failed', async () => {
-    const backing = gatedStorage();
-    const cached = cacheStorage(backing, { ttlMs: 60_000, maxEntries: 10 });
-    const write = cached.write('a.jsonl', bytes(''));
-    backing.gates[0]?.resolve();
-    await write;
+    const { backing, cached } = await gatedCacheHolding('a.jsonl', '');
     const first = cached.append('a.jsonl', bytes('1\n'));
     const second = cached.append('a.jsonl', bytes('2\n'));
     await reachGates();
@@ -218,11 +224,7 @@ describe('cacheStorage', () => {
   });
 
   it('holds nothing of a key while a write is under way beside appends, and knows it once all settled', async () => {
-    const backing = gatedStorage();
-    const cached = cacheStorage(backing, { ttlMs: 60_000, maxEntries: 10 });
-    const first = cached.write('b.jsonl', bytes('0\n'));
-    backing.gates[0]?.resolve();
-    await first;
+    const { backing, cached } = await gatedCacheHolding('b.jsonl', '0\n');
     const appending = cached.append('b.jsonl', bytes('1\n'));
     const replacing = cached.write('b.jsonl', bytes('w\n'));
     const appendingAfter = cached.append('b.jsonl', bytes('2\n'));
