@@ -33,4 +33,27 @@ describe('meterStorage', () => {
     const { readFrom: _readFrom, ...withoutReadFrom } = createMemoryStorage();
     expect(meterStorage(withoutReadFrom, { operationCompleted() {} }).readFrom).toBeUndefined();
   });
+
+  it('closes only once every call it handed out has settled, however many wait for the close', async () => {
+    const inner = createMemoryStorage();
+    const gate = Promise.withResolvers<void>();
+    const slow = {
+      ...inner,
+      async read(key: string) {
+        const value = await inner.read(key);
+        await gate.promise;
+        return value;
+      },
+    };
+    const storage = meterStorage(slow, { operationCompleted() {} });
+    const reading = storage.read('a.json');
+    let closed = 0;
+    const closing = [storage.close(), storage.close()].map((close) => close.then(() => (closed += 1)));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(closed).toBe(0);
+    gate.resolve();
+    await reading;
+    await Promise.all(closing);
+    expect(closed).toBe(2);
+  });
 });

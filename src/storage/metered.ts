@@ -12,7 +12,7 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
   // The calls under way, so close() resolves only once every promise handed out has settled (the
   // storage contract), not merely the driver's own: counted, with a waiter made only when close() waits.
   let running = 0;
-  let allSettled: (() => void) | undefined;
+  let allSettled: PromiseWithResolvers<void> | undefined;
 
   /**
    * `call()`, timed: one promise a call (a `then` that reports it), not an async layer and a tracking
@@ -23,7 +23,7 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
     const settled = (failed: boolean) => {
       observer.operationCompleted(operation, (performance.now() - started) / 1000, failed);
       running -= 1;
-      if (running === 0) allSettled?.();
+      if (running === 0) allSettled?.resolve();
     };
     let pending: Promise<T>;
     running += 1;
@@ -61,7 +61,9 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
     list: (prefix) => timed('list', () => storage.list(prefix)),
     async close() {
       await storage.close();
-      if (running > 0) await new Promise<void>((resolve) => (allSettled = resolve));
+      if (running === 0) return;
+      allSettled ??= Promise.withResolvers<void>();
+      await allSettled.promise;
     },
   };
 }
