@@ -202,7 +202,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
    * acknowledged may or may not be seen by a read: this one is not); while a write or a delete is, nothing
    * is held.
    */
-  async function mutate<T>(
+  function mutate<T>(
     key: string,
     kind: 'append' | 'replace',
     operation: () => Promise<T>,
@@ -220,14 +220,25 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     else invalidate(key);
     change.running += 1;
     const sequence = ++change.started;
-    let succeeded = false;
+    const changing = change;
+    // A `then`, not an async function: every append of a chat turn passes here.
+    let pending: Promise<T>;
     try {
-      const result = await operation();
-      succeeded = true;
-      return result;
-    } finally {
-      settle(key, change, sequence, succeeded, next);
+      pending = operation();
+    } catch (error) {
+      settle(key, changing, sequence, false, next);
+      return Promise.reject(error);
     }
+    return pending.then(
+      (result) => {
+        settle(key, changing, sequence, true, next);
+        return result;
+      },
+      (error: unknown) => {
+        settle(key, changing, sequence, false, next);
+        throw error;
+      },
+    );
   }
 
   /** Applies a settled change to what the cache knows of its key (see mutate). */

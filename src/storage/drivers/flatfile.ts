@@ -496,37 +496,59 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     await file.handle.close().catch(() => undefined);
   }
 
-  async function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
-    let file = appendFiles.get(key);
-    let entrySynced: Promise<void> | undefined;
-    if (file === undefined) {
-      ({ file, entrySynced } = await openAppendFile(key));
-    } else {
-      appendFiles.delete(key);
-    }
+  /**
+   * Writes a batch of appends to `key`'s file. A file already open is written at once, without an async
+   * layer around the write: a chat turn's append passes here.
+   */
+  function appendBatch(key: string, chunks: Uint8Array[]): Promise<void> {
+    const file = appendFiles.get(key);
+    if (file === undefined) return openAndAppend(key, chunks);
+    appendFiles.delete(key);
+    return writeBatch(key, file, undefined, chunks);
+  }
+
+  async function openAndAppend(key: string, chunks: Uint8Array[]): Promise<void> {
+    const { file, entrySynced } = await openAppendFile(key);
+    return writeBatch(key, file, entrySynced, chunks);
+  }
+
+  /**
+   * Writes `chunks` at the end of `file` (and waits for `entrySynced`, the fsync of a new file's folder);
+   * a failure takes back what was written and closes the file.
+   */
+  function writeBatch(
+    key: string,
+    file: AppendFile,
+    entrySynced: Promise<void> | undefined,
+    chunks: Uint8Array[],
+  ): Promise<void> {
     // Most recently used last; busy, so no other lane's eviction closes it under this batch.
     appendFiles.set(key, file);
     file.busy = true;
     counters.appendBatches += 1;
     const data = concatBytes(chunks);
-    const handle = file.handle;
-    try {
-      // O_DSYNC: the write is the sync (one promise, no async layer around it for a file already open).
-      const written = SYNCED_WRITES ? writeAll(handle, data) : writeAndSync(handle, data);
-      await (entrySynced === undefined ? written : Promise.all([written, entrySynced]));
-      counters.fileSyncs += 1;
-      file.size += data.length;
-    } catch (error) {
-      // Take back a partial batch so the rejected appends leave nothing behind (best effort), and close
-      // the file: the next append opens it afresh and checks its end again.
-      await file.handle.truncate(file.size).catch(() => undefined);
-      if (appendFiles.get(key) === file) appendFiles.delete(key);
-      await file.handle.close().catch(() => undefined);
-      throw error;
-    } finally {
-      file.busy = false;
-    }
-    closeIdleFiles();
+    // O_DSYNC: the write is the sync.
+    const written = SYNCED_WRITES ? writeAll(file.handle, data) : writeAndSync(file.handle, data);
+    return (entrySynced === undefined ? written : Promise.all([written, entrySynced])).then(
+      () => {
+        counters.fileSyncs += 1;
+        file.size += data.length;
+        file.busy = false;
+        closeIdleFiles();
+      },
+      async (error: unknown) => {
+        // Take back a partial batch so the rejected appends leave nothing behind (best effort), and close
+        // the file: the next append opens it afresh and checks its end again.
+        try {
+          await file.handle.truncate(file.size).catch(() => undefined);
+          if (appendFiles.get(key) === file) appendFiles.delete(key);
+          await file.handle.close().catch(() => undefined);
+        } finally {
+          file.busy = false;
+        }
+        throw error;
+      },
+    );
   }
 
   /**
