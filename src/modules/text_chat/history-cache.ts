@@ -153,31 +153,53 @@ function index(entry: Entry, parsed: readonly Message[], own?: Map<string, Messa
 
 /** The log as it is now: later growth of the entry stays out of it. */
 function snapshot(entry: Entry): SessionLog {
-  const { messages, first, turns, dropped } = entry;
-  const count = first + messages.length;
-  const at = (position: number) => {
+  return new LogSnapshot(entry);
+}
+
+/**
+ * The log as it was when taken: the entry's messages array then (later growth of the entry pushes onto it,
+ * past `count`; a drop replaces it). A class, not an object of closures: one is made every turn.
+ */
+class LogSnapshot implements SessionLog {
+  readonly count: number;
+  readonly first: number;
+  readonly identity: object;
+  readonly #messages: Message[];
+  readonly #turns: Entry['turns'];
+  readonly #dropped: Set<string>;
+
+  constructor(entry: Entry) {
+    this.#messages = entry.messages;
+    this.first = entry.first;
+    this.count = entry.first + entry.messages.length;
+    this.identity = entry;
+    this.#turns = entry.turns;
+    this.#dropped = entry.dropped;
+  }
+
+  at(position: number): Message {
+    const { first, count } = this;
     if (position < first || position >= count) {
       throw new RangeError(`message ${position} is not held (held: ${first} to ${count - 1})`);
     }
-    return messages[position - first]!;
-  };
-  return {
-    count,
-    first,
-    identity: entry,
-    at,
-    slice: (start = first, end = count) =>
-      messages.slice(Math.max(start, first) - first, Math.min(end, count) - first),
-    turn(turnId) {
-      const found = turns.get(turnId);
-      if (found === undefined) return dropped.has(turnId) ? undefined : {};
-      if ((found.user ?? count) < first || (found.reply ?? count) < first) return undefined;
-      const result: TurnMessages = {};
-      if (found.user !== undefined && found.user < count) result.user = at(found.user);
-      if (found.reply !== undefined && found.reply < count) result.reply = at(found.reply);
-      return result;
-    },
-  };
+    return this.#messages[position - first]!;
+  }
+
+  slice(start = this.first, end = this.count): Message[] {
+    const { first, count } = this;
+    return this.#messages.slice(Math.max(start, first) - first, Math.min(end, count) - first);
+  }
+
+  turn(turnId: string): TurnMessages | undefined {
+    const { first, count } = this;
+    const found = this.#turns.get(turnId);
+    if (found === undefined) return this.#dropped.has(turnId) ? undefined : {};
+    if ((found.user ?? count) < first || (found.reply ?? count) < first) return undefined;
+    const result: TurnMessages = {};
+    if (found.user !== undefined && found.user < count) result.user = this.at(found.user);
+    if (found.reply !== undefined && found.reply < count) result.reply = this.at(found.reply);
+    return result;
+  }
 }
 
 /** Drops the messages before index `from` (the turns they held become ids only). */
