@@ -23,9 +23,12 @@ describe('createSessionStore: peek and existsNow', () => {
     // A change made through the store is seen at once.
     await sessions.update('u1', created.id, (metadata) => ({ ...metadata, title: 'renamed' }));
     expect(sessions.peek('u1', created.id)?.metadata.title).toBe('renamed');
-    // A touch not written yet shows, as in get.
+    // A touch not written yet shows in get, not in the stored session peek gives (still the shared one).
+    const stored = sessions.peek('u1', created.id);
     sessions.touch('u1', created.id, '2999-01-01T00:00:00.000Z');
-    expect(sessions.peek('u1', created.id)?.metadata.updatedAt).toBe('2999-01-01T00:00:00.000Z');
+    expect((await sessions.get('u1', created.id)).metadata.updatedAt).toBe('2999-01-01T00:00:00.000Z');
+    expect(sessions.peek('u1', created.id)).toBe(stored);
+    expect(sessions.peek('u1', created.id)?.metadata.updatedAt).not.toBe('2999-01-01T00:00:00.000Z');
   });
 
   it("answers another user's session and a deleted one as missing, exactly as get does", async () => {

@@ -72,9 +72,11 @@ export interface SessionStore {
   /** The user's session; NotFoundError when missing or not the user's. */
   get(userId: string, sessionId: string): Promise<Session>;
   /**
-   * What `get` would give, when the storage can tell at once (the read cache holds the metadata; see
+   * The session as stored, when the storage can tell at once (the read cache holds the metadata; see
    * storage/peek.ts); undefined otherwise: then `get`. Throws like `get` when the session is known to be
-   * missing. The object is shared by every caller that peeks the same stored bytes: frozen.
+   * missing. The object is shared by every caller that peeks the same stored bytes: frozen. Unlike `get`,
+   * its `updatedAt` is the stored one, without a touch not written yet: what a turn peeks for is the
+   * session's owner and settings, and a copy with the newer time would cost every turn of a busy chat.
    */
   peek(userId: string, sessionId: string): Session | undefined;
   /** NotFoundError when the session is gone (deleted); cheaper than `get`, which parses it. */
@@ -239,7 +241,7 @@ export function createSessionStore(storage: ModuleStorage, options: SessionStore
         parsed.set(bytes, session);
       }
       if (session.userId !== userId) throw notFound(sessionId);
-      return withTouch(session);
+      return session;
     },
     async assertExists(userId, sessionId) {
       assertSessionId(sessionId);
