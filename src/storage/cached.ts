@@ -27,6 +27,7 @@
 import { copyBytes } from './bytes.ts';
 import { isJsonLinesKey } from './json-lines.ts';
 import { NOT_HELD, type Peeked } from './peek.ts';
+import { promiseOf } from './promise-of.ts';
 import { assertOffset } from './read-from.ts';
 import type { Storage } from './types.ts';
 
@@ -222,14 +223,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     const sequence = ++change.started;
     const changing = change;
     // A `then`, not an async function: every append of a chat turn passes here.
-    let pending: Promise<T>;
-    try {
-      pending = operation();
-    } catch (error) {
-      settle(key, changing, sequence, false, next);
-      return Promise.reject(error);
-    }
-    return pending.then(
+    return promiseOf(operation).then(
       (result) => {
         settle(key, changing, sequence, true, next);
         return result;

@@ -5,6 +5,7 @@
  */
 
 import type { PlatformError } from '../core/errors.ts';
+import { promiseOf } from './promise-of.ts';
 
 export interface KeyLanesOptions {
   /** Stores `chunks` (in order) at the end of `key`: one call per batch of queued appends. */
@@ -66,7 +67,7 @@ export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
     const next = () => runNext(key, lane);
     if (head.kind === 'exclusive') {
       lane.tasks.shift();
-      settle(head.run).then(
+      promiseOf(head.run).then(
         (value) => {
           head.resolve(value);
           next();
@@ -82,7 +83,7 @@ export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
     while (count < lane.tasks.length && lane.tasks[count]!.kind === 'append') count += 1;
     const batch = lane.tasks.splice(0, count) as Extract<Task, { kind: 'append' }>[];
     const chunks = batch.map((task) => task.data);
-    settle(() => appendBatch(key, chunks)).then(
+    promiseOf(() => appendBatch(key, chunks)).then(
       () => {
         for (const task of batch) task.resolve();
         next();
@@ -128,13 +129,4 @@ export function createKeyLanes(options: KeyLanesOptions): KeyLanes {
       while (lanes.size > 0) await new Promise<void>((resolve) => idleWaiters.push(resolve));
     },
   };
-}
-
-/** `run()`'s promise, or a rejected one when it throws at once. */
-function settle<T>(run: () => Promise<T>): Promise<T> {
-  try {
-    return run();
-  } catch (error) {
-    return Promise.reject(error);
-  }
 }

@@ -5,6 +5,7 @@
  */
 
 import type { StorageObserver, StorageOperation } from '../core/observers.ts';
+import { promiseOf } from './promise-of.ts';
 import type { Storage } from './types.ts';
 
 /** Returns `storage` with each call timed and reported to `observer`; behaviour is unchanged. */
@@ -25,15 +26,8 @@ export function meterStorage(storage: Storage, observer: StorageObserver): Stora
       running -= 1;
       if (running === 0) allSettled?.resolve();
     };
-    let pending: Promise<T>;
     running += 1;
-    try {
-      pending = call();
-    } catch (error) {
-      settled(true);
-      return Promise.reject(error);
-    }
-    return pending.then(
+    return promiseOf(call).then(
       (value) => {
         settled(false);
         return value;

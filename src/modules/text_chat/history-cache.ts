@@ -138,7 +138,7 @@ function index(entry: Entry, parsed: readonly Message[], own?: Map<string, Messa
     if (mine !== undefined) own?.delete(line.id);
     const position = entry.first + entry.messages.push(message) - 1;
     const turnId = message.metadata.turnId;
-    // A turn whose first messages were dropped keeps answering "load the whole log" (see snapshot).
+    // A turn whose first messages were dropped keeps answering "load the whole log" (see LogSnapshot.turn).
     if (typeof turnId !== 'string' || entry.dropped.has(turnId)) continue;
     let turn = entry.turns.get(turnId);
     if (turn === undefined) {
@@ -151,14 +151,10 @@ function index(entry: Entry, parsed: readonly Message[], own?: Map<string, Messa
   }
 }
 
-/** The log as it is now: later growth of the entry stays out of it. */
-function snapshot(entry: Entry): SessionLog {
-  return new LogSnapshot(entry);
-}
-
 /**
- * The log as it was when taken: the entry's messages array then (later growth of the entry pushes onto it,
- * past `count`; a drop replaces it). A class, not an object of closures: one is made every turn.
+ * The log as it is now, later growth of the entry left out: it keeps the entry's messages array of the
+ * moment (later growth pushes onto it past `count`; a drop replaces it). A class, not an object of
+ * closures: one is made every turn.
  */
 class LogSnapshot implements SessionLog {
   readonly count: number;
@@ -340,7 +336,7 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
     if (tail === undefined || !startsWith(tail, fingerprint)) return undefined;
     extend(cached, tail.subarray(fingerprint.length), fingerprint.length, tail, key);
     remember(key, cached);
-    return snapshot(cached);
+    return new LogSnapshot(cached);
   }
 
   /** The whole log read and parsed, taking over this node's appends not yet read back. */
@@ -371,7 +367,7 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       }
       const entry = await parseWhole(storage, key);
       remember(key, entry);
-      return snapshot(entry);
+      return new LogSnapshot(entry);
     },
     loadNow(storage, userId, sessionId) {
       const key = messagesKey(userId, sessionId);
@@ -387,7 +383,7 @@ export function createHistoryCache(options: HistoryCacheOptions): HistoryCache {
       // back — and then finds them here; the next turn's `retain` drops them again. Only a log of at most
       // an eighth of max_bytes: a huge one would push every other session's window out of the cache.
       if (bytesOf(entry) <= options.maxBytes / WHOLE_LOG_SHARE) remember(key, entry);
-      return snapshot(entry);
+      return new LogSnapshot(entry);
     },
     appended(userId, sessionId, messages, bytes) {
       const entry = entries.get(messagesKey(userId, sessionId));
