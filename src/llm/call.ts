@@ -152,72 +152,86 @@ const CALL_FINISHED = new DOMException('call finished', 'AbortError');
 /** The reason a streamed call is aborted with when its consumer stopped reading. */
 const CONSUMER_LEFT = new DOMException('the consumer stopped reading', 'AbortError');
 
+// Every call's idle deadline on one timer (core/deadlines.ts): a timer of its own was a measurable share
+// of a fast call.
+const idleTimers = createDeadlines();
+
 /**
  * An abort signal that fires when nothing arrives for `timeoutMs` (before the first chunk or between two),
  * or when the caller's own signal fires. A total deadline would cut off long, healthy replies. One timer
  * serves the whole call: each chunk only notes the time, and the timer, when it fires early, waits out the
  * rest (a clearTimeout and setTimeout per chunk cost more than the rest of a fast model's stream).
+ * A class, not an object literal with getters: V8 keeps such a literal, and everything its closures
+ * reach, past every young collection (ADR 0007, session 14).
  */
-// Every call's idle deadline on one timer (core/deadlines.ts): a timer of its own was a measurable share
-// of a fast call.
-const idleTimers = createDeadlines();
+class IdleDeadline {
+  readonly #controller = new AbortController();
+  readonly signal = this.#controller.signal;
+  readonly #timeoutMs: number;
+  readonly #callerSignal: AbortSignal | undefined;
+  #timer: Deadline | undefined;
+  /** The clock runs (armed and not paused) since `#waitStarted`. */
+  #running = false;
+  #waitStarted = 0;
+  #timedOut = false;
+  #cancelled = false;
 
-function idleDeadline(timeoutMs: number, callerSignal: AbortSignal | undefined) {
-  const controller = new AbortController();
-  let timer: Deadline | undefined;
-  /** The clock runs (armed and not paused) since `waitStarted`. */
-  let running = false;
-  let waitStarted = 0;
-  let timedOut = false;
-  let cancelled = false;
-  const onCallerAbort = () => {
-    cancelled = !timedOut;
-    controller.abort(callerSignal?.reason);
+  constructor(timeoutMs: number, callerSignal: AbortSignal | undefined) {
+    this.#timeoutMs = timeoutMs;
+    this.#callerSignal = callerSignal;
+    if (callerSignal?.aborted) this.#onCallerAbort();
+    else callerSignal?.addEventListener('abort', this.#onCallerAbort, { once: true });
+  }
+
+  readonly #onCallerAbort = () => {
+    this.#cancelled = !this.#timedOut;
+    this.#controller.abort(this.#callerSignal?.reason);
   };
-  if (callerSignal?.aborted) onCallerAbort();
-  else callerSignal?.addEventListener('abort', onCallerAbort, { once: true });
-  const expire = () => {
-    timer = undefined;
-    if (!running || controller.signal.aborted) return;
-    const waited = performance.now() - waitStarted;
-    if (waited < timeoutMs) {
-      timer = idleTimers.add(Math.max(1, timeoutMs - waited), expire);
+
+  readonly #expire = () => {
+    this.#timer = undefined;
+    if (!this.#running || this.signal.aborted) return;
+    const waited = performance.now() - this.#waitStarted;
+    if (waited < this.#timeoutMs) {
+      this.#timer = idleTimers.add(Math.max(1, this.#timeoutMs - waited), this.#expire);
       return;
     }
-    timedOut = !cancelled;
-    controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError'));
+    this.#timedOut = !this.#cancelled;
+    this.#controller.abort(new DOMException(`no answer within ${this.#timeoutMs} ms`, 'TimeoutError'));
   };
-  return {
-    signal: controller.signal,
-    get timedOut() {
-      return timedOut;
-    },
-    get cancelled() {
-      return cancelled;
-    },
-    /** (Re)starts the wait for the next chunk. */
-    arm() {
-      running = true;
-      waitStarted = performance.now();
-      timer ??= idleTimers.add(timeoutMs, expire);
-    },
-    /** Stops the clock while the consumer handles a chunk. */
-    pause() {
-      running = false;
-    },
-    /**
-     * Stops the clock for good; a call that did not read its reply to the end also aborts whatever is
-     * still running. One that did has nothing left to stop, and aborting would only dispatch the abort
-     * event to every listener the call set up (a measurable share of a fast call).
-     */
-    finish(readToEnd: boolean) {
-      running = false;
-      if (timer !== undefined) idleTimers.cancel(timer);
-      timer = undefined;
-      callerSignal?.removeEventListener('abort', onCallerAbort);
-      if (!readToEnd && !controller.signal.aborted) controller.abort(CALL_FINISHED);
-    },
-  };
+
+  get timedOut(): boolean {
+    return this.#timedOut;
+  }
+
+  get cancelled(): boolean {
+    return this.#cancelled;
+  }
+
+  /** (Re)starts the wait for the next chunk. */
+  arm(): void {
+    this.#running = true;
+    this.#waitStarted = performance.now();
+    this.#timer ??= idleTimers.add(this.#timeoutMs, this.#expire);
+  }
+
+  /** Stops the clock while the consumer handles a chunk. */
+  pause(): void {
+    this.#running = false;
+  }
+
+  /**
+   * Stops the clock for good; a call that did not read its reply to the end also aborts whatever is
+   * still running. One that did has nothing left to stop, and aborting would only dispatch the abort
+   * event to every listener the call set up (a measurable share of a fast call).
+   */
+  finish(readToEnd: boolean): void {
+    this.#running = false;
+    if (this.#timer !== undefined) idleTimers.cancel(this.#timer);
+    this.#timer = undefined;
+    this.#callerSignal?.removeEventListener('abort', this.#onCallerAbort);
+    if (!readToEnd && !this.signal.aborted) this.#controller.abort(CALL_FINISHED);
+  }
 }
 
 function usageOf(usage: LlmUsage): LlmUsage {
@@ -294,7 +308,7 @@ export async function callModel(
   observer: LlmCallObserver | undefined,
   onPart: LlmPartHandler,
 ): Promise<void> {
-  const deadline = idleDeadline(settings.requestTimeoutMs, request.signal);
+  const deadline = new IdleDeadline(settings.requestTimeoutMs, request.signal);
   // A failure of the handler is the caller's own, not the model's: it leaves the call as it was thrown.
   let handlerFailure: { error: unknown } | undefined;
   const deliver = (part: LlmStreamPart): PromiseLike<void> | undefined => {

@@ -377,20 +377,47 @@ function select(
     tokens -= cost(window.chosen[oldest++]!);
   }
   const chosen = window.chosen.length - oldest;
-  const prompt = window.prompts.slice(oldest);
-  // The AI SDK's form is made only when asked for: a call with tools takes it; the others send the prompt.
-  let messages: ModelMessage[] | undefined;
-  return {
-    get messages() {
-      messages ??= prompt.map(modelMessageOf);
-      return messages;
-    },
-    prompt,
+  return new WindowSelection(
+    window.prompts.slice(oldest),
     tokens,
-    omitted: count - chosen,
-    start: window.chosen.length === window.offset ? count : window.start,
-    truncated: window.truncated,
-  };
+    count - chosen,
+    window.chosen.length === window.offset ? count : window.start,
+    window.truncated,
+  );
+}
+
+/**
+ * A window's selection, whose AI SDK form (`messages`) is made only when asked for: a call with tools
+ * takes it; the others send the prompt. A class, not an object literal with a getter: V8 gives each
+ * literal with an accessor a map of its own, kept in the old generation, and the getter's closure —
+ * with all the turn it can reach — then outlives every young collection (see ADR 0007, session 14).
+ */
+class WindowSelection implements SelectedHistory {
+  readonly prompt: PlainTextPromptMessage[];
+  readonly tokens: number;
+  readonly omitted: number;
+  readonly start: number;
+  readonly truncated: boolean;
+  #messages: ModelMessage[] | undefined;
+
+  constructor(
+    prompt: PlainTextPromptMessage[],
+    tokens: number,
+    omitted: number,
+    start: number,
+    truncated: boolean,
+  ) {
+    this.prompt = prompt;
+    this.tokens = tokens;
+    this.omitted = omitted;
+    this.start = start;
+    this.truncated = truncated;
+  }
+
+  get messages(): ModelMessage[] {
+    this.#messages ??= this.prompt.map(modelMessageOf);
+    return this.#messages;
+  }
 }
 
 /** A chosen message's form for the AI SDK (role and text), from its prompt form. */

@@ -1,3 +1,5 @@
+import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
+import type { ModelMessage } from 'ai';
 import type { Deadlines } from '../../core/deadlines.ts';
 import { NotFoundError, PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope } from '../../core/events.ts';
@@ -448,6 +450,27 @@ export interface TurnAnswer {
 }
 
 /**
+ * A turn's model request: its history in the prompt's form, kept with the window, and in the AI SDK's
+ * (`messages`) only once read — by a call with tools; the others send the prompt. A class, not a literal
+ * with a getter: see WindowSelection (history.ts). The other settings are set on it as the turn finds them.
+ */
+class WindowRequest implements LlmRequest {
+  readonly model: string;
+  readonly prompt: LanguageModelV3Prompt;
+  readonly #history: SelectedHistory;
+
+  constructor(model: string, history: SelectedHistory) {
+    this.model = model;
+    this.prompt = history.prompt;
+    this.#history = history;
+  }
+
+  get messages(): ModelMessage[] {
+    return this.#history.messages;
+  }
+}
+
+/**
  * Generates, streams and stores the reply of a turn whose user message is known (new or stored), and
  * emits `chat.response.end` and `chat.response`; a failure is emitted as `chat.response.error` and thrown,
  * with the user message stored whatever failed (unless storing it is what failed).
@@ -499,14 +522,7 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     );
 
     // The prompt form is kept with the window: the LLM layer need not convert the history again.
-    const request: LlmRequest = {
-      model,
-      // Taken only by a call with tools (the others send the prompt): not made until then.
-      get messages() {
-        return selected.messages;
-      },
-      prompt: selected.prompt,
-    };
+    const request: LlmRequest = new WindowRequest(model, selected);
     const knowledge = lookups.knowledge instanceof Promise ? await lookups.knowledge : lookups.knowledge;
     const system = systemWithKnowledge(persona?.systemPrompt, knowledge);
     if (system !== undefined) request.system = system;

@@ -49,7 +49,6 @@ export interface PendingUserMessageOptions {
 export function createPendingUserMessage(options: PendingUserMessageOptions): PendingUserMessage {
   const { storage, sessions, userId, sessionId, message } = options;
   let stored: Promise<void> | undefined;
-  let durable = false;
   let timer: Deadline | undefined;
 
   function begin(messages: Message[]): Promise<void> {
@@ -59,7 +58,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
       // Nearly always the read cache can tell at once; else (or when it is gone, for the error) it is asked.
       if (sessions.existsNow(userId, sessionId) !== true) await sessions.assertExists(userId, sessionId);
       options.onAppended(messages, await appendMessages(storage, userId, sessionId, messages));
-      durable = true;
+      pending.durable = true;
       await options.onStored(message);
     })();
     // Awaited by whoever needs it; a failure before then must not count as unhandled.
@@ -67,10 +66,10 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
     return stored;
   }
 
-  const pending: PendingUserMessage = {
-    get durable() {
-      return durable;
-    },
+  // `durable` is a property set once the message is, not a getter: V8 keeps an object literal with an
+  // accessor, and all its closures reach, past every young collection (history.ts, WindowSelection).
+  const pending: { -readonly [Key in keyof PendingUserMessage]: PendingUserMessage[Key] } = {
+    durable: false,
     store: () => stored ?? begin([message]),
     async storeWith(reply) {
       if (stored === undefined) return begin(reply === undefined ? [message] : [message, reply]);
