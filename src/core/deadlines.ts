@@ -23,6 +23,8 @@ interface Entry extends Deadline {
   expire: () => void;
 }
 
+const EXPIRED_OR_CANCELLED = () => {};
+
 /** Creates a deadline set. The timer keeps the process alive only while some deadline is pending. */
 export function createDeadlines(): Deadlines {
   const pending = new Set<Entry>();
@@ -48,7 +50,11 @@ export function createDeadlines(): Deadlines {
     }
     for (const entry of expired) pending.delete(entry);
     if (next !== Number.POSITIVE_INFINITY) arm(next);
-    for (const entry of expired) entry.expire();
+    for (const entry of expired) {
+      const { expire } = entry;
+      entry.expire = EXPIRED_OR_CANCELLED;
+      expire();
+    }
   }
 
   return {
@@ -60,7 +66,11 @@ export function createDeadlines(): Deadlines {
       return entry;
     },
     cancel(deadline) {
-      if (pending.delete(deadline as Entry) && pending.size === 0) timer?.unref();
+      const entry = deadline as Entry;
+      // The entry lets go of its operation: a Set keeps the entries of the tables it outgrew until a full
+      // collection, and this one's operation (a chat turn, all its closure reaches) must not live on with it.
+      entry.expire = EXPIRED_OR_CANCELLED;
+      if (pending.delete(entry) && pending.size === 0) timer?.unref();
     },
   };
 }
