@@ -64,7 +64,7 @@ describe('webhooks outbox', () => {
     expect(claimed[0]?.envelope.id).toBe(waiting.envelope.id);
     // The orphan's files are gone; the claimer's log holds them now, and so survives its own crash.
     expect(await outboxFiles()).toEqual(['b.alive', 'b.jsonl']);
-    expect(second.size).toBe(2);
+    expect(second.size()).toBe(2);
     const third = outboxOf('c');
     clock += LEASE_MS + 1; // b crashed: its heartbeat went stale
     expect((await third.claimOrphans()).map((item) => item.envelope.id)).toEqual(

@@ -46,7 +46,7 @@ export interface Outbox {
   /** A clean stop: this node's unsettled deliveries are left for the next node to claim at once. */
   release(): Promise<void>;
   /** Deliveries taken on and not settled. */
-  readonly size: number;
+  size(): number;
 }
 
 export interface OutboxOptions {
@@ -139,9 +139,7 @@ export function createOutbox(options: OutboxOptions): Outbox {
   }
 
   return {
-    get size() {
-      return pending.size;
-    },
+    size: () => pending.size,
     queue,
     async retry(delivery, attempt, dueAt) {
       const key = deliveryKey(delivery);
