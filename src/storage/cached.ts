@@ -172,7 +172,14 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   }
 
   function store(key: string, entry: Entry): void {
-    drop(key);
+    const previous = entries.get(key);
+    if (previous !== undefined) {
+      // Replaced where it stands and marked used, not deleted and inserted again: an append does this
+      // every turn, and a Map's deletes make it rebuild its table every few turns — a long-lived Map's old
+      // tables keep their entries past young collections (ADR 0007, session 14).
+      bytesHeld -= heldBytes(previous);
+      entry.used = true;
+    }
     entries.set(key, entry);
     bytesHeld += heldBytes(entry);
     while (entries.size > maxEntries || bytesHeld > maxBytes) {
@@ -252,10 +259,11 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       change.state = next(before);
     }
     // A read of the driver under way may have seen this change or not: it is not remembered.
-    invalidate(key);
+    readTokens.delete(key);
     const atRest = change.running === 0;
     if (atRest) changes.delete(key);
     if ((atRest || change.appendsOnly) && change.state !== UNKNOWN) store(key, change.state);
+    else drop(key);
   }
 
   /** What `key` holds after `data` was appended to what `before` held; `UNKNOWN` when that is not known. */

@@ -168,7 +168,7 @@ async function sendTurn(
 ): Promise<Message> {
   const { ctx, sessions } = deps;
   const config = ctx.config;
-  const { userId, sessionId } = input;
+  const { userId, sessionId: requestedId } = input;
   const turnId = event.correlationId ?? newId();
   // A repeat of a keyed turn another node (or this one) is generating waits for it, then is answered
   // from the log like any later repeat (not counted against the rate limit while it waits).
@@ -178,16 +178,19 @@ async function sendTurn(
 
   // The session (ownership: another user's is not found) and its log: known at once when the caches hold
   // them (nearly every turn of a conversation), else read together.
-  assertSessionId(sessionId);
-  const knownSession = sessions.peek(userId, sessionId);
-  const knownLog = deps.history.loadNow(ctx.storage, userId, sessionId);
+  assertSessionId(requestedId);
+  const knownSession = sessions.peek(userId, requestedId);
+  const knownLog = deps.history.loadNow(ctx.storage, userId, requestedId);
   const [session, cachedLog] =
     knownSession !== undefined && knownLog !== undefined
       ? [knownSession, knownLog]
       : await Promise.all([
-          knownSession ?? sessions.get(userId, sessionId),
-          knownLog ?? deps.history.load(ctx.storage, userId, sessionId),
+          knownSession ?? sessions.get(userId, requestedId),
+          knownLog ?? deps.history.load(ctx.storage, userId, requestedId),
         ]);
+  // The session's own id from here on: the request's is often a slice of its URL, which each message kept
+  // in a history window would otherwise keep alive with it.
+  const sessionId = session.id;
   let log = cachedLog;
   const envelope: EnvelopeOptions = { correlationId: turnId, userId, sessionId };
 
