@@ -101,6 +101,26 @@ describe('streamModel', () => {
     expect(call?.stopSequences).toEqual(['\n']);
     expect(call?.prompt[0]).toEqual({ role: 'system', content: 'Be brief.' });
   });
+
+  it('streams a request whose messages its class makes on demand (a getter on its prototype)', async () => {
+    // text_chat's model request is such a class: a copy of it would have no `messages` at all.
+    class LazyRequest {
+      system = 'Be brief.';
+      get messages() {
+        return messages;
+      }
+    }
+    const model = new MockLanguageModelV3({
+      doStream: async () => ({ stream: simulateReadableStream({ chunks: textParts(['ok']) }) }),
+    });
+    const parts = [];
+    for await (const part of streamModel(model, new LazyRequest(), settings, context)) parts.push(part);
+    expect(parts[0]).toEqual({ type: 'text-delta', text: 'ok' });
+    expect(model.doStreamCalls[0]?.prompt).toEqual([
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: [{ type: 'text', text: 'Hi' }] },
+    ]);
+  });
 });
 
 describe('callModel', () => {

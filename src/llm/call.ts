@@ -298,7 +298,7 @@ async function openDirectStream(
  * promise holds the next part back until it settles (the idle deadline paused meanwhile); one that returns
  * nothing costs the call no promise at all — so a chat turn hands a reply's parts over without a round of
  * promises each, as a generator would take (bench/peers). `observer` is told when the first text came and
- * how the call ended (aborted through `request.signal`: cancelled).
+ * how the call ended (aborted through `signal`, by default `request.signal`: cancelled).
  */
 export async function callModel(
   model: LanguageModelV3,
@@ -307,8 +307,9 @@ export async function callModel(
   errorContext: Omit<LlmErrorContext, 'timedOut' | 'cancelled' | 'timeoutMs'>,
   observer: LlmCallObserver | undefined,
   onPart: LlmPartHandler,
+  signal: AbortSignal | undefined = request.signal,
 ): Promise<void> {
-  const deadline = new IdleDeadline(settings.requestTimeoutMs, request.signal);
+  const deadline = new IdleDeadline(settings.requestTimeoutMs, signal);
   // A failure of the handler is the caller's own, not the model's: it leaves the call as it was thrown.
   let handlerFailure: { error: unknown } | undefined;
   const deliver = (part: LlmStreamPart): PromiseLike<void> | undefined => {
@@ -506,10 +507,20 @@ export async function* streamModel(
   let wake: (() => void) | undefined;
   let settled = false;
   let failure: { error: unknown } | undefined;
-  const call = callModel(model, { ...request, signal }, settings, errorContext, observer, (part) => {
-    parts.push(part);
-    wake?.();
-  }).then(
+  // The request as it is, not a copy: a copy would lose what its class defines on its prototype (a
+  // text_chat turn's `messages`).
+  const call = callModel(
+    model,
+    request,
+    settings,
+    errorContext,
+    observer,
+    (part) => {
+      parts.push(part);
+      wake?.();
+    },
+    signal,
+  ).then(
     () => {
       settled = true;
       wake?.();
