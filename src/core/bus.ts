@@ -39,6 +39,14 @@ export const HANDLER_ERROR_EVENT = 'bus.handler.error';
 const silentLogger: BusLogger = { error() {}, debug() {} };
 /** What `emit` returns for an event nobody would get. */
 const NOTHING_TO_DELIVER: Promise<void> = Promise.resolve();
+
+/**
+ * Whether `emitted` (what `emit` returned) is the answer for an event nobody would get: already resolved,
+ * never rejecting, so a caller need not attach a handler for its failure (a promise each).
+ */
+export function deliveredToNobody(emitted: Promise<unknown>): boolean {
+  return emitted === NOTHING_TO_DELIVER;
+}
 /** Event types already validated; bounded so a stream of distinct types cannot grow it forever. */
 const MAX_KNOWN_TYPES = 10_000;
 

@@ -1,5 +1,6 @@
 import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import type { ModelMessage } from 'ai';
+import { deliveredToNobody } from '../../core/bus.ts';
 import type { Deadlines } from '../../core/deadlines.ts';
 import { NotFoundError, PlatformError, toPlatformError, ValidationError } from '../../core/errors.ts';
 import { currentTime, type EnvelopeOptions, type EventData, type EventEnvelope } from '../../core/events.ts';
@@ -750,9 +751,11 @@ export function safeEmit<K extends string>(
   const failed = (error: unknown) => {
     ctx.log.warn({ err: error, type, correlationId: envelope.correlationId }, 'could not emit a chat event');
   };
-  // Not an async function awaiting in a try: each turn emits several events, and their promises add up.
+  // Not an async function awaiting in a try: each turn emits several events, and their promises add up
+  // (one nobody listens to, most of a lone node's, needs no handler for a failure it cannot have).
   try {
-    return ctx.emit(type, data, envelope).catch(failed);
+    const emitted = ctx.emit(type, data, envelope);
+    return deliveredToNobody(emitted) ? emitted : emitted.catch(failed);
   } catch (error) {
     failed(error);
     return Promise.resolve();
