@@ -23,6 +23,8 @@ export interface DeltaChunkerOptions {
   maxDelayMs: number;
 }
 
+const NOTHING_EMITTED: Promise<void> = Promise.resolve();
+
 /** Creates a chunker that hands each chunk to `emit`, one at a time and in order. */
 export function createDeltaChunker(
   options: DeltaChunkerOptions,
@@ -33,8 +35,9 @@ export function createDeltaChunker(
   let buffer = '';
   let started = false;
   let timer: NodeJS.Timeout | undefined;
-  // Chunks leave one after another even when the timer flushes while the caller awaits the model.
-  let last: Promise<void> = Promise.resolve();
+  // Chunks leave one after another even when the timer flushes while the caller awaits the model. The
+  // first leaves at once: no promise to chain it on (a turn that is not streamed has only that one).
+  let last: Promise<void> | undefined;
 
   function flush(): Promise<void> {
     clearTimeout(timer);
@@ -43,9 +46,18 @@ export function createDeltaChunker(
       const chunk = buffer;
       buffer = '';
       started = true;
-      last = last.then(() => emit(chunk));
+      last = last === undefined ? emitNow(chunk) : last.then(() => emit(chunk));
     }
-    return last;
+    return last ?? NOTHING_EMITTED;
+  }
+
+  /** `emit(chunk)`, a throw as a rejection (as it would be from inside a `then`). */
+  function emitNow(chunk: string): Promise<void> {
+    try {
+      return emit(chunk);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   return {

@@ -453,6 +453,9 @@ export interface TurnAnswer {
   replyMetadata: Partial<MessageMetadata>;
 }
 
+/** What a text handler of a turn that is not streamed returns: its text is kept, nothing to wait for. */
+const HELD_BACK: Promise<void> = Promise.resolve();
+
 /**
  * A turn's model request: its history in the prompt's form, kept with the window, and in the AI SDK's
  * (`messages`) only once read — by a call with tools; the others send the prompt. A class, not a literal
@@ -549,7 +552,7 @@ export async function answerTurn(deps: TurnDependencies, turn: TurnAnswer): Prom
     const outcome = await generate(deps, request, turnId, userId, streaming, emitTool, (text) => {
       if (!streamed) {
         heldBack.push(text);
-        return Promise.resolve();
+        return HELD_BACK;
       }
       return userMessage.durable ? emitDelta(text) : userMessage.store().then(() => emitDelta(text));
     });
