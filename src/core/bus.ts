@@ -47,6 +47,7 @@ const NOTHING_TO_DELIVER: Promise<void> = Promise.resolve();
 export function deliveredToNobody(emitted: Promise<unknown>): boolean {
   return emitted === NOTHING_TO_DELIVER;
 }
+
 /** Event types already validated; bounded so a stream of distinct types cannot grow it forever. */
 const MAX_KNOWN_TYPES = 10_000;
 

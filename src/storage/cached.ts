@@ -129,7 +129,8 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   const maxValueBytes = Math.floor(maxBytes / 16);
   const now = options.now ?? Date.now;
   let bytesHeld = 0;
-  // A Map iterates in insertion order: re-inserting on every hit keeps the least recently used first.
+  // A Map iterates in insertion order; with the `used` mark of an entry read or replaced since it was last
+  // passed over (second chance, see Entry.used), the least recently used come first.
   const entries = new Map<string, Entry>();
   // A read may only fill the cache if no mutation of its key started or ended while it was in flight;
   // a mutation deletes the key's token, so the read's token no longer matches.
