@@ -50,6 +50,8 @@ export interface ThroughputResult {
    * the whole process (with the thread pool's writes). Steadier than turns/s on a shared machine.
    */
   cpuMsPerTurn: { thread: number; process: number };
+  /** Of the event loop's CPU a turn, the ms it stood still for the garbage collector. */
+  gcPauseMsPerTurn: number;
 }
 
 /** What one load round measured. */
@@ -61,6 +63,7 @@ interface RoundResult {
   p99: number;
   threadMsPerTurn: number;
   processMsPerTurn: number;
+  gcPauseMsPerTurn: number;
 }
 
 /** One subject's first-byte figures, in milliseconds. */
@@ -167,6 +170,7 @@ async function stopSubject(subject: Subject): Promise<void> {
 interface CpuUsed {
   process: NodeJS.CpuUsage;
   thread: NodeJS.CpuUsage;
+  gcPauseMs: number;
 }
 
 /** Microseconds of CPU (user + system) between two readings. */
@@ -209,6 +213,7 @@ async function loadRound(subject: Subject, connections: number, seconds: number)
     p99: result.latency.p99,
     threadMsPerTurn: cpuMicros(before.thread, after.thread) / 1000 / turns,
     processMsPerTurn: cpuMicros(before.process, after.process) / 1000 / turns,
+    gcPauseMsPerTurn: (after.gcPauseMs - before.gcPauseMs) / turns,
   };
 }
 
@@ -311,6 +316,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
           thread: median(measured.map((entry) => entry.threadMsPerTurn)),
           process: median(measured.map((entry) => entry.processMsPerTurn)),
         },
+        gcPauseMsPerTurn: median(measured.map((entry) => entry.gcPauseMsPerTurn)),
       };
     });
     const ratio = (throughput[0]?.turnsPerSecond ?? 0) / (throughput[1]?.turnsPerSecond ?? 1);
@@ -319,7 +325,16 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
     const table = [
       `chat turns over HTTP: ${connections} connections, ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,
       formatTable(
-        ['subject', 'turns/s', '× bare', 'p50 ms', 'p99 ms', 'CPU ms/turn: event loop', 'process'],
+        [
+          'subject',
+          'turns/s',
+          '× bare',
+          'p50 ms',
+          'p99 ms',
+          'CPU ms/turn: event loop',
+          'of it GC',
+          'process',
+        ],
         throughput.map((row) => [
           row.name,
           row.turnsPerSecond.toFixed(0),
@@ -327,13 +342,14 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
           row.latencyMs.p50.toFixed(1),
           row.latencyMs.p99.toFixed(1),
           row.cpuMsPerTurn.thread.toFixed(3),
+          row.gcPauseMsPerTurn.toFixed(3),
           row.cpuMsPerTurn.process.toFixed(3),
         ]),
       ),
       `parley / bare route throughput: ${ratio.toFixed(2)}× (goal ≥ 0.5×)`,
       // The regime the figures come from: by the end, long chats whose history windows run full.
       `parley's ${parley.ready.sessions.length} sessions ended with ~${Math.round((2 * parleyTurns) / parley.ready.sessions.length)} messages each (the history sent each turn is what fits text_chat.history_token_budget)`,
-      'CPU ms/turn = server CPU over a round ÷ its turns: the event loop thread caps what one Node process serves',
+      'CPU ms/turn = server CPU over a round ÷ its turns: the event loop thread caps what one Node process serves; "of it GC": its pauses for the garbage collector (the collector\'s helper threads count in "process")',
       '',
       `time to first streamed byte: ${samples} sequential SSE requests per subject, model first token after ~${modelDelayMs} ms`,
       formatTable(

@@ -19,12 +19,14 @@
  * parley and bare have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
  * sets before its first token (0: the zero-latency mock); each call's real wait is recorded so the parent
  * can subtract it. The child reports `{ port, key, sessions }` over IPC once listening and answers
- * `{ type: 'model-waits' }` with the recorded waits and `{ type: 'cpu' }` with the CPU it has used.
+ * `{ type: 'model-waits' }` with the recorded waits and `{ type: 'cpu' }` with the CPU it has used (and the
+ * milliseconds its event loop stood still for the garbage collector).
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import type { LanguageModelV3Prompt } from '@ai-sdk/provider';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../src/core/errors.ts';
@@ -295,11 +297,19 @@ if (import.meta.main) {
         ? await startOneHandler(dataDir)
         : await startParley(dataDir, kind === 'parley-http');
   const { close, ...ready } = subject;
+  // Time the event loop spent stopped for the garbage collector (its helper threads' share is in the
+  // process CPU, beside the event loop's): a turn whose objects outlive young collections shows here.
+  let gcPauseMs = 0;
+  new PerformanceObserver((entries) => {
+    for (const entry of entries.getEntries()) gcPauseMs += entry.duration;
+  }).observe({ entryTypes: ['gc'] });
   process.on('message', (message: { type: string; ms?: number }) => {
     if (message.type === 'model-delay') modelDelayMs = message.ms ?? 0;
     // CPU used so far: the whole process (its thread pool's fsyncs too) and the event loop's thread.
-    if (message.type === 'cpu')
-      process.send?.({ type: 'cpu', process: process.cpuUsage(), thread: process.threadCpuUsage() });
+    if (message.type === 'cpu') {
+      const cpu = { process: process.cpuUsage(), thread: process.threadCpuUsage(), gcPauseMs };
+      process.send?.({ type: 'cpu', ...cpu });
+    }
     if (message.type === 'model-waits') process.send?.({ type: 'model-waits', waits: modelWaits.splice(0) });
     if (message.type === 'stop') {
       // Turns whose client went away at the end of a round may still run: let them finish first.
