@@ -161,8 +161,7 @@ const idleTimers = createDeadlines();
  * or when the caller's own signal fires. A total deadline would cut off long, healthy replies. One timer
  * serves the whole call: each chunk only notes the time, and the timer, when it fires early, waits out the
  * rest (a clearTimeout and setTimeout per chunk cost more than the rest of a fast model's stream).
- * A class, not an object literal with getters: V8 keeps such a literal, and everything its closures
- * reach, past every young collection (ADR 0007, session 14).
+ * A class, not an object literal with getters (lint/no-object-literal-accessor.grit).
  */
 class IdleDeadline {
   readonly #controller = new AbortController();

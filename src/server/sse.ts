@@ -67,8 +67,8 @@ export function createSseStream(reply: FastifyReply, options: SseOptions): SseSt
     if (!raw.writableFinished) for (const listener of disconnectListeners) listener();
   });
 
-  // `started` and `closed` are properties kept up to date, not getters: V8 keeps an object literal with an
-  // accessor, and all its closures reach, past every young collection (see text_chat's history.ts).
+  // `started` and `closed` are properties kept up to date, not getters
+  // (lint/no-object-literal-accessor.grit).
   const stream: { -readonly [Key in keyof SseStream]: SseStream[Key] } = {
     started: false,
     closed: false,

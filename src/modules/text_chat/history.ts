@@ -388,9 +388,8 @@ function select(
 
 /**
  * A window's selection, whose AI SDK form (`messages`) is made only when asked for: a call with tools
- * takes it; the others send the prompt. A class, not an object literal with a getter: V8 gives each
- * literal with an accessor a map of its own, kept in the old generation, and the getter's closure —
- * with all the turn it can reach — then outlives every young collection (see ADR 0007, session 14).
+ * takes it; the others send the prompt. A class, not an object literal with a getter
+ * (lint/no-object-literal-accessor.grit).
  */
 class WindowSelection implements SelectedHistory {
   readonly prompt: PlainTextPromptMessage[];

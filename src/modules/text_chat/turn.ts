@@ -459,7 +459,8 @@ const HELD_BACK: Promise<void> = Promise.resolve();
 /**
  * A turn's model request: its history in the prompt's form, kept with the window, and in the AI SDK's
  * (`messages`) only once read — by a call with tools; the others send the prompt. A class, not a literal
- * with a getter: see WindowSelection (history.ts). The other settings are set on it as the turn finds them.
+ * with a getter (lint/no-object-literal-accessor.grit). The other settings are set on it as the turn finds
+ * them.
  */
 class WindowRequest implements LlmRequest {
   readonly model: string;

@@ -66,8 +66,7 @@ export function createPendingUserMessage(options: PendingUserMessageOptions): Pe
     return stored;
   }
 
-  // `durable` is a property set once the message is, not a getter: V8 keeps an object literal with an
-  // accessor, and all its closures reach, past every young collection (history.ts, WindowSelection).
+  // `durable` is a property set once the message is, not a getter (lint/no-object-literal-accessor.grit).
   const pending: { -readonly [Key in keyof PendingUserMessage]: PendingUserMessage[Key] } = {
     durable: false,
     store: () => stored ?? begin([message]),
