@@ -26,7 +26,7 @@ import autocannon from 'autocannon';
 import { formatTable, quantile } from '../report.ts';
 import type { SubjectReady } from './subjects.ts';
 
-/** Sizes of one run; the defaults take about two minutes on a small machine. */
+/** Sizes of one run; the defaults take about three and a half minutes on a small machine. */
 export interface ChatBenchOptions {
   /** Concurrent connections of the load generator. */
   connections?: number;
@@ -34,6 +34,13 @@ export interface ChatBenchOptions {
   roundSeconds?: number;
   /** Measured rounds per subject (after one warm-up round each). */
   rounds?: number;
+  /**
+   * Seconds of the warm-up round. Long enough for the JIT to settle: a server runs warm, and parley's
+   * code is far larger than the bare route's — over its first ten seconds of load V8 is still compiling
+   * (hundreds of optimized functions, several milliseconds of a helper thread each, on a two-core
+   * machine shared with the load generator), which a short warm-up charges to the first measured round.
+   */
+  warmUpSeconds?: number;
   /** Streamed requests per subject for the first-byte measure (after a warm-up). */
   firstByteSamples?: number;
   /** How long the mock model waits before its first token in the first-byte measure. */
@@ -278,7 +285,8 @@ async function measureFirstByte(subjects: Subject[], samples: number, modelDelay
 export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResult> {
   const connections = options.connections ?? 16;
   const roundSeconds = options.roundSeconds ?? 5;
-  const rounds = options.rounds ?? 3;
+  const rounds = options.rounds ?? 5;
+  const warmUpSeconds = options.warmUpSeconds ?? 10;
   const samples = options.firstByteSamples ?? 300;
   const modelDelayMs = options.modelDelayMs ?? 20;
 
@@ -291,7 +299,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
     const rates = new Map<Subject, RoundResult[]>(subjects.map((subject) => [subject, []]));
     let parleyTurns = 0;
     for (const subject of subjects) {
-      const warmUp = await loadRound(subject, connections, 2);
+      const warmUp = await loadRound(subject, connections, warmUpSeconds);
       if (subject === parley) parleyTurns += warmUp.turns;
     }
     for (let round = 0; round < rounds; round++) {
@@ -323,7 +331,7 @@ export async function run(options: ChatBenchOptions = {}): Promise<ChatBenchResu
     const firstByteResults = await measureFirstByte([parley, bare, httpOnly], samples, modelDelayMs);
 
     const table = [
-      `chat turns over HTTP: ${connections} connections, ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,
+      `chat turns over HTTP: ${connections} connections, ${warmUpSeconds} s warm-up then ${rounds} × ${roundSeconds} s rounds per subject (medians), fsynced flatfile storage, zero-latency mock model`,
       formatTable(
         [
           'subject',
