@@ -35,6 +35,7 @@
 
 import { PlatformError } from '../core/errors.ts';
 import { chargedUser } from '../core/storage-charge.ts';
+import { KeyMemo } from './key-memo.ts';
 import type { SensitiveKeyMatcher } from './sensitive-keys.ts';
 import { sizeOf } from './size-of.ts';
 import type { Storage } from './types.ts';
@@ -130,11 +131,20 @@ export function quotaStorage(storage: Storage, options: QuotaStorageOptions): Qu
   const counting = new Map<string, Waiter[]>();
   /** Attributed key → its user, for the counted users. */
   const attributedOwner = new Map<string, string>();
+  /** Whose each key is by the patterns, null for nobody's: a turn's keys pass here every turn (key-memo.ts). */
+  const patternOwners = new KeyMemo<{ userId: string; attributed: false } | null>();
 
   /** The user whose bytes `key` holds, and whether it is an attributed key; undefined: nobody's. */
   function ownerOf(key: string): { userId: string; attributed: boolean } | undefined {
-    const owner = owners(key);
-    if (owner?.kind === 'user') return { userId: owner.userId, attributed: false };
+    let byPattern = patternOwners.get(key);
+    if (byPattern === undefined) {
+      const owner = owners(key);
+      byPattern = patternOwners.remember(
+        key,
+        owner?.kind === 'user' ? { userId: owner.userId, attributed: false } : null,
+      );
+    }
+    if (byPattern !== null) return byPattern;
     if (key.startsWith(ATTRIBUTED_KEYS_ROOT)) return undefined;
     const userId = attributedOwner.get(key) ?? chargedUser();
     return userId === undefined ? undefined : { userId, attributed: true };

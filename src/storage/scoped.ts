@@ -5,6 +5,7 @@
  */
 
 import { StorageUnavailableError } from '../core/errors.ts';
+import { KeyMemo } from './key-memo.ts';
 import { assertValidKey, assertValidPrefix, isValidKey } from './keys.ts';
 import { NOT_HELD, peek } from './peek.ts';
 import { readFrom } from './read-from.ts';
@@ -29,6 +30,16 @@ export function scopeStorage(storage: Storage, root: string): Storage {
     if (inFlight === 0) idle?.();
   };
   let closed = false;
+  // The full key of each valid key seen lately (key-memo.ts).
+  const fullKeys = new KeyMemo<string>();
+
+  /** `root/key`, once `key` is known valid (else throws CHAT_ERR_STORAGE_INVALID_KEY). */
+  function fullKeyOf(key: string): string {
+    const known = fullKeys.get(key);
+    if (known !== undefined) return known;
+    assertValidKey(key);
+    return fullKeys.remember(key, base + key);
+  }
 
   /**
    * Starts `operation` on the full key. Not an async function: a storage call is on every turn's path,
@@ -38,9 +49,9 @@ export function scopeStorage(storage: Storage, root: string): Storage {
   function run<T>(key: string, operation: (fullKey: string) => Promise<T>): Promise<T> {
     let promise: Promise<T>;
     try {
-      assertValidKey(key);
+      const fullKey = fullKeyOf(key);
       if (closed) throw new StorageUnavailableError(`the storage view of "${folder}" is closed`);
-      promise = operation(base + key);
+      promise = operation(fullKey);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -53,7 +64,11 @@ export function scopeStorage(storage: Storage, root: string): Storage {
     read: (key) => run(key, (fullKey) => storage.read(fullKey)),
     readFrom: (key, offset) => run(key, (fullKey) => readFrom(storage, fullKey, offset)),
     // A key the view refuses, or a closed view, is for `read` to report: peek only says it cannot tell.
-    peek: (key, offset) => (closed || !isValidKey(key) ? NOT_HELD : peek(storage, base + key, offset)),
+    peek(key, offset) {
+      if (closed) return NOT_HELD;
+      const fullKey = fullKeys.get(key) ?? (isValidKey(key) ? fullKeys.remember(key, base + key) : undefined);
+      return fullKey === undefined ? NOT_HELD : peek(storage, fullKey, offset);
+    },
     write: (key, data, options) => run(key, (fullKey) => storage.write(fullKey, data, options)),
     delete: (key) => run(key, (fullKey) => storage.delete(fullKey)),
     exists: (key) => run(key, (fullKey) => storage.exists(fullKey)),

@@ -2,6 +2,7 @@ import { NotFoundError } from '../../core/errors.ts';
 import { isIdSegment, newId } from '../../core/ids.ts';
 import type { ModuleStorage } from '../../core/module.ts';
 import type { Session } from '../../core/types.ts';
+import { KeyMemo } from '../../storage/key-memo.ts';
 import { NOT_HELD, peek } from '../../storage/peek.ts';
 import type { SessionMetadata } from './types.ts';
 
@@ -27,18 +28,43 @@ export function sessionIdOfKey(key: string): string | undefined {
   return sessionId !== undefined && isIdSegment(sessionId) ? sessionId : undefined;
 }
 
+/** A session's keys, and whose session they were made for. */
+interface SessionKeys {
+  userId: string;
+  folder: string;
+  messages: string;
+  metadata: string;
+}
+
+// Each session's keys, made once: a turn asks for them several times, and each storage layer looks them
+// up again — the same string objects are found fast (storage/key-memo.ts). By session id, for the user
+// they were made for (another user's request for the id makes its own).
+const sessionKeys = new KeyMemo<SessionKeys>();
+
+function keysOf(userId: string, sessionId: string): SessionKeys {
+  const known = sessionKeys.get(sessionId);
+  if (known !== undefined && known.userId === userId) return known;
+  const folder = `${userSegment(userId)}/${sessionId}/`;
+  return sessionKeys.remember(sessionId, {
+    userId,
+    folder,
+    messages: `${folder}messages.jsonl`,
+    metadata: `${folder}metadata.json`,
+  });
+}
+
 /** `{user_id}/{session_id}/` under the module's root (`sessions/` in the seed layout). */
 export function sessionFolder(userId: string, sessionId: string): string {
-  return `${userSegment(userId)}/${sessionId}/`;
+  return keysOf(userId, sessionId).folder;
 }
 
 /** The key of a session's message log, `{user_id}/{session_id}/messages.jsonl`. */
 export function messagesKey(userId: string, sessionId: string): string {
-  return `${sessionFolder(userId, sessionId)}messages.jsonl`;
+  return keysOf(userId, sessionId).messages;
 }
 
 function metadataKey(userId: string, sessionId: string): string {
-  return `${sessionFolder(userId, sessionId)}metadata.json`;
+  return keysOf(userId, sessionId).metadata;
 }
 
 function notFound(sessionId: string): NotFoundError {
