@@ -7,13 +7,15 @@
  * - `parley-http`: the same server and platform with text_chat replaced by an instant stand-in (no
  *   storage, no AI SDK): what the HTTP layer itself costs. A diagnostic row, not a competitor.
  * - `bare`: one Fastify route that validates the same body with the same schema and does one fsynced
- *   append of the message to a flatfile JSONL log (the same storage driver), then answers — the floor any
- *   chat server that stores a message before acknowledging it sits on.
+ *   append of the message to a flatfile JSONL log (the same storage driver, its append journal off: each
+ *   append is one `O_DSYNC` write of its own file), then answers — the floor any chat server that stores
+ *   a message before acknowledging it, one fsync a request, sits on. parley's flatfile driver is as
+ *   configured by default (the append journal on: many turns' appends share a flush, ADR 0008).
  *
  * - `one-handler`: a diagnostic row, not a competitor: the work of a chat turn written inline in one Fastify
  *   route — bearer check, the same validation, a history window kept in memory and cut to the same token
  *   budget with the same tokenizer, the same AI SDK mock model's stream, one fsynced append of the user
- *   message and the reply — without the platform (no bus, modules, events, knowledge, personas, storage
+ *   message and the reply (as the bare route's: its own fsync) — without the platform (no bus, modules, events, knowledge, personas, storage
  *   layers, cancellation or multi-node guards). What a chat turn costs here before any platform.
  *
  * parley and bare have a streaming variant for the time-to-first-byte measure. The model waits a delay the parent
@@ -200,7 +202,7 @@ interface CountedMessage {
 async function startOneHandler(dataDir: string): Promise<Started> {
   // Loaded here, not at the top: the other subjects load it only if they need it, as parley does.
   const { countTokens } = await import('gpt-tokenizer');
-  const storage = createFlatfileStorage({ root: dataDir });
+  const storage = createFlatfileStorage({ root: dataDir, journal: false });
   const model = createBenchModel();
   const key = newId();
   const budget = 3000; // text_chat.history_token_budget's default
@@ -252,7 +254,8 @@ async function startOneHandler(dataDir: string): Promise<Started> {
 }
 
 async function startBare(dataDir: string): Promise<Started> {
-  const storage = createFlatfileStorage({ root: dataDir });
+  // One fsync an append, of the message's own log (see the header).
+  const storage = createFlatfileStorage({ root: dataDir, journal: false });
   const app = Fastify();
 
   async function store(sessionId: string, content: string) {

@@ -33,7 +33,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent, write as writeToFile } from 'node:fs';
+import { constants, type Dirent, writeSync, write as writeToFile } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -54,6 +54,7 @@ import { createKeyLanes } from '../key-lanes.ts';
 import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } from '../keys.ts';
 import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
+import { type AppendJournal, openAppendJournal, replayJournals } from './flatfile-journal.ts';
 
 export interface FlatfileStorageOptions {
   /** The directory that holds the files; created when missing. */
@@ -64,6 +65,13 @@ export interface FlatfileStorageOptions {
   directoryMode?: number;
   /** Files kept open for appending (default 256); the least recently used is closed beyond it. */
   maxOpenFiles?: number;
+  /**
+   * Appends made durable through the append journal, many appends a flush (default true; flatfile-journal.ts),
+   * or each by an `O_DSYNC` write of its own file (false).
+   */
+  journal?: boolean;
+  /** The journal is cut back (its files fsynced) once it holds this many bytes (default 16 MiB). */
+  journalCheckpointBytes?: number;
 }
 
 /** Diagnostic counters since the storage was created (for tests and benchmarks, not for logic). */
@@ -72,8 +80,16 @@ export interface FlatfileStats {
   appends: number;
   /** Batches written: several concurrent appends to one key share one batch. */
   appendBatches: number;
-  /** fsync/fdatasync calls on files (one per append batch, one per write). */
+  /**
+   * Append batches and writes made durable: each write by an fsync of its file, each append batch by its
+   * journal record's flush (shared by the batches of other keys meanwhile) or, without the journal, by an
+   * fsync of its file.
+   */
   fileSyncs: number;
+  /** Append journal writes: each one flush for the batches of every key journaled meanwhile. */
+  journalFlushes: number;
+  /** Append journal checkpoints (its files fsynced, the journal removed). */
+  journalCheckpoints: number;
   /** fsync calls on directories (after a file or directory was created, renamed or removed). */
   directorySyncs: number;
   writes: number;
@@ -97,7 +113,7 @@ const TAIL_SCAN_CHUNK = 64 * 1024;
 // O_DSYNC: each write returns once its bytes (and the size that makes them readable) are on disk, as if
 // followed by fdatasync. Where the platform has no O_DSYNC (Windows), an explicit datasync follows.
 const SYNCED_WRITES = constants.O_DSYNC !== undefined;
-const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND | (constants.O_DSYNC ?? 0);
+const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND;
 /** Windows cannot rename a file that is open. */
 const RENAME_OPEN_FILES = process.platform !== 'win32';
 const DEFAULT_MAX_OPEN_FILES = 256;
@@ -173,6 +189,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
   const fileMode = options.fileMode ?? 0o600;
   const directoryMode = options.directoryMode ?? 0o700;
   const maxOpenFiles = Math.max(1, options.maxOpenFiles ?? DEFAULT_MAX_OPEN_FILES);
+  // Without the journal, each append's own write is the flush (O_DSYNC).
+  const appendFlags = options.journal === false ? APPEND_FLAGS | (constants.O_DSYNC ?? 0) : APPEND_FLAGS;
   // Temporary files are named by a random prefix of this storage and a counter: unique without asking
   // for random bytes on every write (the prefix tells them from those a crashed process left behind).
   const temporaryPrefix = `${RESERVED_NAME_PART}${randomBytes(8).toString('hex')}-`;
@@ -202,6 +220,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     deletes: 0,
     tornTailsCut: 0,
     appendFilesOpened: 0,
+    journalFlushes: 0,
+    journalCheckpoints: 0,
   };
   let closed = false;
 
@@ -448,7 +468,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       // The first log in a folder made here (a new chat session's): new, so no size to ask for. Should
       // something else have put it there (or removed the folder), the usual open below follows.
       try {
-        const handle = await open(path, APPEND_FLAGS | constants.O_CREAT | constants.O_EXCL, fileMode);
+        const handle = await open(path, appendFlags | constants.O_CREAT | constants.O_EXCL, fileMode);
         counters.appendFilesOpened += 1;
         return { file: { handle, size: 0, busy: false }, entrySynced: syncDirectory(directory) };
       } catch (error) {
@@ -457,7 +477,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       }
     }
     // O_CREAT without O_EXCL: a new file is told by its size below, not by a failed open (and its error).
-    const { handle, createdParents } = await openCreating(path, APPEND_FLAGS | constants.O_CREAT);
+    const { handle, createdParents } = await openCreating(path, appendFlags | constants.O_CREAT);
     // Made just now by this open: the file it created is its first log, nothing else is new there.
     madeDirectories.delete(directory);
     counters.appendFilesOpened += 1;
@@ -527,8 +547,13 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     file.busy = true;
     counters.appendBatches += 1;
     const data = concatBytes(chunks);
-    // O_DSYNC: the write is the sync.
-    const written = SYNCED_WRITES ? writeAll(file.handle, data) : writeAndSync(file.handle, data);
+    const written =
+      journal !== undefined
+        ? writeJournaled(key, file, data)
+        : // O_DSYNC: the write is the sync.
+          SYNCED_WRITES
+          ? writeAll(file.handle, data)
+          : writeAndSync(file.handle, data);
     return (entrySynced === undefined ? written : Promise.all([written, entrySynced])).then(
       () => {
         counters.fileSyncs += 1;
@@ -648,6 +673,62 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
 
   const lanes = createKeyLanes({ appendBatch, failure });
 
+  /** Makes what was written to `key`'s file durable (for the journal: its checkpoints and `forget`). */
+  async function syncKeyFile(key: string): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(pathOf(key), 'r');
+    } catch (error) {
+      if (isNoValue(error)) return;
+      throw error;
+    }
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close().catch(ignore);
+    }
+  }
+
+  // What a process that died with appends in its journal (the machine crashed) left unwritten is written
+  // now, before anything is read.
+  try {
+    replayJournals(root, pathOf);
+  } catch (error) {
+    throw new PlatformError(
+      'CHAT_ERR_STORAGE_FAILED',
+      `flatfile: could not replay the append journal under ${root}: ${error instanceof Error ? error.message : String(error)}`,
+      { details: { root }, cause: error },
+    );
+  }
+  const journal =
+    options.journal === false
+      ? undefined
+      : openAppendJournal({
+          root,
+          syncFile: syncKeyFile,
+          ...(options.journalCheckpointBytes === undefined
+            ? {}
+            : { checkpointBytes: options.journalCheckpointBytes }),
+        });
+
+  /**
+   * Writes `data` at the end of `file` into the page cache (readers see it at once) and journals it: durable
+   * once its journal record is (flatfile-journal.ts). The write is synchronous: a few microseconds into the
+   * page cache, where a round through the thread pool cost the event loop more, and the journal's one
+   * thread-pool write serves the appends of many turns.
+   */
+  function writeJournaled(key: string, file: AppendFile, data: Uint8Array): Promise<void> {
+    try {
+      let written = 0;
+      while (written < data.length) {
+        written += writeSync(file.handle.fd, data, written, data.length - written);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return (journal as AppendJournal).record(key, file.size, data);
+  }
+
   async function walk(directory: string, keyPrefix: string, partial: string, keys: string[]): Promise<void> {
     let entries: Dirent[];
     try {
@@ -726,6 +807,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       const durable = options?.durable ?? true;
       // A file held open for appending would keep writing to the replaced file: close it first.
       return lanes.exclusive(key, 'write', async () => {
+        await journal?.forget(key);
         await closeAppendFile(key);
         return writeFile(key, copy, durable);
       });
@@ -734,6 +816,7 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
       assertValidKey(key);
       assertOpen();
       return lanes.exclusive(key, 'delete', async () => {
+        await journal?.forget(key);
         await closeAppendFile(key);
         return deleteFile(key);
       });
@@ -784,13 +867,19 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     async close() {
       closed = true;
       await lanes.whenIdle();
+      await journal?.close();
       const handles = [...[...appendFiles.values()].map((file) => file.handle), ...directories.values()];
       appendFiles.clear();
       directories.clear();
       await Promise.all(handles.map((handle) => handle.close().catch(() => undefined)));
     },
     stats() {
-      return { ...counters };
+      const journaled = journal?.stats();
+      return {
+        ...counters,
+        journalFlushes: journaled?.flushes ?? 0,
+        journalCheckpoints: journaled?.checkpoints ?? 0,
+      };
     },
   };
 }
