@@ -58,7 +58,8 @@ export interface ServerConfig {
 export interface StorageConfig {
   backend: 'memory' | 'flatfile' | 'redis' | 's3';
   /** `root` is always set in the effective config: it defaults to `data_dir`. */
-  flatfile: { root: string };
+  /** `journal`: appends made durable through the append journal (storage/drivers/flatfile-journal.ts). */
+  flatfile: { root: string; journal?: boolean };
   /** `auto`: on for single-node backends (flatfile, memory), off for shared ones (redis, s3). */
   cache: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number; max_bytes: number };
   redis: {

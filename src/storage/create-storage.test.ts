@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,6 +49,25 @@ describe('createStorage', () => {
     const reopened = await createStorage({ backend: 'flatfile', flatfile: { root } });
     expect(await reopened.list('')).toEqual(['a.json']);
     await reopened.close();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('journals flatfile appends unless storage.flatfile.journal is false', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'parley-create-storage-'));
+    const journals = async (folder: string) =>
+      (await readdir(join(root, folder))).filter((name) => name.includes('journal'));
+    for (const [folder, journal] of [
+      ['default', undefined],
+      ['off', false],
+    ] as const) {
+      const storage = await createStorage({
+        backend: 'flatfile',
+        flatfile: { root: join(root, folder), ...(journal === undefined ? {} : { journal }) },
+      });
+      await storage.append('log.jsonl', bytes('{"n":1}\n'));
+      expect(await journals(folder)).toHaveLength(journal === false ? 0 : 1);
+      await storage.close();
+    }
     await rm(root, { recursive: true, force: true });
   });
 

@@ -14,7 +14,7 @@ import type { Storage, StorageBackendName } from './types.ts';
 /** The `storage` config section as createStorage reads it (snake_case, as in the JSON config). */
 export interface StorageFactoryConfig {
   backend: StorageBackendName;
-  flatfile?: { root?: string };
+  flatfile?: { root?: string; journal?: boolean };
   cache?: { enabled: boolean | 'auto'; ttl_ms: number; max_entries: number; max_bytes?: number };
   redis?: Record<string, unknown>;
   s3?: Record<string, unknown>;
@@ -45,7 +45,7 @@ export const STORAGE_DRIVERS: Record<StorageBackendName, StorageDriverFactory> =
         },
       );
     }
-    return createFlatfileStorage({ root });
+    return createFlatfileStorage({ root, journal: config.flatfile?.journal ?? true });
   },
   redis: async (config) => {
     const { createRedisStorage, redisOptionsFromConfig } = await import('./drivers/redis.ts');

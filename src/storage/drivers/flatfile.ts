@@ -5,19 +5,23 @@
  * - `write` replaces atomically: a temporary file in the same directory is written and fsynced, renamed
  *   over the key's file, then the directory is fsynced, so after a crash the key holds the old bytes or
  *   the new, never a mix.
- * - `append` resolves only after its bytes are fsynced. Appends to one key queue in a per-key lane; all
- *   appends that arrive while a batch is being written and fsynced go out together as the next batch and
- *   share its fsync (group commit), in one write, so the bytes of two appends never interleave.
+ * - `append` resolves only after its bytes are durable: recorded in the append journal (flatfile-journal.ts,
+ *   one flush for the appends of many files, replayed after a machine crash) or, with `journal: false`,
+ *   fsynced in their file. Appends to one key queue in a per-key lane; all appends that arrive while a
+ *   batch is being written and made durable go out together as the next batch (group commit), in one
+ *   write, so the bytes of two appends never interleave.
  * - Operations on one key (write, delete, append) run one at a time in call order, so an append never
  *   lands in a file that a concurrent write is replacing.
  * - A `.jsonl` key holds whole lines only (see json-lines.ts). When such a file ends in a partial line —
  *   a write torn by a crash, never acknowledged — the first append after the file is opened cuts it off
  *   before writing, so a new line is never glued onto a fragment.
  *
- * Cost of an append (a chat turn makes two): the files appended to recently stay open (`maxOpenFiles`,
- * least recently used closed first) in synchronised-data mode (`O_DSYNC`), so an append batch is one
- * `write` that returns once the bytes are on disk — the same guarantee as `write` + `fdatasync`, in one
- * call to the thread pool instead of six (open, stat, read the last byte, write, fdatasync, close). The
+ * Cost of an append (a chat turn makes one): the files appended to recently stay open (`maxOpenFiles`,
+ * least recently used closed first). With the journal, an append batch is a synchronous `write` into the
+ * page cache and a share of a journal flush. Without it, files are opened in synchronised-data mode
+ * (`O_DSYNC`), so an append batch is one `write` that returns once the bytes are on disk — the same
+ * guarantee as `write` + `fdatasync`, in one call to the thread pool instead of six (open, stat, read the
+ * last byte, write, fdatasync, close). The
  * open, the size and the torn-tail check are paid once per file, when it is opened. Creating a file takes
  * no failed system call (nor the thrown error that costs more than the call): a log is opened with
  * `O_CREAT` and its size tells a new one, and a file in a folder the driver has not seen yet makes the
