@@ -421,6 +421,23 @@ describe('cacheStorage', () => {
       expect(cached.peek?.('chat.jsonl', 0)).toBe(NOT_HELD);
     });
 
+    it('holds a log past 64 KB by its length and last bytes, whatever room the cache has, and follows it', async () => {
+      const { backing, cached } = setup(); // 64 MB: any other value up to 4 MB is held whole
+      const line = `${JSON.stringify({ text: 'y'.repeat(1000) })}\n`; // 1,013 bytes
+      for (let n = 0; n < 70; n++) await cached.append('chat.jsonl', bytes(line));
+      await cached.read('chat.jsonl');
+      for (let n = 0; n < 10; n++) await cached.append('chat.jsonl', bytes(line));
+      const end = line.length * 80;
+      // The new tail is answered from memory; the start of the log is not held.
+      expect(text(cached.peek?.('chat.jsonl', end - line.length) as Uint8Array)).toBe(line);
+      expect(cached.peek?.('chat.jsonl', 0)).toBe(NOT_HELD);
+      expect(cached.stats().bytes).toBeLessThanOrEqual(4096);
+      // A whole read goes to the storage, and gets every line.
+      const readsBefore = backing.reads();
+      expect(text(await cached.read('chat.jsonl'))?.length).toBe(end);
+      expect(backing.reads()).toBe(readsBefore + 1);
+    });
+
     it('is answered by a scoped view under its root, and by nothing it refuses', async () => {
       const { cached } = setup();
       const view = scopeStorage(cached, 'mod');

@@ -103,6 +103,14 @@ const LENGTH_ONLY = Symbol('length only');
 /** The last bytes a length-only entry keeps. */
 const END_BYTES = 4096;
 const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
+/**
+ * A JSON Lines log is held whole only up to this size, then by its length and last bytes: what is read of
+ * a long log, turn after turn, is its new tail (the history cache keeps the parsed messages it needs).
+ * Held whole, a hundred long chats filled the cache with bytes nobody read, and pushed each other out of
+ * it — every turn of an evicted chat then read its tail from disk (bench/chat slowed as its chats grew
+ * past a few thousand messages).
+ */
+const MAX_LOG_VALUE_BYTES = 64 * 1024;
 
 /** The memory an entry takes (a value's whole buffer: an appended value has room to grow). */
 function heldBytes(entry: Entry): number {
@@ -127,6 +135,9 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
   const { ttlMs, maxEntries } = options;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const maxValueBytes = Math.floor(maxBytes / 16);
+  /** The largest value of `key` held whole. */
+  const wholeUpTo = (key: string) =>
+    isJsonLinesKey(key) ? Math.min(maxValueBytes, MAX_LOG_VALUE_BYTES) : maxValueBytes;
   const now = options.now ?? Date.now;
   let bytesHeld = 0;
   // A Map iterates in insertion order; with the `used` mark of an entry read or replaced since it was last
@@ -167,7 +178,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
    */
   function entryFor(key: string, value: Uint8Array | undefined, expiresAt: number): Entry | typeof UNKNOWN {
     if (value === undefined) return { value: undefined, length: 0, expiresAt };
-    if (value.length <= maxValueBytes) return { value, length: value.length, expiresAt };
+    if (value.length <= wholeUpTo(key)) return { value, length: value.length, expiresAt };
     if (isJsonLinesKey(key) && value[value.length - 1] !== NEWLINE) return UNKNOWN;
     return { value: LENGTH_ONLY, length: value.length, end: lastBytes(undefined, value), expiresAt };
   }
@@ -280,7 +291,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
     // A torn last line (a crash) is cut off by the driver before it appends: the result is not old + data.
     if (isJsonLinesKey(key) && old.length > 0 && old[old.length - 1] !== NEWLINE) return UNKNOWN;
     // Grown past what is held: only the length (and the last bytes) are kept from now on.
-    if (length > maxValueBytes) {
+    if (length > wholeUpTo(key)) {
       return { value: LENGTH_ONLY, length, end: lastBytes(old, data), expiresAt: before.expiresAt };
     }
     // The cached bytes sit at the start of a buffer only the cache holds, with room to grow into (half
@@ -358,7 +369,7 @@ export function cacheStorage(storage: Storage, options: CacheOptions): CachedSto
       key,
       () => storage.read(key),
       (value) => {
-        const small = value !== undefined && value.length <= maxValueBytes;
+        const small = value !== undefined && value.length <= wholeUpTo(key);
         return entryFor(key, small ? copyBytes(value) : value, now() + ttlMs);
       },
     );
