@@ -33,6 +33,7 @@ import {
   fdatasyncSync,
   fstatSync,
   fsync,
+  ftruncate,
   open,
   openSync,
   readdirSync,
@@ -131,7 +132,6 @@ function readRecords(bytes: Buffer): Map<string, RecordedAppend[]> {
 }
 
 function isAlive(pid: number): boolean {
-  if (pid === process.pid) return true;
   try {
     process.kill(pid, 0);
     return true;
@@ -297,7 +297,19 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
       }
       pump();
     };
-    descriptor().then((fd) => writeAll(fd, data, written), written);
+    descriptor().then(
+      (fd) =>
+        writeAll(fd, data, (error) => {
+          if (error === null) return written(null);
+          // A record cut short would end replay there, before the records written after it: cut it off,
+          // or (that failing too) start a new journal at the next checkpoint, which comes at once.
+          ftruncate(fd, size, (cutError) => {
+            if (cutError !== null) checkpointAt = 0;
+            written(error);
+          });
+        }),
+      written,
+    );
   }
 
   /**
