@@ -30,6 +30,7 @@ import {
   close as closeFd,
   closeSync,
   constants,
+  fdatasync,
   fdatasyncSync,
   fstatSync,
   fsync,
@@ -206,6 +207,9 @@ function writeAll(fd: number, data: Uint8Array, done: (error: Error | null) => v
   rest();
 }
 
+/** Whether a write to a file opened with O_DSYNC is its flush (not on Windows). */
+const SYNCED_WRITES = constants.O_DSYNC !== undefined;
+
 /** Files synced at once by a checkpoint or a close. */
 const SYNCS_AT_ONCE = 8;
 
@@ -300,7 +304,8 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
     descriptor().then(
       (fd) =>
         writeAll(fd, data, (error) => {
-          if (error === null) return written(null);
+          // Where there is no O_DSYNC (Windows), an explicit flush follows the write.
+          if (error === null) return SYNCED_WRITES ? written(null) : fdatasync(fd, written);
           // A record cut short would end replay there, before the records written after it: cut it off,
           // or (that failing too) start a new journal at the next checkpoint, which comes at once.
           ftruncate(fd, size, (cutError) => {
