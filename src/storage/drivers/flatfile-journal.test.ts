@@ -32,7 +32,7 @@ async function journals(): Promise<string[]> {
 async function leftByDeadProcess(): Promise<string> {
   const [live] = await journals();
   if (live === undefined) throw new Error('no journal to copy');
-  const dead = join(root, '.parley-tmp-journal-999999999-0badc0de');
+  const dead = join(root, '.parley-tmp-journal-999999999-0badc0de-0');
   await copyFile(join(root, live), dead);
   return dead;
 }
@@ -84,8 +84,27 @@ describe('the append journal', () => {
     expect(await readJsonLines(storage, 'a.jsonl')).toEqual([{ n: 1 }, { n: 2 }]);
   });
 
+  it('replays, in the order they were written, the journal files a crash during a checkpoint leaves', async () => {
+    await storage.append('a.jsonl', line({ part: 'A' }));
+    await storage.append('other.jsonl', line({ other: true }));
+    const [first] = await journals();
+    await copyFile(join(root, first as string), join(root, '.parley-tmp-journal-999999999-0badc0de-0'));
+    // A delete of a journaled key checkpoints: the next records go to a new file.
+    await storage.delete('other.jsonl');
+    await storage.append('a.jsonl', line({ part: 'B' }));
+    const [second] = (await journals()).filter((name) => !name.includes('999999999'));
+    expect(second).not.toBe(first);
+    await copyFile(join(root, second as string), join(root, '.parley-tmp-journal-999999999-0badc0de-1'));
+    await storage.close();
+    await truncate(join(root, 'a.jsonl'), 0);
+
+    storage = createFlatfileStorage({ root });
+    expect(await readJsonLines(storage, 'a.jsonl')).toEqual([{ part: 'A' }, { part: 'B' }]);
+    expect(await storage.exists('other.jsonl')).toBe(false);
+  });
+
   it('leaves alone the journal of a process that is still running', async () => {
-    const parentsJournal = join(root, `.parley-tmp-journal-${process.ppid}-00000000`);
+    const parentsJournal = join(root, `.parley-tmp-journal-${process.ppid}-00000000-0`);
     await writeFile(parentsJournal, 'not ours');
     const other = createFlatfileStorage({ root });
     await other.close();

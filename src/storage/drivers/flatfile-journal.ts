@@ -58,7 +58,7 @@ const APPEND_RECORD = 1;
 const FRAME_BYTES = 8;
 const BODY_HEAD_BYTES = 1 + 2 + 8;
 
-/** Journals of this process's drivers that are open now: never replayed by another driver of it. */
+/** The journals (`<pid>-<random>`) of this process's drivers that are open now: never replayed. */
 const openJournals = new Set<string>();
 
 export interface AppendJournalOptions {
@@ -184,11 +184,20 @@ export function replayJournals(root: string, pathOf: (key: string) => string): v
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
     throw error;
   }
-  for (const name of names) {
-    if (!name.startsWith(JOURNAL_PREFIX)) continue;
+  // Oldest first: a crash during a checkpoint leaves a process's retired file beside its new one.
+  const journals = names
+    .filter((name) => name.startsWith(JOURNAL_PREFIX))
+    .map((name) => {
+      const [pid = '', random = '', sequence = '0'] = name.slice(JOURNAL_PREFIX.length).split('-');
+      return { name, owner: `${pid}-${random}`, pid: Number(pid), sequence: Number(sequence) };
+    })
+    .filter(
+      ({ owner, pid }) =>
+        !openJournals.has(owner) && !(Number.isInteger(pid) && pid !== process.pid && isAlive(pid)),
+    )
+    .sort((a, b) => (a.owner === b.owner ? a.sequence - b.sequence : a.owner < b.owner ? -1 : 1));
+  for (const { name } of journals) {
     const path = join(root, name);
-    const pid = Number(name.slice(JOURNAL_PREFIX.length).split('-')[0]);
-    if (openJournals.has(path) || (Number.isInteger(pid) && pid !== process.pid && isAlive(pid))) continue;
     for (const [key, appends] of readRecords(readFileSync(path))) replayFile(pathOf(key), appends);
     unlinkSync(path);
   }
@@ -230,30 +239,44 @@ function syncFolder(path: string): Promise<void> {
   );
 }
 
-/** Opens this driver's journal (the file is made with its first record, and removed by each checkpoint). */
+/** One journal file of a driver: the file is made with its first record. */
+interface JournalFile {
+  path: string;
+  opened: Promise<number> | undefined;
+  size: number;
+  /** Keys with records in it. */
+  named: Set<string>;
+}
+
+/** Opens this driver's journal: one file written at a time, a new one from each checkpoint on. */
 export function openAppendJournal(options: AppendJournalOptions): AppendJournal {
   const { root, syncFile } = options;
   const checkpointBytes = options.checkpointBytes ?? DEFAULT_CHECKPOINT_BYTES;
-  const path = join(root, `${JOURNAL_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
-  openJournals.add(path);
-  let opened: Promise<number> | undefined;
-  let size = 0;
+  const owner = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  openJournals.add(owner);
+  let sequence = 0;
+  const fileAfter = (): JournalFile => ({
+    path: join(root, `${JOURNAL_PREFIX}${owner}-${sequence++}`),
+    opened: undefined,
+    size: 0,
+    named: new Set(),
+  });
+  let current = fileAfter();
+  /** Files written before the current one, whose files a checkpoint is syncing (or failed to). */
+  let retired: JournalFile[] = [];
   let checkpointAt = checkpointBytes;
   let queue: Pending[] = [];
   let writing = false;
   let checkpoint: Promise<void> | undefined;
   /** Who asked for a checkpoint not begun yet (`forget`, `close`). */
   let wanted: PromiseWithResolvers<void>[] = [];
-  /** Keys with records in the journal as it is now, and those of a checkpoint under way. */
-  let named = new Set<string>();
-  let checkpointed = new Set<string>();
   const counters = { flushes: 0, checkpoints: 0 };
 
-  /** The journal file, made in `O_DSYNC` mode, with its entry in the root made durable before any record. */
-  function descriptor(): Promise<number> {
-    opened ??= new Promise<number>((resolve, reject) => {
+  /** A journal file's descriptor: made in `O_DSYNC` mode, its entry in the root durable before any record. */
+  function descriptor(file: JournalFile): Promise<number> {
+    file.opened ??= new Promise<number>((resolve, reject) => {
       const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_DSYNC ?? 0);
-      open(path, flags, 0o600, (error, fd) => {
+      open(file.path, flags, 0o600, (error, fd) => {
         if (error !== null) return reject(error);
         syncFolder(root).then(
           () => resolve(fd),
@@ -261,11 +284,11 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
         );
       });
     });
-    return opened;
+    return file.opened;
   }
 
   function syncAll(keys: Iterable<string>): Promise<void> {
-    const waiting = [...keys];
+    const waiting = [...new Set(keys)];
     const next = async (): Promise<void> => {
       for (let key = waiting.pop(); key !== undefined; key = waiting.pop()) await syncFile(key);
     };
@@ -273,42 +296,42 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
   }
 
   /**
-   * Between writes: a checkpoint when one is due or asked for, else the queued records as one write. A
-   * journal write is never under way beside a checkpoint, which removes the file it writes to.
+   * Between writes: a checkpoint when one is due or asked for (it takes the file written so far, and the
+   * next write starts a new one), then the queued records as one write.
    */
   function pump(): void {
-    if (writing || checkpoint !== undefined) return;
-    if (wanted.length > 0 || size >= checkpointAt) {
+    if (writing) return;
+    if (checkpoint === undefined && (wanted.length > 0 || current.size >= checkpointAt)) {
       startCheckpoint(wanted);
       wanted = [];
-      return;
     }
     if (queue.length === 0) return;
     writing = true;
     const batch = queue;
     queue = [];
+    const file = current;
     const data = batch.length === 1 ? batch[0]!.frame : Buffer.concat(batch.map((pending) => pending.frame));
     const written = (error: unknown) => {
       writing = false;
       if (error !== null) for (const pending of batch) pending.reject(error);
       else {
         counters.flushes += 1;
-        size += data.length;
+        file.size += data.length;
         for (const pending of batch) {
-          named.add(pending.key);
+          file.named.add(pending.key);
           pending.resolve();
         }
       }
       pump();
     };
-    descriptor().then(
+    descriptor(file).then(
       (fd) =>
         writeAll(fd, data, (error) => {
           // Where there is no O_DSYNC (Windows), an explicit flush follows the write.
           if (error === null) return SYNCED_WRITES ? written(null) : fdatasync(fd, written);
           // A record cut short would end replay there, before the records written after it: cut it off,
-          // or (that failing too) start a new journal at the next checkpoint, which comes at once.
-          ftruncate(fd, size, (cutError) => {
+          // or (that failing too) start a new file at once.
+          ftruncate(fd, file.size, (cutError) => {
             if (cutError !== null) checkpointAt = 0;
             written(error);
           });
@@ -318,22 +341,25 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
   }
 
   /**
-   * Syncs the files the journal names, then removes it (and syncs the root, so it stays removed): nothing
-   * in it is needed any more. Records that come meanwhile wait, for the next journal.
+   * Retires the file written so far (records go to a new one from now on), syncs the files its records
+   * name, then removes it and syncs the root, so it stays removed. No write to it is under way (`pump`).
    */
   function startCheckpoint(waiters: readonly PromiseWithResolvers<void>[]): void {
-    checkpointed = named;
-    named = new Set();
+    if (current.opened !== undefined) {
+      retired.push(current);
+      current = fileAfter();
+    }
+    const leaving = retired;
     checkpoint = (async () => {
-      if (opened !== undefined) {
-        await syncAll(checkpointed);
-        const fd = await opened;
-        opened = undefined;
-        await called((done) => closeFd(fd, done));
-        await called((done) => unlink(path, done));
-        await syncFolder(root);
+      await syncAll(leaving.flatMap((file) => [...file.named]));
+      for (const file of leaving) {
+        const fd = await file.opened;
+        if (fd !== undefined) await called((done) => closeFd(fd, done));
+        file.opened = undefined;
+        await called((done) => unlink(file.path, done));
       }
-      size = 0;
+      if (leaving.length > 0) await syncFolder(root);
+      retired = retired.filter((file) => !leaving.includes(file));
       checkpointAt = checkpointBytes;
       counters.checkpoints += 1;
     })().then(
@@ -341,15 +367,13 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
         for (const waiter of waiters) waiter.resolve();
       },
       (error: unknown) => {
-        // The records stay (a journal not removed is replayed after a crash); tried again once as many
-        // bytes more are written, or when asked.
-        for (const key of checkpointed) named.add(key);
-        checkpointAt = size + checkpointBytes;
+        // The retired files stay (replayed after a crash) and are tried again by the next checkpoint: once
+        // as many bytes more are written, or when asked.
+        checkpointAt = current.size + checkpointBytes;
         for (const waiter of waiters) waiter.reject(error);
       },
     );
     void checkpoint.finally(() => {
-      checkpointed = new Set();
       checkpoint = undefined;
       pump();
     });
@@ -370,12 +394,13 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
       });
     },
     forget(key) {
-      return named.has(key) || checkpointed.has(key) ? checkpointNow() : Promise.resolve();
+      const named = current.named.has(key) || retired.some((file) => file.named.has(key));
+      return named ? checkpointNow() : Promise.resolve();
     },
     async close() {
-      // After the records queued before it; the journal removed, not even its name is left.
+      // After the records queued before it; every file removed, not even a name is left.
       await checkpointNow();
-      openJournals.delete(path);
+      openJournals.delete(owner);
     },
     stats: () => ({ ...counters }),
   };
