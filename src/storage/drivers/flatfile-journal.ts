@@ -13,12 +13,15 @@
  * written again at its offset, and the files are fsynced before the journal is removed. A process killed
  * alone loses nothing of the page cache: replay then only syncs.
  *
- * Once the journal holds `checkpointBytes`, a checkpoint fsyncs the files it names and removes it (new
- * records wait meanwhile, for the next journal). A key with records in the journal is replaced or deleted
+ * Once the journal file holds `checkpointBytes`, a checkpoint retires it — records go to a new file from
+ * then on — fsyncs the files it names and removes it. A key with records in the journal is replaced or deleted
  * only after a checkpoint (`forget`): so replay never writes old appends into the file that took its
  * place, a deleted file's bytes do not stay behind in the journal, and a replayed record never creates a
  * file (a file's first append is acknowledged only once its directory entry is durable, flatfile.ts: a
  * missing file was deleted).
+ *
+ * A crash during a checkpoint leaves the retired file beside the new one: replay takes them in the order
+ * they were written (`<pid>-<random>-<sequence>`).
  *
  * Each process writes its own journal, named by its pid: a journal whose process still runs is left alone,
  * so a CLI opening the root of a running server does not touch the server's (one process owns a root for
