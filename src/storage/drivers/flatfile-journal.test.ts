@@ -1,9 +1,20 @@
-import { appendFile, copyFile, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import {
+  appendFile,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  truncate,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readJsonLines } from '../json-lines.ts';
 import { createFlatfileStorage, type FlatfileStorage } from './flatfile.ts';
+import { openAppendJournal } from './flatfile-journal.ts';
 
 const encoder = new TextEncoder();
 const line = (value: unknown) => encoder.encode(`${JSON.stringify(value)}\n`);
@@ -167,5 +178,25 @@ describe('the append journal', () => {
     } finally {
       await direct.close();
     }
+  });
+
+  it('keeps the journal when a checkpoint cannot sync its files, and removes it once one can', async () => {
+    const folder = join(root, 'failing');
+    await mkdir(folder);
+    let failSyncs = true;
+    const journal = openAppendJournal({
+      root: folder,
+      syncFile: async () => {
+        if (failSyncs) throw new Error('EIO: the disk failed');
+      },
+    });
+    await journal.record('a.jsonl', 0, line({ n: 1 }));
+    // A delete of the key needs a checkpoint first: refused while the files cannot be synced.
+    await expect(journal.forget('a.jsonl')).rejects.toThrow('EIO');
+    expect((await readdir(folder)).filter((name) => name.includes('journal'))).toHaveLength(1);
+    failSyncs = false;
+    await journal.forget('a.jsonl');
+    expect(await readdir(folder)).toEqual([]);
+    await journal.close();
   });
 });
