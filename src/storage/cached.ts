@@ -106,9 +106,8 @@ const DEFAULT_MAX_BYTES = 64 * 1024 * 1024;
 /**
  * A JSON Lines log is held whole only up to this size, then by its length and last bytes: what is read of
  * a long log, turn after turn, is its new tail (the history cache keeps the parsed messages it needs).
- * Held whole, a hundred long chats filled the cache with bytes nobody read, and pushed each other out of
- * it — every turn of an evicted chat then read its tail from disk (bench/chat slowed as its chats grew
- * past a few thousand messages).
+ * Held whole, a hundred long chats filled the cache with bytes nobody read, each growth copying the log
+ * into a larger buffer, and pushed each other out of it (a chat evicted read its tail from disk again).
  */
 const MAX_LOG_VALUE_BYTES = 64 * 1024;
 

@@ -30,30 +30,26 @@
 
 import { randomBytes } from 'node:crypto';
 import {
-  close as closeFd,
   closeSync,
   constants,
-  fdatasync,
   fdatasyncSync,
   fstatSync,
-  fsync,
-  ftruncate,
-  open,
   openSync,
   readdirSync,
   readFileSync,
-  unlink,
   unlinkSync,
-  write,
   writeSync,
 } from 'node:fs';
+import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { RESERVED_NAME_PART } from '../keys.ts';
+import { writeDurably } from './synced-writes.ts';
 
 const JOURNAL_PREFIX = `${RESERVED_NAME_PART}journal-`;
+const JOURNAL_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_DSYNC ?? 0);
 /** The journal is cut back (its files fsynced) once it holds this many bytes. */
-export const DEFAULT_CHECKPOINT_BYTES = 16 * 1024 * 1024;
+const DEFAULT_CHECKPOINT_BYTES = 16 * 1024 * 1024;
 
 /** The one kind of record so far (a byte for it leaves room for others). */
 const APPEND_RECORD = 1;
@@ -206,46 +202,23 @@ export function replayJournals(root: string, pathOf: (key: string) => string): v
   }
 }
 
-/** Writes all of `data` at the end of the file `fd` (opened to append), then calls `done`. */
-function writeAll(fd: number, data: Uint8Array, done: (error: Error | null) => void): void {
-  let offset = 0;
-  const rest = () =>
-    write(fd, data, offset, data.length - offset, null, (error, written) => {
-      if (error !== null) return done(error);
-      offset += written;
-      if (offset < data.length) rest();
-      else done(null);
-    });
-  rest();
-}
-
-/** Whether a write to a file opened with O_DSYNC is its flush (not on Windows). */
-const SYNCED_WRITES = constants.O_DSYNC !== undefined;
-
 /** Files synced at once by a checkpoint or a close. */
 const SYNCS_AT_ONCE = 8;
 
-/** Runs a callback-style file system call as a promise. */
-function called(run: (done: (error: NodeJS.ErrnoException | null) => void) => void): Promise<void> {
-  return new Promise((resolve, reject) => run((error) => (error === null ? resolve() : reject(error))));
-}
-
-/** fsyncs a folder: what was created or removed in it is durable. */
-function syncFolder(path: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    open(path, 'r', (error, folder) => {
-      if (error !== null) return reject(error);
-      fsync(folder, (syncError) =>
-        closeFd(folder, () => (syncError === null ? resolve() : reject(syncError))),
-      );
-    }),
-  );
+/** fsyncs a folder (the root): a journal file made or removed there stays so. */
+async function syncFolder(path: string): Promise<void> {
+  const folder = await open(path, 'r');
+  try {
+    await folder.sync();
+  } finally {
+    await folder.close();
+  }
 }
 
 /** One journal file of a driver: the file is made with its first record. */
 interface JournalFile {
   path: string;
-  opened: Promise<number> | undefined;
+  opened: Promise<FileHandle> | undefined;
   size: number;
   /** Keys with records in it. */
   named: Set<string>;
@@ -275,17 +248,16 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
   let wanted: PromiseWithResolvers<void>[] = [];
   const counters = { flushes: 0, checkpoints: 0 };
 
-  /** A journal file's descriptor: made in `O_DSYNC` mode, its entry in the root durable before any record. */
-  function descriptor(file: JournalFile): Promise<number> {
-    file.opened ??= new Promise<number>((resolve, reject) => {
-      const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_APPEND | (constants.O_DSYNC ?? 0);
-      open(file.path, flags, 0o600, (error, fd) => {
-        if (error !== null) return reject(error);
-        syncFolder(root).then(
-          () => resolve(fd),
-          (syncError: unknown) => closeFd(fd, () => reject(syncError)),
-        );
-      });
+  /** A journal file, made in `O_DSYNC` mode, its entry in the root durable before any record. */
+  function opening(file: JournalFile): Promise<FileHandle> {
+    file.opened ??= open(file.path, JOURNAL_FLAGS, 0o600).then(async (handle) => {
+      try {
+        await syncFolder(root);
+      } catch (error) {
+        await handle.close().catch(() => {});
+        throw error;
+      }
+      return handle;
     });
     return file.opened;
   }
@@ -327,20 +299,21 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
       }
       pump();
     };
-    descriptor(file).then(
-      (fd) =>
-        writeAll(fd, data, (error) => {
-          // Where there is no O_DSYNC (Windows), an explicit flush follows the write.
-          if (error === null) return SYNCED_WRITES ? written(null) : fdatasync(fd, written);
+    opening(file)
+      .then((handle) =>
+        writeDurably(handle, data).catch((error: unknown) =>
           // A record cut short would end replay there, before the records written after it: cut it off,
           // or (that failing too) start a new file at once.
-          ftruncate(fd, file.size, (cutError) => {
-            if (cutError !== null) checkpointAt = 0;
-            written(error);
-          });
-        }),
-      written,
-    );
+          handle.truncate(file.size).then(
+            () => Promise.reject(error),
+            () => {
+              checkpointAt = 0;
+              return Promise.reject(error);
+            },
+          ),
+        ),
+      )
+      .then(() => written(null), written);
   }
 
   /**
@@ -356,10 +329,9 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
     checkpoint = (async () => {
       await syncAll(leaving.flatMap((file) => [...file.named]));
       for (const file of leaving) {
-        const fd = await file.opened;
-        if (fd !== undefined) await called((done) => closeFd(fd, done));
+        await (await file.opened)?.close();
         file.opened = undefined;
-        await called((done) => unlink(file.path, done));
+        await unlink(file.path);
       }
       if (leaving.length > 0) await syncFolder(root);
       retired = retired.filter((file) => !leaving.includes(file));

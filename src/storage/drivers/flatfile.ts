@@ -37,7 +37,7 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import { constants, type Dirent, writeSync, write as writeToFile } from 'node:fs';
+import { constants, type Dirent, writeSync } from 'node:fs';
 import {
   type FileHandle,
   mkdir,
@@ -59,6 +59,7 @@ import { assertValidKey, assertValidPrefix, isValidKey, RESERVED_NAME_PART } fro
 import { assertOffset } from '../read-from.ts';
 import type { Storage } from '../types.ts';
 import { type AppendJournal, openAppendJournal, replayJournals } from './flatfile-journal.ts';
+import { SYNCED_WRITES, writeAll, writeDurably } from './synced-writes.ts';
 
 export interface FlatfileStorageOptions {
   /** The directory that holds the files; created when missing. */
@@ -114,9 +115,6 @@ export interface FlatfileStorage extends Storage {
 
 const NEWLINE = 0x0a;
 const TAIL_SCAN_CHUNK = 64 * 1024;
-// O_DSYNC: each write returns once its bytes (and the size that makes them readable) are on disk, as if
-// followed by fdatasync. Where the platform has no O_DSYNC (Windows), an explicit datasync follows.
-const SYNCED_WRITES = constants.O_DSYNC !== undefined;
 const APPEND_FLAGS = constants.O_RDWR | constants.O_APPEND;
 /** Windows cannot rename a file that is open. */
 const RENAME_OPEN_FILES = process.platform !== 'win32';
@@ -160,31 +158,6 @@ function errorCode(error: unknown): string | undefined {
 function isNoValue(error: unknown): boolean {
   const code = errorCode(error);
   return code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR';
-}
-
-/**
- * Writes all of `data` at the file's position (its end, for a file opened to append). Through the callback
- * API on the handle's descriptor, not `FileHandle.write`: that one costs each write about seven promises
- * (its own async layers), which a chat turn's append paid on the event loop; this costs one.
- */
-function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let offset = 0;
-    const writeRest = () =>
-      writeToFile(handle.fd, data, offset, data.length - offset, null, (error, bytesWritten) => {
-        if (error !== null) return reject(error);
-        offset += bytesWritten;
-        if (offset < data.length) writeRest();
-        else resolve();
-      });
-    writeRest();
-  });
-}
-
-/** `writeAll`, then an explicit datasync: where the platform has no O_DSYNC. */
-async function writeAndSync(handle: FileHandle, data: Uint8Array): Promise<void> {
-  await writeAll(handle, data);
-  await handle.datasync();
 }
 
 /** Creates a storage that keeps each key in a file under `options.root`. */
@@ -554,10 +527,8 @@ export function createFlatfileStorage(options: FlatfileStorageOptions): Flatfile
     const written =
       journal !== undefined
         ? writeJournaled(key, file, data)
-        : // O_DSYNC: the write is the sync.
-          SYNCED_WRITES
-          ? writeAll(file.handle, data)
-          : writeAndSync(file.handle, data);
+        : // Opened with O_DSYNC: the write is the flush.
+          writeDurably(file.handle, data);
     return (entrySynced === undefined ? written : Promise.all([written, entrySynced])).then(
       () => {
         counters.fileSyncs += 1;
