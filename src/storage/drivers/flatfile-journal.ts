@@ -329,9 +329,12 @@ export function openAppendJournal(options: AppendJournalOptions): AppendJournal 
     checkpoint = (async () => {
       await syncAll(leaving.flatMap((file) => [...file.named]));
       for (const file of leaving) {
-        await (await file.opened)?.close();
+        // A file whose making failed holds no record: there may be nothing to close, nor to remove.
+        await (await file.opened?.catch(() => undefined))?.close();
         file.opened = undefined;
-        await unlink(file.path);
+        await unlink(file.path).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOENT') throw error;
+        });
       }
       if (leaving.length > 0) await syncFolder(root);
       retired = retired.filter((file) => !leaving.includes(file));
